@@ -1,9 +1,60 @@
-/* main.c: the coffre binary: dispatches to the server and client commands. */
+/* main.c: the coffre binary: dispatches to the server, admin and client commands. */
 #include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "cmd_server.h"
+#include "commands.h"
+#include "log.h"
+
+struct command {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *summary;
+};
+
+static const struct command commands[] = {
+        { "init", cmd_init, "create a vault: coffre init --data DIR" },
+        { "serve", cmd_serve, "serve a vault over HTTPS: coffre serve --data DIR [--listen 127.0.0.1:8443]" },
+        { "key", cmd_key, "key management: coffre key rotate --data DIR [--org ID]" },
+        { "put", cmd_put, "upload documents: coffre put FILE... [--class C]" },
+        { "get", cmd_get, "download a document: coffre get ID [-o FILE]" },
+        { "ls", cmd_ls, "list documents: coffre ls [--class C]" },
+        { "rm", cmd_rm, "delete documents: coffre rm ID..." },
+};
+
+static void usage(FILE *f) {
+        fprintf(f, "Usage: coffre COMMAND [OPTIONS]\n\ncoffre is a vault for the financial documents of businesses.\n\nCommands:\n");
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "\nClient commands read COFFRE_URL, COFFRE_TOKEN and COFFRE_CACERT, or\n"
+                   "$XDG_CONFIG_HOME/coffre/config. 'coffre COMMAND --help' tells more.\n"
+                   "Exit codes: 0 ok, 1 failure, 2 usage error, 3 verification failed.\n");
+}
 
 int main(int argc, char **argv) {
-        (void) argc;
-        (void) argv;
-        fprintf(stderr, "coffre: not yet\n");
-        return 1;
+        if (sodium_init() < 0) {
+                fprintf(stderr, "coffre: libsodium failed to initialise\n");
+                return 1;
+        }
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+                usage(stdout);
+                return 0;
+        }
+        if (strcmp(argv[1], "--version") == 0) {
+                printf("coffre %s\n", COFFRE_VERSION);
+                return 0;
+        }
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                if (strcmp(argv[1], commands[i].name) == 0)
+                        return commands[i].fn(argc - 1, argv + 1);
+        fprintf(stderr, "coffre: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
 }

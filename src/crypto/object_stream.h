@@ -12,7 +12,10 @@
 #define OBJ_TAG_SIZE 16u
 #define OBJ_KEY_SIZE 32u
 #define OBJ_ID_SIZE 16u
-#define OBJ_HEADER_SIZE 48u /* fixed in format version 1; see docs/formats.md */
+/* Fixed in format version 1; see docs/formats.md. (4+1+1+2+4+16+16+7 = 51 bytes of fields do not fit
+ * in 48, so the header is 56: the fields, then 5 zero bytes.) */
+#define OBJ_HEADER_SIZE 56u
+#define OBJ_NONCE_PREFIX_SIZE 7u
 
 struct obj_header {
         uint8_t version;            /* 1 */
@@ -30,7 +33,8 @@ int obj_header_parse(const uint8_t *p, size_t n, struct obj_header *ret) _warn_u
 uint64_t obj_ciphertext_size(uint64_t plaintext_size);
 int obj_plaintext_size(uint64_t ciphertext_size, uint64_t *ret) _warn_unused_;
 
-/* Receives ciphertext (writer) or plaintext (reader) as it is produced. Negative return aborts. */
+/* Receives ciphertext (writer) or plaintext (reader) as it is produced; p is only valid during the
+ * call. Negative return aborts (and a writer stays failed with that error). */
 typedef int (*obj_sink_t)(void *userdata, const uint8_t *p, size_t n);
 
 struct obj_writer;
@@ -51,6 +55,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct obj_writer *, obj_writer_free);
  * emits plaintext [offset, offset+length) to sink. The object's ciphertext size must be known
  * (it fixes which segment is last). -EBADMSG on any authentication failure, before the failing
  * segment's plaintext is emitted. */
+/* read_at returns the bytes read (1..n), 0 at end of data, or a negative errno; a short object is -EBADMSG.
+ * obj_reader_new authenticates the header and the last segment (so truncation, a wrong key or another
+ * object's header fail at open); obj_reader_read returns -EINVAL for a range past the end. */
 typedef int (*obj_read_at_t)(void *userdata, uint8_t *p, size_t n, uint64_t off);
 
 struct obj_reader;

@@ -1,0 +1,26 @@
+/* api.h: the route table of the HTTP API (one file per resource under src/api/). */
+#pragma once
+
+#include <stddef.h>
+
+#include "http/http.h"
+
+extern const struct http_route api_routes[];
+extern const size_t api_routes_count;
+
+/* Resource handlers, registered in routes.c */
+int api_documents_create_begin(struct http_request *r);
+int api_documents_create_body(struct http_request *r, const uint8_t *p, size_t n);
+int api_documents_create_end(struct http_request *r);
+void api_documents_create_cleanup(struct http_request *r);
+int api_documents_list(struct http_request *r);
+int api_documents_get(struct http_request *r);
+int api_documents_content(struct http_request *r);
+int api_documents_delete(struct http_request *r);
+
+int api_system_healthz(struct http_request *r);
+int api_system_metrics(struct http_request *r);
+int api_system_openapi(struct http_request *r);
+
+/* JSON of a document as the API shows it. */
+json_t *api_document_json(const struct store_document *d);

@@ -1,0 +1,297 @@
+/* documents.c: /v1/documents: streaming upload, listing, metadata, streaming download with Range,
+ * deletion. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "buf.h"
+#include "hex.h"
+#include "log.h"
+#include "timeutil.h"
+
+json_t *api_document_json(const struct store_document *d) {
+        char sha[65], created[RFC3339_MAX];
+        hex_encode(d->sha256, 32, sha);
+        rfc3339_format(d->created_at, created);
+        return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "id", d->id, "name", d->name, "class", d->class_, "size",
+                         (json_int_t) d->size, "sha256", sha, "created_at", created);
+}
+
+/* ---- upload ---- */
+
+/* 64 hex digits, either case. */
+static int parse_sha256_hex(const char *s, uint8_t out[32]) {
+        char low[65];
+        size_t l = strlen(s);
+        if (l != 64)
+                return -EINVAL;
+        for (size_t i = 0; i < l; i++)
+                low[i] = (char) (s[i] >= 'A' && s[i] <= 'F' ? s[i] + ('a' - 'A') : s[i]);
+        low[l] = 0;
+        return hex_decode(low, out, 32);
+}
+
+int api_documents_create_begin(struct http_request *r) {
+        struct vault *v = http_vault(r);
+        const char *name = http_query(r, "name");
+        const char *class_ = http_query(r, "class");
+        const char *want = http_header(r, "X-Content-SHA256");
+        const char *why = NULL;
+        uint8_t expected[32];
+
+        if (!class_)
+                class_ = vault_get_config(v)->default_class;
+        if (!name)
+                return http_respond_problem(r, 400, "bad-request", "Bad request", "The query parameter 'name' is required.");
+        if (vault_check_name(name, &why) < 0 || vault_check_class(class_, &why) < 0)
+                return http_respond_problem(r, 400, "bad-request", "Bad request", why);
+        if (want && parse_sha256_hex(want, expected) < 0)
+                return http_respond_problem(r, 400, "bad-request", "Bad request",
+                                            "X-Content-SHA256 must be 64 hexadecimal digits.");
+        struct vault_upload *u = NULL;
+        int k = vault_upload_begin(v, http_actor(r), name, class_, want ? expected : NULL, &u);
+        if (k < 0)
+                return http_respond_errno(r, k, "cannot start the upload");
+        http_set_state(r, u);
+        return 0;
+}
+
+int api_documents_create_body(struct http_request *r, const uint8_t *p, size_t n) {
+        struct vault_upload *u = http_state(r);
+        return u ? vault_upload_write(u, p, n) : -EIO;
+}
+
+int api_documents_create_end(struct http_request *r) {
+        struct vault_upload *u = http_state(r);
+        struct store_document d;
+        char loc[64];
+
+        if (!u)
+                return -EIO;
+        http_set_state(r, NULL);
+        int k = vault_upload_finish(u, http_request_id(r), &d);
+        if (k == -EBADMSG)
+                return http_respond_problem(r, 422, "hash-mismatch", "Hash mismatch",
+                                            "The body does not match X-Content-SHA256; nothing was stored.");
+        if (k < 0)
+                return http_respond_errno(r, k, "cannot store the document");
+        snprintf(loc, sizeof loc, "/v1/documents/%s", d.id);
+        http_header_add(r, "Location", loc);
+        return http_respond_json(r, 201, api_document_json(&d));
+}
+
+void api_documents_create_cleanup(struct http_request *r) {
+        struct vault_upload *u = http_state(r);
+        if (u) {
+                http_set_state(r, NULL);
+                vault_upload_abort(u);
+        }
+}
+
+/* ---- listing and metadata ---- */
+
+static int parse_date(struct http_request *r, const char *key, int64_t *ret) {
+        const char *s = http_query(r, key);
+        if (!s)
+                return 0;
+        return rfc3339_parse(s, ret);
+}
+
+int api_documents_list(struct http_request *r) {
+        struct store_document_filter f = {
+                .created_after = INT64_MIN,
+                .created_before = INT64_MAX,
+                .limit = 100,
+        };
+        const char *why = NULL;
+        const char *lim = http_query(r, "limit");
+
+        f.class_ = http_query(r, "class");
+        f.cursor = http_query(r, "cursor");
+        if (f.class_ && vault_check_class(f.class_, &why) < 0)
+                return http_respond_problem(r, 400, "bad-request", "Bad request", why);
+        if (parse_date(r, "created_after", &f.created_after) < 0 || parse_date(r, "created_before", &f.created_before) < 0)
+                return http_respond_problem(r, 400, "bad-request", "Bad request",
+                                            "created_after and created_before must be RFC 3339 dates.");
+        if (lim) {
+                char *end = NULL;
+                long l = strtol(lim, &end, 10);
+                if (*end || end == lim || l < 1 || l > 1000)
+                        return http_respond_problem(r, 400, "bad-request", "Bad request",
+                                                    "limit must be between 1 and 1000.");
+                f.limit = (size_t) l;
+        }
+        struct store_document *docs = NULL;
+        size_t n = 0;
+        _cleanup_free_ char *next = NULL;
+        int k = vault_document_list(http_vault(r), http_actor(r), &f, &docs, &n, &next);
+        if (k == -EINVAL) {
+                free(docs);
+                return http_respond_problem(r, 400, "bad-request", "Bad request", "The cursor is not valid.");
+        }
+        if (k < 0)
+                return http_respond_errno(r, k, "cannot list documents");
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < n; i++)
+                json_array_append_new(arr, api_document_json(&docs[i]));
+        free(docs);
+        json_t *o = json_pack("{s:o, s:o}", "documents", arr ? arr : json_array(), "next_cursor",
+                              next ? json_string(next) : json_null());
+        return http_respond_json(r, 200, o);
+}
+
+int api_documents_get(struct http_request *r) {
+        struct store_document d;
+        int k = vault_document_get(http_vault(r), http_actor(r), http_param(r, "id"), &d);
+        if (k < 0)
+                return http_respond_errno(r, k, "There is no such document.");
+        return http_respond_json(r, 200, api_document_json(&d));
+}
+
+/* ---- download ---- */
+
+struct download {
+        struct vault_reader *rd;
+        uint64_t start, len;
+};
+
+static ssize_t download_fn(void *ud, uint64_t pos, uint8_t *buf, size_t max) {
+        struct download *d = ud;
+        size_t n = 0;
+        if (pos >= d->len)
+                return 0;
+        int k = vault_reader_read(d->rd, d->start + pos, buf, (size_t) MIN((uint64_t) max, d->len - pos), &n);
+        if (k < 0)
+                return k;
+        return n == 0 ? -EIO : (ssize_t) n;
+}
+
+static void download_free(void *ud) {
+        struct download *d = ud;
+        if (!d)
+                return;
+        vault_reader_free(d->rd);
+        free(d);
+}
+
+/* Parses a single "bytes=" range. 1 = a range to serve, 0 = serve everything (absent, malformed
+ * or several ranges: RFC 9110 lets a server ignore those), -ERANGE = unsatisfiable. */
+static int parse_range(const char *h, uint64_t size, uint64_t *ret_start, uint64_t *ret_len) {
+        if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+                return 0;
+        const char *p = h + 6;
+        char *end = NULL;
+        if (*p == '-') {
+                if (p[1] < '0' || p[1] > '9')
+                        return 0;
+                errno = 0;
+                unsigned long long n = strtoull(p + 1, &end, 10);
+                if (errno || *end)
+                        return 0;
+                if (n == 0 || size == 0)
+                        return -ERANGE;
+                n = MIN(n, size);
+                *ret_start = size - n;
+                *ret_len = n;
+                return 1;
+        }
+        if (*p < '0' || *p > '9')
+                return 0;
+        errno = 0;
+        unsigned long long a = strtoull(p, &end, 10);
+        if (errno || *end != '-')
+                return 0;
+        p = end + 1;
+        unsigned long long b = UINT64_MAX;
+        if (*p) {
+                if (*p < '0' || *p > '9')
+                        return 0;
+                b = strtoull(p, &end, 10);
+                if (errno || *end || b < a)
+                        return 0;
+        }
+        if (a >= size)
+                return -ERANGE;
+        if (b >= size)
+                b = size - 1;
+        *ret_start = a;
+        *ret_len = b - a + 1;
+        return 1;
+}
+
+/* Content-Disposition with an ASCII fallback and the exact UTF-8 name (RFC 6266, RFC 8187). */
+static int content_disposition(const char *name, struct buf *b) {
+        static const char attr[] = "!#$&+-.^_`|~";
+        int k = buf_append_str(b, "attachment; filename=\"");
+        for (const unsigned char *p = (const unsigned char *) name; k >= 0 && *p; p++) {
+                char c = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' && *p != '%') ? (char) *p : '_';
+                k = buf_append(b, &c, 1);
+        }
+        if (k >= 0)
+                k = buf_append_str(b, "\"; filename*=UTF-8''");
+        for (const unsigned char *p = (const unsigned char *) name; k >= 0 && *p; p++) {
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                    (*p < 0x80 && strchr(attr, *p)))
+                        k = buf_append(b, p, 1);
+                else
+                        k = buf_printf(b, "%%%02X", *p);
+        }
+        return k;
+}
+
+int api_documents_content(struct http_request *r) {
+        struct store_document doc;
+        struct vault_reader *rd = NULL;
+        char etag[68], sha[65], crange[96];
+        uint64_t start = 0, len;
+
+        int k = vault_document_open(http_vault(r), http_actor(r), http_param(r, "id"), http_request_id(r), &doc, &rd);
+        if (k < 0)
+                return http_respond_errno(r, k, k == -ENOENT ? "There is no such document." : "cannot read the document");
+        len = doc.size;
+        hex_encode(doc.sha256, 32, sha);
+        snprintf(etag, sizeof etag, "\"%s\"", sha);
+        http_header_add(r, "ETag", etag);
+        http_header_add(r, "Accept-Ranges", "bytes");
+        _cleanup_buf_ struct buf cd;
+        buf_init(&cd, 4096);
+        if (content_disposition(doc.name, &cd) >= 0)
+                http_header_add(r, "Content-Disposition", buf_str(&cd));
+
+        unsigned status = 200;
+        k = parse_range(http_header(r, "Range"), doc.size, &start, &len);
+        if (k == -ERANGE) {
+                vault_reader_free(rd);
+                snprintf(crange, sizeof crange, "bytes */%" PRIu64, doc.size);
+                http_header_add(r, "Content-Range", crange);
+                return http_respond_problem(r, 416, "range-not-satisfiable", "Range not satisfiable",
+                                            "The requested range is outside the document.");
+        }
+        if (k == 1) {
+                status = 206;
+                snprintf(crange, sizeof crange, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, start + len - 1, doc.size);
+                http_header_add(r, "Content-Range", crange);
+        } else {
+                start = 0;
+                len = doc.size;
+        }
+        struct download *d = calloc(1, sizeof *d);
+        if (!d) {
+                vault_reader_free(rd);
+                return -ENOMEM;
+        }
+        *d = (struct download){ .rd = rd, .start = start, .len = len };
+        return http_respond_stream(r, status, "application/octet-stream", len, download_fn, d, download_free);
+}
+
+int api_documents_delete(struct http_request *r) {
+        int k = vault_document_delete(http_vault(r), http_actor(r), http_param(r, "id"), http_request_id(r));
+        if (k == -EPERM)
+                return http_respond_problem(r, 403, "forbidden", "Forbidden", "Only an admin may delete documents.");
+        if (k < 0)
+                return http_respond_errno(r, k, k == -ENOENT ? "There is no such document." : "cannot delete the document");
+        return http_respond_empty(r, 204);
+}

@@ -1,0 +1,230 @@
+/* cmd_server.c: the server-side commands: init, serve, key rotate. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "cmd_server.h"
+#include "commands.h"
+#include "core/vault.h"
+#include "fileio.h"
+#include "http/http.h"
+#include "log.h"
+
+static int usage_error(const char *cmd, const char *msg) {
+        fprintf(stderr, "coffre %s: %s\nTry 'coffre %s --help'.\n", cmd, msg, cmd);
+        return 2;
+}
+
+int cmd_init(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "data", required_argument, NULL, 'd' },
+                { "tls-cert", required_argument, NULL, 'c' },
+                { "tls-key", required_argument, NULL, 'k' },
+                { "org-name", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        struct vault_init_options o = { 0 };
+        const char *data = NULL;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) >= 0)
+                switch (c) {
+                case 'd':
+                        data = optarg;
+                        break;
+                case 'c':
+                        o.tls_cert = optarg;
+                        break;
+                case 'k':
+                        o.tls_key = optarg;
+                        break;
+                case 'o':
+                        o.org_name = optarg;
+                        break;
+                case 'h':
+                        printf("Usage: coffre init --data DIR [--tls-cert FILE --tls-key FILE] [--org-name NAME]\n\n"
+                               "Creates a new vault in DIR (which must not exist or be empty):\n"
+                               "  DIR/keys/master.key   the master key (32 random bytes, mode 0600)\n"
+                               "  DIR/tls/              a self-signed ECDSA P-256 certificate for localhost,\n"
+                               "                        or the given PEM pair\n"
+                               "  DIR/meta.db, DIR/keyring.db, DIR/objects/, DIR/tmp/\n"
+                               "  DIR/bootstrap-token   an admin API token (0600), also printed once\n"
+                               "Refuses to touch an existing vault.\n");
+                        return 0;
+                default:
+                        return usage_error("init", "unknown option");
+                }
+        if (!data || optind != argc)
+                return usage_error("init", "--data DIR is required");
+        char *token = NULL;
+        int r = vault_init(data, &o, &token);
+        if (r < 0) {
+                fprintf(stderr, "coffre init: %s\n", r == -EEXIST ? "the directory is not empty" : strerror(-r));
+                return 1;
+        }
+        printf("Created a vault in %s\n"
+               "Admin token (shown once; also in %s/bootstrap-token, mode 0600):\n%s\n"
+               "TLS certificate for clients: %s/tls/cert.pem\n",
+               data, data, token, data);
+        sodium_memzero(token, strlen(token));
+        free(token);
+        return 0;
+}
+
+int cmd_serve(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "data", required_argument, NULL, 'd' },
+                { "listen", required_argument, NULL, 'l' },
+                { "port-file", required_argument, NULL, 'p' },
+                { "max-body", required_argument, NULL, 'm' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *data = NULL, *listen = NULL, *port_file = NULL, *max_body = NULL;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "d:l:h", opts, NULL)) >= 0)
+                switch (c) {
+                case 'd':
+                        data = optarg;
+                        break;
+                case 'l':
+                        listen = optarg;
+                        break;
+                case 'p':
+                        port_file = optarg;
+                        break;
+                case 'm':
+                        max_body = optarg;
+                        break;
+                case 'h':
+                        printf("Usage: coffre serve --data DIR [--listen ADDR:PORT] [--port-file FILE] [--max-body SIZE]\n\n"
+                               "Serves the vault in DIR over HTTPS (TLS 1.2/1.3 only; no plaintext listener).\n"
+                               "  --listen ADDR:PORT  default from coffre.conf (127.0.0.1:8443); port 0 picks a free one\n"
+                               "  --port-file FILE    write the bound port to FILE once listening\n"
+                               "  --max-body SIZE     largest accepted upload, e.g. 4G (default from coffre.conf)\n"
+                               "Logs are JSON lines on stderr. SIGTERM or SIGINT finish running requests, then exit 0.\n");
+                        return 0;
+                default:
+                        return usage_error("serve", "unknown option");
+                }
+        if (!data || optind != argc)
+                return usage_error("serve", "--data DIR is required");
+
+        /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        _cleanup_(vault_closep) struct vault *v = NULL;
+        r = vault_open(data, &v);
+        if (r < 0)
+                return 1;
+        const struct vault_config *cfg = vault_get_config(v);
+        struct http_server_options o = {
+                .listen = listen ? listen : cfg->listen,
+                .port_file = port_file,
+                .max_body = cfg->max_body,
+                .max_connections = cfg->max_connections,
+                .max_connections_per_ip = cfg->max_connections_per_ip,
+                .idle_timeout = cfg->idle_timeout,
+                .shutdown_timeout = cfg->shutdown_timeout,
+                .routes = api_routes,
+                .n_routes = api_routes_count,
+                .vault = v,
+        };
+        if (max_body && parse_size(max_body, &o.max_body) < 0)
+                return usage_error("serve", "--max-body wants a size such as 1048576, 64M or 4G");
+        r = vault_recover(v);
+        if (r < 0)
+                return 1;
+
+        _cleanup_free_ char *cert_path = vault_path(v, cfg->tls_cert);
+        _cleanup_free_ char *key_path = vault_path(v, cfg->tls_key);
+        struct buf cert, key;
+        if (!cert_path || !key_path)
+                return 1;
+        if ((r = read_file(cert_path, 1 << 20, &cert)) < 0) {
+                log_error("cannot read the TLS certificate %s: %s", cert_path, strerror(-r));
+                return 1;
+        }
+        if ((r = read_file(key_path, 1 << 20, &key)) < 0) {
+                log_error("cannot read the TLS key %s: %s", key_path, strerror(-r));
+                buf_free(&cert);
+                return 1;
+        }
+        o.cert_pem = (const char *) cert.data;
+        o.key_pem = (const char *) key.data;
+        struct http_server *s = NULL;
+        r = http_server_start(&o, &s);
+        buf_free_secure(&key);
+        buf_free(&cert);
+        if (r < 0)
+                return 1;
+        char port[8];
+        snprintf(port, sizeof port, "%u", http_server_port(s));
+        log_fields(LOG_LEVEL_INFO, "listening", "listen", o.listen, "port", port, NULL);
+
+        int sig = 0;
+        sigwait(&set, &sig);
+        log_info("signal %d: finishing running requests", sig);
+        http_server_stop(s);
+        log_info("stopped");
+        return 0;
+}
+
+int cmd_key(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "data", required_argument, NULL, 'd' },
+                { "org", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *data = NULL, *org = NULL;
+        int c;
+
+        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                printf("Usage: coffre key rotate --data DIR [--org ID]\n\n"
+                       "Creates a new version of the organisation's key encryption key (all organisations\n"
+                       "without --org), rewraps every document key under it, then destroys the old version.\n"
+                       "No document is rewritten. Safe to interrupt and run again.\n");
+                return argc < 2 ? 2 : 0;
+        }
+        if (strcmp(argv[1], "rotate") != 0)
+                return usage_error("key", "unknown subcommand (want: rotate)");
+        argc--;
+        argv++;
+        while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) >= 0)
+                switch (c) {
+                case 'd':
+                        data = optarg;
+                        break;
+                case 'o':
+                        org = optarg;
+                        break;
+                case 'h':
+                        return cmd_key(2, (char *[]){ "key", "--help", NULL });
+                default:
+                        return usage_error("key", "unknown option");
+                }
+        if (!data || optind != argc)
+                return usage_error("key", "--data DIR is required");
+        _cleanup_(vault_closep) struct vault *v = NULL;
+        if (vault_open(data, &v) < 0)
+                return 1;
+        int r = vault_rotate_keys(v, org);
+        if (r < 0) {
+                fprintf(stderr, "coffre key rotate: %s\n", r == -ENOENT ? "no such organisation" : strerror(-r));
+                return 1;
+        }
+        return 0;
+}

@@ -1,0 +1,19 @@
+/* commands.h: the client commands main.c dispatches to. Each takes the arguments from the
+ * command's name on (argv[0] = "put", ...) and returns the process exit code. */
+#pragma once
+
+enum {
+        CLI_EXIT_OK = 0,
+        CLI_EXIT_FAILURE = 1,
+        CLI_EXIT_USAGE = 2,
+        CLI_EXIT_VERIFY = 3, /* what the server holds or sent does not match its SHA-256 */
+};
+
+/* coffre put FILE... [--class C] [--name N] [--json] */
+int cmd_put(int argc, char **argv);
+/* coffre get ID [-o FILE] */
+int cmd_get(int argc, char **argv);
+/* coffre ls [--class C] [--after DATE] [--before DATE] [--limit N] [--json] */
+int cmd_ls(int argc, char **argv);
+/* coffre rm ID... */
+int cmd_rm(int argc, char **argv);

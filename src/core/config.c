@@ -1,0 +1,137 @@
+/* config.c: reading and writing DATA/coffre.conf with inih. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "fileio.h"
+#include "log.h"
+
+void vault_config_defaults(struct vault_config *c) {
+        *c = (struct vault_config){
+                .max_body = UINT64_C(4) << 30,
+                .max_connections = 256,
+                .max_connections_per_ip = 64,
+                .idle_timeout = 30,
+                .shutdown_timeout = 30,
+        };
+        snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
+        snprintf(c->tls_cert, sizeof c->tls_cert, "tls/cert.pem");
+        snprintf(c->tls_key, sizeof c->tls_key, "tls/key.pem");
+        snprintf(c->master_key, sizeof c->master_key, "keys/master.key");
+        snprintf(c->default_class, sizeof c->default_class, "accounting-10y");
+}
+
+int parse_size(const char *s, uint64_t *ret) {
+        char *end = NULL;
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || end == s)
+                return -EINVAL;
+        unsigned shift = 0;
+        if (*end == 'K' || *end == 'k')
+                shift = 10;
+        else if (*end == 'M' || *end == 'm')
+                shift = 20;
+        else if (*end == 'G' || *end == 'g')
+                shift = 30;
+        else if (*end == 'T' || *end == 't')
+                shift = 40;
+        if (shift)
+                end++;
+        if (*end != 0 || v > (UINT64_MAX >> shift))
+                return -EINVAL;
+        *ret = (uint64_t) v << shift;
+        return 0;
+}
+
+static int copy_str(char *dst, size_t n, const char *v) {
+        size_t l = strlen(v);
+        if (l >= n)
+                return 0;
+        memcpy(dst, v, l + 1);
+        return 1;
+}
+
+static int parse_uint(const char *v, unsigned *ret) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long x = strtoul(v, &end, 10);
+        if (errno || end == v || *end || x > 1000000)
+                return 0;
+        *ret = (unsigned) x;
+        return 1;
+}
+
+static int handler(void *ud, const char *section, const char *name, const char *value) {
+        struct vault_config *c = ud;
+#define IS(s, n) (strcmp(section, s) == 0 && strcmp(name, n) == 0)
+        if (IS("vault", "id"))
+                return copy_str(c->vault_id, sizeof c->vault_id, value);
+        if (IS("vault", "default_class"))
+                return copy_str(c->default_class, sizeof c->default_class, value);
+        if (IS("server", "listen"))
+                return copy_str(c->listen, sizeof c->listen, value);
+        if (IS("server", "max_body"))
+                return parse_size(value, &c->max_body) == 0;
+        if (IS("server", "max_connections"))
+                return parse_uint(value, &c->max_connections);
+        if (IS("server", "max_connections_per_ip"))
+                return parse_uint(value, &c->max_connections_per_ip);
+        if (IS("server", "idle_timeout"))
+                return parse_uint(value, &c->idle_timeout);
+        if (IS("server", "shutdown_timeout"))
+                return parse_uint(value, &c->shutdown_timeout);
+        if (IS("tls", "cert"))
+                return copy_str(c->tls_cert, sizeof c->tls_cert, value);
+        if (IS("tls", "key"))
+                return copy_str(c->tls_key, sizeof c->tls_key, value);
+        if (IS("keys", "master"))
+                return copy_str(c->master_key, sizeof c->master_key, value);
+        if (IS("audit", "origin"))
+                return copy_str(c->audit_origin, sizeof c->audit_origin, value);
+#undef IS
+        log_warn("coffre.conf: unknown setting [%s] %s", section, name);
+        return 1;
+}
+
+int vault_config_load(const char *path, struct vault_config *c) {
+        vault_config_defaults(c);
+        int r = ini_parse(path, handler, c);
+        if (r < 0)
+                return -ENOENT;
+        if (r > 0) {
+                log_error("%s: invalid setting on line %d", path, r);
+                return -EINVAL;
+        }
+        if (!c->vault_id[0]) {
+                log_error("%s: [vault] id is missing", path);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int vault_config_write(const char *path, const struct vault_config *c) {
+        _cleanup_buf_ struct buf b;
+        buf_init(&b, 0);
+        int r = buf_printf(&b,
+                           "# coffre vault settings. Secrets never go here: only paths.\n"
+                           "[vault]\nid = %s\ndefault_class = %s\n\n"
+                           "[server]\nlisten = %s\nmax_body = %llu\nmax_connections = %u\n"
+                           "max_connections_per_ip = %u\nidle_timeout = %u\nshutdown_timeout = %u\n\n"
+                           "[tls]\ncert = %s\nkey = %s\n\n"
+                           "[keys]\nmaster = %s\n\n"
+                           "[audit]\norigin = %s\n",
+                           c->vault_id, c->default_class, c->listen, (unsigned long long) c->max_body,
+                           c->max_connections, c->max_connections_per_ip, c->idle_timeout, c->shutdown_timeout,
+                           c->tls_cert, c->tls_key, c->master_key, c->audit_origin);
+        if (r < 0)
+                return r;
+        return write_file_atomic(path, b.data, b.len, 0600, 0);
+}

@@ -1,0 +1,28 @@
+/* config.h: the vault's settings file DATA/coffre.conf (INI). Holds paths and limits, never secrets. */
+#pragma once
+
+#include <stdint.h>
+
+#include "macro.h"
+
+struct vault_config {
+        char vault_id[33];
+        char listen[64];
+        uint64_t max_body;            /* bytes */
+        unsigned max_connections;
+        unsigned max_connections_per_ip;
+        unsigned idle_timeout;        /* seconds */
+        unsigned shutdown_timeout;    /* seconds to let in-flight requests finish */
+        char tls_cert[256];           /* relative to DATA or absolute */
+        char tls_key[256];
+        char master_key[256];
+        char audit_origin[128];
+        char default_class[65];
+};
+
+void vault_config_defaults(struct vault_config *c);
+/* Reads DATA/coffre.conf over the defaults. -EINVAL with a logged line number on a bad file. */
+int vault_config_load(const char *path, struct vault_config *c) _warn_unused_;
+int vault_config_write(const char *path, const struct vault_config *c) _warn_unused_;
+/* Parses "1234", "64K", "10M", "4G" into bytes. */
+int parse_size(const char *s, uint64_t *ret) _warn_unused_;

@@ -1,0 +1,174 @@
+/* init.c: `coffre init`: a new data directory with its keys, stores, TLS pair and bootstrap token. */
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <dirent.h>
+
+#include "blob/blob.h"
+#include "crypto/keyring.h"
+#include "fileio.h"
+#include "hex.h"
+#include "log.h"
+#include "selfsigned.h"
+#include "timeutil.h"
+#include "vault.h"
+
+static int dir_is_empty_or_missing(const char *dir) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 1 : negative_errno();
+        struct dirent *e;
+        int empty = 1;
+        while ((e = readdir(d)))
+                if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                        empty = 0;
+                        break;
+                }
+        closedir(d);
+        return empty;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode) {
+        struct buf b;
+        int r = read_file(from, 1 << 20, &b);
+        if (r < 0)
+                return log_error_errno(r, "cannot read %s: %s", from, strerror(-r));
+        r = write_file_atomic(to, b.data, b.len, mode, 1);
+        buf_free_secure(&b);
+        return r;
+}
+
+static char *token_new(void) {
+        uint8_t raw[32];
+        size_t n = sodium_base64_encoded_len(sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        char *t = malloc(4 + n);
+        if (!t)
+                return NULL;
+        randombytes_buf(raw, sizeof raw);
+        memcpy(t, VAULT_TOKEN_PREFIX, 4);
+        sodium_bin2base64(t + 4, n, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        sodium_memzero(raw, sizeof raw);
+        return t;
+}
+
+int vault_init(const char *dir, const struct vault_init_options *o, char **ret_token) {
+        struct vault_config c;
+        uint8_t raw[16];
+        int r;
+
+        r = dir_is_empty_or_missing(dir);
+        if (r < 0)
+                return log_error_errno(r, "cannot read %s: %s", dir, strerror(-r));
+        if (r == 0) {
+                log_error("%s exists and is not empty: refusing to create a vault there", dir);
+                return -EEXIST;
+        }
+        if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+                log_error("--tls-cert and --tls-key go together");
+                return -EINVAL;
+        }
+        r = mkdir_p(dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "cannot create %s: %s", dir, strerror(-r));
+
+        vault_config_defaults(&c);
+        randombytes_buf(raw, sizeof raw);
+        hex_encode(raw, sizeof raw, c.vault_id);
+        snprintf(c.audit_origin, sizeof c.audit_origin, "coffre.localhost/%.16s", c.vault_id);
+
+        _cleanup_free_ char *keys = path_join(dir, "keys");
+        _cleanup_free_ char *tls = path_join(dir, "tls");
+        _cleanup_free_ char *conf = path_join(dir, "coffre.conf");
+        _cleanup_free_ char *meta = path_join(dir, "meta.db");
+        _cleanup_free_ char *kr = path_join(dir, "keyring.db");
+        _cleanup_free_ char *mk = path_join(dir, c.master_key);
+        _cleanup_free_ char *cert = path_join(dir, c.tls_cert);
+        _cleanup_free_ char *key = path_join(dir, c.tls_key);
+        _cleanup_free_ char *tokfile = path_join(dir, "bootstrap-token");
+        if (!keys || !tls || !conf || !meta || !kr || !mk || !cert || !key || !tokfile)
+                return -ENOMEM;
+        if ((r = mkdir_p(keys, 0700)) < 0 || (r = mkdir_p(tls, 0755)) < 0)
+                return log_error_errno(r, "cannot create directories in %s: %s", dir, strerror(-r));
+
+        r = master_key_create_file(mk);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the master key: %s", strerror(-r));
+        if (o->tls_cert) {
+                if ((r = copy_file(o->tls_cert, cert, 0644)) < 0 || (r = copy_file(o->tls_key, key, 0600)) < 0)
+                        return log_error_errno(r, "cannot install the TLS pair: %s", strerror(-r));
+        } else {
+                r = selfsigned_tls_create(cert, key, 825);
+                if (r < 0)
+                        return r;
+        }
+
+        _cleanup_(store_closep) struct store *s = NULL;
+        r = store_sqlite_open(meta, true, &s);
+        if (r < 0)
+                return log_error_errno(r, "cannot create %s: %s", meta, strerror(-r));
+        _cleanup_(blob_closep) struct blob *b = NULL;
+        r = blob_fs_open(dir, true, &b);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the object store: %s", strerror(-r));
+        struct master_key *m = NULL;
+        r = master_key_load_file(mk, &m);
+        if (r < 0)
+                return log_error_errno(r, "cannot load the master key: %s", strerror(-r));
+        _cleanup_(keyring_freep) struct keyring *k = NULL;
+        r = keyring_open(kr, true, m, &k);
+        if (r < 0)
+                return log_error_errno(r, "cannot create %s: %s", kr, strerror(-r));
+
+        struct store_org org = { .created_at = now_ms() };
+        randombytes_buf(raw, sizeof raw);
+        hex_encode(raw, sizeof raw, org.id);
+        snprintf(org.name, sizeof org.name, "%s", o->org_name ? o->org_name : "default");
+        r = keyring_kek_create(k, raw);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the organisation key: %s", strerror(-r));
+        r = s->ops->org_insert(s, &org);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the organisation: %s", strerror(-r));
+        r = s->ops->setting_set(s, "vault_id", c.vault_id);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ char *token = token_new();
+        if (!token)
+                return -ENOMEM;
+        struct store_token t = { .created_at = now_ms() };
+        uint8_t hash[32];
+        randombytes_buf(raw, sizeof raw);
+        hex_encode(raw, sizeof raw, t.id);
+        snprintf(t.org_id, sizeof t.org_id, "%s", org.id);
+        snprintf(t.role, sizeof t.role, "admin");
+        crypto_hash_sha256(hash, (const unsigned char *) token, strlen(token));
+        r = s->ops->token_insert(s, &t, hash);
+        if (r < 0)
+                return log_error_errno(r, "cannot store the bootstrap token: %s", strerror(-r));
+
+        size_t tl = strlen(token);
+        char *line = malloc(tl + 2);
+        if (!line)
+                return -ENOMEM;
+        memcpy(line, token, tl);
+        line[tl] = '\n';
+        r = write_file_atomic(tokfile, line, tl + 1, 0600, 1);
+        sodium_memzero(line, tl + 1);
+        free(line);
+        if (r < 0)
+                return log_error_errno(r, "cannot write %s: %s", tokfile, strerror(-r));
+
+        /* The settings file last: its presence marks a complete vault. */
+        r = vault_config_write(conf, &c);
+        if (r < 0)
+                return log_error_errno(r, "cannot write %s: %s", conf, strerror(-r));
+        r = fsync_dir(dir);
+        if (r < 0)
+                return r;
+        *ret_token = TAKE_PTR(token);
+        return 0;
+}

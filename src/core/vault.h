@@ -1,0 +1,80 @@
+/* vault.h: the vault's rules for documents: authentication of tokens, ingest (encrypt, store,
+ * make durable), reading, deletion, and the recovery sweep at start. Knows nothing about HTTP. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "macro.h"
+#include "store/store.h"
+
+#define VAULT_TOKEN_PREFIX "cfr_"
+
+struct vault;
+
+struct vault_actor {
+        char org_id[STORE_ID_LEN + 1];
+        char actor_id[STORE_ID_LEN + 1]; /* token id: opaque, no personal data */
+        char role[32];
+};
+
+struct vault_init_options {
+        const char *tls_cert; /* PEM files to use instead of a self-signed pair; both or neither */
+        const char *tls_key;
+        const char *org_name;
+};
+
+/* Creates a new vault in dir (which must not exist or be empty). Returns the bootstrap token
+ * (malloc'd; wipe and free it) which is also written to dir/bootstrap-token (0600). */
+int vault_init(const char *dir, const struct vault_init_options *o, char **ret_token) _warn_unused_;
+
+int vault_open(const char *dir, struct vault **ret) _warn_unused_;
+void vault_close(struct vault *v);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct vault *, vault_close);
+
+const struct vault_config *vault_get_config(const struct vault *v);
+const char *vault_dir(const struct vault *v);
+/* Absolute path of a file named in the config (relative to the data directory). malloc'd. */
+char *vault_path(const struct vault *v, const char *rel);
+
+/* Removes what interrupted uploads left: temp files, objects and DEKs without a document row. */
+int vault_recover(struct vault *v) _warn_unused_;
+
+/* -EACCES for an unknown, malformed or expired token. */
+int vault_authenticate(struct vault *v, const char *token, struct vault_actor *ret) _warn_unused_;
+
+/* Checks a document name / class as given by a user: -EINVAL with a reason in *ret_reason. */
+int vault_check_name(const char *name, const char **ret_reason) _warn_unused_;
+int vault_check_class(const char *class_, const char **ret_reason) _warn_unused_;
+bool vault_id_valid(const char *id);
+
+struct vault_upload;
+int vault_upload_begin(struct vault *v, const struct vault_actor *a, const char *name, const char *class_,
+                       const uint8_t *expected_sha256, struct vault_upload **ret) _warn_unused_;
+/* -ENOSPC when the disk is full; after an error only vault_upload_abort is allowed. */
+int vault_upload_write(struct vault_upload *u, const void *p, size_t n) _warn_unused_;
+uint64_t vault_upload_size(const struct vault_upload *u);
+/* Makes the document durable; frees u in every case. -EBADMSG when the expected hash differs
+ * (nothing stored), -ENOSPC on a full disk (nothing stored). */
+int vault_upload_finish(struct vault_upload *u, const char *request_id, struct store_document *ret) _warn_unused_;
+void vault_upload_abort(struct vault_upload *u);
+
+int vault_document_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_document *ret) _warn_unused_;
+int vault_document_list(struct vault *v, const struct vault_actor *a, struct store_document_filter *f,
+                        struct store_document **ret, size_t *ret_n, char **ret_cursor) _warn_unused_;
+int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) _warn_unused_;
+int vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes) _warn_unused_;
+
+/* Streaming, random-access reading of one document's plaintext. */
+struct vault_reader;
+int vault_document_open(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id,
+                        struct store_document *ret_doc, struct vault_reader **ret) _warn_unused_;
+/* Reads up to n bytes at off; *ret_n = 0 at the end. -EBADMSG when the object fails authentication. */
+int vault_reader_read(struct vault_reader *r, uint64_t off, uint8_t *buf, size_t n, size_t *ret_n) _warn_unused_;
+void vault_reader_free(struct vault_reader *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct vault_reader *, vault_reader_free);
+
+/* New KEK version for an organisation (all when org_id is NULL), DEKs rewrapped. */
+int vault_rotate_keys(struct vault *v, const char *org_id) _warn_unused_;

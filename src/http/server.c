@@ -1,0 +1,646 @@
+/* server.c: the HTTPS server on libmicrohttpd + GnuTLS: TLS policy, limits, routing, token
+ * authentication, request bookkeeping (ids, logs, metrics) and graceful shutdown.
+ *
+ * libmicrohttpd calls on_request several times per request: once when the headers are in, once
+ * per body chunk, and once more at the end of the body. An answer can only be queued on the first
+ * or the last call, so errors met while the body streams in are remembered and answered at the end. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "hex.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "timeutil.h"
+
+/* TLS 1.3 and 1.2 only, AEAD ciphers only, ECDHE only, X25519 first. */
+#define TLS_PRIORITIES                                                                                         \
+        "NONE:+VERS-TLS1.3:+VERS-TLS1.2:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:+AEAD:+ECDHE-ECDSA:" \
+        "+ECDHE-RSA:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE"
+
+#define MAX_PARAMS 4
+#define MAX_EXTRA_HEADERS 8
+
+struct http_server {
+        struct MHD_Daemon *daemon;
+        struct http_server_options o;
+        struct metrics *metrics;
+        int listen_fd;
+        uint16_t port;
+        atomic_int in_flight;
+        atomic_bool stopping;
+};
+
+struct http_request {
+        struct http_server *server;
+        struct MHD_Connection *conn;
+        const struct http_route *route;
+        const char *route_name;
+        char method[16];
+        char request_id[17];
+        char param_names[MAX_PARAMS][16];
+        char *param_values[MAX_PARAMS];
+        size_t n_params;
+        struct vault_actor actor;
+        bool authenticated;
+        void *state;
+        char *hdr_names[MAX_EXTRA_HEADERS], *hdr_values[MAX_EXTRA_HEADERS];
+        size_t n_hdr;
+        unsigned status;
+        bool answered;
+        bool finished_body;
+        /* an error met while the body streamed in, answered at the end */
+        int pending_err;
+        uint64_t bytes_in;
+        _Atomic uint64_t bytes_out;
+        uint64_t start_ns;
+        /* streamed response */
+        http_stream_fn stream_fn;
+        void *stream_ud;
+        void (*stream_free)(void *ud);
+};
+
+/* ---- accessors ---- */
+
+const char *http_param(struct http_request *r, const char *name) {
+        for (size_t i = 0; i < r->n_params; i++)
+                if (strcmp(r->param_names[i], name) == 0)
+                        return r->param_values[i];
+        return NULL;
+}
+
+const char *http_query(struct http_request *r, const char *name) {
+        return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header(struct http_request *r, const char *name) {
+        return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_id(struct http_request *r) {
+        return r->request_id;
+}
+
+const struct vault_actor *http_actor(struct http_request *r) {
+        return r->authenticated ? &r->actor : NULL;
+}
+
+struct vault *http_vault(struct http_request *r) {
+        return r->server->o.vault;
+}
+
+void *http_state(struct http_request *r) {
+        return r->state;
+}
+
+void http_set_state(struct http_request *r, void *state) {
+        r->state = state;
+}
+
+uint64_t http_max_body(struct http_request *r) {
+        return r->server->o.max_body;
+}
+
+bool http_answered(struct http_request *r) {
+        return r->answered;
+}
+
+struct http_server *http_request_server(struct http_request *r) {
+        return r->server;
+}
+
+int64_t http_content_length(struct http_request *r) {
+        const char *v = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!v || !*v)
+                return -1;
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (errno || *end || n > INT64_MAX)
+                return -1;
+        return (int64_t) n;
+}
+
+/* ---- answers ---- */
+
+int http_header_add(struct http_request *r, const char *name, const char *value) {
+        if (r->n_hdr >= MAX_EXTRA_HEADERS)
+                return -E2BIG;
+        char *n = strdup(name), *v = strdup(value);
+        if (!n || !v) {
+                free(n);
+                free(v);
+                return -ENOMEM;
+        }
+        r->hdr_names[r->n_hdr] = n;
+        r->hdr_values[r->n_hdr++] = v;
+        return 0;
+}
+
+static int queue(struct http_request *r, unsigned status, struct MHD_Response *resp) {
+        if (!resp)
+                return -ENOMEM;
+        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=63072000; includeSubDomains");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+        MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+        for (size_t i = 0; i < r->n_hdr; i++)
+                MHD_add_response_header(resp, r->hdr_names[i], r->hdr_values[i]);
+        enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
+        MHD_destroy_response(resp);
+        if (ok != MHD_YES)
+                return -EIO;
+        r->status = status;
+        r->answered = true;
+        return 0;
+}
+
+int http_respond_text(struct http_request *r, unsigned status, const char *content_type, const char *body, size_t len) {
+        if (r->answered)
+                return -EALREADY;
+        struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *) body, MHD_RESPMEM_MUST_COPY);
+        if (resp && content_type)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        r->bytes_out += len;
+        return queue(r, status, resp);
+}
+
+int http_respond_json(struct http_request *r, unsigned status, json_t *body) {
+        char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(body);
+        if (!s)
+                return http_respond_problem(r, 500, "internal", "Internal error", NULL);
+        int k = http_respond_text(r, status, "application/json", s, strlen(s));
+        free(s);
+        return k;
+}
+
+int http_respond_empty(struct http_request *r, unsigned status) {
+        return http_respond_text(r, status, NULL, "", 0);
+}
+
+int http_respond_problem(struct http_request *r, unsigned status, const char *slug, const char *title,
+                         const char *detail) {
+        char type[96];
+        snprintf(type, sizeof type, "urn:coffre:problem:%s", slug);
+        json_t *o = json_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_set_new(o, "type", json_string(type));
+        json_object_set_new(o, "title", json_string(title));
+        json_object_set_new(o, "status", json_integer(status));
+        if (detail)
+                json_object_set_new(o, "detail", json_string(detail));
+        json_object_set_new(o, "request_id", json_string(r->request_id));
+        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        if (!s)
+                return -ENOMEM;
+        int k = http_respond_text(r, status, "application/problem+json", s, strlen(s));
+        free(s);
+        return k;
+}
+
+int http_respond_errno(struct http_request *r, int err, const char *what) {
+        switch (err) {
+        case -ENOENT:
+                return http_respond_problem(r, 404, "not-found", "Not found", what);
+        case -EPERM:
+        case -EACCES:
+                return http_respond_problem(r, 403, "forbidden", "Forbidden", what);
+        case -EINVAL:
+                return http_respond_problem(r, 400, "bad-request", "Bad request", what);
+        case -ENOSPC:
+        case -EDQUOT:
+                return http_respond_problem(r, 507, "insufficient-storage", "Insufficient storage",
+                                            "The vault has no room left; nothing was stored.");
+        case -EFBIG:
+        case -E2BIG:
+                return http_respond_problem(r, 413, "payload-too-large", "Payload too large", what);
+        case -EEXIST:
+                return http_respond_problem(r, 409, "conflict", "Conflict", what);
+        default:
+                log_error("%s: %s (request %s)", what ? what : "request failed", strerror(-err), r->request_id);
+                return http_respond_problem(r, 500, "internal", "Internal error",
+                                            "The request failed inside the vault; it has been logged.");
+        }
+}
+
+static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max) {
+        struct http_request *r = cls;
+        ssize_t n = r->stream_fn(r->stream_ud, pos, (uint8_t *) buf, max);
+        if (n < 0) {
+                log_error("response stream failed at byte %llu: %s (request %s)", (unsigned long long) pos,
+                          strerror((int) -n), r->request_id);
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (n == 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        r->bytes_out += (uint64_t) n;
+        return n;
+}
+
+int http_respond_stream(struct http_request *r, unsigned status, const char *content_type, uint64_t size,
+                        http_stream_fn fn, void *ud, void (*free_ud)(void *ud)) {
+        if (r->answered) {
+                if (free_ud)
+                        free_ud(ud);
+                return -EALREADY;
+        }
+        r->stream_fn = fn;
+        r->stream_ud = ud;
+        r->stream_free = free_ud;
+        /* r outlives the response: it is freed in on_completed, after the last byte is sent */
+        struct MHD_Response *resp = MHD_create_response_from_callback(size, 64 * 1024, stream_cb, r, NULL);
+        if (resp && content_type)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        return queue(r, status, resp);
+}
+
+/* ---- routing ---- */
+
+/* Matches url against pattern, filling path parameters. 1 = match, 0 = no match. */
+static int match(struct http_request *r, const char *pattern, const char *url) {
+        const char *p = pattern, *u = url;
+        size_t n = 0;
+
+        while (*p && *u) {
+                if (*p == '{') {
+                        const char *pe = strchr(p, '}');
+                        const char *ue = strchr(u, '/');
+                        if (!pe)
+                                return 0;
+                        if (!ue)
+                                ue = u + strlen(u);
+                        if (ue == u || n >= MAX_PARAMS || (size_t) (pe - p - 1) >= sizeof r->param_names[0])
+                                return 0;
+                        snprintf(r->param_names[n], sizeof r->param_names[n], "%.*s", (int) (pe - p - 1), p + 1);
+                        free(r->param_values[n]);
+                        r->param_values[n] = strndup(u, (size_t) (ue - u));
+                        if (!r->param_values[n])
+                                return 0;
+                        n++;
+                        p = pe + 1;
+                        u = ue;
+                        continue;
+                }
+                if (*p != *u)
+                        return 0;
+                p++;
+                u++;
+        }
+        if (*p || *u)
+                return 0;
+        r->n_params = n;
+        return 1;
+}
+
+/* Finds the route; *ret_allow lists the methods of routes whose path matches when none fits the method. */
+static const struct http_route *route_find(struct http_request *r, const char *method, const char *url,
+                                           struct buf *allow, bool *ret_path_matched) {
+        const struct http_server_options *o = &r->server->o;
+        const struct http_route *found = NULL;
+        *ret_path_matched = false;
+        for (size_t i = 0; i < o->n_routes; i++) {
+                if (!match(r, o->routes[i].pattern, url))
+                        continue;
+                *ret_path_matched = true;
+                if (strcmp(o->routes[i].method, method) == 0) {
+                        found = &o->routes[i];
+                        break;
+                }
+                if (allow->len && buf_append_str(allow, ", ") < 0)
+                        continue;
+                if (buf_append_str(allow, o->routes[i].method) < 0)
+                        continue;
+        }
+        if (found) /* re-match to leave the right parameters */
+                match(r, found->pattern, url);
+        return found;
+}
+
+static const char *bearer_token(struct http_request *r) {
+        const char *h = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+                return NULL;
+        h += 7;
+        while (*h == ' ')
+                h++;
+        return *h ? h : NULL;
+}
+
+/* ---- request life cycle ---- */
+
+static void request_free(struct http_request *r) {
+        if (!r)
+                return;
+        for (size_t i = 0; i < MAX_PARAMS; i++)
+                free(r->param_values[i]);
+        for (size_t i = 0; i < r->n_hdr; i++) {
+                free(r->hdr_names[i]);
+                free(r->hdr_values[i]);
+        }
+        if (r->stream_free)
+                r->stream_free(r->stream_ud);
+        free(r);
+}
+
+static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url,
+                                  const char *method) {
+        _cleanup_buf_ struct buf allow;
+        bool path_matched;
+
+        buf_init(&allow, 256);
+        snprintf(r->method, sizeof r->method, "%s", method);
+        r->route = route_find(r, method, url, &allow, &path_matched);
+        r->route_name = r->route ? r->route->name : (path_matched ? "method-not-allowed" : "not-found");
+        if (!r->route) {
+                if (path_matched) {
+                        http_header_add(r, "Allow", buf_str(&allow) ? buf_str(&allow) : "");
+                        http_respond_problem(r, 405, "method-not-allowed", "Method not allowed",
+                                             "This resource does not support that method.");
+                } else
+                        http_respond_problem(r, 404, "not-found", "Not found", "There is no such resource.");
+                return MHD_YES;
+        }
+        if (!r->route->public_) {
+                const char *tok = bearer_token(r);
+                int k = tok ? vault_authenticate(s->o.vault, tok, &r->actor) : -EACCES;
+                if (k < 0) {
+                        if (k != -EACCES)
+                                log_error("token check failed: %s", strerror(-k));
+                        http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"");
+                        http_respond_problem(r, 401, "unauthorized", "Unauthorized",
+                                             tok ? "The token is not valid." : "A bearer token is required.");
+                        return MHD_YES;
+                }
+                r->authenticated = true;
+        }
+        int64_t cl = http_content_length(r);
+        if (r->route->accepts_body && cl >= 0 && (uint64_t) cl > s->o.max_body) {
+                http_respond_problem(r, 413, "payload-too-large", "Payload too large",
+                                     "The body is larger than this vault accepts.");
+                return MHD_YES;
+        }
+        int k = r->route->begin(r);
+        if (k < 0 && !r->answered)
+                http_respond_errno(r, k, "request failed");
+        if (!r->route->accepts_body && !r->answered)
+                http_respond_problem(r, 500, "internal", "Internal error", NULL);
+        return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+        struct http_server *s = cls;
+        struct http_request *r = *con_cls;
+
+        (void) version;
+        if (!r) {
+                r = calloc(1, sizeof *r);
+                if (!r)
+                        return MHD_NO;
+                r->server = s;
+                r->conn = conn;
+                r->start_ns = mono_ns();
+                uint8_t raw[8];
+                randombytes_buf(raw, sizeof raw);
+                hex_encode(raw, sizeof raw, r->request_id);
+                atomic_fetch_add(&s->in_flight, 1);
+                *con_cls = r;
+                return first_call(s, r, url, method);
+        }
+        if (*upload_data_size > 0) {
+                size_t n = *upload_data_size;
+                *upload_data_size = 0;
+                r->bytes_in += n;
+                if (r->bytes_in > s->o.max_body) {
+                        /* chunked body over the limit: no answer can be queued mid-body, so drop the
+                         * connection rather than read on */
+                        log_warn("request %s: body over the limit, connection closed", r->request_id);
+                        r->status = 413;
+                        return MHD_NO;
+                }
+                if (r->answered || r->pending_err || !r->route || !r->route->body)
+                        return MHD_YES;
+                int k = r->route->body(r, (const uint8_t *) upload_data, n);
+                if (k < 0)
+                        r->pending_err = k;
+                return MHD_YES;
+        }
+        /* end of the body */
+        if (r->answered || r->finished_body)
+                return MHD_YES;
+        r->finished_body = true;
+        if (r->pending_err) {
+                http_respond_errno(r, r->pending_err, "upload failed");
+                return MHD_YES;
+        }
+        int k = r->route->end ? r->route->end(r) : 0;
+        if (k < 0 && !r->answered)
+                http_respond_errno(r, k, "request failed");
+        if (!r->answered)
+                http_respond_problem(r, 500, "internal", "Internal error", NULL);
+        return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        struct http_server *s = cls;
+        struct http_request *r = *con_cls;
+
+        (void) conn;
+        if (!r)
+                return;
+        if (r->route && r->route->cleanup)
+                r->route->cleanup(r);
+        double secs = (double) (mono_ns() - r->start_ns) / 1e9;
+        unsigned status = r->status ? r->status : 499;
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && status < 400)
+                status = 499; /* the client did not get the whole answer */
+        metrics_observe(s->metrics, r->route_name ? r->route_name : "unknown", status, secs, r->bytes_in,
+                        r->bytes_out);
+        char st[16], dur[24], in[24], out[24];
+        snprintf(st, sizeof st, "%u", status);
+        snprintf(dur, sizeof dur, "%.3f", secs * 1000);
+        snprintf(in, sizeof in, "%llu", (unsigned long long) r->bytes_in);
+        snprintf(out, sizeof out, "%llu", (unsigned long long) r->bytes_out);
+        log_fields(status >= 500 ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, "request", "request_id", r->request_id, "method",
+                   r->method, "route", r->route_name ? r->route_name : "unknown", "status", st, "duration_ms", dur,
+                   "bytes_in", in, "bytes_out", out, NULL);
+        request_free(r);
+        *con_cls = NULL;
+        atomic_fetch_sub(&s->in_flight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+        char msg[512];
+        (void) cls;
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        size_t n = strlen(msg);
+        while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+                msg[--n] = 0;
+        log_fields(LOG_LEVEL_WARN, "http", "detail", msg, NULL);
+}
+
+/* ---- start and stop ---- */
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len) {
+        char host[64];
+        const char *colon = strrchr(listen, ':');
+        if (!colon || colon == listen || (size_t) (colon - listen) >= sizeof host)
+                return -EINVAL;
+        snprintf(host, sizeof host, "%.*s", (int) (colon - listen), listen);
+        char *end = NULL;
+        long port = strtol(colon + 1, &end, 10);
+        if (*end || port < 0 || port > 65535)
+                return -EINVAL;
+        memset(ss, 0, sizeof *ss);
+        if (host[0] == '[') {
+                size_t hl = strlen(host);
+                if (hl < 3 || host[hl - 1] != ']')
+                        return -EINVAL;
+                host[hl - 1] = 0;
+                struct sockaddr_in6 *a = (struct sockaddr_in6 *) ss;
+                a->sin6_family = AF_INET6;
+                a->sin6_port = htons((uint16_t) port);
+                if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+                        return -EINVAL;
+                *len = sizeof *a;
+        } else {
+                struct sockaddr_in *a = (struct sockaddr_in *) ss;
+                a->sin_family = AF_INET;
+                a->sin_port = htons((uint16_t) port);
+                if (strcmp(host, "localhost") == 0)
+                        snprintf(host, sizeof host, "127.0.0.1");
+                if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+                        return -EINVAL;
+                *len = sizeof *a;
+        }
+        return 0;
+}
+
+int http_server_start(const struct http_server_options *o, struct http_server **ret) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        int r;
+
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+                log_error("libmicrohttpd was built without TLS: refusing to serve without it");
+                return -ENOTSUP;
+        }
+        r = parse_listen(o->listen, &ss, &len);
+        if (r < 0) {
+                log_error("invalid listen address '%s' (want HOST:PORT or [V6]:PORT)", o->listen);
+                return r;
+        }
+        struct http_server *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->o = *o;
+        s->listen_fd = -1;
+        r = metrics_new(&s->metrics);
+        if (r < 0)
+                goto fail;
+        s->listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s->listen_fd < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        int one = 1;
+        setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ss.ss_family == AF_INET6)
+                setsockopt(s->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(s->listen_fd, (struct sockaddr *) &ss, len) < 0 || listen(s->listen_fd, 128) < 0) {
+                r = negative_errno();
+                log_error("cannot listen on %s: %s", o->listen, strerror(-r));
+                goto fail;
+        }
+        struct sockaddr_storage bound;
+        socklen_t bl = sizeof bound;
+        getsockname(s->listen_fd, (struct sockaddr *) &bound, &bl);
+        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &bound)->sin6_port
+                                                    : ((struct sockaddr_in *) &bound)->sin_port);
+
+        s->daemon = MHD_start_daemon(
+                MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                        MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                0, NULL, NULL, on_request, s,
+                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+                MHD_OPTION_HTTPS_MEM_KEY, o->key_pem,
+                MHD_OPTION_HTTPS_MEM_CERT, o->cert_pem,
+                MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+                MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
+                MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 256 * 1024,
+                MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t) 16 * 1024,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                MHD_OPTION_END);
+        if (!s->daemon) {
+                log_error("cannot start the HTTPS server (bad TLS key or certificate?)");
+                r = -EIO;
+                goto fail;
+        }
+        if (o->port_file) {
+                char p[16];
+                int n = snprintf(p, sizeof p, "%u\n", s->port);
+                r = write_file_atomic(o->port_file, p, (size_t) n, 0644, 0);
+                if (r < 0) {
+                        log_error("cannot write %s: %s", o->port_file, strerror(-r));
+                        goto fail;
+                }
+        }
+        *ret = s;
+        return 0;
+fail:
+        if (s->daemon)
+                MHD_stop_daemon(s->daemon);
+        if (s->listen_fd >= 0)
+                close(s->listen_fd);
+        metrics_free(s->metrics);
+        free(s);
+        return r;
+}
+
+uint16_t http_server_port(const struct http_server *s) {
+        return s->port;
+}
+
+int http_server_metrics(struct http_server *s, struct buf *b) {
+        return metrics_render(s->metrics, b);
+}
+
+void http_server_stop(struct http_server *s) {
+        if (!s)
+                return;
+        atomic_store(&s->stopping, true);
+        MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+                close(fd);
+        uint64_t deadline = mono_ns() + (uint64_t) s->o.shutdown_timeout * 1000000000u;
+        while (atomic_load(&s->in_flight) > 0 && mono_ns() < deadline) {
+                struct timespec ts = { 0, 20 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        int left = atomic_load(&s->in_flight);
+        if (left > 0)
+                log_warn("shutdown: %d requests still running after %us; they are cut off", left,
+                         s->o.shutdown_timeout);
+        MHD_stop_daemon(s->daemon);
+        metrics_free(s->metrics);
+        free(s);
+}

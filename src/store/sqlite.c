@@ -1,0 +1,389 @@
+/* sqlite.c: the embedded metadata store (DATA/meta.db), behind struct store_ops: opening and
+ * closing, the reader pool, organisations, tokens and settings. Documents, with the group commit
+ * of inserts, are in sqlite_documents.c; the schema and connection set-up in sqlite_schema.c.
+ *
+ * One writer connection, guarded by a mutex, does every change, each one durable on return
+ * (WAL, synchronous=FULL). Reads use a small pool of query-only connections, so in WAL mode they
+ * never wait behind a commit. */
+#include "store/sqlite_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "fileio.h"
+
+#define READERS_MAX 8
+#define SETTING_KEY_MAX 128
+#define SETTING_VALUE_MAX (64 * 1024)
+
+/* Copies a text column into a fixed field; -EBADMSG if the stored value does not fit. */
+int sqlite_column_copy(sqlite3_stmt *st, int col, char *out, size_t size) {
+        const unsigned char *t = sqlite3_column_text(st, col);
+        int n = sqlite3_column_bytes(st, col);
+        if (!t)
+                return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM ? -ENOMEM : -EBADMSG;
+        if (n < 0 || (size_t) n >= size)
+                return -EBADMSG;
+        memcpy(out, t, (size_t) n);
+        out[n] = 0;
+        return 0;
+}
+
+int sqlite_step_done(sqlite3_stmt *st) {
+        int rc = sqlite3_step(st);
+        return rc == SQLITE_DONE ? 0 : rc == SQLITE_ROW ? -EINVAL : sqlite_errno(rc);
+}
+
+/* --- reader pool --- */
+
+int sqlite_reader_get(struct sqlite_store *s, struct sqlite_conn **ret) {
+        struct sqlite_conn *c;
+
+        pthread_mutex_lock(&s->pool_lock);
+        while (!s->pool_free && s->pool_count >= READERS_MAX)
+                pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+        if (s->pool_free) {
+                c = s->pool_free;
+                s->pool_free = c->next;
+                pthread_mutex_unlock(&s->pool_lock);
+                *ret = c;
+                return 0;
+        }
+        s->pool_count++;
+        pthread_mutex_unlock(&s->pool_lock);
+
+        int r = sqlite_conn_open(s->path, false, &c);
+        if (r < 0) {
+                pthread_mutex_lock(&s->pool_lock);
+                s->pool_count--;
+                pthread_cond_signal(&s->pool_cond);
+                pthread_mutex_unlock(&s->pool_lock);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+void sqlite_reader_put(struct sqlite_store *s, struct sqlite_conn *c) {
+        pthread_mutex_lock(&s->pool_lock);
+        c->next = s->pool_free;
+        s->pool_free = c;
+        pthread_cond_signal(&s->pool_cond);
+        pthread_mutex_unlock(&s->pool_lock);
+}
+
+/* --- organisations --- */
+
+static int org_insert(struct store *st, const struct store_org *o) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        int r;
+
+        if (!o || !sqlite_id_is_valid(o->id) || !sqlite_field_is_valid(o->name, sizeof o->name, false))
+                return -EINVAL;
+        pthread_mutex_lock(&s->write_lock);
+        sqlite3_stmt *q = NULL;
+        r = sqlite_conn_stmt(s->writer, STMT_ORG_INSERT, &q);
+        if (r >= 0) {
+                sqlite3_bind_text(q, 1, o->id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 2, o->name, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(q, 3, o->created_at);
+                r = sqlite_step_done(q);
+                sqlite_stmt_releasep(&q);
+        }
+        pthread_mutex_unlock(&s->write_lock);
+        return r;
+}
+
+static int org_from_row(sqlite3_stmt *q, struct store_org *o) {
+        int r;
+        memset(o, 0, sizeof *o);
+        if ((r = sqlite_column_copy(q, 0, o->id, sizeof o->id)) < 0 ||
+            (r = sqlite_column_copy(q, 1, o->name, sizeof o->name)) < 0)
+                return r;
+        o->created_at = sqlite3_column_int64(q, 2);
+        return 0;
+}
+
+static int org_get_conn(struct sqlite_conn *c, const char *id, struct store_org *ret) {
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        struct store_org o;
+        int r = sqlite_conn_stmt(c, STMT_ORG_GET, &q);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return sqlite_errno(rc);
+        r = org_from_row(q, &o);
+        if (r < 0)
+                return r;
+        *ret = o;
+        return 0;
+}
+
+static int org_get(struct store *st, const char *id, struct store_org *ret) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct sqlite_conn *c;
+
+        if (!sqlite_id_is_valid(id) || !ret)
+                return -EINVAL;
+        int r = sqlite_reader_get(s, &c);
+        if (r < 0)
+                return r;
+        r = org_get_conn(c, id, ret);
+        sqlite_reader_put(s, c);
+        return r;
+}
+
+static int org_foreach_conn(struct sqlite_conn *c, int (*cb)(const struct store_org *o, void *ud), void *ud) {
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        struct store_org o;
+        int r = sqlite_conn_stmt(c, STMT_ORG_ALL, &q);
+        if (r < 0)
+                return r;
+        for (;;) {
+                int rc = sqlite3_step(q);
+                if (rc == SQLITE_DONE)
+                        return 0;
+                if (rc != SQLITE_ROW)
+                        return sqlite_errno(rc);
+                r = org_from_row(q, &o);
+                if (r < 0)
+                        return r;
+                r = cb(&o, ud);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int org_foreach(struct store *st, int (*cb)(const struct store_org *o, void *ud), void *ud) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct sqlite_conn *c;
+
+        if (!cb)
+                return -EINVAL;
+        int r = sqlite_reader_get(s, &c);
+        if (r < 0)
+                return r;
+        r = org_foreach_conn(c, cb, ud);
+        sqlite_reader_put(s, c);
+        return r;
+}
+
+/* --- tokens and settings --- */
+
+static int token_insert(struct store *st, const struct store_token *t, const uint8_t hash[32]) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        int r;
+
+        if (!t || !hash || !sqlite_id_is_valid(t->id) || !sqlite_id_is_valid(t->org_id) ||
+            !sqlite_field_is_valid(t->role, sizeof t->role, false))
+                return -EINVAL;
+        pthread_mutex_lock(&s->write_lock);
+        sqlite3_stmt *q = NULL;
+        r = sqlite_conn_stmt(s->writer, STMT_TOKEN_INSERT, &q);
+        if (r >= 0) {
+                sqlite3_bind_blob(q, 1, hash, 32, SQLITE_STATIC);
+                sqlite3_bind_text(q, 2, t->id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 3, t->org_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 4, t->role, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(q, 5, t->created_at);
+                sqlite3_bind_int64(q, 6, t->expires_at);
+                r = sqlite_step_done(q);
+                sqlite_stmt_releasep(&q);
+        }
+        pthread_mutex_unlock(&s->write_lock);
+        return r;
+}
+
+static int token_lookup_conn(struct sqlite_conn *c, const uint8_t hash[32], struct store_token *ret) {
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        struct store_token t = {};
+        int r = sqlite_conn_stmt(c, STMT_TOKEN_LOOKUP, &q);
+        if (r < 0)
+                return r;
+        sqlite3_bind_blob(q, 1, hash, 32, SQLITE_STATIC);
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return sqlite_errno(rc);
+        if ((r = sqlite_column_copy(q, 0, t.id, sizeof t.id)) < 0 ||
+            (r = sqlite_column_copy(q, 1, t.org_id, sizeof t.org_id)) < 0 ||
+            (r = sqlite_column_copy(q, 2, t.role, sizeof t.role)) < 0)
+                return r;
+        t.created_at = sqlite3_column_int64(q, 3);
+        t.expires_at = sqlite3_column_int64(q, 4);
+        *ret = t;
+        return 0;
+}
+
+static int token_lookup(struct store *st, const uint8_t hash[32], struct store_token *ret) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct sqlite_conn *c;
+
+        if (!hash || !ret)
+                return -EINVAL;
+        int r = sqlite_reader_get(s, &c);
+        if (r < 0)
+                return r;
+        r = token_lookup_conn(c, hash, ret);
+        sqlite_reader_put(s, c);
+        return r;
+}
+
+static bool setting_key_is_valid(const char *key) {
+        size_t l = key ? strnlen(key, SETTING_KEY_MAX + 1) : 0;
+        return l > 0 && l <= SETTING_KEY_MAX;
+}
+
+static int setting_get_conn(struct sqlite_conn *c, const char *key, char **ret) {
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        int r = sqlite_conn_stmt(c, STMT_SETTING_GET, &q);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return sqlite_errno(rc);
+        const char *v = (const char *) sqlite3_column_text(q, 0);
+        char *copy = v ? strdup(v) : NULL;
+        if (!copy)
+                return -ENOMEM;
+        *ret = copy;
+        return 0;
+}
+
+static int setting_get(struct store *st, const char *key, char **ret) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct sqlite_conn *c;
+
+        if (!setting_key_is_valid(key) || !ret)
+                return -EINVAL;
+        int r = sqlite_reader_get(s, &c);
+        if (r < 0)
+                return r;
+        r = setting_get_conn(c, key, ret);
+        sqlite_reader_put(s, c);
+        return r;
+}
+
+static int setting_set(struct store *st, const char *key, const char *value) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        int r;
+
+        if (!setting_key_is_valid(key) || !value || strnlen(value, SETTING_VALUE_MAX + 1) > SETTING_VALUE_MAX)
+                return -EINVAL;
+        pthread_mutex_lock(&s->write_lock);
+        sqlite3_stmt *q = NULL;
+        r = sqlite_conn_stmt(s->writer, STMT_SETTING_SET, &q);
+        if (r >= 0) {
+                sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 2, value, -1, SQLITE_STATIC);
+                r = sqlite_step_done(q);
+                sqlite_stmt_releasep(&q);
+        }
+        pthread_mutex_unlock(&s->write_lock);
+        return r;
+}
+
+/* --- open and close --- */
+
+static void sqlite_store_close(struct store *st) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        if (!s)
+                return;
+        while (s->pool_free) {
+                struct sqlite_conn *c = s->pool_free;
+                s->pool_free = c->next;
+                sqlite_conn_close(c);
+        }
+        sqlite_conn_close(s->writer); /* the last connection to close checkpoints the WAL */
+        pthread_mutex_destroy(&s->write_lock);
+        pthread_mutex_destroy(&s->queue_lock);
+        pthread_cond_destroy(&s->queue_cond);
+        pthread_mutex_destroy(&s->pool_lock);
+        pthread_cond_destroy(&s->pool_cond);
+        free(s->path);
+        free(s);
+}
+
+static const struct store_ops sqlite_ops = {
+        .name = "sqlite",
+        .close = sqlite_store_close,
+        .org_insert = org_insert,
+        .org_get = org_get,
+        .org_foreach = org_foreach,
+        .document_insert = sqlite_document_insert,
+        .document_get = sqlite_document_get,
+        .document_list = sqlite_document_list,
+        .document_delete = sqlite_document_delete,
+        .document_exists = sqlite_document_exists,
+        .document_stats = sqlite_document_stats,
+        .token_insert = token_insert,
+        .token_lookup = token_lookup,
+        .setting_get = setting_get,
+        .setting_set = setting_set,
+};
+
+int store_sqlite_open(const char *path, bool create, struct store **ret) {
+        bool created = false;
+        int r;
+
+        if (!path || !ret)
+                return -EINVAL;
+        if (sodium_init() < 0)
+                return -EIO;
+        /* Create the file ourselves so that it (and the -wal and -shm SQLite derives from it) is 0600. */
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0), 0600);
+        if (fd < 0 && create && errno == EEXIST)
+                fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        else if (fd >= 0 && create)
+                created = true;
+        if (fd < 0)
+                return negative_errno();
+        close(fd);
+
+        struct sqlite_store *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->base.ops = &sqlite_ops;
+        pthread_mutex_init(&s->write_lock, NULL);
+        pthread_mutex_init(&s->queue_lock, NULL);
+        pthread_cond_init(&s->queue_cond, NULL);
+        pthread_mutex_init(&s->pool_lock, NULL);
+        pthread_cond_init(&s->pool_cond, NULL);
+        s->path = strdup(path);
+        if (!s->path) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = sqlite_conn_open(path, true, &s->writer);
+        if (r < 0)
+                goto fail;
+        r = sqlite_schema_migrate(s->writer, create);
+        if (r < 0)
+                goto fail;
+        if (created) {
+                r = fsync_parent(path);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = &s->base;
+        return 0;
+fail:
+        sqlite_store_close(&s->base);
+        if (created)
+                (void) unlink(path);
+        return r;
+}

@@ -1,0 +1,140 @@
+/* sqlite_internal.h: what sqlite.c and sqlite_schema.c share (connections, prepared statement
+ * cache, error mapping, schema), plus two hooks the unit tests use. Not for other modules. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pthread.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+enum sqlite_stmt_id {
+        STMT_ORG_INSERT,
+        STMT_ORG_GET,
+        STMT_ORG_ALL,
+        STMT_DOC_INSERT,
+        STMT_DOC_GET,
+        STMT_DOC_LIST,
+        STMT_DOC_LIST_CLASS,
+        STMT_DOC_DELETE,
+        STMT_DOC_EXISTS,
+        STMT_DOC_STATS,
+        STMT_TOKEN_INSERT,
+        STMT_TOKEN_LOOKUP,
+        STMT_SETTING_GET,
+        STMT_SETTING_SET,
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        _STMT_MAX,
+};
+
+/* One SQLite connection with its own cache of prepared statements. Used by one thread at a time. */
+struct sqlite_conn {
+        sqlite3 *db;
+        sqlite3_stmt *stmt[_STMT_MAX];
+        struct sqlite_conn *next; /* free list of the reader pool */
+};
+
+/* Maps an SQLite result code (extended or not) to 0 or a negative errno. */
+int sqlite_errno(int rc);
+
+/* Opens a connection with the store's pragmas (WAL, synchronous=FULL, foreign keys, busy timeout).
+ * Readers are query_only. */
+int sqlite_conn_open(const char *path, bool writer, struct sqlite_conn **ret) _warn_unused_;
+void sqlite_conn_close(struct sqlite_conn *c);
+
+/* The cached statement id, prepared on first use; reset and unbound by the caller (stmt_release). */
+int sqlite_conn_stmt(struct sqlite_conn *c, enum sqlite_stmt_id id, sqlite3_stmt **ret) _warn_unused_;
+
+/* The SQL text of a statement (tests check its query plan). */
+const char *sqlite_stmt_sql(enum sqlite_stmt_id id);
+
+static inline void sqlite_stmt_releasep(sqlite3_stmt **st) {
+        if (*st) {
+                sqlite3_reset(*st);
+                sqlite3_clear_bindings(*st);
+        }
+}
+#define _cleanup_stmt_ _cleanup_(sqlite_stmt_releasep)
+
+/* Brings the schema up to date (PRAGMA user_version), in one transaction. */
+int sqlite_schema_migrate(struct sqlite_conn *c, bool create) _warn_unused_;
+#define SQLITE_SCHEMA_VERSION 1
+
+/* A queued document insert, on its caller's stack until the leader marks it done. */
+struct insert_req {
+        const struct store_document *doc;
+        int result;
+        bool done;
+        struct insert_req *next;
+};
+
+/* The store: one writer connection (every change), a pool of reader connections, and the
+ * group commit queue for document inserts. */
+struct sqlite_store {
+        struct store base;
+        char *path;
+
+        pthread_mutex_t write_lock; /* guards writer */
+        struct sqlite_conn *writer;
+
+        pthread_mutex_t queue_lock; /* guards everything below down to the pool */
+        pthread_cond_t queue_cond;
+        struct insert_req *queue_head, *queue_tail;
+        bool leader_active;
+        uint64_t commits, committed_rows;
+
+        pthread_mutex_t pool_lock;
+        pthread_cond_t pool_cond;
+        struct sqlite_conn *pool_free;
+        unsigned pool_count;
+};
+
+static inline struct sqlite_store *sqlite_store_of(struct store *s) {
+        return (struct sqlite_store *) s;
+}
+
+/* 32 lower-case hex characters and nothing else. */
+static inline bool sqlite_id_is_valid(const char *id) {
+        if (!id)
+                return false;
+        for (size_t i = 0; i < STORE_ID_LEN; i++)
+                if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+                        return false;
+        return id[STORE_ID_LEN] == 0;
+}
+
+/* A NUL inside the fixed-size field, and not empty unless allowed. */
+static inline bool sqlite_field_is_valid(const char *s, size_t size, bool allow_empty) {
+        const char *nul = memchr(s, 0, size);
+        return nul && (allow_empty || nul != s);
+}
+
+/* Copies a text column into a fixed field; -EBADMSG if the stored value does not fit. */
+int sqlite_column_copy(sqlite3_stmt *st, int col, char *out, size_t size) _warn_unused_;
+/* Steps a statement that returns no row. */
+int sqlite_step_done(sqlite3_stmt *st);
+/* Borrows a reader connection from the pool (opening one if the pool is not full) and gives it back. */
+int sqlite_reader_get(struct sqlite_store *s, struct sqlite_conn **ret) _warn_unused_;
+void sqlite_reader_put(struct sqlite_store *s, struct sqlite_conn *c);
+
+/* The document operations (sqlite_documents.c). */
+int sqlite_document_insert(struct store *st, const struct store_document *d);
+int sqlite_document_get(struct store *st, const char *org_id, const char *id, struct store_document *ret);
+int sqlite_document_list(struct store *st, const struct store_document_filter *f, struct store_document **ret,
+                         size_t *ret_n, char **ret_next_cursor);
+int sqlite_document_delete(struct store *st, const char *org_id, const char *id);
+int sqlite_document_exists(struct store *st, const char *id, bool *ret);
+int sqlite_document_stats(struct store *st, uint64_t *ret_count, uint64_t *ret_bytes);
+
+/* Test hooks. Inserts docs in one transaction the way the group-commit leader does; results[i]
+ * gets each row's own result. */
+int sqlite_store_insert_batch(struct store *s, const struct store_document *const *docs, int *results, size_t n);
+/* How many commit transactions the group commit ran, and how many rows they carried. */
+void sqlite_store_commit_stats(struct store *s, uint64_t *ret_commits, uint64_t *ret_rows);

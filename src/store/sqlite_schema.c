@@ -1,0 +1,249 @@
+/* sqlite_schema.c: the SQLite side of the metadata store that is not about requests: opening a
+ * connection with the right pragmas, the prepared statement cache, result code mapping and the
+ * schema with its migrations (tracked by PRAGMA user_version and the schema_migrations table). */
+#include "store/sqlite_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define BUSY_TIMEOUT_MS 10000
+
+/* Every statement the store runs, one per use, prepared once per connection. */
+static const char *const stmt_sql[_STMT_MAX] = {
+        [STMT_ORG_INSERT] = "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
+        [STMT_ORG_GET] = "SELECT id, name, created_at FROM orgs WHERE id = ?1",
+        [STMT_ORG_ALL] = "SELECT id, name, created_at FROM orgs ORDER BY id",
+        [STMT_DOC_INSERT] = "INSERT INTO documents (id, org_id, name, class, size, sha256, created_at, created_by) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        [STMT_DOC_GET] = "SELECT id, org_id, name, class, size, sha256, created_at, created_by "
+                         "FROM documents WHERE id = ?1 AND org_id = ?2",
+        /* Keyset pagination, newest first: rows strictly below the bound (created_at, id), which is
+         * the cursor, or (created_before, '') on the first page. One row-value bound lets SQLite
+         * seek straight to it in the index, so a deep page costs what the first one does. */
+        [STMT_DOC_LIST] = "SELECT id, org_id, name, class, size, sha256, created_at, created_by "
+                          "FROM documents WHERE org_id = ?1 AND created_at >= ?2 AND (created_at, id) < (?3, ?4) "
+                          "ORDER BY created_at DESC, id DESC LIMIT ?5",
+        [STMT_DOC_LIST_CLASS] = "SELECT id, org_id, name, class, size, sha256, created_at, created_by "
+                                "FROM documents WHERE org_id = ?1 AND class = ?6 AND created_at >= ?2 "
+                                "AND (created_at, id) < (?3, ?4) ORDER BY created_at DESC, id DESC LIMIT ?5",
+        [STMT_DOC_DELETE] = "DELETE FROM documents WHERE id = ?1 AND org_id = ?2",
+        [STMT_DOC_EXISTS] = "SELECT 1 FROM documents WHERE id = ?1",
+        [STMT_DOC_STATS] = "SELECT count(*), coalesce(sum(size), 0) FROM documents",
+        [STMT_TOKEN_INSERT] = "INSERT INTO tokens (hash, id, org_id, role, created_at, expires_at) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        [STMT_TOKEN_LOOKUP] = "SELECT id, org_id, role, created_at, expires_at FROM tokens WHERE hash = ?1",
+        [STMT_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
+        [STMT_SETTING_SET] = "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [STMT_BEGIN] = "BEGIN IMMEDIATE",
+        [STMT_COMMIT] = "COMMIT",
+        [STMT_ROLLBACK] = "ROLLBACK",
+};
+
+/* Migration i brings the schema from version i to i + 1. Never edit one that has shipped: add. */
+static const char *const migrations[SQLITE_SCHEMA_VERSION] = {
+        "CREATE TABLE schema_migrations ("
+        "  version INTEGER PRIMARY KEY,"
+        "  applied_at INTEGER NOT NULL);"
+        "CREATE TABLE orgs ("
+        "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"
+        "  name TEXT NOT NULL,"
+        "  created_at INTEGER NOT NULL);"
+        "CREATE TABLE documents ("
+        "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"
+        "  org_id TEXT NOT NULL REFERENCES orgs (id),"
+        "  name TEXT NOT NULL,"
+        "  class TEXT NOT NULL,"
+        "  size INTEGER NOT NULL CHECK (size >= 0),"
+        "  sha256 BLOB NOT NULL CHECK (length(sha256) = 32),"
+        "  created_at INTEGER NOT NULL,"
+        "  created_by TEXT NOT NULL);"
+        "CREATE INDEX documents_by_org_time ON documents (org_id, created_at DESC, id DESC);"
+        "CREATE INDEX documents_by_org_class_time ON documents (org_id, class, created_at DESC, id DESC);"
+        "CREATE TABLE tokens ("
+        "  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
+        "  id TEXT NOT NULL UNIQUE,"
+        "  org_id TEXT NOT NULL REFERENCES orgs (id),"
+        "  role TEXT NOT NULL,"
+        "  created_at INTEGER NOT NULL,"
+        "  expires_at INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE INDEX tokens_by_org ON tokens (org_id);"
+        "CREATE TABLE settings ("
+        "  key TEXT PRIMARY KEY NOT NULL,"
+        "  value TEXT NOT NULL) WITHOUT ROWID;",
+};
+
+int sqlite_errno(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_IOERR:
+                return rc == SQLITE_IOERR_NOMEM ? -ENOMEM : -EIO;
+        case SQLITE_CONSTRAINT:
+                /* A missing organisation is "not found", not "already exists". */
+                return rc == SQLITE_CONSTRAINT_FOREIGNKEY ? -ENOENT : -EEXIST;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_TOOBIG:
+                return -E2BIG;
+        case SQLITE_MISUSE:
+        case SQLITE_RANGE:
+                return -EINVAL;
+        default:
+                return -EIO;
+        }
+}
+
+static int exec(sqlite3 *db, const char *sql) {
+        return sqlite_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+/* Runs a pragma that answers one row and returns its first column as text in buf. */
+static int pragma_text(sqlite3 *db, const char *sql, char *buf, size_t size) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const char *t = (const char *) sqlite3_column_text(st, 0);
+                snprintf(buf, size, "%s", t ? t : "");
+                rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE)
+                rc = SQLITE_CORRUPT; /* a pragma that answers nothing: not the database we expect */
+        sqlite3_finalize(st);
+        return sqlite_errno(rc);
+}
+
+void sqlite_conn_close(struct sqlite_conn *c) {
+        if (!c)
+                return;
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(c->stmt[i]);
+        sqlite3_close_v2(c->db);
+        free(c);
+}
+
+int sqlite_conn_open(const char *path, bool writer, struct sqlite_conn **ret) {
+        struct sqlite_conn *c = calloc(1, sizeof *c);
+        char mode[16];
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        /* Each connection is used by one thread at a time (we lock around it): no SQLite mutexes. */
+        int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                                 NULL);
+        if (rc != SQLITE_OK) {
+                r = sqlite_errno(rc);
+                goto fail;
+        }
+        sqlite3_extended_result_codes(c->db, 1);
+        sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+        r = exec(c->db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA trusted_schema = OFF;");
+        if (r < 0)
+                goto fail;
+        if (writer) {
+                r = pragma_text(c->db, "PRAGMA journal_mode = WAL", mode, sizeof mode);
+                if (r < 0)
+                        goto fail;
+                if (strcmp(mode, "wal") != 0) {
+                        r = -EOPNOTSUPP;
+                        goto fail;
+                }
+        } else {
+                r = exec(c->db, "PRAGMA query_only = ON;");
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = c;
+        return 0;
+fail:
+        sqlite_conn_close(c);
+        return r;
+}
+
+const char *sqlite_stmt_sql(enum sqlite_stmt_id id) {
+        return id < _STMT_MAX ? stmt_sql[id] : NULL;
+}
+
+int sqlite_conn_stmt(struct sqlite_conn *c, enum sqlite_stmt_id id, sqlite3_stmt **ret) {
+        if (!c->stmt[id]) {
+                int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id], NULL);
+                if (rc != SQLITE_OK)
+                        return sqlite_errno(rc);
+        }
+        *ret = c->stmt[id];
+        return 0;
+}
+
+static int user_version(sqlite3 *db, int *ret) {
+        char buf[32];
+        int r = pragma_text(db, "PRAGMA user_version", buf, sizeof buf);
+        if (r < 0)
+                return r;
+        *ret = atoi(buf);
+        return 0;
+}
+
+int sqlite_schema_migrate(struct sqlite_conn *c, bool create) {
+        char sql[160];
+        int v, r;
+
+        /* IMMEDIATE: two processes opening a new vault at once cannot both migrate. */
+        r = exec(c->db, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        r = user_version(c->db, &v);
+        if (r < 0)
+                goto rollback;
+        if (v > SQLITE_SCHEMA_VERSION || v < 0) {
+                r = -EPROTONOSUPPORT; /* written by a newer coffre */
+                goto rollback;
+        }
+        if (v == 0 && !create) {
+                r = -ENOENT; /* an empty file, not a vault */
+                goto rollback;
+        }
+        for (; v < SQLITE_SCHEMA_VERSION; v++) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                r = exec(c->db, migrations[v]);
+                if (r < 0)
+                        goto rollback;
+                snprintf(sql, sizeof sql,
+                         "INSERT INTO schema_migrations (version, applied_at) VALUES (%d, %lld); "
+                         "PRAGMA user_version = %d;",
+                         v + 1, (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000, v + 1);
+                r = exec(c->db, sql);
+                if (r < 0)
+                        goto rollback;
+        }
+        r = exec(c->db, "COMMIT");
+        if (r < 0)
+                goto rollback;
+        return 0;
+rollback:
+        if (!sqlite3_get_autocommit(c->db))
+                (void) exec(c->db, "ROLLBACK");
+        return r;
+}

@@ -1,0 +1,793 @@
+/* test_cli.c: the client commands against a stand-in HTTPS server (fake_server.py, stdlib
+ * Python, self-signed certificate made with openssl), checking exit codes, stdout, stderr and
+ * files as a user would see them; plus the escaping, URL-encoding and progress helpers. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "fileio.h"
+#include "hex.h"
+#include "cli/progress.h"
+
+/* Paths here are short ones under /tmp; truncation cannot happen. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#define TOKEN "test-token-0123456789abcdef"
+
+static struct {
+        char dir[PATH_MAX];
+        char cert[PATH_MAX], key[PATH_MAX], other_cert[PATH_MAX], store[PATH_MAX];
+        char url[64];
+        pid_t server;
+} T;
+
+struct out {
+        int code;
+        char *out;
+        char *err;
+};
+
+static void out_done(struct out *o) {
+        free(o->out);
+        free(o->err);
+        *o = (struct out){};
+}
+
+static char *slurp(const char *path) {
+        struct buf b;
+        assert_int_equal(read_file(path, 256 * 1024 * 1024, &b), 0);
+        return buf_steal(&b);
+}
+
+/* Runs a command in-process with stdout and stderr captured in files. */
+static void run_argv(int (*fn)(int, char **), struct out *o, char **argv) {
+        char out_path[PATH_MAX], err_path[PATH_MAX];
+        int argc = 0;
+
+        while (argv[argc])
+                argc++;
+        snprintf(out_path, sizeof out_path, "%s/stdout", T.dir);
+        snprintf(err_path, sizeof err_path, "%s/stderr", T.dir);
+        fflush(stdout);
+        fflush(stderr);
+        int saved_out = dup(1), saved_err = dup(2);
+        int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(saved_out >= 0 && saved_err >= 0 && fo >= 0 && fe >= 0);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        close(fo);
+        close(fe);
+        o->code = fn(argc, argv);
+        fflush(stdout);
+        fflush(stderr);
+        dup2(saved_out, 1);
+        dup2(saved_err, 2);
+        close(saved_out);
+        close(saved_err);
+        o->out = slurp(out_path);
+        o->err = slurp(err_path);
+}
+
+#define RUN(fn, o, ...)                                                  \
+        do {                                                             \
+                char *_argv[] = { __VA_ARGS__, NULL };                   \
+                run_argv(fn, o, _argv);                                  \
+        } while (0)
+
+static void spawn_wait(char *const argv[]) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY);
+                dup2(null, 2);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void make_cert(const char *cert, const char *key) {
+        char *argv[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                         "-nodes", "-keyout", (char *) key, "-out", (char *) cert, "-days", "2", "-subj",
+                         "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", NULL };
+        spawn_wait(argv);
+}
+
+static int group_setup(void **state) {
+        const char *script = getenv("COFFRE_CLI_FAKE_SERVER");
+        char other_key[PATH_MAX], xdg[PATH_MAX];
+        int p[2];
+
+        if (!script)
+                return -1;
+        snprintf(T.dir, sizeof T.dir, "/tmp/coffre-cli-test-XXXXXX");
+        if (!mkdtemp(T.dir))
+                return -1;
+        snprintf(T.cert, sizeof T.cert, "%s/cert.pem", T.dir);
+        snprintf(T.key, sizeof T.key, "%s/key.pem", T.dir);
+        snprintf(T.other_cert, sizeof T.other_cert, "%s/other.pem", T.dir);
+        snprintf(other_key, sizeof other_key, "%s/other-key.pem", T.dir);
+        snprintf(T.store, sizeof T.store, "%s/store", T.dir);
+        snprintf(xdg, sizeof xdg, "%s/no-config", T.dir);
+        make_cert(T.cert, T.key);
+        make_cert(T.other_cert, other_key);
+
+        if (pipe(p) < 0)
+                return -1;
+        T.server = fork();
+        if (T.server < 0)
+                return -1;
+        if (T.server == 0) {
+                dup2(p[1], 1);
+                close(p[0]);
+                close(p[1]);
+                execlp("python3", "python3", script, "--cert", T.cert, "--key", T.key, "--token", TOKEN, "--dir",
+                       T.store, NULL);
+                _exit(127);
+        }
+        close(p[1]);
+        FILE *f = fdopen(p[0], "r");
+        int port = 0;
+        /* blocks until the server listens: no sleeping */
+        if (!f || fscanf(f, "PORT %d", &port) != 1 || port <= 0)
+                return -1;
+        fclose(f);
+        snprintf(T.url, sizeof T.url, "https://127.0.0.1:%d", port);
+        setenv("COFFRE_URL", T.url, 1);
+        setenv("COFFRE_CACERT", T.cert, 1);
+        setenv("COFFRE_TOKEN", TOKEN, 1);
+        setenv("XDG_CONFIG_HOME", xdg, 1); /* never the tester's own config */
+        return 0;
+}
+
+static int group_teardown(void **state) {
+        if (T.server > 0) {
+                kill(T.server, SIGTERM);
+                waitpid(T.server, NULL, 0);
+        }
+        if (T.dir[0])
+                rm_rf(T.dir);
+        return 0;
+}
+
+static void write_random_file(const char *path, size_t size) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        uint8_t chunk[65536];
+        assert_true(fd >= 0);
+        while (size > 0) {
+                size_t n = MIN(size, sizeof chunk);
+                randombytes_buf(chunk, n);
+                assert_int_equal(write_all(fd, chunk, n), 0);
+                size -= n;
+        }
+        close(fd);
+}
+
+static void sha256_file(const char *path, char hex[65]) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        uint8_t chunk[65536], d[32];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+
+        assert_true(fd >= 0 && md);
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        while ((n = read(fd, chunk, sizeof chunk)) > 0)
+                EVP_DigestUpdate(md, chunk, (size_t) n);
+        EVP_DigestFinal_ex(md, d, NULL);
+        EVP_MD_CTX_free(md);
+        close(fd);
+        hex_encode(d, 32, hex);
+}
+
+static void path_in(char *out, const char *name) {
+        snprintf(out, PATH_MAX, "%s/%s", T.dir, name);
+}
+
+static bool files_equal(const char *a, const char *b) {
+        char ha[65], hb[65];
+        sha256_file(a, ha);
+        sha256_file(b, hb);
+        return strcmp(ha, hb) == 0;
+}
+
+/* Uploads path (with an optional --name) and returns the new id from the "ID  SIZE  NAME" line. */
+static void put_file(const char *path, const char *name, const char *class, char id[129]) {
+        struct out o = {};
+        unsigned long long size;
+
+        if (name && class)
+                RUN(cmd_put, &o, "put", (char *) path, "--name", (char *) name, "--class", (char *) class);
+        else if (name)
+                RUN(cmd_put, &o, "put", (char *) path, "--name", (char *) name);
+        else if (class)
+                RUN(cmd_put, &o, "put", (char *) path, "--class", (char *) class);
+        else
+                RUN(cmd_put, &o, "put", (char *) path);
+        assert_int_equal(o.code, 0);
+        assert_int_equal(sscanf(o.out, "%128s %llu", id, &size), 2);
+        out_done(&o);
+}
+
+static size_t count_lines(const char *s) {
+        size_t n = 0;
+        for (; *s; s++)
+                n += *s == '\n';
+        return n;
+}
+
+/* The last request the server logged, as JSON. */
+static json_t *last_request(const char *method) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/requests.log", T.store);
+        _cleanup_free_ char *log = slurp(path);
+        json_t *found = NULL;
+        for (char *line = log, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+                nl = strchr(line, '\n');
+                if (nl)
+                        *nl = 0;
+                json_t *j = json_loads(line, 0, NULL);
+                if (j && strcmp(json_string_value(json_object_get(j, "method")), method) == 0) {
+                        json_decref(found);
+                        found = j;
+                } else
+                        json_decref(j);
+        }
+        assert_non_null(found);
+        return found;
+}
+
+/* ---- helpers ---- */
+
+static void test_escape(void **state) {
+        static const struct {
+                const char *in, *want;
+        } cases[] = {
+                { "facture-2026.pdf", "facture-2026.pdf" },
+                { "reçu été", "reçu été" },
+                { "a\x1b[2Jb", "a\\x1b[2Jb" },
+                { "line\nbreak\ttab\r", "line\\nbreak\\ttab\\r" },
+                { "back\\slash", "back\\\\slash" },
+                { "del\x7f", "del\\x7f" },
+                { "c1\xc2\x9b" "31m", "c1\\u{009b}31m" },      /* U+009B, the 8-bit CSI */
+                { "rtl\xe2\x80\xae" "fdp.exe", "rtl\\u{202e}fdp.exe" }, /* RIGHT-TO-LEFT OVERRIDE */
+                { "bad\xff", "bad\\xff" },
+                { "overlong\xc0\xaf", "overlong\\xc0\\xaf" },
+                { "cut\xe2\x82", "cut\\xe2\\x82" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *got = cli_escape(cases[i].in);
+                assert_non_null(got);
+                assert_string_equal(got, cases[i].want);
+        }
+}
+
+static void test_url_encode(void **state) {
+        struct buf b;
+        buf_init(&b, 0);
+        assert_int_equal(client_url_encode(&b, "a b/é&=?#%+~._-Z9"), 0);
+        assert_string_equal(buf_str(&b), "a%20b%2F%C3%A9%26%3D%3F%23%25%2B~._-Z9");
+        buf_free(&b);
+}
+
+static void test_progress_format(void **state) {
+        char line[256], bytes[32];
+        const uint64_t mib = 1024 * 1024;
+
+        progress_format(line, sizeof line, "invoice.pdf", 50 * mib, 100 * mib, 10.0, 100);
+        assert_non_null(strstr(line, "invoice.pdf"));
+        assert_non_null(strstr(line, " 50%"));
+        assert_non_null(strstr(line, "50.0 MiB / 100.0 MiB"));
+        assert_non_null(strstr(line, "5.0 MiB/s"));
+        assert_non_null(strstr(line, "ETA 0:10"));
+        assert_true(strlen(line) <= 100);
+
+        progress_format(line, sizeof line, "a-very-long-file-name-that-goes-on-and-on.pdf", 1 * mib, 4 * mib, 1.0, 60);
+        assert_true(strlen(line) <= 60);
+        assert_non_null(strstr(line, " 25%"));
+        assert_non_null(strstr(line, "ETA 0:03"));
+
+        progress_format(line, sizeof line, "x", 0, 0, 0.0, 80);
+        assert_non_null(strstr(line, "0 B"));
+        assert_null(strstr(line, "ETA"));
+
+        progress_format_bytes(bytes, sizeof bytes, 1536.0);
+        assert_string_equal(bytes, "1.5 KiB");
+        progress_format_bytes(bytes, sizeof bytes, 3.0 * 1024 * 1024 * 1024);
+        assert_string_equal(bytes, "3.0 GiB");
+}
+
+/* ---- commands ---- */
+
+static void test_help(void **state) {
+        int (*fns[])(int, char **) = { cmd_put, cmd_get, cmd_ls, cmd_rm };
+        const char *names[] = { "put", "get", "ls", "rm" };
+        struct out o = {};
+
+        for (size_t i = 0; i < ELEMENTSOF(fns); i++) {
+                char usage[64];
+                RUN(fns[i], &o, (char *) names[i], "--help");
+                assert_int_equal(o.code, 0);
+                snprintf(usage, sizeof usage, "Usage: coffre %s", names[i]);
+                assert_true(strncmp(o.out, usage, strlen(usage)) == 0);
+                assert_non_null(strstr(o.out, "COFFRE_TOKEN"));
+                assert_non_null(strstr(o.out, "--cacert"));
+                assert_non_null(strstr(o.out, "Exit status: 0 ok, 1 failure, 2 usage error, 3 verification failed"));
+                assert_string_equal(o.err, "");
+                out_done(&o);
+        }
+}
+
+static void test_usage_errors(void **state) {
+        struct out o = {};
+
+        RUN(cmd_put, &o, "put");
+        assert_int_equal(o.code, 2);
+        assert_string_equal(o.err, "coffre put: no FILE given (see coffre put --help)\n");
+        out_done(&o);
+        RUN(cmd_put, &o, "put", "a", "b", "--name", "x");
+        assert_int_equal(o.code, 2);
+        out_done(&o);
+        RUN(cmd_put, &o, "put", "a", "--token", TOKEN);
+        assert_int_equal(o.code, 2);
+        assert_non_null(strstr(o.err, "never taken from the command line"));
+        assert_null(strstr(o.err, TOKEN));
+        out_done(&o);
+        RUN(cmd_get, &o, "get", "../../etc/passwd");
+        assert_int_equal(o.code, 2);
+        out_done(&o);
+        RUN(cmd_get, &o, "get", "a", "b");
+        assert_int_equal(o.code, 2);
+        out_done(&o);
+        RUN(cmd_ls, &o, "ls", "--limit", "0");
+        assert_int_equal(o.code, 2);
+        out_done(&o);
+        RUN(cmd_ls, &o, "ls", "--after", "yesterday");
+        assert_int_equal(o.code, 2);
+        out_done(&o);
+        RUN(cmd_rm, &o, "rm");
+        assert_int_equal(o.code, 2);
+        out_done(&o);
+}
+
+static void test_put_get_roundtrip(void **state) {
+        char src[PATH_MAX], dst[PATH_MAX], hex[65], id[129], line[512];
+        struct out o = {};
+        struct stat st;
+
+        path_in(src, "relevé 2026-03.pdf");
+        path_in(dst, "roundtrip.out");
+        write_random_file(src, 3 * 65536 + 123);
+        sha256_file(src, hex);
+
+        RUN(cmd_put, &o, "put", src, "--class", "accounting-10y");
+        assert_int_equal(o.code, 0);
+        assert_string_equal(o.err, "");
+        assert_int_equal(sscanf(o.out, "%128s", id), 1);
+        snprintf(line, sizeof line, "%s  %d  relevé 2026-03.pdf\n", id, 3 * 65536 + 123);
+        assert_string_equal(o.out, line);
+        out_done(&o);
+
+        json_t *req = last_request("POST");
+        assert_string_equal(json_string_value(json_object_get(req, "x_content_sha256")), hex);
+        assert_string_equal(json_string_value(json_object_get(req, "content_type")), "application/octet-stream");
+        assert_string_equal(json_string_value(json_object_get(req, "query")),
+                            "name=relev%C3%A9%202026-03.pdf&class=accounting-10y");
+        assert_true(json_is_true(json_object_get(req, "auth_ok")));
+        json_decref(req);
+
+        RUN(cmd_get, &o, "get", id, "-o", dst);
+        assert_int_equal(o.code, 0);
+        assert_string_equal(o.out, "");
+        assert_string_equal(o.err, "");
+        out_done(&o);
+        assert_true(files_equal(src, dst));
+        assert_int_equal(stat(dst, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+
+        /* replacing an existing file keeps its permissions */
+        assert_int_equal(chmod(dst, 0640), 0);
+        RUN(cmd_get, &o, "get", "-o", dst, id);
+        assert_int_equal(o.code, 0);
+        out_done(&o);
+        assert_int_equal(stat(dst, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0640);
+        assert_true(files_equal(src, dst));
+
+        /* to standard output */
+        RUN(cmd_get, &o, "get", id);
+        assert_int_equal(o.code, 0);
+        char got[65];
+        unsigned char d[32];
+        EVP_Digest(o.out, 3 * 65536 + 123, d, NULL, EVP_sha256(), NULL);
+        hex_encode(d, 32, got);
+        assert_string_equal(got, hex);
+        out_done(&o);
+}
+
+static void test_put_json_and_stop_at_failure(void **state) {
+        char a[PATH_MAX], b[PATH_MAX], missing[PATH_MAX], ha[65], hb[65];
+        struct out o = {};
+
+        path_in(a, "a.txt");
+        path_in(b, "b.bin");
+        path_in(missing, "missing.pdf");
+        write_random_file(a, 10);
+        write_random_file(b, 0);
+        sha256_file(a, ha);
+        sha256_file(b, hb);
+
+        RUN(cmd_put, &o, "put", "--json", a, b);
+        assert_int_equal(o.code, 0);
+        assert_int_equal(count_lines(o.out), 2);
+        json_t *j = json_loads(o.out, JSON_DISABLE_EOF_CHECK, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "sha256")), ha);
+        assert_string_equal(json_string_value(json_object_get(j, "name")), "a.txt");
+        assert_int_equal(json_integer_value(json_object_get(j, "size")), 10);
+        assert_non_null(json_string_value(json_object_get(j, "created_at")));
+        json_decref(j);
+        j = json_loads(strchr(o.out, '\n') + 1, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(j, "sha256")), hb);
+        json_decref(j);
+        out_done(&o);
+
+        RUN(cmd_put, &o, "put", a, missing, b);
+        assert_int_equal(o.code, 1);
+        assert_int_equal(count_lines(o.out), 1); /* a only: b is never sent */
+        assert_non_null(strstr(o.err, "cannot open"));
+        assert_non_null(strstr(o.err, "No such file or directory"));
+        out_done(&o);
+
+        RUN(cmd_put, &o, "put", T.dir);
+        assert_int_equal(o.code, 1);
+        assert_non_null(strstr(o.err, "is not a regular file"));
+        out_done(&o);
+}
+
+static void test_put_answer_mismatch(void **state) {
+        char src[PATH_MAX];
+        struct out o = {};
+
+        path_in(src, "lie.pdf");
+        write_random_file(src, 1000);
+        RUN(cmd_put, &o, "put", src, "--name", "lie-1.pdf");
+        assert_int_equal(o.code, 3);
+        assert_string_equal(o.out, "");
+        assert_non_null(strstr(o.err, "the server recorded"));
+        out_done(&o);
+}
+
+static size_t count_entries(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        size_t n = 0;
+        assert_non_null(d);
+        while ((e = readdir(d)))
+                n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+        closedir(d);
+        return n;
+}
+
+static void test_get_verification_failures(void **state) {
+        char src[PATH_MAX], outdir[PATH_MAX], dst[PATH_MAX], corrupt[129], shortid[129];
+        struct out o = {};
+
+        path_in(src, "victim.pdf");
+        path_in(outdir, "getdir");
+        assert_int_equal(mkdir(outdir, 0700), 0);
+        snprintf(dst, sizeof dst, "%s/doc.pdf", outdir);
+        write_random_file(src, 200000);
+        put_file(src, "corrupt-1.pdf", NULL, corrupt);
+        put_file(src, "short-1.pdf", NULL, shortid);
+
+        RUN(cmd_get, &o, "get", corrupt, "-o", dst);
+        assert_int_equal(o.code, 3);
+        assert_non_null(strstr(o.err, "verification failed"));
+        assert_non_null(strstr(o.err, "nothing was written"));
+        out_done(&o);
+        assert_int_equal(count_entries(outdir), 0); /* no file, no temporary left over */
+
+        /* an existing file is left as it was */
+        assert_int_equal(write_file_atomic(dst, "old", 3, 0600, 0), 0);
+        RUN(cmd_get, &o, "get", shortid, "-o", dst);
+        assert_int_equal(o.code, 3);
+        out_done(&o);
+        _cleanup_free_ char *old = slurp(dst);
+        assert_string_equal(old, "old");
+        assert_int_equal(count_entries(outdir), 1);
+
+        RUN(cmd_get, &o, "get", corrupt);
+        assert_int_equal(o.code, 3);
+        assert_non_null(strstr(o.err, "discard what was written"));
+        out_done(&o);
+}
+
+static void test_http_errors(void **state) {
+        struct out o = {};
+
+        RUN(cmd_get, &o, "get", "doc9999-none");
+        assert_int_equal(o.code, 1);
+        assert_string_equal(o.out, "");
+        assert_string_equal(o.err, "coffre: Not Found: no document doc9999-none (HTTP 404)\n");
+        out_done(&o);
+
+        setenv("COFFRE_TOKEN", "wrong-token", 1);
+        RUN(cmd_ls, &o, "ls");
+        setenv("COFFRE_TOKEN", TOKEN, 1);
+        assert_int_equal(o.code, 1);
+        const char *want = "coffre: Unauthorized: missing or invalid bearer token (HTTP 401)\n";
+        assert_true(strncmp(o.err, want, strlen(want)) == 0);
+        assert_null(strstr(o.err, "wrong-token"));
+        out_done(&o);
+}
+
+static void test_ls_paging_and_filters(void **state) {
+        char src[PATH_MAX], class[32], ids[5][129], name[16];
+        struct out o = {};
+
+        snprintf(class, sizeof class, "pg-%08x", randombytes_random());
+        path_in(src, "page.txt");
+        write_random_file(src, 5);
+        for (int i = 0; i < 5; i++) {
+                snprintf(name, sizeof name, "p%d.txt", i);
+                put_file(src, name, class, ids[i]);
+        }
+
+        /* the server pages by 2: three pages followed */
+        RUN(cmd_ls, &o, "ls", "--class", class);
+        assert_int_equal(o.code, 0);
+        assert_int_equal(count_lines(o.out), 6);
+        assert_true(strncmp(o.out, "ID ", 3) == 0);
+        assert_non_null(strstr(o.out, "CREATED"));
+        const char *at = o.out;
+        for (int i = 0; i < 5; i++) {
+                const char *row = strstr(at, ids[i]);
+                assert_non_null(row);
+                assert_non_null(strstr(row, class));
+                at = row;
+        }
+        out_done(&o);
+
+        RUN(cmd_ls, &o, "ls", "--class", class, "--limit", "3");
+        assert_int_equal(o.code, 0);
+        assert_int_equal(count_lines(o.out), 4);
+        assert_null(strstr(o.out, ids[3]));
+        out_done(&o);
+
+        RUN(cmd_ls, &o, "ls", "--class", class, "--json");
+        assert_int_equal(o.code, 0);
+        assert_int_equal(count_lines(o.out), 5);
+        json_t *j = json_loads(o.out, JSON_DISABLE_EOF_CHECK, NULL);
+        assert_string_equal(json_string_value(json_object_get(j, "id")), ids[0]);
+        json_decref(j);
+        out_done(&o);
+
+        RUN(cmd_ls, &o, "ls", "--class", class, "--after", "2026-01-01", "--before", "2099-12-31T00:00:00Z");
+        assert_int_equal(o.code, 0);
+        out_done(&o);
+        json_t *req = last_request("GET");
+        assert_non_null(strstr(json_string_value(json_object_get(req, "query")),
+                               "created_after=2026-01-01T00%3A00%3A00Z&created_before=2099-12-31T00%3A00%3A00Z"));
+        json_decref(req);
+}
+
+static void test_names_escaped(void **state) {
+        char src[PATH_MAX], id[129], class[32];
+        struct out o = {};
+
+        snprintf(class, sizeof class, "esc-%08x", randombytes_random());
+        path_in(src, "evil.txt");
+        write_random_file(src, 3);
+        RUN(cmd_put, &o, "put", src, "--class", class, "--name", "evil\x1b]0;pwned\x07\nsecond line");
+        assert_int_equal(o.code, 0);
+        assert_int_equal(sscanf(o.out, "%128s", id), 1);
+        assert_non_null(strstr(o.out, "  evil\\x1b]0;pwned\\x07\\nsecond line\n"));
+        assert_null(strchr(o.out, '\x1b'));
+        out_done(&o);
+
+        RUN(cmd_ls, &o, "ls", "--class", class);
+        assert_int_equal(o.code, 0);
+        assert_int_equal(count_lines(o.out), 2);
+        assert_non_null(strstr(o.out, "evil\\x1b]0;pwned\\x07\\nsecond line\n"));
+        assert_null(strchr(o.out, '\x1b'));
+        out_done(&o);
+}
+
+static void test_rm(void **state) {
+        char src[PATH_MAX], keep[129], locked[129], gone[129];
+        struct out o = {};
+
+        path_in(src, "rm.txt");
+        write_random_file(src, 7);
+        put_file(src, NULL, NULL, gone);
+        put_file(src, NULL, "locked", locked);
+        put_file(src, NULL, NULL, keep);
+
+        RUN(cmd_rm, &o, "rm", gone);
+        assert_int_equal(o.code, 0);
+        assert_string_equal(o.out, "");
+        assert_string_equal(o.err, "");
+        out_done(&o);
+        RUN(cmd_get, &o, "get", gone);
+        assert_int_equal(o.code, 1);
+        assert_non_null(strstr(o.err, "(HTTP 404)"));
+        out_done(&o);
+
+        RUN(cmd_rm, &o, "rm", locked, keep);
+        assert_int_equal(o.code, 1);
+        char want[256];
+        snprintf(want, sizeof want, "coffre: Retained: document %s is retained until 2036-12-31 (HTTP 409)\n", locked);
+        assert_string_equal(o.err, want);
+        out_done(&o);
+        RUN(cmd_get, &o, "get", keep); /* rm stopped at the first refusal */
+        assert_int_equal(o.code, 0);
+        out_done(&o);
+}
+
+static void test_tls_and_connection_errors(void **state) {
+        struct out o = {};
+
+        RUN(cmd_ls, &o, "ls", "--cacert", T.other_cert);
+        assert_int_equal(o.code, 1);
+        assert_non_null(strstr(o.err, "is not trusted"));
+        assert_non_null(strstr(o.err, "use --cacert"));
+        out_done(&o);
+
+        RUN(cmd_ls, &o, "ls", "--cacert", "/nonexistent/ca.pem");
+        assert_int_equal(o.code, 1);
+        assert_non_null(strstr(o.err, "/nonexistent/ca.pem"));
+        out_done(&o);
+
+        /* a port nobody listens on: bound, then closed */
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t sl = sizeof sa;
+        assert_int_equal(bind(s, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(getsockname(s, (struct sockaddr *) &sa, &sl), 0);
+        close(s);
+        char url[64];
+        snprintf(url, sizeof url, "https://127.0.0.1:%d", ntohs(sa.sin_port));
+        RUN(cmd_ls, &o, "ls", "--url", url);
+        assert_int_equal(o.code, 1);
+        assert_non_null(strstr(o.err, "connection refused"));
+        out_done(&o);
+
+        RUN(cmd_ls, &o, "ls", "--url", "http://127.0.0.1:8080");
+        assert_int_equal(o.code, 1);
+        assert_non_null(strstr(o.err, "must start with https://"));
+        out_done(&o);
+}
+
+static void test_config_file_and_token_file(void **state) {
+        char xdg[PATH_MAX], confdir[PATH_MAX], conf[PATH_MAX], token[PATH_MAX], text[2 * PATH_MAX];
+        _cleanup_free_ char *saved_xdg = strdup(getenv("XDG_CONFIG_HOME"));
+        struct out o = {};
+
+        path_in(xdg, "xdg");
+        snprintf(confdir, sizeof confdir, "%s/coffre", xdg);
+        snprintf(conf, sizeof conf, "%s/config", confdir);
+        snprintf(token, sizeof token, "%s/token", confdir);
+        assert_int_equal(mkdir_p(confdir, 0700), 0);
+        /* relative token_file is relative to the config file's directory */
+        snprintf(text, sizeof text, "[client]\nurl = %s\ncacert = %s\ntoken_file = token\n", T.url, T.cert);
+        assert_int_equal(write_file_atomic(conf, text, strlen(text), 0644, 0), 0);
+        assert_int_equal(write_file_atomic(token, TOKEN "\n", strlen(TOKEN) + 1, 0644, 0), 0);
+        setenv("XDG_CONFIG_HOME", xdg, 1);
+        unsetenv("COFFRE_URL");
+        unsetenv("COFFRE_CACERT");
+        unsetenv("COFFRE_TOKEN");
+
+        RUN(cmd_ls, &o, "ls");
+        assert_int_equal(o.code, 1);
+        assert_non_null(strstr(o.err, "accessible by group or others (mode 0644)"));
+        assert_non_null(strstr(o.err, "chmod 600"));
+        assert_null(strstr(o.err, TOKEN));
+        out_done(&o);
+
+        assert_int_equal(chmod(token, 0600), 0);
+        RUN(cmd_ls, &o, "ls", "--limit", "1");
+        assert_int_equal(o.code, 0);
+        out_done(&o);
+
+        snprintf(text, sizeof text, "[client]\nurl = %s\ntokenfile = token\n", T.url);
+        assert_int_equal(write_file_atomic(conf, text, strlen(text), 0644, 0), 0);
+        RUN(cmd_ls, &o, "ls");
+        assert_int_equal(o.code, 1);
+        assert_non_null(strstr(o.err, ":3: unknown key \"tokenfile\""));
+        out_done(&o);
+
+        unlink(conf);
+        RUN(cmd_ls, &o, "ls");
+        assert_int_equal(o.code, 1);
+        assert_non_null(strstr(o.err, "no API token"));
+        out_done(&o);
+
+        setenv("XDG_CONFIG_HOME", saved_xdg, 1);
+        setenv("COFFRE_URL", T.url, 1);
+        setenv("COFFRE_CACERT", T.cert, 1);
+        setenv("COFFRE_TOKEN", TOKEN, 1);
+}
+
+static long rss_now_kib(void) {
+        long pages = 0, resident = 0;
+        FILE *f = fopen("/proc/self/statm", "re");
+        assert_non_null(f);
+        assert_int_equal(fscanf(f, "%ld %ld", &pages, &resident), 2);
+        fclose(f);
+        return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* A 96 MiB document up and down: the peak resident size grows by far less than its size. */
+static void test_memory_stays_flat(void **state) {
+        char src[PATH_MAX], dst[PATH_MAX], id[129];
+        struct out o = {};
+        struct rusage ru;
+
+        path_in(src, "big.bin");
+        path_in(dst, "big.out");
+        write_random_file(src, 96u << 20);
+        long before = rss_now_kib();
+        put_file(src, NULL, NULL, id);
+        RUN(cmd_get, &o, "get", id, "-o", dst);
+        assert_int_equal(o.code, 0);
+        out_done(&o);
+        assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+        print_message("rss before %ld KiB, peak after %ld KiB\n", before, ru.ru_maxrss);
+#ifndef __SANITIZE_ADDRESS__
+        /* (ASan keeps freed blocks in quarantine, so the resident size says nothing there) */
+        assert_true(ru.ru_maxrss - before < 24 * 1024);
+#endif
+        assert_true(files_equal(src, dst));
+        unlink(src);
+        unlink(dst);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_escape),
+                cmocka_unit_test(test_url_encode),
+                cmocka_unit_test(test_progress_format),
+                cmocka_unit_test(test_help),
+                cmocka_unit_test(test_usage_errors),
+                cmocka_unit_test(test_put_get_roundtrip),
+                cmocka_unit_test(test_put_json_and_stop_at_failure),
+                cmocka_unit_test(test_put_answer_mismatch),
+                cmocka_unit_test(test_get_verification_failures),
+                cmocka_unit_test(test_http_errors),
+                cmocka_unit_test(test_ls_paging_and_filters),
+                cmocka_unit_test(test_names_escaped),
+                cmocka_unit_test(test_rm),
+                cmocka_unit_test(test_tls_and_connection_errors),
+                cmocka_unit_test(test_config_file_and_token_file),
+                cmocka_unit_test(test_memory_stays_flat),
+        };
+        if (sodium_init() < 0)
+                return 1;
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
