@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "cmd_server.h"
 #include "commands.h"
+#include "core/ledger.h"
 #include "core/vault.h"
 #include "fileio.h"
 #include "http/http.h"
@@ -147,6 +148,11 @@ int cmd_serve(int argc, char **argv) {
         r = vault_recover(v);
         if (r < 0)
                 return 1;
+        r = ledger_start(vault_ledger(v));
+        if (r < 0) {
+                log_error("cannot start the checkpointer: %s", strerror(-r));
+                return 1;
+        }
 
         _cleanup_free_ char *cert_path = vault_path(v, cfg->tls_cert);
         _cleanup_free_ char *key_path = vault_path(v, cfg->tls_key);

@@ -96,6 +96,11 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return copy_str(c->master_key, sizeof c->master_key, value);
         if (IS("audit", "origin"))
                 return copy_str(c->audit_origin, sizeof c->audit_origin, value);
+        if (IS("audit", "witness")) {
+                if (c->n_witness >= VAULT_MAX_WITNESSES)
+                        return 0;
+                return copy_str(c->witness[c->n_witness++], sizeof c->witness[0], value);
+        }
 #undef IS
         log_warn("coffre.conf: unknown setting [%s] %s", section, name);
         return 1;
@@ -127,10 +132,13 @@ int vault_config_write(const char *path, const struct vault_config *c) {
                            "max_connections_per_ip = %u\nidle_timeout = %u\nshutdown_timeout = %u\n\n"
                            "[tls]\ncert = %s\nkey = %s\n\n"
                            "[keys]\nmaster = %s\n\n"
-                           "[audit]\norigin = %s\n",
+                           "[audit]\norigin = %s\n"
+                           "# witness = <vkey of a witness whose cosignatures are accepted>, one line each\n",
                            c->vault_id, c->default_class, c->listen, (unsigned long long) c->max_body,
                            c->max_connections, c->max_connections_per_ip, c->idle_timeout, c->shutdown_timeout,
                            c->tls_cert, c->tls_key, c->master_key, c->audit_origin);
+        for (size_t i = 0; r >= 0 && i < c->n_witness; i++)
+                r = buf_printf(&b, "witness = %s\n", c->witness[i]);
         if (r < 0)
                 return r;
         return write_file_atomic(path, b.data, b.len, 0600, 0);

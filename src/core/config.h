@@ -5,6 +5,8 @@
 
 #include "macro.h"
 
+#define VAULT_MAX_WITNESSES 16
+
 struct vault_config {
         char vault_id[33];
         char listen[64];
@@ -18,6 +20,8 @@ struct vault_config {
         char master_key[256];
         char audit_origin[128];
         char default_class[65];
+        char witness[VAULT_MAX_WITNESSES][512]; /* [audit] witness = <vkey>, one line each */
+        size_t n_witness;
 };
 
 void vault_config_defaults(struct vault_config *c);

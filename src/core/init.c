@@ -11,6 +11,7 @@
 #include "crypto/keyring.h"
 #include "fileio.h"
 #include "hex.h"
+#include "ledger.h"
 #include "log.h"
 #include "selfsigned.h"
 #include "timeutil.h"
@@ -161,6 +162,10 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         free(line);
         if (r < 0)
                 return log_error_errno(r, "cannot write %s: %s", tokfile, strerror(-r));
+
+        r = ledger_init(dir, c.audit_origin);
+        if (r < 0)
+                return r;
 
         /* The settings file last: its presence marks a complete vault. */
         r = vault_config_write(conf, &c);

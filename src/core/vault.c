@@ -7,6 +7,7 @@
 #include "vault.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -19,7 +20,9 @@
 #include "crypto/keyring.h"
 #include "crypto/object_stream.h"
 #include "fileio.h"
+#include "audit/log.h"
 #include "hex.h"
+#include "ledger.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -29,7 +32,12 @@ struct vault {
         struct store *store;
         struct blob *blob;
         struct keyring *keyring;
+        struct ledger *ledger;
 };
+
+struct ledger *vault_ledger(struct vault *v) {
+        return v->ledger;
+}
 
 const struct vault_config *vault_get_config(const struct vault *v) {
         return &v->config;
@@ -57,6 +65,129 @@ bool vault_id_valid(const char *id) {
 static void random_id(uint8_t raw[16], char hex[STORE_ID_LEN + 1]) {
         randombytes_buf(raw, 16);
         hex_encode(raw, 16, hex);
+}
+
+/* ---- audit ---- */
+
+/* Appends an audit entry (durable on return) and indexes it under its object. details_plain
+ * (which may hold personal data) is sealed under the organisation's audit key. */
+static int record(struct vault *v, const char *org_id, const char *actor_id, const char *action, const char *object_id,
+                  const uint8_t *sha256, const char *request_id, const char *details_plain) {
+        char time[32], sha_hex[65], rid[17];
+        uint8_t kek_id[KEYRING_ID_SIZE], key[KEYRING_KEY_SIZE];
+        bool have_key = false;
+        uint64_t index;
+        int r;
+
+        if (!request_id) {
+                uint8_t raw[8];
+                randombytes_buf(raw, sizeof raw);
+                hex_encode(raw, sizeof raw, rid);
+                request_id = rid;
+        }
+        audit_entry_format_time(now_ms(), time);
+        if (sha256)
+                hex_encode(sha256, 32, sha_hex);
+        struct audit_entry e = {
+                .time = time,
+                .org = (char *) org_id,
+                .actor = (char *) actor_id,
+                .action = (char *) action,
+                .object = (char *) object_id,
+                .object_sha256 = sha256 ? sha_hex : NULL,
+                .request_id = (char *) request_id,
+        };
+        if (details_plain && hex_decode(org_id, kek_id, sizeof kek_id) >= 0) {
+                r = keyring_org_key(v->keyring, kek_id, "audit-details", key);
+                if (r < 0)
+                        return log_error_errno(r, "no audit key for organisation %s: %s", org_id, strerror(-r));
+                have_key = true;
+        }
+        r = ledger_record(v->ledger, &e, have_key ? key : NULL, have_key ? details_plain : NULL, &index);
+        sodium_memzero(key, sizeof key);
+        if (r < 0)
+                return r;
+        if (object_id) {
+                /* the log itself is the truth; a lost reference is rebuilt at start */
+                int k = v->store->ops->audit_ref_add(v->store, object_id, index);
+                if (k < 0)
+                        log_warn("audit reference %llu not stored: %s", (unsigned long long) index, strerror(-k));
+        }
+        return 0;
+}
+
+static char *details_json(const struct store_document *d) {
+        json_t *o = json_pack("{s:s, s:s, s:I}", "name", d->name, "class", d->class_, "size", (json_int_t) d->size);
+        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(o);
+        return s;
+}
+
+static void free_secret_stringp(char **s) {
+        if (*s) {
+                sodium_memzero(*s, strlen(*s));
+                free(*s);
+        }
+}
+
+/* Indexes the log entries that name an object but have no reference yet (lost in a crash). */
+static int reindex_audit(struct vault *v) {
+        struct audit_log *log = ledger_log(v->ledger);
+        uint64_t next = 0, size = audit_log_size(log);
+        int r = v->store->ops->audit_ref_max(v->store, &next);
+        if (r < 0)
+                return r;
+        for (uint64_t i = next; i < size; i++) {
+                _cleanup_buf_ struct buf b;
+                struct audit_entry e = { 0 };
+                buf_init(&b, AUDIT_ENTRY_MAX + 1);
+                r = audit_log_entry(log, i, &b);
+                if (r < 0)
+                        return r;
+                r = audit_entry_parse((const char *) b.data, b.len, &e);
+                if (r < 0)
+                        return log_error_errno(r, "audit entry %llu does not parse", (unsigned long long) i);
+                if (e.object)
+                        r = v->store->ops->audit_ref_add(v->store, e.object, i);
+                audit_entry_clear(&e);
+                if (r < 0)
+                        return r;
+        }
+        if (size > next)
+                log_info("audit: indexed entries %llu to %llu", (unsigned long long) next, (unsigned long long) size);
+        return 0;
+}
+
+int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, uint64_t **ret, size_t *ret_n) {
+        uint64_t *idx = NULL;
+        size_t n = 0;
+
+        if (!vault_id_valid(id))
+                return -ENOENT;
+        int r = v->store->ops->audit_ref_list(v->store, id, &idx, &n);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                free(idx);
+                return -ENOENT;
+        }
+        /* the trail outlives the document: check the organisation on the first entry */
+        _cleanup_buf_ struct buf b;
+        struct audit_entry e = { 0 };
+        buf_init(&b, AUDIT_ENTRY_MAX + 1);
+        r = audit_log_entry(ledger_log(v->ledger), idx[0], &b);
+        if (r >= 0)
+                r = audit_entry_parse((const char *) b.data, b.len, &e);
+        if (r >= 0 && strcmp(e.org, a->org_id) != 0)
+                r = -ENOENT;
+        audit_entry_clear(&e);
+        if (r < 0) {
+                free(idx);
+                return r;
+        }
+        *ret = idx;
+        *ret_n = n;
+        return 0;
 }
 
 int vault_check_name(const char *name, const char **ret_reason) {
@@ -134,6 +265,13 @@ static int vault_open_parts(struct vault *v) {
 
         if (!meta || !kr || !mk)
                 return -ENOMEM;
+        /* the ledger first: it forks the signer, which must happen before any thread exists */
+        char *witnesses[VAULT_MAX_WITNESSES];
+        for (size_t i = 0; i < v->config.n_witness; i++)
+                witnesses[i] = v->config.witness[i];
+        r = ledger_open(v->dir, v->config.audit_origin, witnesses, v->config.n_witness, &v->ledger);
+        if (r < 0)
+                return r;
         r = store_sqlite_open(meta, false, &v->store);
         if (r < 0)
                 return log_error_errno(r, "cannot open the metadata store %s: %s", meta, strerror(-r));
@@ -174,6 +312,7 @@ int vault_open(const char *dir, struct vault **ret) {
 void vault_close(struct vault *v) {
         if (!v)
                 return;
+        ledger_close(v->ledger);
         keyring_free(v->keyring);
         blob_close(v->blob);
         store_close(v->store);
@@ -235,11 +374,19 @@ int vault_recover(struct vault *v) {
         r = v->blob->ops->foreach(v->blob, sweep_blob_cb, &s);
         if (r < 0)
                 goto out;
+        r = reindex_audit(v);
+        if (r < 0)
+                goto out;
         for (size_t i = 0; i < s.orphans.n; i++) {
                 r = v->blob->ops->remove(v->blob, s.orphans.ids[i]);
                 if (r < 0 && r != -ENOENT)
                         goto out;
                 removed_obj++;
+                /* an upload cut short after its object was written: the log may hold its
+                 * document.create, so say that it never became a document */
+                r = record(v, "system", "system:recovery", "document.discard", s.orphans.ids[i], NULL, NULL, NULL);
+                if (r < 0)
+                        goto out;
         }
         s.orphans.n = 0;
         r = keyring_dek_foreach(v->keyring, sweep_dek_cb, &s);
@@ -398,10 +545,10 @@ int vault_upload_write(struct vault_upload *u, const void *p, size_t n) {
 int vault_upload_finish(struct vault_upload *u, const char *request_id, struct store_document *ret) {
         struct vault *v = u->v;
         struct store_document d = { 0 };
+        _cleanup_(free_secret_stringp) char *details = NULL;
         unsigned mdlen = 0;
         int r;
 
-        (void) request_id;
         if (u->error) {
                 r = u->error;
                 goto fail;
@@ -428,7 +575,13 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         snprintf(d.created_by, sizeof d.created_by, "%s", u->actor.actor_id);
         d.size = u->size;
         d.created_at = now_ms();
-        r = v->store->ops->document_insert(v->store, &d);
+        details = details_json(&d);
+        r = details ? record(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id, details) : -ENOMEM;
+        if (r >= 0) {
+                r = v->store->ops->document_insert(v->store, &d);
+                if (r < 0 && record(v, d.org_id, d.created_by, "document.discard", d.id, NULL, request_id, NULL) < 0)
+                        log_warn("document %s: discard not logged; the next start logs it", d.id);
+        }
         if (r < 0) {
                 int k = v->blob->ops->remove(v->blob, u->id_hex);
                 if (k < 0)
@@ -508,7 +661,6 @@ int vault_document_open(struct vault *v, const struct vault_actor *a, const char
         uint64_t csize = 0;
         int r;
 
-        (void) request_id;
         r = vault_document_get(v, a, id, &d);
         if (r < 0)
                 return r;
@@ -540,6 +692,9 @@ int vault_document_open(struct vault *v, const struct vault_actor *a, const char
                 return -EBADMSG;
         }
         rd->size = d.size;
+        r = record(v, a->org_id, a->actor_id, "document.read", d.id, d.sha256, request_id, NULL);
+        if (r < 0)
+                return r;
         *ret_doc = d;
         *ret = TAKE_PTR(rd);
         return 0;
@@ -578,7 +733,6 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         uint8_t raw[16];
         int r;
 
-        (void) request_id;
         r = vault_document_get(v, a, id, &d);
         if (r < 0)
                 return r;
@@ -586,6 +740,11 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
                 return -EPERM;
         if (hex_decode(d.id, raw, sizeof raw) < 0)
                 return -EINVAL;
+        /* logged before it happens: a deletion is never unrecorded, even if cut short */
+        _cleanup_(free_secret_stringp) char *details = details_json(&d);
+        r = details ? record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details) : -ENOMEM;
+        if (r < 0)
+                return r;
         /* Crypto-shredding first: once the DEK is gone the ciphertext is noise, even in backups. */
         r = keyring_dek_destroy(v->keyring, raw);
         if (r < 0 && r != -ENOENT)
@@ -618,6 +777,11 @@ static int rotate_cb(const struct store_org *o, void *ud) {
         if (r < 0)
                 return log_error_errno(r, "organisation %s: key rotation failed: %s", o->id, strerror(-r));
         log_info("organisation %s: key encryption key now at version %u", o->id, version);
+        char details[32];
+        snprintf(details, sizeof details, "{\"version\":%u}", version);
+        r = record(c->v, o->id, "system:cli", "key.rotate", NULL, NULL, NULL, details);
+        if (r < 0)
+                return r;
         c->rotated++;
         return 0;
 }

@@ -78,3 +78,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct vault_reader *, vault_reader_free);
 
 /* New KEK version for an organisation (all when org_id is NULL), DEKs rewrapped. */
 int vault_rotate_keys(struct vault *v, const char *org_id) _warn_unused_;
+
+struct ledger;
+struct ledger *vault_ledger(struct vault *v);
+/* Indexes of the log entries about document id (which may be deleted), ascending; malloc'd.
+ * -ENOENT when there are none or they belong to another organisation. */
+int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, uint64_t **ret,
+                         size_t *ret_n) _warn_unused_;

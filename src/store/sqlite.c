@@ -1,6 +1,7 @@
 /* sqlite.c: the embedded metadata store (DATA/meta.db), behind struct store_ops: opening and
- * closing, the reader pool, organisations, tokens and settings. Documents, with the group commit
- * of inserts, are in sqlite_documents.c; the schema and connection set-up in sqlite_schema.c.
+ * closing, the reader pool, organisations, tokens, settings and audit references. Documents,
+ * with the group commit of inserts, are in sqlite_documents.c; the schema and connection set-up
+ * in sqlite_schema.c.
  *
  * One writer connection, guarded by a mutex, does every change, each one durable on return
  * (WAL, synchronous=FULL). Reads use a small pool of query-only connections, so in WAL mode they
@@ -297,6 +298,112 @@ static int setting_set(struct store *st, const char *key, const char *value) {
         return r;
 }
 
+/* --- audit references --- */
+
+static bool audit_object_is_valid(const char *id) {
+        size_t l = id ? strnlen(id, STORE_AUDIT_OBJECT_MAX + 1) : 0;
+        return l > 0 && l <= STORE_AUDIT_OBJECT_MAX;
+}
+
+static int audit_ref_add(struct store *st, const char *object_id, uint64_t index) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        int r;
+
+        /* SQLite integers are signed 64-bit. */
+        if (!audit_object_is_valid(object_id) || index > (uint64_t) INT64_MAX)
+                return -EINVAL;
+        pthread_mutex_lock(&s->write_lock);
+        sqlite3_stmt *q = NULL;
+        r = sqlite_conn_stmt(s->writer, STMT_AUDIT_REF_ADD, &q);
+        if (r >= 0) {
+                sqlite3_bind_text(q, 1, object_id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(q, 2, (int64_t) index);
+                r = sqlite_step_done(q);
+                sqlite_stmt_releasep(&q);
+        }
+        pthread_mutex_unlock(&s->write_lock);
+        return r;
+}
+
+static int audit_ref_list_conn(struct sqlite_conn *c, const char *object_id, uint64_t **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        _cleanup_free_ uint64_t *v = NULL;
+        size_t n = 0, cap = 0;
+        int r = sqlite_conn_stmt(c, STMT_AUDIT_REF_LIST, &q);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(q, 1, object_id, -1, SQLITE_STATIC);
+        for (;;) {
+                int rc = sqlite3_step(q);
+                if (rc == SQLITE_DONE)
+                        break;
+                if (rc != SQLITE_ROW)
+                        return sqlite_errno(rc);
+                int64_t x = sqlite3_column_int64(q, 0);
+                if (x < 0)
+                        return -EBADMSG;
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 16;
+                        uint64_t *nv = reallocarray(v, ncap, sizeof *nv);
+                        if (!nv)
+                                return -ENOMEM;
+                        v = nv;
+                        cap = ncap;
+                }
+                v[n++] = (uint64_t) x;
+        }
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        return 0;
+}
+
+static int audit_ref_list(struct store *st, const char *object_id, uint64_t **ret, size_t *ret_n) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct sqlite_conn *c;
+
+        if (!audit_object_is_valid(object_id) || !ret || !ret_n)
+                return -EINVAL;
+        int r = sqlite_reader_get(s, &c);
+        if (r < 0)
+                return r;
+        r = audit_ref_list_conn(c, object_id, ret, ret_n);
+        sqlite_reader_put(s, c);
+        return r;
+}
+
+static int audit_ref_max_conn(struct sqlite_conn *c, uint64_t *ret_next) {
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        int r = sqlite_conn_stmt(c, STMT_AUDIT_REF_MAX, &q);
+        if (r < 0)
+                return r;
+        int rc = sqlite3_step(q);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -EBADMSG : sqlite_errno(rc);
+        if (sqlite3_column_type(q, 0) == SQLITE_NULL) {
+                *ret_next = 0;
+                return 0;
+        }
+        int64_t x = sqlite3_column_int64(q, 0);
+        if (x < 0)
+                return -EBADMSG;
+        *ret_next = (uint64_t) x + 1;
+        return 0;
+}
+
+static int audit_ref_max(struct store *st, uint64_t *ret_next) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct sqlite_conn *c;
+
+        if (!ret_next)
+                return -EINVAL;
+        int r = sqlite_reader_get(s, &c);
+        if (r < 0)
+                return r;
+        r = audit_ref_max_conn(c, ret_next);
+        sqlite_reader_put(s, c);
+        return r;
+}
+
 /* --- open and close --- */
 
 static void sqlite_store_close(struct store *st) {
@@ -334,6 +441,9 @@ static const struct store_ops sqlite_ops = {
         .token_lookup = token_lookup,
         .setting_get = setting_get,
         .setting_set = setting_set,
+        .audit_ref_add = audit_ref_add,
+        .audit_ref_list = audit_ref_list,
+        .audit_ref_max = audit_ref_max,
 };
 
 int store_sqlite_open(const char *path, bool create, struct store **ret) {

@@ -28,6 +28,9 @@ enum sqlite_stmt_id {
         STMT_TOKEN_LOOKUP,
         STMT_SETTING_GET,
         STMT_SETTING_SET,
+        STMT_AUDIT_REF_ADD,
+        STMT_AUDIT_REF_LIST,
+        STMT_AUDIT_REF_MAX,
         STMT_BEGIN,
         STMT_COMMIT,
         STMT_ROLLBACK,
@@ -65,7 +68,7 @@ static inline void sqlite_stmt_releasep(sqlite3_stmt **st) {
 
 /* Brings the schema up to date (PRAGMA user_version), in one transaction. */
 int sqlite_schema_migrate(struct sqlite_conn *c, bool create) _warn_unused_;
-#define SQLITE_SCHEMA_VERSION 1
+#define SQLITE_SCHEMA_VERSION 2
 
 /* A queued document insert, on its caller's stack until the leader marks it done. */
 struct insert_req {

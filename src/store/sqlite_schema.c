@@ -37,6 +37,10 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
         [STMT_SETTING_SET] = "INSERT INTO settings (key, value) VALUES (?1, ?2) "
                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [STMT_AUDIT_REF_ADD] = "INSERT INTO audit_refs (object_id, log_index) VALUES (?1, ?2) "
+                               "ON CONFLICT (object_id, log_index) DO NOTHING",
+        [STMT_AUDIT_REF_LIST] = "SELECT log_index FROM audit_refs WHERE object_id = ?1 ORDER BY log_index",
+        [STMT_AUDIT_REF_MAX] = "SELECT max(log_index) FROM audit_refs",
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
         [STMT_COMMIT] = "COMMIT",
         [STMT_ROLLBACK] = "ROLLBACK",
@@ -73,6 +77,13 @@ static const char *const migrations[SQLITE_SCHEMA_VERSION] = {
         "CREATE TABLE settings ("
         "  key TEXT PRIMARY KEY NOT NULL,"
         "  value TEXT NOT NULL) WITHOUT ROWID;",
+        /* 2: audit references (object id -> audit log index); the second index answers "where
+         * does the re-index of the log tail resume" without a scan. */
+        "CREATE TABLE audit_refs ("
+        "  object_id TEXT NOT NULL CHECK (length(object_id) BETWEEN 1 AND 1024),"
+        "  log_index INTEGER NOT NULL CHECK (log_index >= 0),"
+        "  PRIMARY KEY (object_id, log_index)) WITHOUT ROWID;"
+        "CREATE INDEX audit_refs_by_index ON audit_refs (log_index);",
 };
 
 int sqlite_errno(int rc) {

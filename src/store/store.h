@@ -11,6 +11,7 @@
 #define STORE_ID_LEN 32 /* ids are 32 lower-case hex characters (16 random bytes) */
 #define STORE_NAME_MAX 255
 #define STORE_CLASS_MAX 64
+#define STORE_AUDIT_OBJECT_MAX 1024 /* bytes of an audit reference's object id (an entry field's limit) */
 
 struct store_document {
         char id[STORE_ID_LEN + 1];
@@ -77,6 +78,16 @@ struct store_ops {
         /* Small key/value settings (vault id, schema version, log origin...). */
         int (*setting_get)(struct store *s, const char *key, char **ret);
         int (*setting_set)(struct store *s, const char *key, const char *value);
+
+        /* Audit references: which audit log entries name an object (a document id...), so that an
+         * object's history is found without scanning the log. Rebuildable from the log.
+         * object_id: 1..STORE_AUDIT_OBJECT_MAX bytes; index < 2^63. */
+        /* Durable when it returns 0; adding an existing pair again is a no-op (0). */
+        int (*audit_ref_add)(struct store *s, const char *object_id, uint64_t index);
+        /* The indexes recorded for object_id, ascending; *ret malloc'd (NULL when *ret_n = 0). */
+        int (*audit_ref_list)(struct store *s, const char *object_id, uint64_t **ret, size_t *ret_n);
+        /* 1 + the largest index recorded (any object), 0 when none: where a re-index resumes. */
+        int (*audit_ref_max)(struct store *s, uint64_t *ret_next);
 };
 
 struct store {

@@ -1,0 +1,49 @@
+/* ledger.h: the vault's audit service. Owns the Merkle log (DATA/audit/), the signer process
+ * that holds the log key, the checkpointer thread (a signed checkpoint at least every second
+ * while entries arrive) and the witnesses' cosignatures. Every state change of the vault goes
+ * through ledger_record() before it is acknowledged. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit/entry.h"
+#include "audit/merkle.h"
+#include "macro.h"
+
+struct audit_log;
+struct ledger;
+
+/* Creates DATA/audit/ and the log key pair in DATA/keys/ (log.key 0600, log.vkey). */
+int ledger_init(const char *data_dir, const char *origin) _warn_unused_;
+
+/* Opens DATA/audit/ (exclusive: -EBUSY when a server holds it) and forks the signer (call
+ * before any thread starts). witness_vkeys: the witnesses whose cosignatures are accepted. */
+int ledger_open(const char *data_dir, const char *origin, char *const *witness_vkeys, size_t n_witnesses,
+                struct ledger **ret) _warn_unused_;
+/* Signs a last checkpoint covering everything, stops the checkpointer and the signer. */
+void ledger_close(struct ledger *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ledger *, ledger_close);
+
+/* Starts the checkpointer thread (serve only; CLI commands checkpoint at close). */
+int ledger_start(struct ledger *l) _warn_unused_;
+
+/* Appends an entry; returns once it is durable. ret_index may be NULL. */
+int ledger_record(struct ledger *l, const struct audit_entry *e, const uint8_t *details_key, const char *details_plain,
+                  uint64_t *ret_index) _warn_unused_;
+
+/* Signs and stores a checkpoint of the current size if it is newer than the last one. */
+int ledger_checkpoint_now(struct ledger *l) _warn_unused_;
+
+struct audit_log *ledger_log(struct ledger *l);
+const char *ledger_origin(const struct ledger *l);
+/* The log's verifier key (C2SP vkey text). */
+const char *ledger_vkey(const struct ledger *l);
+
+/* The latest checkpoint (size 0: latest; else the one stored at exactly that size) as a signed
+ * note with every accepted cosignature line appended. malloc'd. -ENOENT when none. */
+int ledger_checkpoint_note(struct ledger *l, uint64_t size, char **ret_note) _warn_unused_;
+/* Takes a checkpoint note carrying cosignature lines; keeps those that verify under a known
+ * witness key and whose body is exactly a stored checkpoint. Returns how many were new.
+ * -EBADMSG when none verifies, -ENOENT when the body is no stored checkpoint. */
+int ledger_add_cosignatures(struct ledger *l, const char *note, size_t len, unsigned *ret_added) _warn_unused_;
