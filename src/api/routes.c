@@ -11,5 +11,18 @@ const struct http_route api_routes[] = {
         { "GET", "/v1/documents/{id}", "documents.get", .begin = api_documents_get },
         { "DELETE", "/v1/documents/{id}", "documents.delete", .begin = api_documents_delete },
         { "GET", "/v1/documents/{id}/content", "documents.content", .begin = api_documents_content },
+        { "GET", "/v1/documents/{id}/audit", "documents.audit", .begin = api_documents_audit },
+        { "GET", "/v1/audit/checkpoint", "audit.checkpoint", .begin = api_audit_checkpoint },
+        { "POST", "/v1/audit/checkpoint/cosignature", "audit.cosignature", .accepts_body = true,
+          .begin = api_audit_cosignature_begin, .body = api_audit_cosignature_body, .end = api_audit_cosignature_end,
+          .cleanup = api_audit_cosignature_cleanup },
+        { "GET", "/v1/audit/verifier-key", "audit.verifier_key", .begin = api_audit_verifier_key },
+        { "GET", "/v1/audit/proof/inclusion", "audit.proof.inclusion", .begin = api_audit_proof_inclusion },
+        { "GET", "/v1/audit/proof/consistency", "audit.proof.consistency", .begin = api_audit_proof_consistency },
+        { "GET", "/v1/audit/entries", "audit.entries", .begin = api_audit_entries },
+        /* C2SP tlog-tiles: tile/<L>/<N>[.p/<W>] with N as 1 to 3 path elements (see docs/api.md) */
+        { "GET", "/v1/audit/tile/{l}/{a}", "audit.tile", .begin = api_audit_tile },
+        { "GET", "/v1/audit/tile/{l}/{a}/{b}", "audit.tile", .begin = api_audit_tile },
+        { "GET", "/v1/audit/tile/{l}/{a}/{b}/{c}", "audit.tile", .begin = api_audit_tile },
 };
 const size_t api_routes_count = sizeof api_routes / sizeof api_routes[0];

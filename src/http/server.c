@@ -31,6 +31,7 @@
         "+ECDHE-RSA:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE"
 
 #define MAX_PARAMS 4
+#define DISCARD_AFTER_LIMIT ((uint64_t) 64 * 1024 * 1024)
 #define MAX_EXTRA_HEADERS 8
 
 struct http_server {
@@ -428,11 +429,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 *upload_data_size = 0;
                 r->bytes_in += n;
                 if (r->bytes_in > s->o.max_body) {
-                        /* chunked body over the limit: no answer can be queued mid-body, so drop the
-                         * connection rather than read on */
-                        log_warn("request %s: body over the limit, connection closed", r->request_id);
-                        r->status = 413;
-                        return MHD_NO;
+                        /* A chunked body over the limit. libmicrohttpd cannot answer mid-body, so
+                         * the upload is dropped now and the rest read and discarded, up to a bound,
+                         * to answer 413 at the end; past the bound the connection is cut. */
+                        if (!r->pending_err) {
+                                r->pending_err = -EFBIG;
+                                if (r->route && r->route->cleanup)
+                                        r->route->cleanup(r);
+                        }
+                        if (r->bytes_in - s->o.max_body > DISCARD_AFTER_LIMIT) {
+                                log_warn("request %s: body far over the limit, connection closed", r->request_id);
+                                r->status = 413;
+                                return MHD_NO;
+                        }
+                        return MHD_YES;
                 }
                 if (r->answered || r->pending_err || !r->route || !r->route->body)
                         return MHD_YES;
@@ -445,6 +455,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r->answered || r->finished_body)
                 return MHD_YES;
         r->finished_body = true;
+        if (r->pending_err == -EFBIG) {
+                http_respond_problem(r, 413, "payload-too-large", "Payload too large",
+                                     "The body is larger than this vault accepts; nothing was stored.");
+                return MHD_YES;
+        }
         if (r->pending_err) {
                 http_respond_errno(r, r->pending_err, "upload failed");
                 return MHD_YES;
