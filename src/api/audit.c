@@ -346,15 +346,15 @@ static int parse_tile_path(const char *const *seg, size_t n, uint64_t *ret_index
 
         if (n == 0)
                 return -EINVAL;
-        size_t last_len = strlen(seg[n - 1]);
+        /* the last group is "ddd", or "ddd.p" followed by the width */
+        size_t last_len = 3;
         if (n >= 2 && strlen(seg[n - 2]) == 5 && strcmp(seg[n - 2] + 3, ".p") == 0) {
                 const char *ws = seg[n - 1];
                 if (parse_u64(ws, &w) < 0 || w < 1 || w >= AUDIT_LOG_TILE_WIDTH || ws[0] == '0')
                         return -EINVAL;
                 groups = n - 1;
-                last_len = 3;
-        } else if (last_len != 3)
-                return -EINVAL;
+                last_len = 5;
+        }
         for (size_t i = 0; i < groups; i++) {
                 const char *g = seg[i];
                 bool last = i == groups - 1;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,10 @@ struct fs_blob {
         struct blob base;
         char *root;
         int root_fd, objects_fd, tmp_fd;
-        pthread_mutex_t lock;      /* guards directory creation and the writer list */
+        pthread_mutex_t lock;      /* guards the writer list */
+        /* directories known to be durably linked into their parent (bit per xx, per xx/yy) */
+        _Atomic uint8_t durable_xx[256 / 8];
+        _Atomic uint8_t durable_yy[65536 / 8];
         struct fs_writer *writers; /* uploads in progress, which cleanup_tmp leaves alone */
 };
 
@@ -80,33 +84,57 @@ static void object_rel_path(const char *id, char out[3 + 3 + BLOB_ID_LEN + 1]) {
 
 /* Opens (creating) the directory name under dir_fd; fsyncs dir_fd when it created it. Called
  * under b->lock, so a directory another thread made is durable before anyone puts a file in it. */
-static int open_or_make_dir(int dir_fd, const char *name, int *ret) {
+static bool bit_get(_Atomic uint8_t *bits, unsigned i) {
+        return atomic_load(&bits[i / 8]) & (1u << (i % 8));
+}
+
+static void bit_set(_Atomic uint8_t *bits, unsigned i) {
+        atomic_fetch_or(&bits[i / 8], (uint8_t) (1u << (i % 8)));
+}
+
+/* Opens dir_fd/name, creating it if needed. Unless it is already known to be durable, the
+ * parent is fsync'ed, also when another thread (or an earlier run) created it: its entry may not
+ * be on disk yet. No lock: mkdirat settles races, and a second fsync is harmless. */
+static int open_or_make_dir(int dir_fd, const char *name, bool known_durable, int *ret) {
         int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 && errno == ENOENT) {
                 if (mkdirat(dir_fd, name, 0700) < 0 && errno != EEXIST)
                         return negative_errno();
-                if (fsync(dir_fd) < 0)
-                        return negative_errno();
+                known_durable = false;
                 fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         }
         if (fd < 0)
                 return negative_errno();
+        if (!known_durable && fsync(dir_fd) < 0) {
+                int r = negative_errno();
+                close(fd);
+                return r;
+        }
         *ret = fd;
         return 0;
 }
 
+static unsigned hex_byte(const char *p) {
+        unsigned v = 0;
+        for (int i = 0; i < 2; i++)
+                v = v * 16 + (unsigned) (p[i] <= '9' ? p[i] - '0' : p[i] - 'a' + 10);
+        return v;
+}
+
 static int object_dir(struct fs_blob *b, const char *id, int *ret) {
         char xx[3] = { id[0], id[1], 0 }, yy[3] = { id[2], id[3], 0 };
+        unsigned ix = hex_byte(id), iy = ix * 256 + hex_byte(id + 2);
         _cleanup_close_ int xx_fd = -1;
         int yy_fd = -1, r;
 
-        pthread_mutex_lock(&b->lock);
-        r = open_or_make_dir(b->objects_fd, xx, &xx_fd);
-        if (r >= 0)
-                r = open_or_make_dir(xx_fd, yy, &yy_fd);
-        pthread_mutex_unlock(&b->lock);
+        r = open_or_make_dir(b->objects_fd, xx, bit_get(b->durable_xx, ix), &xx_fd);
         if (r < 0)
                 return r;
+        bit_set(b->durable_xx, ix);
+        r = open_or_make_dir(xx_fd, yy, bit_get(b->durable_yy, iy), &yy_fd);
+        if (r < 0)
+                return r;
+        bit_set(b->durable_yy, iy);
         *ret = yy_fd;
         return 0;
 }

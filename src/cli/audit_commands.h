@@ -46,6 +46,9 @@ int audit_cli_fetch_checkpoint(struct client *c, struct note_verifier *log_key,
  * fork. -EBADMSG (printed, with the reason) when not; fetches the proof from the server. */
 int audit_cli_check_consistency(struct client *c, uint64_t old_size, const merkle_hash *old_root,
                                 const struct audit_cli_checkpoint *cp) _warn_unused_;
+/* The reason of the last verification failure (-EBADMSG) the helpers above reported, which is
+ * then forgotten; valid until the next failure. */
+const char *audit_cli_take_failure(void);
 /* base64 of a hash into out (45 bytes). */
 void audit_cli_hash_b64(const merkle_hash *h, char out[static 45]);
 

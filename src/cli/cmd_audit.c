@@ -73,6 +73,11 @@ static int report_failure(bool json) {
 
 /* ---- helpers shared with cmd_witness.c ---- */
 
+const char *audit_cli_take_failure(void) {
+        failure.set = false;
+        return failure.reason;
+}
+
 void audit_cli_hash_b64(const merkle_hash *h, char out[static 45]) {
         _cleanup_free_ char *s = base64_encode(h->b, MERKLE_HASH_SIZE);
         snprintf(out, 45, "%s", s ? s : "?");

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include "audit_commands.h"
 #include "cmd_server.h"
 #include "commands.h"
 #include "log.h"
@@ -23,6 +24,8 @@ static const struct command commands[] = {
         { "get", cmd_get, "download a document: coffre get ID [-o FILE]" },
         { "ls", cmd_ls, "list documents: coffre ls [--class C]" },
         { "rm", cmd_rm, "delete documents: coffre rm ID..." },
+        { "audit", cmd_audit, "check the audit log: coffre audit verify --data DIR | --url URL; audit proof ID" },
+        { "witness", cmd_witness, "witness a vault's log: coffre witness --url URL --state FILE" },
 };
 
 static void usage(FILE *f) {
