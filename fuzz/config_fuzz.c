@@ -4,6 +4,7 @@
  * NUL-terminated within its field, and writes back (vault_config_write) to a file that loads to
  * the same settings. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,15 +42,28 @@ static void check_terminated(const struct vault_config *c) {
                         abort();
 }
 
+/* Field by field: padding and bytes past a string's NUL may differ. */
+static bool config_equal(const struct vault_config *a, const struct vault_config *b) {
+        if (strcmp(a->vault_id, b->vault_id) || strcmp(a->listen, b->listen) || strcmp(a->tls_cert, b->tls_cert) ||
+            strcmp(a->tls_key, b->tls_key) || strcmp(a->master_key, b->master_key) ||
+            strcmp(a->audit_origin, b->audit_origin) || strcmp(a->default_class, b->default_class) ||
+            a->max_body != b->max_body || a->max_connections != b->max_connections ||
+            a->max_connections_per_ip != b->max_connections_per_ip || a->idle_timeout != b->idle_timeout ||
+            a->shutdown_timeout != b->shutdown_timeout || a->n_witness != b->n_witness)
+                return false;
+        for (size_t i = 0; i < a->n_witness; i++)
+                if (strcmp(a->witness[i], b->witness[i]))
+                        return false;
+        return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static int quiet;
         struct vault_config c, c2;
         char dir[] = "/tmp/coffre-config-fuzz-XXXXXX";
 
         if (!quiet) {
-                /* every bad input logs a line; keep the fuzzer's output readable */
-                if (!getenv("COFFRE_FUZZ_VERBOSE") && !freopen("/dev/null", "w", stderr))
-                        abort();
+                log_set_level(LOG_LEVEL_ERROR); /* unknown settings log warnings by the thousand */
                 quiet = 1;
         }
         fuzz_verdict = 0;
@@ -69,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         r = vault_config_load(p, &c2);
         rm_rf(dir);
-        if (r < 0 || memcmp(&c, &c2, sizeof c) != 0)
+        if (r < 0 || !config_equal(&c, &c2))
                 abort();
         return 0;
 }

@@ -103,8 +103,6 @@ int api_audit_checkpoint(struct http_request *r) {
                                                  : "The log has no checkpoint yet.");
         if (k < 0)
                 return http_respond_errno(r, k, "cannot read the checkpoint");
-        /* the latest one changes every second while entries arrive; one of a given size never does */
-        http_header_add(r, "Cache-Control", size ? "max-age=31536000, immutable" : "no-cache");
         return http_respond_text(r, 200, "text/plain; charset=utf-8", note, strlen(note));
 }
 
@@ -434,7 +432,5 @@ int api_audit_tile(struct http_request *r) {
                 return http_respond_problem(r, 404, "not-found", "Not found", "The log is too small for that tile.");
         if (k < 0)
                 return http_respond_errno(r, k, "cannot read the tile");
-        /* a tile of a given width never changes */
-        http_header_add(r, "Cache-Control", "max-age=31536000, immutable");
         return http_respond_text(r, 200, "application/octet-stream", (const char *) b.data, b.len);
 }

@@ -158,15 +158,23 @@ struct download {
         uint64_t start, len;
 };
 
+/* Fills as much of buf as it can (whole segments at a time) to keep calls and copies few. */
 static ssize_t download_fn(void *ud, uint64_t pos, uint8_t *buf, size_t max) {
         struct download *d = ud;
-        size_t n = 0;
+        size_t done = 0;
         if (pos >= d->len)
                 return 0;
-        int k = vault_reader_read(d->rd, d->start + pos, buf, (size_t) MIN((uint64_t) max, d->len - pos), &n);
-        if (k < 0)
-                return k;
-        return n == 0 ? -EIO : (ssize_t) n;
+        max = (size_t) MIN((uint64_t) max, d->len - pos);
+        while (done < max) {
+                size_t n = 0;
+                int k = vault_reader_read(d->rd, d->start + pos + done, buf + done, max - done, &n);
+                if (k < 0)
+                        return done ? (ssize_t) done : k;
+                if (n == 0)
+                        return done ? (ssize_t) done : -EIO;
+                done += n;
+        }
+        return (ssize_t) done;
 }
 
 static void download_free(void *ud) {

@@ -25,6 +25,7 @@
 
 #define BLOB_ID_LEN 32
 #define WRITE_BUF_SIZE ((size_t) 1024 * 1024)
+#define WRITEBACK_STEP ((uint64_t) 8 * 1024 * 1024)
 #define TMP_NAME_MAX (BLOB_ID_LEN + 1 + 16 + 4 + 1) /* ID.<16 hex>.tmp */
 
 struct fs_writer;
@@ -47,6 +48,7 @@ struct fs_writer {
         char tmp_name[TMP_NAME_MAX];
         int fd;     /* -1 once the temporary file is gone */
         int error;  /* sticky: after a failure every call returns it */
+        uint64_t written, writeback_done;
         uint8_t *buf;
         size_t len;
 };
@@ -221,13 +223,26 @@ static int fs_writer_open(struct blob *bb, const char *id, struct blob_writer **
         return 0;
 }
 
+/* Starts writeback of what was written so far, every WRITEBACK_STEP bytes, so that the fsync at
+ * commit finds little left to do on large objects and the page cache does not fill up with
+ * dirty pages of one upload. */
+static void writer_start_writeback(struct fs_writer *w) {
+        if (w->written - w->writeback_done < WRITEBACK_STEP)
+                return;
+        (void) sync_file_range(w->fd, (off64_t) w->writeback_done, (off64_t) (w->written - w->writeback_done),
+                               SYNC_FILE_RANGE_WRITE);
+        w->writeback_done = w->written;
+}
+
 static int writer_flush(struct fs_writer *w) {
         if (w->len == 0)
                 return 0;
         int r = write_all(w->fd, w->buf, w->len);
         if (r < 0)
                 return writer_fail(w, r);
+        w->written += w->len;
         w->len = 0;
+        writer_start_writeback(w);
         return 0;
 }
 
@@ -250,7 +265,11 @@ static int fs_writer_write(struct blob_writer *ww, const void *p, size_t n) {
         if (n >= WRITE_BUF_SIZE) {
                 /* Large writes skip the copy. */
                 r = write_all(w->fd, p, n);
-                return r < 0 ? writer_fail(w, r) : 0;
+                if (r < 0)
+                        return writer_fail(w, r);
+                w->written += n;
+                writer_start_writeback(w);
+                return 0;
         }
         memcpy(w->buf, p, n);
         w->len = n;

@@ -264,7 +264,7 @@ int http_respond_stream(struct http_request *r, unsigned status, const char *con
         r->stream_ud = ud;
         r->stream_free = free_ud;
         /* r outlives the response: it is freed in on_completed, after the last byte is sent */
-        struct MHD_Response *resp = MHD_create_response_from_callback(size, 64 * 1024, stream_cb, r, NULL);
+        struct MHD_Response *resp = MHD_create_response_from_callback(size, 256 * 1024, stream_cb, r, NULL);
         if (resp && content_type)
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
         return queue(r, status, resp);
