@@ -153,6 +153,8 @@ int api_documents_get(struct http_request *r) {
 
 /* ---- download ---- */
 
+#define PREFETCH_MIN ((uint64_t) 1024 * 1024)
+
 struct download {
         struct vault_reader *rd;
         uint64_t start, len;
@@ -292,6 +294,9 @@ int api_documents_content(struct http_request *r) {
                 return -ENOMEM;
         }
         *d = (struct download){ .rd = rd, .start = start, .len = len };
+        /* large answers: decrypt ahead on a second core while this thread sends */
+        if (len >= PREFETCH_MIN && vault_reader_prefetch(rd, start, len) < 0)
+                log_warn("no read-ahead for this download; reading directly");
         return http_respond_stream(r, status, "application/octet-stream", len, download_fn, d, download_free);
 }
 

@@ -23,6 +23,7 @@
 #include "audit/log.h"
 #include "hex.h"
 #include "ledger.h"
+#include "prefetch.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -623,6 +624,7 @@ struct vault_reader {
         uint64_t seg_index;
         size_t seg_len;
         bool seg_valid;
+        struct prefetch *pf; /* sequential read-ahead, when started */
         uint8_t seg[OBJ_SEGMENT_SIZE];
 };
 
@@ -647,6 +649,7 @@ static int reader_sink(void *ud, const uint8_t *p, size_t n) {
 void vault_reader_free(struct vault_reader *r) {
         if (!r)
                 return;
+        prefetch_free(r->pf);
         obj_reader_free(r->or);
         if (r->br)
                 r->v->blob->ops->reader_close(r->br);
@@ -700,12 +703,65 @@ int vault_document_open(struct vault *v, const struct vault_actor *a, const char
         return 0;
 }
 
+struct fill_buf {
+        uint8_t *p;
+        size_t len;
+};
+
+static int fill_sink(void *ud, const uint8_t *p, size_t n) {
+        struct fill_buf *f = ud;
+        if (f->len + n > PREFETCH_SEGMENT_MAX)
+                return -EBADMSG;
+        memcpy(f->p + f->len, p, n);
+        f->len += n;
+        return 0;
+}
+
+/* Runs on the prefetch thread, which alone uses r->or while it lives. */
+static int reader_fill(void *ud, uint64_t seg, uint8_t *buf, size_t *ret_len) {
+        struct vault_reader *r = ud;
+        uint64_t start = seg * OBJ_SEGMENT_SIZE;
+        uint64_t len = MIN((uint64_t) OBJ_SEGMENT_SIZE, r->size - start);
+        struct fill_buf f = { .p = buf };
+        int k = obj_reader_read(r->or, start, len, fill_sink, &f);
+        if (k < 0)
+                return k;
+        if (f.len != len)
+                return -EBADMSG;
+        *ret_len = f.len;
+        return 0;
+}
+
+int vault_reader_prefetch(struct vault_reader *r, uint64_t off, uint64_t len) {
+        if (r->pf || len == 0 || off >= r->size)
+                return 0;
+        uint64_t first = off / OBJ_SEGMENT_SIZE;
+        uint64_t end = (MIN(off + len, r->size) - 1) / OBJ_SEGMENT_SIZE + 1;
+        return prefetch_new(first, end, reader_fill, r, &r->pf);
+}
+
 int vault_reader_read(struct vault_reader *r, uint64_t off, uint8_t *buf, size_t n, size_t *ret_n) {
         if (off >= r->size) {
                 *ret_n = 0;
                 return 0;
         }
         uint64_t seg = off / OBJ_SEGMENT_SIZE;
+        if (r->pf) {
+                const uint8_t *data;
+                size_t len;
+                int k = prefetch_get(r->pf, seg, &data, &len);
+                if (k == 0) {
+                        size_t in_seg = (size_t) (off - seg * OBJ_SEGMENT_SIZE);
+                        size_t take = MIN(n, len - in_seg);
+                        memcpy(buf, data + in_seg, take);
+                        *ret_n = take;
+                        return 0;
+                }
+                if (k != -ESPIPE)
+                        return k;
+                /* not sequential after all: read directly from now on */
+                prefetch_free(TAKE_PTR(r->pf));
+        }
         if (!r->seg_valid || r->seg_index != seg) {
                 uint64_t start = seg * OBJ_SEGMENT_SIZE;
                 uint64_t len = MIN((uint64_t) OBJ_SEGMENT_SIZE, r->size - start);

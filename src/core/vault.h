@@ -73,6 +73,8 @@ int vault_document_open(struct vault *v, const struct vault_actor *a, const char
                         struct store_document *ret_doc, struct vault_reader **ret) _warn_unused_;
 /* Reads up to n bytes at off; *ret_n = 0 at the end. -EBADMSG when the object fails authentication. */
 int vault_reader_read(struct vault_reader *r, uint64_t off, uint8_t *buf, size_t n, size_t *ret_n) _warn_unused_;
+/* Starts decrypting [off, off+len) ahead on a thread of its own, for a sequential read. */
+int vault_reader_prefetch(struct vault_reader *r, uint64_t off, uint64_t len) _warn_unused_;
 void vault_reader_free(struct vault_reader *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct vault_reader *, vault_reader_free);
 

@@ -31,6 +31,8 @@
         "+ECDHE-RSA:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE"
 
 #define MAX_PARAMS 4
+#define SLOW_BODY_GRACE 30u   /* seconds */
+#define SLOW_BODY_RATE 1024u  /* bytes per second, on average since the request began */
 #define DISCARD_AFTER_LIMIT ((uint64_t) 64 * 1024 * 1024)
 #define MAX_EXTRA_HEADERS 8
 
@@ -428,6 +430,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 size_t n = *upload_data_size;
                 *upload_data_size = 0;
                 r->bytes_in += n;
+                /* a body that trickles in slower than SLOW_BODY_RATE (after a grace period) holds a
+                 * connection for nothing: the idle timeout alone would let it live forever */
+                uint64_t secs = (mono_ns() - r->start_ns) / 1000000000u;
+                if (secs > SLOW_BODY_GRACE && r->bytes_in / secs < SLOW_BODY_RATE) {
+                        log_warn("request %s: body slower than %u bytes/s, connection closed", r->request_id,
+                                 (unsigned) SLOW_BODY_RATE);
+                        r->status = 408;
+                        return MHD_NO;
+                }
                 if (r->bytes_in > s->o.max_body) {
                         /* A chunked body over the limit. libmicrohttpd cannot answer mid-body, so
                          * the upload is dropped now and the rest read and discarded, up to a bound,
