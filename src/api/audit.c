@@ -140,7 +140,8 @@ int api_audit_proof_inclusion(struct http_request *r) {
         if (k >= 0)
                 k = audit_log_inclusion_proof(log, index, size, proof, &n);
         if (k < 0)
-                return http_respond_errno(r, k == -EINVAL || k == -ENOENT ? -EIO : k, "cannot build the inclusion proof");
+                return http_respond_errno(r, k == -EINVAL || k == -ENOENT ? -EIO : k,
+                                          "cannot build the inclusion proof");
         json_t *o = json_pack("{s:I, s:I, s:o, s:o, s:o}", "index", (json_int_t) index, "size", (json_int_t) size,
                               "leaf_hash", json_b64(leaf.b, MERKLE_HASH_SIZE), "root",
                               json_b64(root.b, MERKLE_HASH_SIZE), "proof", json_proof(proof, n));
@@ -170,8 +171,8 @@ int api_audit_proof_consistency(struct http_request *r) {
                 return http_respond_errno(r, k == -EINVAL || k == -ENOENT ? -EIO : k,
                                           "cannot build the consistency proof");
         json_t *o = json_pack("{s:I, s:I, s:o, s:o, s:o}", "old", (json_int_t) m, "new", (json_int_t) n, "old_root",
-                              json_b64(old_root.b, MERKLE_HASH_SIZE), "new_root", json_b64(new_root.b, MERKLE_HASH_SIZE),
-                              "proof", json_proof(proof, len));
+                              json_b64(old_root.b, MERKLE_HASH_SIZE), "new_root",
+                              json_b64(new_root.b, MERKLE_HASH_SIZE), "proof", json_proof(proof, len));
         return http_respond_json(r, 200, o);
 }
 
@@ -190,8 +191,8 @@ static int entry_json(struct audit_log *log, const struct vault_actor *a, uint64
         int k = audit_log_entry(log, index, scratch);
         if (k < 0)
                 return k;
-        bool mine = audit_entry_parse((const char *) scratch->data, scratch->len, &e) >= 0 &&
-                    strcmp(e.org, a->org_id) == 0;
+        bool mine =
+                audit_entry_parse((const char *) scratch->data, scratch->len, &e) >= 0 && strcmp(e.org, a->org_id) == 0;
         audit_entry_clear(&e);
         if (mine)
                 o = json_pack("{s:I, s:s%}", "index", (json_int_t) index, "entry", (const char *) scratch->data,
@@ -418,7 +419,8 @@ int api_audit_tile(struct http_request *r) {
                         return forbidden_entries(r);
                 if (index > (UINT64_MAX - width) / AUDIT_LOG_TILE_WIDTH ||
                     index * AUDIT_LOG_TILE_WIDTH + width > audit_log_size(log_of(r)))
-                        return http_respond_problem(r, 404, "not-found", "Not found", "The log is too small for that bundle.");
+                        return http_respond_problem(r, 404, "not-found", "Not found",
+                                                    "The log is too small for that bundle.");
                 k = bundle_is_callers(r, index, width);
                 if (k == 0)
                         return http_respond_problem(r, 403, "forbidden", "Forbidden",

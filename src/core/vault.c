@@ -451,9 +451,31 @@ struct vault_upload {
         uint64_t size;
         bool have_expected;
         uint8_t expected[32];
+        uint8_t kek_id[KEYRING_ID_SIZE];
+        uint8_t dek[KEYRING_KEY_SIZE];
+        /* the DEK is made durable on a thread of its own while the body streams in */
+        pthread_t dek_thread;
+        bool dek_thread_running;
+        int dek_result;
         bool dek_stored;
         int error;
 };
+
+static void *dek_store_thread(void *arg) {
+        struct vault_upload *u = arg;
+        u->dek_result = keyring_dek_store(u->v->keyring, u->kek_id, u->id, u->dek);
+        return NULL;
+}
+
+/* Waits for the DEK to be durable; returns the keyring's answer. */
+static int upload_join_dek(struct vault_upload *u) {
+        if (u->dek_thread_running) {
+                pthread_join(u->dek_thread, NULL);
+                u->dek_thread_running = false;
+                u->dek_stored = u->dek_result >= 0;
+        }
+        return u->dek_result;
+}
 
 static int upload_sink(void *ud, const uint8_t *p, size_t n) {
         struct vault_upload *u = ud;
@@ -463,6 +485,7 @@ static int upload_sink(void *ud, const uint8_t *p, size_t n) {
 static void upload_free(struct vault_upload *u, bool destroy_dek) {
         if (!u)
                 return;
+        (void) upload_join_dek(u);
         obj_writer_free(u->ow);
         if (u->bw)
                 u->v->blob->ops->writer_abort(u->bw);
@@ -488,18 +511,19 @@ uint64_t vault_upload_size(const struct vault_upload *u) {
 int vault_upload_begin(struct vault *v, const struct vault_actor *a, const char *name, const char *class_,
                        const uint8_t *expected_sha256, struct vault_upload **ret) {
         const char *why;
-        uint8_t dek[KEYRING_KEY_SIZE], kek_id[KEYRING_ID_SIZE];
         int r;
 
         if (vault_check_name(name, &why) < 0 || vault_check_class(class_, &why) < 0)
-                return -EINVAL;
-        if (hex_decode(a->org_id, kek_id, sizeof kek_id) < 0)
                 return -EINVAL;
         struct vault_upload *u = calloc(1, sizeof *u);
         if (!u)
                 return -ENOMEM;
         u->v = v;
         u->actor = *a;
+        if (hex_decode(a->org_id, u->kek_id, sizeof u->kek_id) < 0) {
+                r = -EINVAL;
+                goto fail;
+        }
         random_id(u->id, u->id_hex);
         snprintf(u->name, sizeof u->name, "%s", name);
         snprintf(u->class_, sizeof u->class_, "%s", class_);
@@ -512,21 +536,20 @@ int vault_upload_begin(struct vault *v, const struct vault_actor *a, const char 
                 r = -ENOMEM;
                 goto fail;
         }
-        r = keyring_dek_new(v->keyring, kek_id, u->id, dek);
-        if (r < 0)
-                goto fail;
-        u->dek_stored = true;
+        randombytes_buf(u->dek, sizeof u->dek);
         r = v->blob->ops->writer_open(v->blob, u->id_hex, &u->bw);
         if (r < 0)
                 goto fail;
-        r = obj_writer_new(dek, u->id, kek_id, upload_sink, u, &u->ow);
+        r = obj_writer_new(u->dek, u->id, u->kek_id, upload_sink, u, &u->ow);
         if (r < 0)
                 goto fail;
-        sodium_memzero(dek, sizeof dek);
+        r = -pthread_create(&u->dek_thread, NULL, dek_store_thread, u);
+        if (r < 0)
+                goto fail;
+        u->dek_thread_running = true;
         *ret = u;
         return 0;
 fail:
-        sodium_memzero(dek, sizeof dek);
         upload_free(u, true);
         return r;
 }
@@ -568,6 +591,13 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         r = v->blob->ops->writer_commit(TAKE_PTR(u->bw));
         if (r < 0)
                 goto fail;
+        r = upload_join_dek(u);
+        if (r < 0) {
+                log_error("document key not stored: %s", strerror(-r));
+                if (v->blob->ops->remove(v->blob, u->id_hex) < 0)
+                        log_warn("could not remove the object of a failed upload; the next start removes it");
+                goto fail;
+        }
 
         snprintf(d.id, sizeof d.id, "%s", u->id_hex);
         snprintf(d.org_id, sizeof d.org_id, "%s", u->actor.org_id);

@@ -398,6 +398,14 @@ int keyring_dek_new(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], co
         return r;
 }
 
+int keyring_dek_store(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], const uint8_t object_id[KEYRING_ID_SIZE],
+                      const uint8_t dek[KEYRING_KEY_SIZE]) {
+        if (!k || !kek_id || !object_id || !dek)
+                return -EINVAL;
+        struct dek_request req = { .kek_id = kek_id, .object_id = object_id, .dek = dek };
+        return dek_enqueue_and_wait(k, &req);
+}
+
 uint64_t keyring_group_commits(struct keyring *k) {
         pthread_mutex_lock(&k->qlock);
         uint64_t n = k->commits;

@@ -38,6 +38,10 @@ int keyring_kek_destroy(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]
  * (batched with concurrent calls). The plaintext DEK is returned in dek. */
 int keyring_dek_new(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], const uint8_t object_id[KEYRING_ID_SIZE],
                     uint8_t dek[KEYRING_KEY_SIZE]) _warn_unused_;
+/* Stores a DEK the caller generated (randombytes_buf) for object_id, like keyring_dek_new: lets
+ * encryption start while the key is being made durable. */
+int keyring_dek_store(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], const uint8_t object_id[KEYRING_ID_SIZE],
+                      const uint8_t dek[KEYRING_KEY_SIZE]) _warn_unused_;
 /* -ENOENT when the DEK was destroyed or never existed; -EBADMSG when a wrapped key fails to authenticate. */
 int keyring_dek_get(struct keyring *k, const uint8_t object_id[KEYRING_ID_SIZE], uint8_t dek[KEYRING_KEY_SIZE]) _warn_unused_;
 /* Durable destruction of the wrapped DEK (crypto-shredding). -ENOENT when absent. */
