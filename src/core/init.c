@@ -55,6 +55,28 @@ static char *token_new(void) {
         return t;
 }
 
+/* The log's first entry, and its first signed checkpoint. */
+static int record_init(const char *dir, const struct vault_config *c, const char *org_id) {
+        char time[32], rid[17];
+        uint8_t raw[8];
+        _cleanup_(ledger_closep) struct ledger *l = NULL;
+
+        int r = ledger_open(dir, c->audit_origin, NULL, 0, &l);
+        if (r < 0)
+                return r;
+        randombytes_buf(raw, sizeof raw);
+        hex_encode(raw, sizeof raw, rid);
+        audit_entry_format_time(now_ms(), time);
+        struct audit_entry e = {
+                .time = time,
+                .org = (char *) org_id,
+                .actor = (char *) "system:cli",
+                .action = (char *) "vault.init",
+                .request_id = rid,
+        };
+        return ledger_record(l, &e, NULL, NULL, NULL);
+}
+
 int vault_init(const char *dir, const struct vault_init_options *o, char **ret_token) {
         struct vault_config c;
         uint8_t raw[16];
@@ -164,6 +186,9 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
                 return log_error_errno(r, "cannot write %s: %s", tokfile, strerror(-r));
 
         r = ledger_init(dir, c.audit_origin);
+        if (r < 0)
+                return r;
+        r = record_init(dir, &c, org.id);
         if (r < 0)
                 return r;
 
