@@ -38,6 +38,8 @@ static void check_hex(const uint8_t *data, size_t size) {
 
         if (!s || !out || !enc)
                 abort();
+        if (memchr(data, 0, size))
+                return; /* hex_decode takes a C string: a NUL ends it */
         memcpy(s, data, size);
         s[size] = 0;
         if (hex_decode(s, out, size / 2) == 0) {

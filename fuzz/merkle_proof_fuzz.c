@@ -28,7 +28,7 @@ static uint64_t le64(const uint8_t *p) {
 
 static uint64_t split_point(uint64_t n) { /* largest power of two smaller than n (n >= 2) */
         uint64_t k = 1;
-        while (k << 1 < n)
+        while (k < n - k) /* k * 2 < n, without overflow */
                 k <<= 1;
         return k;
 }

@@ -13,8 +13,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int64_t ms, ms2;
 
         fuzz_verdict = 0;
-        if (size >= sizeof s)
-                return 0; /* no valid time is that long; the parser wants a C string */
+        /* the parser takes a C string: no valid time is that long or holds a NUL */
+        if (size >= sizeof s || memchr(data, 0, size))
+                return 0;
         memcpy(s, data, size);
         s[size] = 0;
         if (rfc3339_parse(s, &ms) < 0)

@@ -442,6 +442,7 @@ struct batch {
         struct buf rec;
         merkle_hash *leaves;
         uint64_t *ends;
+        bool soft_fail; /* failed without leaving anything behind: the log stays usable */
 };
 
 /* Stage 1 (one group at a time): records built and written at the end of the entries file. */
@@ -474,6 +475,14 @@ static int batch_write(struct audit_log *log, struct batch *b) {
         if (r < 0)
                 return r;
         r = pwrite_all(log->entries_fd, b->rec.data, b->rec.len, b->pos);
+        if (r == -ENOSPC || r == -EDQUOT) {
+                /* A full disk: give back what was written past the end and fail only this group,
+                 * so the log works again once there is room. */
+                if (ftruncate(log->entries_fd, (off_t) b->pos) == 0) {
+                        b->soft_fail = true;
+                        return -ENOSPC;
+                }
+        }
         if (r < 0)
                 return r; /* unknown bytes past the end: the caller breaks the log */
         log->entries_end = b->pos + b->rec.len;
@@ -486,7 +495,7 @@ static void batch_publish(struct audit_log *log, struct batch *b, int r) {
         merkle_hash root;
 
         pthread_mutex_lock(&log->mu);
-        if (r < 0 && log->broken >= 0)
+        if (r < 0 && !b->soft_fail && log->broken >= 0)
                 log->broken = r; /* an earlier group may be torn: nothing after it may be acknowledged */
         if (log->broken < 0)
                 r = log->broken;
@@ -499,7 +508,7 @@ static void batch_publish(struct audit_log *log, struct batch *b, int r) {
         merkle_frontier_root(&log->frontier, &root);
 
         pthread_mutex_lock(&log->mu);
-        if (r < 0 && log->broken >= 0)
+        if (r < 0 && !b->soft_fail && log->broken >= 0)
                 log->broken = r;
         if (r >= 0) {
                 log->size = log->frontier.size;
@@ -566,7 +575,7 @@ static void lead_group(struct audit_log *log) {
                 r = batch_write(log, &b);
         pthread_mutex_lock(&log->mu);
         log->forming = false;
-        if (r < 0 && log->broken >= 0)
+        if (r < 0 && !b.soft_fail && log->broken >= 0)
                 log->broken = r;
         wake_leader(log); /* the next group is written while this one syncs */
         pthread_mutex_unlock(&log->mu);

@@ -68,7 +68,7 @@ static json_t *base_object(enum log_level level, const char *msg) {
         return o;
 }
 
-static void vlog(enum log_level level, const char *fmt, va_list ap) {
+_printf_(2, 0) static void vlog(enum log_level level, const char *fmt, va_list ap) {
         char msg[1024];
 
         if (level < min_level)

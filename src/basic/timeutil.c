@@ -104,6 +104,10 @@ int rfc3339_parse(const char *s, int64_t *ret_ms) {
         gmtime_r(&t, &back);
         if (back.tm_mday != d || back.tm_mon != mo - 1)
                 return -EINVAL;
-        *ret_ms = ((int64_t) t - (int64_t) off * 60) * 1000 + ms;
+        /* the offset may carry a time out of the years the format can write back */
+        int64_t v = ((int64_t) t - (int64_t) off * 60) * 1000 + ms;
+        if (v < 0 || v > INT64_C(253402300799999))
+                return -EINVAL;
+        *ret_ms = v;
         return 0;
 }

@@ -18,7 +18,8 @@ int cmd_audit(int argc, char **argv);
 /* coffre witness --url URL --state FILE [--log-key FILE] [--once] [--interval S] | --print-key */
 int cmd_witness(int argc, char **argv);
 
-/* ---- shared by cmd_audit.c and cmd_witness.c (implemented in cmd_audit.c) ---- */
+/* ---- shared by cmd_audit.c and cmd_witness.c (implemented in cmd_audit.c, but the two
+ * file and text readers, in cmd_witness.c) ---- */
 
 /* A checkpoint whose signature by the log key has been checked. */
 struct audit_cli_checkpoint {
@@ -30,7 +31,7 @@ struct audit_cli_checkpoint {
 };
 void audit_cli_checkpoint_clear(struct audit_cli_checkpoint *c);
 
-/* Reads a C2SP vkey from a file (one line) and makes a verifier of it. Prints why on failure. */
+/* Reads a C2SP vkey from a file (one line) and checks it parses. Prints why on failure. */
 int audit_cli_load_vkey_file(const char *path, char **ret_vkey) _warn_unused_;
 /* GET path as text (at most max bytes, NUL-terminated). Prints why on failure. */
 int audit_cli_fetch_text(struct client *c, const char *path, size_t max, char **ret) _warn_unused_;
@@ -39,8 +40,8 @@ int audit_cli_fetch_text(struct client *c, const char *path, size_t max, char **
 int audit_cli_open_checkpoint(const char *note, size_t len, struct note_verifier *log_key,
                               struct audit_cli_checkpoint *ret) _warn_unused_;
 /* Fetches GET /v1/audit/checkpoint (the latest) and opens it as above. */
-int audit_cli_fetch_checkpoint(struct client *c, struct note_verifier *log_key,
-                               struct audit_cli_checkpoint *ret) _warn_unused_;
+int audit_cli_fetch_checkpoint(struct client *c, struct note_verifier *log_key, struct audit_cli_checkpoint *ret)
+        _warn_unused_;
 /* Checks that cp extends the tree (old_size, old_root) we saw before: a smaller size is a
  * rollback, the same size with another root or a consistency proof that does not verify is a
  * fork. -EBADMSG (printed, with the reason) when not; fetches the proof from the server. */
@@ -60,7 +61,7 @@ void audit_cli_hash_b64(const merkle_hash *h, char out[static 45]);
  *   log-key <vkey>             (the pinned log key)
  *   checkpoint <size> <base64 root>   (the last checkpoint verified) */
 struct witness_state {
-        char *skey;    /* secret, or NULL */
+        char *skey;     /* secret, or NULL */
         char *log_vkey; /* or NULL */
         bool have_checkpoint;
         uint64_t size;

@@ -56,6 +56,7 @@ static int _printf_(2, 3) fail_at(uint64_t index, const char *fmt, ...) {
 
 /* Prints the failure (stderr, and a JSON object on stdout with --json); returns the exit code. */
 static int report_failure(bool json) {
+        failure.set = false; /* reported: the next check starts afresh */
         if (failure.has_index)
                 cli_error("audit log verification failed at index %" PRIu64 ": %s", failure.index, failure.reason);
         else
@@ -94,62 +95,6 @@ void audit_cli_checkpoint_clear(struct audit_cli_checkpoint *c) {
 
 static bool hash_eq(const merkle_hash *a, const merkle_hash *b) {
         return memcmp(a->b, b->b, MERKLE_HASH_SIZE) == 0;
-}
-
-int audit_cli_load_vkey_file(const char *path, char **ret_vkey) {
-        _cleanup_free_ char *show = cli_escape(path);
-        struct buf b;
-        int r = read_file(path, VKEY_FILE_MAX, &b);
-        if (r < 0) {
-                cli_error("cannot read the log key %s: %s", show ? show : "?", strerror(-r));
-                return r;
-        }
-        while (b.len > 0 && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' '))
-                b.len--;
-        char *s = buf_steal(&b);
-        if (!s)
-                return -ENOMEM;
-        struct note_verifier *v = NULL;
-        if (strlen(s) == 0 || note_verifier_from_vkey(s, &v) < 0) {
-                cli_error("%s does not hold a log verifier key (C2SP vkey)", show ? show : "?");
-                free(s);
-                return -EINVAL;
-        }
-        note_verifier_free(v);
-        *ret_vkey = s;
-        return 0;
-}
-
-struct text_sink {
-        struct buf b;
-};
-
-static int text_sink(const void *data, size_t n, void *userdata) {
-        struct text_sink *s = userdata;
-        int r = buf_append(&s->b, data, n);
-        if (r < 0)
-                cli_error("the server's answer is too large");
-        return r;
-}
-
-int audit_cli_fetch_text(struct client *c, const char *path, size_t max, char **ret) {
-        struct text_sink s;
-        buf_init(&s.b, max);
-        int r = client_download(c, path, text_sink, &s, NULL, NULL);
-        if (r < 0) {
-                buf_free(&s.b);
-                return r;
-        }
-        if (memchr(s.b.data, 0, s.b.len)) {
-                buf_free(&s.b);
-                cli_error("the server's answer to %s is not text", path);
-                return -EPROTO;
-        }
-        char *t = buf_steal(&s.b);
-        if (!t)
-                return -ENOMEM;
-        *ret = t;
-        return 0;
 }
 
 int audit_cli_open_checkpoint(const char *note, size_t len, struct note_verifier *log_key,
@@ -237,8 +182,9 @@ int audit_cli_check_consistency(struct client *c, uint64_t old_size, const merkl
         int r;
 
         if (cp->size < old_size)
-                return fail_at(cp->size, "rollback: the log's checkpoint has size %" PRIu64
-                                         ", smaller than the size %" PRIu64 " seen before",
+                return fail_at(cp->size,
+                               "rollback: the log's checkpoint has size %" PRIu64 ", smaller than the size %" PRIu64
+                               " seen before",
                                cp->size, old_size);
         if (cp->size == old_size) {
                 if (hash_eq(&cp->root, old_root))
@@ -305,8 +251,8 @@ static int print_summary(const struct summary *s, const char *origin, bool json)
                         return cmd_exit_code(r);
         } else {
                 _cleanup_free_ char *e = cli_escape(origin);
-                printf("audit log OK: %" PRIu64 " entries, %zu checkpoints, root %s (%s)\n", s->entries,
-                       s->checkpoints, root, e ? e : "?");
+                printf("audit log OK: %" PRIu64 " entries, %zu checkpoints, root %s (%s)\n", s->entries, s->checkpoints,
+                       root, e ? e : "?");
         }
         return cmd_finish_stdout();
 }
@@ -351,19 +297,22 @@ static int verify_checkpoints(struct audit_log *log, struct note_verifier *key, 
                         return fail_at(at, "checkpoint %zu signs size %" PRIu64 " but is stored for size %" PRIu64,
                                        i + 1, csize, c.size);
                 if (csize > size)
-                        return fail_at(size, "checkpoint %zu covers %" PRIu64 " entries, the log holds %" PRIu64,
-                                       i + 1, csize, size);
+                        return fail_at(size, "checkpoint %zu covers %" PRIu64 " entries, the log holds %" PRIu64, i + 1,
+                                       csize, size);
                 r = audit_log_root(log, csize, &root);
                 if (r < 0) {
                         cli_error("cannot compute the root at size %" PRIu64 ": %s", csize, strerror(-r));
                         return r;
                 }
                 if (!hash_eq(&root, &croot))
-                        return fail_at(at, "the root signed in checkpoint %zu (size %" PRIu64
-                                           ") differs from the root recomputed from the entries",
+                        return fail_at(at,
+                                       "the root signed in checkpoint %zu (size %" PRIu64
+                                       ") differs from the root recomputed from the entries",
                                        i + 1, csize);
                 if (i > 0 && csize < prev_size)
-                        return fail_at(at, "checkpoint %zu (size %" PRIu64 ") is older than the one before it (size %" PRIu64 ")",
+                        return fail_at(at,
+                                       "checkpoint %zu (size %" PRIu64
+                                       ") is older than the one before it (size %" PRIu64 ")",
                                        i + 1, csize, prev_size);
                 if (i > 0 && csize == prev_size && !hash_eq(&croot, &prev_root))
                         return fail_at(at, "checkpoints %zu and %zu sign two roots for size %" PRIu64, i, i + 1, csize);
@@ -512,8 +461,9 @@ static int remote_root(struct client *c, uint64_t size, merkle_hash *ret) {
                         }
                         if (idx != start + i) {
                                 json_decref(o);
-                                return fail_at(start + i, "the server sent entry %" PRIu64 " in place of entry %" PRIu64,
-                                               idx, start + i);
+                                return fail_at(start + i,
+                                               "the server sent entry %" PRIu64 " in place of entry %" PRIu64, idx,
+                                               start + i);
                         }
                         if (!redacted)
                                 merkle_leaf_hash(json_string_value(text), json_string_length(text), &leaf);
@@ -617,8 +567,8 @@ static int prove_one(struct client *c, const char *doc, json_t *item, const stru
         r = client_get_json(c, path, &o);
         if (r < 0)
                 return r;
-        if (json_u64(o, "index", &idx) < 0 || json_u64(o, "size", &size) < 0 || idx != p->index ||
-            size != cp->size || json_hash(o, "leaf_hash", &leaf) < 0 || json_hash(o, "root", &root) < 0 ||
+        if (json_u64(o, "index", &idx) < 0 || json_u64(o, "size", &size) < 0 || idx != p->index || size != cp->size ||
+            json_hash(o, "leaf_hash", &leaf) < 0 || json_hash(o, "root", &root) < 0 ||
             json_proof(o, p->proof, &p->proof_len) < 0) {
                 json_decref(o);
                 return protocol_error("inclusion proof");

@@ -110,7 +110,7 @@ int cmd_serve(int argc, char **argv) {
                                "  --listen ADDR:PORT  default from coffre.conf (127.0.0.1:8443); port 0 picks a free one\n"
                                "  --port-file FILE    write the bound port to FILE once listening\n"
                                "  --max-body SIZE     largest accepted upload, e.g. 4G (default from coffre.conf)\n"
-                               "Logs are JSON lines on stderr. SIGTERM or SIGINT finish running requests, then exit 0.\n");
+                               "Logs are JSON lines on stderr. SIGTERM, SIGINT or SIGHUP finish running requests, then exit 0.\n");
                         return 0;
                 default:
                         return usage_error("serve", "unknown option");
@@ -123,6 +123,7 @@ int cmd_serve(int argc, char **argv) {
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 

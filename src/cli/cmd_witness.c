@@ -2,7 +2,8 @@
  * fetches the latest checkpoint, checks the log key's signature, refuses a rollback or a fork
  * (against the last checkpoint it saw, with a consistency proof), records the checkpoint in its
  * state file, and only then cosigns it (c2sp.org/tlog-cosignature) and posts the cosignature.
- * Also the state file both this command and `coffre audit verify --state` keep. */
+ * Also the state file both this command and `coffre audit verify --state` keep, and reading a
+ * log key file or a text answer, which `coffre audit` uses too. */
 #include "audit_commands.h"
 
 #include <errno.h>
@@ -141,7 +142,8 @@ int witness_state_load(const char *path, struct witness_state *ret) {
                 r = negative_errno();
                 if (r == -ENOENT)
                         return r;
-                cli_error("cannot open the state file %s: %s", show, r == -ELOOP ? "it is a symbolic link" : strerror(-r));
+                cli_error("cannot open the state file %s: %s", show,
+                          r == -ELOOP ? "it is a symbolic link" : strerror(-r));
                 return r == -ELOOP ? -EPERM : r;
         }
         if (fstat(fd, &st) < 0) {
@@ -200,6 +202,66 @@ int witness_state_save(const char *path, const struct witness_state *s) {
         if (r < 0)
                 cli_error("cannot write the state file %s: %s", show ? show : "?", strerror(-r));
         return r;
+}
+
+/* ---- fetching texts (shared with cmd_audit.c) ---- */
+
+#define VKEY_FILE_MAX 4096u
+
+int audit_cli_load_vkey_file(const char *path, char **ret_vkey) {
+        _cleanup_free_ char *show = cli_escape(path);
+        struct buf b;
+        int r = read_file(path, VKEY_FILE_MAX, &b);
+        if (r < 0) {
+                cli_error("cannot read the log key %s: %s", show ? show : "?", strerror(-r));
+                return r;
+        }
+        while (b.len > 0 && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' '))
+                b.len--;
+        char *s = buf_steal(&b);
+        if (!s)
+                return -ENOMEM;
+        struct note_verifier *v = NULL;
+        if (strlen(s) == 0 || note_verifier_from_vkey(s, &v) < 0) {
+                cli_error("%s does not hold a log verifier key (C2SP vkey)", show ? show : "?");
+                free(s);
+                return -EINVAL;
+        }
+        note_verifier_free(v);
+        *ret_vkey = s;
+        return 0;
+}
+
+struct text_sink {
+        struct buf b;
+};
+
+static int text_sink(const void *data, size_t n, void *userdata) {
+        struct text_sink *s = userdata;
+        int r = buf_append(&s->b, data, n);
+        if (r < 0)
+                cli_error("the server's answer is too large");
+        return r;
+}
+
+int audit_cli_fetch_text(struct client *c, const char *path, size_t max, char **ret) {
+        struct text_sink s;
+        buf_init(&s.b, max);
+        int r = client_download(c, path, text_sink, &s, NULL, NULL);
+        if (r < 0) {
+                buf_free(&s.b);
+                return r;
+        }
+        if (memchr(s.b.data, 0, s.b.len)) {
+                buf_free(&s.b);
+                cli_error("the server's answer to %s is not text", path);
+                return -EPROTO;
+        }
+        char *t = buf_steal(&s.b);
+        if (!t)
+                return -ENOMEM;
+        *ret = t;
+        return 0;
 }
 
 /* ---- witness ---- */
@@ -270,7 +332,8 @@ static int post_cosignature(struct client *c, const char *note, unsigned *ret_ad
         if (r < 0)
                 return r;
         json_t *added = json_object_get(o, "added");
-        *ret_added = json_is_integer(added) && json_integer_value(added) >= 0 ? (unsigned) json_integer_value(added) : 0;
+        *ret_added =
+                json_is_integer(added) && json_integer_value(added) >= 0 ? (unsigned) json_integer_value(added) : 0;
         json_decref(o);
         return 0;
 }

@@ -51,9 +51,11 @@ int parse_size(const char *s, uint64_t *ret) {
         return 0;
 }
 
+/* Values with ';' or '#' are refused: inih reads " ;" as the start of a comment, so such a value
+ * would not survive being written back. */
 static int copy_str(char *dst, size_t n, const char *v) {
         size_t l = strlen(v);
-        if (l >= n)
+        if (l >= n || strpbrk(v, ";#"))
                 return 0;
         memcpy(dst, v, l + 1);
         return 1;

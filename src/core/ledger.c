@@ -24,8 +24,8 @@
 #include "seal/signer.h"
 #include "timeutil.h"
 
-#define CHECKPOINT_MIN_SPACING_MS 200  /* at most five checkpoints a second */
-#define COSIG_MAX 4096                 /* cosignature lines kept in memory */
+#define CHECKPOINT_MIN_SPACING_MS 500  /* at most two checkpoints a second */
+#define COSIG_PER_CHECKPOINT 32        /* cosignature lines kept for one checkpoint */
 
 struct cosig {
         uint64_t size;
@@ -53,6 +53,7 @@ struct ledger {
         uint64_t committed_size;
         bool stop;
         bool thread_running;
+        bool opened; /* ledger_open() succeeded: closing signs a last checkpoint */
         pthread_t thread;
 };
 
@@ -82,13 +83,24 @@ int ledger_init(const char *data_dir, const char *origin) {
 
 /* ---- cosignatures, kept in DATA/audit/cosignatures: "<size> <signature line>" per line ---- */
 
-static int cosig_add_locked(struct ledger *l, uint64_t size, const char *line, size_t len) {
-        for (size_t i = 0; i < l->n_cosigs; i++)
-                if (l->cosigs[i].size == size && strlen(l->cosigs[i].line) == len &&
-                    memcmp(l->cosigs[i].line, line, len) == 0)
+/* 1 when the line is new for that checkpoint, 0 when known, -E2BIG when the checkpoint has its
+ * share already. */
+static int cosig_check_locked(struct ledger *l, uint64_t size, const char *line, size_t len) {
+        size_t same_size = 0;
+        for (size_t i = 0; i < l->n_cosigs; i++) {
+                if (l->cosigs[i].size != size)
+                        continue;
+                if (strlen(l->cosigs[i].line) == len && memcmp(l->cosigs[i].line, line, len) == 0)
                         return 0;
-        if (l->n_cosigs >= COSIG_MAX)
-                return -E2BIG;
+                same_size++;
+        }
+        return same_size >= COSIG_PER_CHECKPOINT ? -E2BIG : 1;
+}
+
+static int cosig_add_locked(struct ledger *l, uint64_t size, const char *line, size_t len) {
+        int r = cosig_check_locked(l, size, line, len);
+        if (r <= 0)
+                return r;
         struct cosig *n = reallocarray(l->cosigs, l->n_cosigs + 1, sizeof *n);
         if (!n)
                 return -ENOMEM;
@@ -246,26 +258,24 @@ int ledger_start(struct ledger *l) {
 
 static int load_last_checkpoint(struct ledger *l) {
         struct audit_checkpoint c = { 0 };
+        _cleanup_free_ char *body = NULL, *again = NULL;
+
         int r = audit_log_checkpoint_latest(l->log, &c);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return r;
-        _cleanup_free_ char *body = NULL;
         r = note_open(c.note, strlen(c.note), &l->log_verifier, 1, &body, NULL);
-        if (r < 0) {
+        if (r < 0)
                 log_error("audit log: the latest stored checkpoint does not verify under the log key");
-                goto out;
-        }
         /* The signer forgets what it signed when it exits: signing the last checkpoint again
          * (same size, same root) restores its floor against rollbacks. */
-        _cleanup_free_ char *again = NULL;
-        r = signer_sign_checkpoint(l->signer, body, strlen(body), &again);
-        if (r < 0)
-                goto out;
-        l->signed_size = c.size;
-        l->signed_root = c.root;
-out:
+        if (r >= 0)
+                r = signer_sign_checkpoint(l->signer, body, strlen(body), &again);
+        if (r >= 0) {
+                l->signed_size = c.size;
+                l->signed_root = c.root;
+        }
         audit_checkpoint_clear(&c);
         return r;
 }
@@ -318,7 +328,17 @@ int ledger_open(const char *data_dir, const char *origin, char *const *witness_v
         if (r < 0)
                 return log_error_errno(r, "cannot read the stored cosignatures: %s", strerror(-r));
         l->committed_size = audit_log_size(l->log);
+        if (l->committed_size > l->signed_size) {
+                /* Entries acknowledged after the last checkpoint of a run that did not stop
+                 * cleanly (kill -9, power loss): sign them now, and say so. */
+                log_warn("audit log: entries %llu to %llu were not covered by a checkpoint; signing them now",
+                         (unsigned long long) l->signed_size, (unsigned long long) l->committed_size - 1);
+                r = ledger_checkpoint_now(l);
+                if (r < 0)
+                        return r;
+        }
         audit_log_set_on_commit(l->log, on_commit, l);
+        l->opened = true;
         *ret = TAKE_PTR(l);
         return 0;
 }
@@ -333,7 +353,7 @@ void ledger_close(struct ledger *l) {
                 pthread_mutex_unlock(&l->wake_lock);
                 pthread_join(l->thread, NULL);
         }
-        if (l->log && l->signer) {
+        if (l->opened) {
                 int r = ledger_checkpoint_now(l);
                 if (r < 0)
                         log_error("audit log: no final checkpoint: %s", strerror(-r));
@@ -460,13 +480,15 @@ int ledger_add_cosignatures(struct ledger *l, const char *note, size_t len, unsi
                         if (cosignature_verify(l->witnesses[i], (const char *) one.data, one.len, &ts) < 0)
                                 continue;
                         result = 0;
+                        /* on disk first, so that what is served was kept */
                         pthread_mutex_lock(&l->lock);
-                        int k = cosig_add_locked(l, size, p, line_len);
-                        if (k > 0) {
+                        int k = cosig_check_locked(l, size, p, line_len);
+                        if (k > 0)
                                 k = cosig_persist(l, size, p, line_len);
-                                if (k >= 0)
-                                        added++;
-                        }
+                        if (k >= 0)
+                                k = cosig_add_locked(l, size, p, line_len);
+                        if (k > 0)
+                                added++;
                         pthread_mutex_unlock(&l->lock);
                         if (k < 0)
                                 return k;

@@ -63,6 +63,7 @@ struct http_request {
         size_t n_hdr;
         unsigned status;
         bool answered;
+        bool begun; /* first_call() ran */
         bool finished_body;
         /* an error met while the body streamed in, answered at the end */
         int pending_err;
@@ -228,7 +229,7 @@ int http_respond_errno(struct http_request *r, int err, const char *what) {
         case -ENOSPC:
         case -EDQUOT:
                 return http_respond_problem(r, 507, "insufficient-storage", "Insufficient storage",
-                                            "The vault has no room left; nothing was stored.");
+                                            "The vault's disk is full; the request changed nothing.");
         case -EFBIG:
         case -E2BIG:
                 return http_respond_problem(r, 413, "payload-too-large", "Payload too large", what);
@@ -360,10 +361,23 @@ static void request_free(struct http_request *r) {
         free(r);
 }
 
+static bool has_body(struct http_request *r) {
+        const char *te = http_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        return http_content_length(r) > 0 || (te && *te);
+}
+
 static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url,
                                   const char *method) {
         _cleanup_buf_ struct buf allow;
         bool path_matched;
+
+        if (atomic_load(&s->stopping)) {
+                r->route_name = "shutting-down";
+                http_header_add(r, "Connection", "close");
+                http_respond_problem(r, 503, "shutting-down", "Service unavailable",
+                                     "The vault is shutting down; try again shortly.");
+                return MHD_YES;
+        }
 
         buf_init(&allow, 256);
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -424,6 +438,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 hex_encode(raw, sizeof raw, r->request_id);
                 atomic_fetch_add(&s->in_flight, 1);
                 *con_cls = r;
+                /* A request without a body is handled on the next call: an answer queued now
+                 * would make libmicrohttpd close the connection (no keep-alive). A request with a
+                 * body is checked now, so that a refusal does not wait for the whole body. */
+                if (!has_body(r))
+                        return MHD_YES;
+                r->begun = true;
                 return first_call(s, r, url, method);
         }
         if (*upload_data_size > 0) {
@@ -463,6 +483,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return MHD_YES;
         }
         /* end of the body */
+        if (!r->begun) {
+                r->begun = true;
+                first_call(s, r, url, method);
+                if (r->answered || !r->route || !r->route->accepts_body)
+                        return MHD_YES;
+        }
         if (r->answered || r->finished_body)
                 return MHD_YES;
         r->finished_body = true;
