@@ -30,6 +30,8 @@ test-asan: deps
 
 bench: build
 	./bench/run $(BUILD)/coffre
+	./bench/checkpoint_latency.py $(BUILD)/coffre 100
+	$(BUILD)/bench/audit-bench
 
 clean:
 	rm -rf $(BUILD) build-asan
