@@ -1,15 +1,11 @@
-/* vault.c: document ingest, reading and deletion over the store, blob and keyring interfaces.
- *
- * Ingest order, so that a crash at any instant leaves either nothing visible or a whole document:
- *   DEK stored (keyring) -> object encrypted into tmp/ -> object fsync'ed and renamed into place
- *   -> metadata row committed (the commit point) -> 201.
- * vault_recover() at start removes temp files, and objects and DEKs that have no metadata row. */
+/* vault.c: the vault's rules over the store, blob, keyring and ledger: opening, the recovery sweep
+ * at start, token authentication, names and classes, listing, deletion (crypto-shredding), key
+ * rotation, and the audit record of every change. Ingest is in ingest.c, reading in reader.c. */
 #include "vault.h"
+#include "vault_internal.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,23 +14,12 @@
 
 #include "blob/blob.h"
 #include "crypto/keyring.h"
-#include "crypto/object_stream.h"
 #include "fileio.h"
 #include "audit/log.h"
 #include "hex.h"
 #include "ledger.h"
-#include "prefetch.h"
 #include "log.h"
 #include "timeutil.h"
-
-struct vault {
-        char *dir;
-        struct vault_config config;
-        struct store *store;
-        struct blob *blob;
-        struct keyring *keyring;
-        struct ledger *ledger;
-};
 
 struct ledger *vault_ledger(struct vault *v) {
         return v->ledger;
@@ -63,17 +48,12 @@ bool vault_id_valid(const char *id) {
         return true;
 }
 
-static void random_id(uint8_t raw[16], char hex[STORE_ID_LEN + 1]) {
-        randombytes_buf(raw, 16);
-        hex_encode(raw, 16, hex);
-}
-
 /* ---- audit ---- */
 
 /* Appends an audit entry (durable on return) and indexes it under its object. details_plain
  * (which may hold personal data) is sealed under the organisation's audit key. */
-static int record(struct vault *v, const char *org_id, const char *actor_id, const char *action, const char *object_id,
-                  const uint8_t *sha256, const char *request_id, const char *details_plain) {
+int vault_record(struct vault *v, const char *org_id, const char *actor_id, const char *action, const char *object_id,
+                 const uint8_t *sha256, const char *request_id, const char *details_plain) {
         char time[32], sha_hex[65], rid[17];
         uint8_t kek_id[KEYRING_ID_SIZE], key[KEYRING_KEY_SIZE];
         bool have_key = false;
@@ -117,14 +97,14 @@ static int record(struct vault *v, const char *org_id, const char *actor_id, con
         return 0;
 }
 
-static char *details_json(const struct store_document *d) {
+char *vault_details_json(const struct store_document *d) {
         json_t *o = json_pack("{s:s, s:s, s:I}", "name", d->name, "class", d->class_, "size", (json_int_t) d->size);
         char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(o);
         return s;
 }
 
-static void free_secret_stringp(char **s) {
+void vault_free_secret_stringp(char **s) {
         if (*s) {
                 sodium_memzero(*s, strlen(*s));
                 free(*s);
@@ -385,7 +365,7 @@ int vault_recover(struct vault *v) {
                 removed_obj++;
                 /* an upload cut short after its object was written: the log may hold its
                  * document.create, so say that it never became a document */
-                r = record(v, "system", "system:recovery", "document.discard", s.orphans.ids[i], NULL, NULL, NULL);
+                r = vault_record(v, "system", "system:recovery", "document.discard", s.orphans.ids[i], NULL, NULL, NULL);
                 if (r < 0)
                         goto out;
         }
@@ -436,198 +416,6 @@ int vault_authenticate(struct vault *v, const char *token, struct vault_actor *r
         return 0;
 }
 
-/* ---- ingest ---- */
-
-struct vault_upload {
-        struct vault *v;
-        struct vault_actor actor;
-        uint8_t id[16];
-        char id_hex[STORE_ID_LEN + 1];
-        char name[STORE_NAME_MAX + 1];
-        char class_[STORE_CLASS_MAX + 1];
-        struct blob_writer *bw;
-        struct obj_writer *ow;
-        EVP_MD_CTX *md;
-        uint64_t size;
-        bool have_expected;
-        uint8_t expected[32];
-        uint8_t kek_id[KEYRING_ID_SIZE];
-        uint8_t dek[KEYRING_KEY_SIZE];
-        /* the DEK is made durable on a thread of its own while the body streams in */
-        pthread_t dek_thread;
-        bool dek_thread_running;
-        int dek_result;
-        bool dek_stored;
-        int error;
-};
-
-static void *dek_store_thread(void *arg) {
-        struct vault_upload *u = arg;
-        u->dek_result = keyring_dek_store(u->v->keyring, u->kek_id, u->id, u->dek);
-        return NULL;
-}
-
-/* Waits for the DEK to be durable; returns the keyring's answer. */
-static int upload_join_dek(struct vault_upload *u) {
-        if (u->dek_thread_running) {
-                pthread_join(u->dek_thread, NULL);
-                u->dek_thread_running = false;
-                u->dek_stored = u->dek_result >= 0;
-        }
-        return u->dek_result;
-}
-
-static int upload_sink(void *ud, const uint8_t *p, size_t n) {
-        struct vault_upload *u = ud;
-        return u->v->blob->ops->writer_write(u->bw, p, n);
-}
-
-static void upload_free(struct vault_upload *u, bool destroy_dek) {
-        if (!u)
-                return;
-        (void) upload_join_dek(u);
-        obj_writer_free(u->ow);
-        if (u->bw)
-                u->v->blob->ops->writer_abort(u->bw);
-        EVP_MD_CTX_free(u->md);
-        if (destroy_dek && u->dek_stored) {
-                int r = keyring_dek_destroy(u->v->keyring, u->id);
-                if (r < 0 && r != -ENOENT)
-                        log_warn("could not destroy the key of an abandoned upload (%s); the next start removes it",
-                                 strerror(-r));
-        }
-        sodium_memzero(u, sizeof *u);
-        free(u);
-}
-
-void vault_upload_abort(struct vault_upload *u) {
-        upload_free(u, true);
-}
-
-uint64_t vault_upload_size(const struct vault_upload *u) {
-        return u->size;
-}
-
-int vault_upload_begin(struct vault *v, const struct vault_actor *a, const char *name, const char *class_,
-                       const uint8_t *expected_sha256, struct vault_upload **ret) {
-        const char *why;
-        int r;
-
-        if (vault_check_name(name, &why) < 0 || vault_check_class(class_, &why) < 0)
-                return -EINVAL;
-        struct vault_upload *u = calloc(1, sizeof *u);
-        if (!u)
-                return -ENOMEM;
-        u->v = v;
-        u->actor = *a;
-        if (hex_decode(a->org_id, u->kek_id, sizeof u->kek_id) < 0) {
-                r = -EINVAL;
-                goto fail;
-        }
-        random_id(u->id, u->id_hex);
-        snprintf(u->name, sizeof u->name, "%s", name);
-        snprintf(u->class_, sizeof u->class_, "%s", class_);
-        if (expected_sha256) {
-                u->have_expected = true;
-                memcpy(u->expected, expected_sha256, 32);
-        }
-        u->md = EVP_MD_CTX_new();
-        if (!u->md || EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        randombytes_buf(u->dek, sizeof u->dek);
-        r = v->blob->ops->writer_open(v->blob, u->id_hex, &u->bw);
-        if (r < 0)
-                goto fail;
-        r = obj_writer_new(u->dek, u->id, u->kek_id, upload_sink, u, &u->ow);
-        if (r < 0)
-                goto fail;
-        r = -pthread_create(&u->dek_thread, NULL, dek_store_thread, u);
-        if (r < 0)
-                goto fail;
-        u->dek_thread_running = true;
-        *ret = u;
-        return 0;
-fail:
-        upload_free(u, true);
-        return r;
-}
-
-int vault_upload_write(struct vault_upload *u, const void *p, size_t n) {
-        if (u->error)
-                return u->error;
-        if (EVP_DigestUpdate(u->md, p, n) != 1)
-                return u->error = -ENOMEM;
-        int r = obj_writer_update(u->ow, p, n);
-        if (r < 0)
-                return u->error = r;
-        u->size += n;
-        return 0;
-}
-
-int vault_upload_finish(struct vault_upload *u, const char *request_id, struct store_document *ret) {
-        struct vault *v = u->v;
-        struct store_document d = { 0 };
-        _cleanup_(free_secret_stringp) char *details = NULL;
-        unsigned mdlen = 0;
-        int r;
-
-        if (u->error) {
-                r = u->error;
-                goto fail;
-        }
-        r = obj_writer_final(u->ow);
-        if (r < 0)
-                goto fail;
-        if (EVP_DigestFinal_ex(u->md, d.sha256, &mdlen) != 1) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        if (u->have_expected && CRYPTO_memcmp(d.sha256, u->expected, 32) != 0) {
-                r = -EBADMSG;
-                goto fail;
-        }
-        r = v->blob->ops->writer_commit(TAKE_PTR(u->bw));
-        if (r < 0)
-                goto fail;
-        r = upload_join_dek(u);
-        if (r < 0) {
-                log_error("document key not stored: %s", strerror(-r));
-                if (v->blob->ops->remove(v->blob, u->id_hex) < 0)
-                        log_warn("could not remove the object of a failed upload; the next start removes it");
-                goto fail;
-        }
-
-        snprintf(d.id, sizeof d.id, "%s", u->id_hex);
-        snprintf(d.org_id, sizeof d.org_id, "%s", u->actor.org_id);
-        snprintf(d.name, sizeof d.name, "%s", u->name);
-        snprintf(d.class_, sizeof d.class_, "%s", u->class_);
-        snprintf(d.created_by, sizeof d.created_by, "%s", u->actor.actor_id);
-        d.size = u->size;
-        d.created_at = now_ms();
-        details = details_json(&d);
-        r = details ? record(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id, details) : -ENOMEM;
-        if (r >= 0) {
-                r = v->store->ops->document_insert(v->store, &d);
-                if (r < 0 && record(v, d.org_id, d.created_by, "document.discard", d.id, NULL, request_id, NULL) < 0)
-                        log_warn("document %s: discard not logged; the next start logs it", d.id);
-        }
-        if (r < 0) {
-                int k = v->blob->ops->remove(v->blob, u->id_hex);
-                if (k < 0)
-                        log_warn("could not remove the object of a failed upload (%s); the next start removes it",
-                                 strerror(-k));
-                goto fail;
-        }
-        upload_free(u, false);
-        *ret = d;
-        return 0;
-fail:
-        upload_free(u, true);
-        return r;
-}
-
 /* ---- reading ---- */
 
 int vault_document_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_document *ret) {
@@ -646,172 +434,6 @@ int vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes) {
         return v->store->ops->document_stats(v->store, ret_count, ret_bytes);
 }
 
-struct vault_reader {
-        struct vault *v;
-        struct blob_reader *br;
-        struct obj_reader *or;
-        uint64_t size;
-        uint64_t seg_index;
-        size_t seg_len;
-        bool seg_valid;
-        struct prefetch *pf; /* sequential read-ahead, when started */
-        uint8_t seg[OBJ_SEGMENT_SIZE];
-};
-
-static int reader_read_at(void *ud, uint8_t *p, size_t n, uint64_t off) {
-        struct vault_reader *r = ud;
-        /* obj_read_at_t answers like pread (a count); the blob reads all n bytes or fails */
-        if (n > INT32_MAX)
-                return -EINVAL;
-        int k = r->v->blob->ops->reader_pread(r->br, p, n, off);
-        return k < 0 ? k : (int) n;
-}
-
-static int reader_sink(void *ud, const uint8_t *p, size_t n) {
-        struct vault_reader *r = ud;
-        if (r->seg_len + n > sizeof r->seg)
-                return -EBADMSG;
-        memcpy(r->seg + r->seg_len, p, n);
-        r->seg_len += n;
-        return 0;
-}
-
-void vault_reader_free(struct vault_reader *r) {
-        if (!r)
-                return;
-        prefetch_free(r->pf);
-        obj_reader_free(r->or);
-        if (r->br)
-                r->v->blob->ops->reader_close(r->br);
-        sodium_memzero(r->seg, sizeof r->seg);
-        free(r);
-}
-
-int vault_document_open(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id,
-                        struct store_document *ret_doc, struct vault_reader **ret) {
-        struct store_document d;
-        uint8_t raw[16], dek[KEYRING_KEY_SIZE];
-        uint64_t csize = 0;
-        int r;
-
-        r = vault_document_get(v, a, id, &d);
-        if (r < 0)
-                return r;
-        if (hex_decode(d.id, raw, sizeof raw) < 0)
-                return -EBADMSG;
-        _cleanup_(vault_reader_freep) struct vault_reader *rd = calloc(1, sizeof *rd);
-        if (!rd)
-                return -ENOMEM;
-        rd->v = v;
-        r = v->blob->ops->reader_open(v->blob, d.id, &rd->br, &csize);
-        if (r < 0) {
-                log_error("document %s: object missing or unreadable: %s", d.id, strerror(-r));
-                return r == -ENOENT ? -EBADMSG : r;
-        }
-        r = keyring_dek_get(v->keyring, raw, dek);
-        if (r < 0) {
-                log_error("document %s: key unavailable: %s", d.id, strerror(-r));
-                return r == -ENOENT ? -EBADMSG : r;
-        }
-        r = obj_reader_new(dek, csize, reader_read_at, rd, &rd->or);
-        sodium_memzero(dek, sizeof dek);
-        if (r < 0) {
-                log_error("document %s: object header invalid: %s", d.id, strerror(-r));
-                return r;
-        }
-        const struct obj_header *h = obj_reader_header(rd->or);
-        if (memcmp(h->object_id, raw, sizeof raw) != 0 || obj_reader_plaintext_size(rd->or) != d.size) {
-                log_error("document %s: object does not belong to this document", d.id);
-                return -EBADMSG;
-        }
-        rd->size = d.size;
-        r = record(v, a->org_id, a->actor_id, "document.read", d.id, d.sha256, request_id, NULL);
-        if (r < 0)
-                return r;
-        *ret_doc = d;
-        *ret = TAKE_PTR(rd);
-        return 0;
-}
-
-struct fill_buf {
-        uint8_t *p;
-        size_t len;
-};
-
-static int fill_sink(void *ud, const uint8_t *p, size_t n) {
-        struct fill_buf *f = ud;
-        if (f->len + n > PREFETCH_SEGMENT_MAX)
-                return -EBADMSG;
-        memcpy(f->p + f->len, p, n);
-        f->len += n;
-        return 0;
-}
-
-/* Runs on the prefetch thread, which alone uses r->or while it lives. */
-static int reader_fill(void *ud, uint64_t seg, uint8_t *buf, size_t *ret_len) {
-        struct vault_reader *r = ud;
-        uint64_t start = seg * OBJ_SEGMENT_SIZE;
-        uint64_t len = MIN((uint64_t) OBJ_SEGMENT_SIZE, r->size - start);
-        struct fill_buf f = { .p = buf };
-        int k = obj_reader_read(r->or, start, len, fill_sink, &f);
-        if (k < 0)
-                return k;
-        if (f.len != len)
-                return -EBADMSG;
-        *ret_len = f.len;
-        return 0;
-}
-
-int vault_reader_prefetch(struct vault_reader *r, uint64_t off, uint64_t len) {
-        if (r->pf || len == 0 || off >= r->size)
-                return 0;
-        uint64_t first = off / OBJ_SEGMENT_SIZE;
-        uint64_t end = (MIN(off + len, r->size) - 1) / OBJ_SEGMENT_SIZE + 1;
-        return prefetch_new(first, end, reader_fill, r, &r->pf);
-}
-
-int vault_reader_read(struct vault_reader *r, uint64_t off, uint8_t *buf, size_t n, size_t *ret_n) {
-        if (off >= r->size) {
-                *ret_n = 0;
-                return 0;
-        }
-        uint64_t seg = off / OBJ_SEGMENT_SIZE;
-        if (r->pf) {
-                const uint8_t *data;
-                size_t len;
-                int k = prefetch_get(r->pf, seg, &data, &len);
-                if (k == 0) {
-                        size_t in_seg = (size_t) (off - seg * OBJ_SEGMENT_SIZE);
-                        size_t take = MIN(n, len - in_seg);
-                        memcpy(buf, data + in_seg, take);
-                        *ret_n = take;
-                        return 0;
-                }
-                if (k != -ESPIPE)
-                        return k;
-                /* not sequential after all: read directly from now on */
-                prefetch_free(TAKE_PTR(r->pf));
-        }
-        if (!r->seg_valid || r->seg_index != seg) {
-                uint64_t start = seg * OBJ_SEGMENT_SIZE;
-                uint64_t len = MIN((uint64_t) OBJ_SEGMENT_SIZE, r->size - start);
-                r->seg_valid = false;
-                r->seg_len = 0;
-                int k = obj_reader_read(r->or, start, len, reader_sink, r);
-                if (k < 0)
-                        return k;
-                if (r->seg_len != len)
-                        return -EBADMSG;
-                r->seg_index = seg;
-                r->seg_valid = true;
-        }
-        size_t in_seg = (size_t) (off - seg * OBJ_SEGMENT_SIZE);
-        size_t take = MIN(n, r->seg_len - in_seg);
-        memcpy(buf, r->seg + in_seg, take);
-        *ret_n = take;
-        return 0;
-}
-
 /* ---- deletion and keys ---- */
 
 int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) {
@@ -827,8 +449,8 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         if (hex_decode(d.id, raw, sizeof raw) < 0)
                 return -EINVAL;
         /* logged before it happens: a deletion is never unrecorded, even if cut short */
-        _cleanup_(free_secret_stringp) char *details = details_json(&d);
-        r = details ? record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details) : -ENOMEM;
+        _cleanup_(vault_free_secret_stringp) char *details = vault_details_json(&d);
+        r = details ? vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details) : -ENOMEM;
         if (r < 0)
                 return r;
         /* Crypto-shredding first: once the DEK is gone the ciphertext is noise, even in backups. */
@@ -865,7 +487,7 @@ static int rotate_cb(const struct store_org *o, void *ud) {
         log_info("organisation %s: key encryption key now at version %u", o->id, version);
         char details[32];
         snprintf(details, sizeof details, "{\"version\":%u}", version);
-        r = record(c->v, o->id, "system:cli", "key.rotate", NULL, NULL, NULL, details);
+        r = vault_record(c->v, o->id, "system:cli", "key.rotate", NULL, NULL, NULL, details);
         if (r < 0)
                 return r;
         c->rotated++;

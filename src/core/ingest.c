@@ -1,0 +1,218 @@
+/* ingest.c: a document's way in: encrypted as it streams, key stored on the side, made durable
+ * in an order that a crash at any instant leaves either nothing visible or a whole document:
+ *   DEK stored (keyring, on its own thread) and object encrypted into tmp/ -> object fsync'ed and
+ *   renamed into place -> audit entry -> metadata row committed (the commit point) -> 201.
+ * vault_recover() at start removes what an interrupted ingest leaves. */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blob/blob.h"
+#include "crypto/keyring.h"
+#include "crypto/object_stream.h"
+#include "hex.h"
+#include "log.h"
+#include "timeutil.h"
+#include "vault_internal.h"
+
+static void random_id(uint8_t raw[16], char hex[STORE_ID_LEN + 1]) {
+        randombytes_buf(raw, 16);
+        hex_encode(raw, 16, hex);
+}
+
+/* ---- ingest ---- */
+
+struct vault_upload {
+        struct vault *v;
+        struct vault_actor actor;
+        uint8_t id[16];
+        char id_hex[STORE_ID_LEN + 1];
+        char name[STORE_NAME_MAX + 1];
+        char class_[STORE_CLASS_MAX + 1];
+        struct blob_writer *bw;
+        struct obj_writer *ow;
+        EVP_MD_CTX *md;
+        uint64_t size;
+        bool have_expected;
+        uint8_t expected[32];
+        uint8_t kek_id[KEYRING_ID_SIZE];
+        uint8_t dek[KEYRING_KEY_SIZE];
+        /* the DEK is made durable on a thread of its own while the body streams in */
+        pthread_t dek_thread;
+        bool dek_thread_running;
+        int dek_result;
+        bool dek_stored;
+        int error;
+};
+
+static void *dek_store_thread(void *arg) {
+        struct vault_upload *u = arg;
+        u->dek_result = keyring_dek_store(u->v->keyring, u->kek_id, u->id, u->dek);
+        return NULL;
+}
+
+/* Waits for the DEK to be durable; returns the keyring's answer. */
+static int upload_join_dek(struct vault_upload *u) {
+        if (u->dek_thread_running) {
+                pthread_join(u->dek_thread, NULL);
+                u->dek_thread_running = false;
+                u->dek_stored = u->dek_result >= 0;
+        }
+        return u->dek_result;
+}
+
+static int upload_sink(void *ud, const uint8_t *p, size_t n) {
+        struct vault_upload *u = ud;
+        return u->v->blob->ops->writer_write(u->bw, p, n);
+}
+
+static void upload_free(struct vault_upload *u, bool destroy_dek) {
+        if (!u)
+                return;
+        (void) upload_join_dek(u);
+        obj_writer_free(u->ow);
+        if (u->bw)
+                u->v->blob->ops->writer_abort(u->bw);
+        EVP_MD_CTX_free(u->md);
+        if (destroy_dek && u->dek_stored) {
+                int r = keyring_dek_destroy(u->v->keyring, u->id);
+                if (r < 0 && r != -ENOENT)
+                        log_warn("could not destroy the key of an abandoned upload (%s); the next start removes it",
+                                 strerror(-r));
+        }
+        sodium_memzero(u, sizeof *u);
+        free(u);
+}
+
+void vault_upload_abort(struct vault_upload *u) {
+        upload_free(u, true);
+}
+
+uint64_t vault_upload_size(const struct vault_upload *u) {
+        return u->size;
+}
+
+int vault_upload_begin(struct vault *v, const struct vault_actor *a, const char *name, const char *class_,
+                       const uint8_t *expected_sha256, struct vault_upload **ret) {
+        const char *why;
+        int r;
+
+        if (vault_check_name(name, &why) < 0 || vault_check_class(class_, &why) < 0)
+                return -EINVAL;
+        struct vault_upload *u = calloc(1, sizeof *u);
+        if (!u)
+                return -ENOMEM;
+        u->v = v;
+        u->actor = *a;
+        if (hex_decode(a->org_id, u->kek_id, sizeof u->kek_id) < 0) {
+                r = -EINVAL;
+                goto fail;
+        }
+        random_id(u->id, u->id_hex);
+        snprintf(u->name, sizeof u->name, "%s", name);
+        snprintf(u->class_, sizeof u->class_, "%s", class_);
+        if (expected_sha256) {
+                u->have_expected = true;
+                memcpy(u->expected, expected_sha256, 32);
+        }
+        u->md = EVP_MD_CTX_new();
+        if (!u->md || EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        randombytes_buf(u->dek, sizeof u->dek);
+        r = v->blob->ops->writer_open(v->blob, u->id_hex, &u->bw);
+        if (r < 0)
+                goto fail;
+        r = obj_writer_new(u->dek, u->id, u->kek_id, upload_sink, u, &u->ow);
+        if (r < 0)
+                goto fail;
+        r = -pthread_create(&u->dek_thread, NULL, dek_store_thread, u);
+        if (r < 0)
+                goto fail;
+        u->dek_thread_running = true;
+        *ret = u;
+        return 0;
+fail:
+        upload_free(u, true);
+        return r;
+}
+
+int vault_upload_write(struct vault_upload *u, const void *p, size_t n) {
+        if (u->error)
+                return u->error;
+        if (EVP_DigestUpdate(u->md, p, n) != 1)
+                return u->error = -ENOMEM;
+        int r = obj_writer_update(u->ow, p, n);
+        if (r < 0)
+                return u->error = r;
+        u->size += n;
+        return 0;
+}
+
+int vault_upload_finish(struct vault_upload *u, const char *request_id, struct store_document *ret) {
+        struct vault *v = u->v;
+        struct store_document d = { 0 };
+        _cleanup_(vault_free_secret_stringp) char *details = NULL;
+        unsigned mdlen = 0;
+        int r;
+
+        if (u->error) {
+                r = u->error;
+                goto fail;
+        }
+        r = obj_writer_final(u->ow);
+        if (r < 0)
+                goto fail;
+        if (EVP_DigestFinal_ex(u->md, d.sha256, &mdlen) != 1) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (u->have_expected && CRYPTO_memcmp(d.sha256, u->expected, 32) != 0) {
+                r = -EBADMSG;
+                goto fail;
+        }
+        r = v->blob->ops->writer_commit(TAKE_PTR(u->bw));
+        if (r < 0)
+                goto fail;
+        r = upload_join_dek(u);
+        if (r < 0) {
+                log_error("document key not stored: %s", strerror(-r));
+                if (v->blob->ops->remove(v->blob, u->id_hex) < 0)
+                        log_warn("could not remove the object of a failed upload; the next start removes it");
+                goto fail;
+        }
+
+        snprintf(d.id, sizeof d.id, "%s", u->id_hex);
+        snprintf(d.org_id, sizeof d.org_id, "%s", u->actor.org_id);
+        snprintf(d.name, sizeof d.name, "%s", u->name);
+        snprintf(d.class_, sizeof d.class_, "%s", u->class_);
+        snprintf(d.created_by, sizeof d.created_by, "%s", u->actor.actor_id);
+        d.size = u->size;
+        d.created_at = now_ms();
+        details = vault_details_json(&d);
+        r = details ? vault_record(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id, details) : -ENOMEM;
+        if (r >= 0) {
+                r = v->store->ops->document_insert(v->store, &d);
+                if (r < 0 && vault_record(v, d.org_id, d.created_by, "document.discard", d.id, NULL, request_id, NULL) < 0)
+                        log_warn("document %s: discard not logged; the next start logs it", d.id);
+        }
+        if (r < 0) {
+                int k = v->blob->ops->remove(v->blob, u->id_hex);
+                if (k < 0)
+                        log_warn("could not remove the object of a failed upload (%s); the next start removes it",
+                                 strerror(-k));
+                goto fail;
+        }
+        upload_free(u, false);
+        *ret = d;
+        return 0;
+fail:
+        upload_free(u, true);
+        return r;
+}

@@ -1,0 +1,29 @@
+/* vault_internal.h: what the files of the vault's core (vault.c, ingest.c, reader.c) share. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "vault.h"
+
+struct blob;
+struct keyring;
+
+struct vault {
+        char *dir;
+        struct vault_config config;
+        struct store *store;
+        struct blob *blob;
+        struct keyring *keyring;
+        struct ledger *ledger;
+};
+
+/* Appends an audit entry (durable on return) and indexes it under its object. details_plain
+ * (which may hold personal data) is sealed under the organisation's audit key. */
+int vault_record(struct vault *v, const char *org_id, const char *actor_id, const char *action, const char *object_id,
+                 const uint8_t *sha256, const char *request_id, const char *details_plain) _warn_unused_;
+/* {"class","name","size"} of a document, for an audit entry's details. malloc'd. */
+char *vault_details_json(const struct store_document *d);
+/* For _cleanup_: wipes and frees a string that may hold personal data. */
+void vault_free_secret_stringp(char **s);
