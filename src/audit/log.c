@@ -1,8 +1,10 @@
-/* log.c: durable storage of the audit log. The entries file is the only authority: one fdatasync
- * of it makes a group of appends durable. Offsets and per-level subtree hashes are derived from it,
- * written at once but synced lazily; a state file records how far they are durable, and opening
- * the log rebuilds everything past that point from the entries (cutting a torn tail). */
-#include "log.h"
+/* log.c: durable storage of the audit log: opening and closing, group-committed appends, reads,
+ * proofs and tiles. The entries file is the only authority: one fdatasync of it makes a group of
+ * appends durable. Offsets and per-level subtree hashes are derived from it, written at once but
+ * synced lazily; a state file records how far they are durable, and opening the log rebuilds
+ * everything past that point from the entries, cutting a torn tail (log_recover.c). Checkpoints
+ * are kept by checkpoint_store.c. */
+#include "log_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,24 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 
 #include <openssl/evp.h>
-#include <sodium.h>
 
 #include "basic/log.h"
 #include "fileio.h"
 #include "timeutil.h"
 
-#define LEVELS 64u
-#define REC_HDR 4u
-#define REC_OVERHEAD (REC_HDR + MERKLE_HASH_SIZE) /* u32 length | entry | leaf hash */
-#define STATE_MAGIC "CAUDST01"
 #define SYNC_EVERY_NS UINT64_C(1000000000)
 #define SYNC_EVERY_ENTRIES UINT64_C(65536)
-#define RECOVER_CHUNK 65536u
-#define PIPELINE 2u /* groups in flight: their fdatasyncs overlap */
-#define TORN_KEEP_MAX (64u * 1024 * 1024)
 
 struct waiter {
         const struct iovec *iov;
@@ -36,71 +29,10 @@ struct waiter {
         uint64_t first;
         int result;
         bool done;
-        bool taken; /* in a group in flight */
+        bool taken;   /* in a group in flight */
         uint64_t seq; /* the group it belongs to (once taken) or would join */
         struct waiter *next;
 };
-
-struct ckpt_ref {
-        uint64_t size, off;
-};
-
-struct audit_log {
-        char *dir;
-        int lock_fd, entries_fd, offsets_fd, ckpt_fd;
-        int level_fd[LEVELS];
-
-        pthread_mutex_t mu; /* guards the fields up to on_commit_ud */
-        pthread_cond_t cond; /* for leader_acquire() callers (sync, close) */
-        /* Appends of group g sleep on gcond[g % (PIPELINE + 1)]: one broadcast wakes a finished
-         * group and only it, one signal wakes the leader of the next. */
-        pthread_cond_t gcond[PIPELINE + 1];
-        pthread_cond_t pub_cond;
-        struct waiter *head, **tail; /* queued appends: the next group */
-        uint64_t next_seq, pub_seq;  /* next group to form, next group to publish */
-        unsigned in_flight;
-        bool forming;   /* a leader is writing its group: owns entries_end */
-        bool exclusive; /* leader_acquire() holds the writer state */
-        unsigned want_exclusive;
-        int broken;     /* sticky error: appends refused until reopened */
-        uint64_t size;   /* durable, visible to readers */
-        merkle_hash root;
-        audit_log_commit_fn on_commit;
-        void *on_commit_ud;
-
-        /* owned by the group being published (or by leader_acquire()) */
-        uint64_t entries_end; /* (owned by the group being formed) */
-        struct merkle_frontier frontier;
-        uint64_t synced_size, last_sync_ns;
-        bool dirty[LEVELS], new_level_file;
-        struct buf lvl[LEVELS];
-        merkle_hash *leaves;
-        uint64_t *ends;
-        size_t batch_cap;
-
-        pthread_mutex_t ckpt_mu;
-        uint64_t ckpt_end;
-        struct ckpt_ref *ckpts;
-        size_t n_ckpts, ckpts_cap;
-};
-
-static void put_le32(uint8_t *p, uint32_t v) {
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t) (v >> (8 * i));
-}
-static void put_le64(uint8_t *p, uint64_t v) {
-        for (int i = 0; i < 8; i++)
-                p[i] = (uint8_t) (v >> (8 * i));
-}
-static uint32_t get_le32(const uint8_t *p) {
-        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
-}
-static uint64_t get_le64(const uint8_t *p) {
-        uint64_t v = 0;
-        for (int i = 7; i >= 0; i--)
-                v = (v << 8) | p[i];
-        return v;
-}
 
 /* Leaf hashes are most of the hashing work (appends, recovery, verification): computed here
  * with OpenSSL's SHA-256, which uses the CPU's SHA extensions, with a context reused per caller.
@@ -112,12 +44,12 @@ static void sha256_fetch(void) {
         sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-static EVP_MD_CTX *hasher_new(void) {
+EVP_MD_CTX *audit_log_hasher_new(void) {
         pthread_once(&sha256_once, sha256_fetch);
         return sha256_md ? EVP_MD_CTX_new() : NULL;
 }
 
-static void leaf_hash(EVP_MD_CTX *ctx, const void *p, size_t n, merkle_hash *ret) {
+void audit_log_hasher_leaf(EVP_MD_CTX *ctx, const void *p, size_t n, merkle_hash *ret) {
         static const uint8_t prefix = 0x00;
         unsigned len;
         if (ctx && EVP_DigestInit_ex2(ctx, sha256_md, NULL) == 1 && EVP_DigestUpdate(ctx, &prefix, 1) == 1 &&
@@ -126,49 +58,8 @@ static void leaf_hash(EVP_MD_CTX *ctx, const void *p, size_t n, merkle_hash *ret
         merkle_leaf_hash(p, n, ret);
 }
 
-static void hasher_freep(EVP_MD_CTX **c) {
+void audit_log_hasher_freep(EVP_MD_CTX **c) {
         EVP_MD_CTX_free(*c);
-}
-#define _cleanup_hasher_ _cleanup_(hasher_freep)
-
-static int pwrite_all(int fd, const void *p, size_t n, uint64_t off) {
-        const uint8_t *q = p;
-        while (n > 0) {
-                ssize_t k = pwrite(fd, q, n, (off_t) off);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                q += k, n -= (size_t) k, off += (uint64_t) k;
-        }
-        return 0;
-}
-
-/* Reads exactly n bytes at off: -ENODATA when the file ends first. */
-static int pread_exact(int fd, void *p, size_t n, uint64_t off) {
-        uint8_t *q = p;
-        while (n > 0) {
-                ssize_t k = pread(fd, q, n, (off_t) off);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (k == 0)
-                        return -ENODATA;
-                q += k, n -= (size_t) k, off += (uint64_t) k;
-        }
-        return 0;
-}
-
-static uint64_t file_size(int fd) {
-        struct stat st;
-        return fstat(fd, &st) < 0 ? 0 : (uint64_t) st.st_size;
-}
-
-static bool hash_eq(const merkle_hash *a, const merkle_hash *b) {
-        return memcmp(a->b, b->b, MERKLE_HASH_SIZE) == 0; /* public data: no constant time needed */
 }
 
 static int open_in(const struct audit_log *log, const char *name, int flags) {
@@ -194,12 +85,7 @@ static int level_open(struct audit_log *log, unsigned level, bool create) {
 
 /* ---- reading stored hashes ---- */
 
-struct snap {
-        struct audit_log *log;
-        uint64_t size;
-};
-
-static int get_hash(void *ud, unsigned level, uint64_t index, merkle_hash *ret) {
+int audit_log_get_hash(void *ud, unsigned level, uint64_t index, merkle_hash *ret) {
         const struct snap *s = ud;
         if (level >= LEVELS || index >= (s->size >> level) || s->log->level_fd[level] < 0)
                 return -EINVAL;
@@ -207,7 +93,7 @@ static int get_hash(void *ud, unsigned level, uint64_t index, merkle_hash *ret) 
         return r == -ENODATA ? -EBADMSG : r;
 }
 
-static struct snap snapshot(struct audit_log *log, merkle_hash *ret_root) {
+struct snap audit_log_snapshot(struct audit_log *log, merkle_hash *ret_root) {
         pthread_mutex_lock(&log->mu);
         struct snap s = { log, log->size };
         if (ret_root)
@@ -217,12 +103,12 @@ static struct snap snapshot(struct audit_log *log, merkle_hash *ret_root) {
 }
 
 uint64_t audit_log_size(struct audit_log *log) {
-        return snapshot(log, NULL).size;
+        return audit_log_snapshot(log, NULL).size;
 }
 
 int audit_log_root(struct audit_log *log, uint64_t size, merkle_hash *ret) {
         merkle_hash cur;
-        struct snap s = snapshot(log, &cur);
+        struct snap s = audit_log_snapshot(log, &cur);
         if (size > s.size)
                 return -EINVAL;
         if (size == s.size) {
@@ -233,30 +119,29 @@ int audit_log_root(struct audit_log *log, uint64_t size, merkle_hash *ret) {
                 merkle_empty_root(ret);
                 return 0;
         }
-        return merkle_root(get_hash, &s, size, ret);
+        return merkle_root(audit_log_get_hash, &s, size, ret);
 }
 
 int audit_log_leaf_hash(struct audit_log *log, uint64_t index, merkle_hash *ret) {
-        struct snap s = snapshot(log, NULL);
+        struct snap s = audit_log_snapshot(log, NULL);
         if (index >= s.size)
                 return -ENOENT;
-        return get_hash(&s, 0, index, ret);
+        return audit_log_get_hash(&s, 0, index, ret);
 }
 
 int audit_log_inclusion_proof(struct audit_log *log, uint64_t index, uint64_t size, merkle_hash *proof,
                               size_t *ret_len) {
-        struct snap s = snapshot(log, NULL);
+        struct snap s = audit_log_snapshot(log, NULL);
         if (size > s.size || index >= size)
                 return -EINVAL;
-        return merkle_inclusion_proof(get_hash, &s, index, size, proof, ret_len);
+        return merkle_inclusion_proof(audit_log_get_hash, &s, index, size, proof, ret_len);
 }
 
-int audit_log_consistency_proof(struct audit_log *log, uint64_t m, uint64_t n, merkle_hash *proof,
-                                size_t *ret_len) {
-        struct snap s = snapshot(log, NULL);
+int audit_log_consistency_proof(struct audit_log *log, uint64_t m, uint64_t n, merkle_hash *proof, size_t *ret_len) {
+        struct snap s = audit_log_snapshot(log, NULL);
         if (n > s.size || m > n)
                 return -EINVAL;
-        return merkle_consistency_proof(get_hash, &s, m, n, proof, ret_len);
+        return merkle_consistency_proof(audit_log_get_hash, &s, m, n, proof, ret_len);
 }
 
 /* Start and end offsets of record index in the entries file. */
@@ -276,7 +161,7 @@ static int record_span(struct audit_log *log, uint64_t index, uint64_t *ret_star
 }
 
 int audit_log_entry(struct audit_log *log, uint64_t index, struct buf *ret) {
-        struct snap s = snapshot(log, NULL);
+        struct snap s = audit_log_snapshot(log, NULL);
         uint8_t rec[REC_OVERHEAD + AUDIT_LOG_ENTRY_MAX];
         uint64_t start, end;
         merkle_hash h;
@@ -295,15 +180,15 @@ int audit_log_entry(struct audit_log *log, uint64_t index, struct buf *ret) {
                 return r == -ENODATA ? -EBADMSG : r;
         if (get_le32(rec) != n - REC_OVERHEAD)
                 return -EBADMSG;
-        _cleanup_hasher_ EVP_MD_CTX *hc = hasher_new();
-        leaf_hash(hc, rec + REC_HDR, n - REC_OVERHEAD, &h);
+        _cleanup_hasher_ EVP_MD_CTX *hc = audit_log_hasher_new();
+        audit_log_hasher_leaf(hc, rec + REC_HDR, n - REC_OVERHEAD, &h);
         if (memcmp(h.b, rec + n - MERKLE_HASH_SIZE, MERKLE_HASH_SIZE) != 0)
                 return -EBADMSG;
         return buf_append(ret, rec + REC_HDR, n - REC_OVERHEAD);
 }
 
 int audit_log_tile(struct audit_log *log, unsigned level, uint64_t index, unsigned width, struct buf *ret) {
-        struct snap s = snapshot(log, NULL);
+        struct snap s = audit_log_snapshot(log, NULL);
         uint8_t tile[AUDIT_LOG_TILE_WIDTH * MERKLE_HASH_SIZE];
         if (level >= LEVELS / 8 || width == 0 || width > AUDIT_LOG_TILE_WIDTH || index > UINT64_MAX / 512)
                 return -EINVAL;
@@ -317,7 +202,7 @@ int audit_log_tile(struct audit_log *log, unsigned level, uint64_t index, unsign
 }
 
 int audit_log_entry_bundle(struct audit_log *log, uint64_t index, unsigned width, struct buf *ret) {
-        struct snap s = snapshot(log, NULL);
+        struct snap s = audit_log_snapshot(log, NULL);
         _cleanup_buf_ struct buf out;
         int r = 0;
 
@@ -350,7 +235,7 @@ static int collect_level(void *ud, unsigned level, uint64_t index, const merkle_
 }
 
 /* Writes offsets and subtree hashes for n new records (leaf hashes and record end offsets). */
-static int derived_append(struct audit_log *log, const merkle_hash *leaves, const uint64_t *ends, size_t n) {
+int audit_log_derived_append(struct audit_log *log, const merkle_hash *leaves, const uint64_t *ends, size_t n) {
         uint64_t old = log->frontier.size;
         uint8_t ob[8 * 512];
         int r;
@@ -383,7 +268,7 @@ static int derived_append(struct audit_log *log, const merkle_hash *leaves, cons
 }
 
 /* Makes the derived files durable up to the frontier's size and records it in the state file. */
-static int sync_derived(struct audit_log *log) {
+int audit_log_sync_derived(struct audit_log *log) {
         uint8_t st[16];
         int r;
 
@@ -417,7 +302,7 @@ static int sync_derived(struct audit_log *log) {
         return 0;
 }
 
-static int batch_reserve(struct audit_log *log, size_t n) {
+int audit_log_batch_reserve(struct audit_log *log, size_t n) {
         if (n <= log->batch_cap)
                 return 0;
         merkle_hash *l = realloc(log->leaves, n * sizeof *l);
@@ -457,14 +342,14 @@ static int batch_write(struct audit_log *log, struct batch *b) {
         if (!b->leaves || !b->ends)
                 return -ENOMEM;
         b->pos = log->entries_end;
-        _cleanup_hasher_ EVP_MD_CTX *hc = hasher_new();
+        _cleanup_hasher_ EVP_MD_CTX *hc = audit_log_hasher_new();
         size_t k = 0;
         r = 0;
         for (struct waiter *w = b->waiters; r >= 0 && w; w = w->next)
                 for (size_t i = 0; r >= 0 && i < w->n; i++, k++) {
                         uint8_t hdr[REC_HDR];
                         put_le32(hdr, (uint32_t) w->iov[i].iov_len);
-                        leaf_hash(hc, w->iov[i].iov_base, w->iov[i].iov_len, &b->leaves[k]);
+                        audit_log_hasher_leaf(hc, w->iov[i].iov_base, w->iov[i].iov_len, &b->leaves[k]);
                         r = buf_append(&b->rec, hdr, REC_HDR);
                         if (r >= 0)
                                 r = buf_append(&b->rec, w->iov[i].iov_base, w->iov[i].iov_len);
@@ -501,7 +386,7 @@ static void batch_publish(struct audit_log *log, struct batch *b, int r) {
                 r = log->broken;
         pthread_mutex_unlock(&log->mu);
         if (r >= 0) {
-                r = derived_append(log, b->leaves, b->ends, b->n);
+                r = audit_log_derived_append(log, b->leaves, b->ends, b->n);
                 if (r < 0)
                         log_error_errno(r, "audit log: writing the hash files failed, refusing appends until reopened");
         }
@@ -538,7 +423,7 @@ static void post_commit(struct audit_log *log) {
         if (broken < 0)
                 return;
         if (size - log->synced_size >= SYNC_EVERY_ENTRIES || mono_ns() - log->last_sync_ns >= SYNC_EVERY_NS) {
-                int r = sync_derived(log);
+                int r = audit_log_sync_derived(log);
                 if (r < 0)
                         log_error_errno(r, "audit log: syncing the hash files failed, recovery will rebuild them");
         }
@@ -661,7 +546,7 @@ static void leader_release(struct audit_log *log) {
 
 int audit_log_sync(struct audit_log *log) {
         leader_acquire(log);
-        int r = log->broken < 0 ? log->broken : sync_derived(log);
+        int r = log->broken < 0 ? log->broken : audit_log_sync_derived(log);
         leader_release(log);
         return r;
 }
@@ -671,291 +556,6 @@ void audit_log_set_on_commit(struct audit_log *log, audit_log_commit_fn fn, void
         log->on_commit = fn;
         log->on_commit_ud = userdata;
         pthread_mutex_unlock(&log->mu);
-}
-
-
-/* ---- sequential reads, for recovery and verification ---- */
-
-struct seqread {
-        int fd;
-        uint64_t off; /* file offset of buf[len] */
-        uint8_t *buf;
-        size_t pos, len, cap;
-};
-
-static int seq_init(struct seqread *s, int fd, uint64_t off, size_t cap) {
-        *s = (struct seqread){ .fd = fd, .off = off, .cap = cap };
-        s->buf = malloc(cap);
-        return s->buf ? 0 : -ENOMEM;
-}
-
-static void seq_done(struct seqread *s) {
-        free(s->buf);
-        s->buf = NULL;
-}
-
-/* Copies the next n bytes to p; -ENODATA when the file ends first. */
-static int seq_get(struct seqread *s, void *p, size_t n) {
-        uint8_t *q = p;
-        while (n > 0) {
-                if (s->pos == s->len) {
-                        if (s->fd < 0)
-                                return -ENODATA;
-                        ssize_t k = pread(s->fd, s->buf, s->cap, (off_t) s->off);
-                        if (k < 0 && errno == EINTR)
-                                continue;
-                        if (k < 0)
-                                return negative_errno();
-                        if (k == 0)
-                                return -ENODATA;
-                        s->pos = 0, s->len = (size_t) k, s->off += (uint64_t) k;
-                }
-                size_t c = MIN(n, s->len - s->pos);
-                memcpy(q, s->buf + s->pos, c);
-                s->pos += c, q += c, n -= c;
-        }
-        return 0;
-}
-
-/* Reads one record: 0 and the entry in ent (of AUDIT_LOG_ENTRY_MAX bytes) with its length and
- * leaf hash, -EBADMSG when the bytes are no valid record, -ENODATA at the end of the file. */
-static int seq_record(struct seqread *s, EVP_MD_CTX *hc, uint8_t *ent, size_t *ret_len, merkle_hash *ret_leaf) {
-        uint8_t hdr[REC_HDR];
-        merkle_hash stored;
-        int r = seq_get(s, hdr, REC_HDR);
-        if (r < 0)
-                return r;
-        uint32_t n = get_le32(hdr);
-        if (n > AUDIT_LOG_ENTRY_MAX)
-                return -EBADMSG;
-        r = seq_get(s, ent, n);
-        if (r >= 0)
-                r = seq_get(s, stored.b, MERKLE_HASH_SIZE);
-        if (r < 0)
-                return r == -ENODATA ? -EBADMSG : r;
-        leaf_hash(hc, ent, n, ret_leaf);
-        if (!hash_eq(ret_leaf, &stored))
-                return -EBADMSG;
-        *ret_len = n;
-        return 0;
-}
-
-/* ---- opening and crash recovery ---- */
-
-/* Keeps bytes cut from a file's tail in DIR/torn/ so that recovery never destroys evidence. */
-static void keep_torn(struct audit_log *log, int fd, const char *what, uint64_t from, uint64_t to) {
-        char name[96];
-        _cleanup_free_ uint8_t *p = NULL;
-        size_t n = (size_t) MIN(to - from, (uint64_t) TORN_KEEP_MAX);
-
-        log_warn("audit log: cutting %llu bytes of torn or foreign data from %s at offset %llu",
-                 (unsigned long long) (to - from), what, (unsigned long long) from);
-        p = malloc(n ? n : 1);
-        _cleanup_free_ char *dir = path_join(log->dir, "torn");
-        if (!p || !dir || mkdir_p(dir, 0700) < 0 || pread_exact(fd, p, n, from) < 0)
-                return;
-        snprintf(name, sizeof name, "torn/%s-%llu-%lld", what, (unsigned long long) from, (long long) now_ms());
-        _cleanup_free_ char *path = path_join(log->dir, name);
-        if (path && write_file_atomic(path, p, n, 0600, 1) < 0)
-                log_warn("audit log: could not keep the cut bytes in %s", name);
-}
-
-static int read_state(struct audit_log *log, uint64_t *ret) {
-        _cleanup_buf_ struct buf b;
-        _cleanup_free_ char *p = path_join(log->dir, "state");
-        buf_init(&b, 64);
-        if (!p)
-                return -ENOMEM;
-        int r = read_file(p, 64, &b);
-        if (r == -ENOENT) {
-                *ret = 0;
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        if (b.len != 16 || memcmp(b.data, STATE_MAGIC, 8) != 0)
-                return -EBADMSG;
-        *ret = get_le64(b.data + 8);
-        return 0;
-}
-
-/* Whether the derived files hold everything for the first w entries. */
-static bool derived_cover(struct audit_log *log, uint64_t w) {
-        if (file_size(log->offsets_fd) / 8 < w)
-                return false;
-        for (unsigned l = 0; l < LEVELS && (w >> l) > 0; l++)
-                if (log->level_fd[l] < 0 || file_size(log->level_fd[l]) / MERKLE_HASH_SIZE < (w >> l))
-                        return false;
-        return true;
-}
-
-static int recover(struct audit_log *log) {
-        _cleanup_hasher_ EVP_MD_CTX *hc = hasher_new();
-        uint64_t w, start = 0, esize = file_size(log->entries_fd);
-        struct seqread s = {};
-        _cleanup_free_ uint8_t *ent = NULL;
-        int r = read_state(log, &w);
-
-        if (r < 0 || !derived_cover(log, w)) {
-                log_warn("audit log: state missing or ahead of the hash files, rebuilding them all");
-                w = 0;
-        }
-        if (w > 0) {
-                uint8_t b[8];
-                r = pread_exact(log->offsets_fd, b, 8, (w - 1) * 8);
-                if (r < 0)
-                        return r;
-                start = get_le64(b);
-        }
-        merkle_frontier_init(&log->frontier);
-        log->frontier.size = w;
-        for (unsigned l = 0; l < LEVELS; l++)
-                if (w & (UINT64_C(1) << l)) {
-                        struct snap sn = { log, w };
-                        r = get_hash(&sn, l, (w >> l) - 1, &log->frontier.stack[l]);
-                        if (r < 0)
-                                return r;
-                }
-        if (start > esize) {
-                /* Entries that were durable are gone: not a crash. Open read-only so that
-                 * verification can say which. */
-                log_error("audit log: entries file shorter than its durable index, refusing appends");
-                log->broken = -EBADMSG;
-                log->entries_end = start;
-                goto publish;
-        }
-        /* Forget derived data past w, then rebuild it from the entries. */
-        if (ftruncate(log->offsets_fd, (off_t) (w * 8)) < 0)
-                return negative_errno();
-        for (unsigned l = 0; l < LEVELS; l++)
-                if (log->level_fd[l] >= 0 && ftruncate(log->level_fd[l], (off_t) ((w >> l) * MERKLE_HASH_SIZE)) < 0)
-                        return negative_errno();
-        ent = malloc(AUDIT_LOG_ENTRY_MAX);
-        r = ent ? batch_reserve(log, RECOVER_CHUNK) : -ENOMEM;
-        if (r >= 0)
-                r = seq_init(&s, log->entries_fd, start, 1u << 20);
-        uint64_t pos = start;
-        size_t k = 0;
-        while (r >= 0) {
-                size_t n;
-                r = seq_record(&s, hc, ent, &n, &log->leaves[k]);
-                if (r == -EBADMSG || r == -ENODATA) {
-                        r = 0;
-                        break;
-                }
-                if (r < 0)
-                        break;
-                pos += REC_OVERHEAD + n;
-                log->ends[k++] = pos;
-                if (k == RECOVER_CHUNK) {
-                        r = derived_append(log, log->leaves, log->ends, k);
-                        k = 0;
-                }
-        }
-        seq_done(&s);
-        if (r >= 0 && k > 0)
-                r = derived_append(log, log->leaves, log->ends, k);
-        if (r < 0)
-                return r;
-        if (pos < esize) {
-                keep_torn(log, log->entries_fd, "entries", pos, esize);
-                if (ftruncate(log->entries_fd, (off_t) pos) < 0)
-                        return negative_errno();
-        }
-        if (fdatasync(log->entries_fd) < 0)
-                return negative_errno();
-        log->entries_end = pos;
-        r = sync_derived(log);
-        if (r < 0)
-                return r;
-publish:
-        log->size = log->frontier.size;
-        merkle_frontier_root(&log->frontier, &log->root);
-        return 0;
-}
-
-/* Checkpoint record: u32 note length | u64 size | root | note | SHA-256 of everything before. */
-#define CKPT_HDR (4u + 8u + MERKLE_HASH_SIZE)
-
-static int ckpt_read(struct audit_log *log, uint64_t off, uint64_t limit, struct audit_checkpoint *ret,
-                     uint64_t *ret_end) {
-        uint8_t hdr[CKPT_HDR], sum[32], want[32];
-        int r = pread_exact(log->ckpt_fd, hdr, CKPT_HDR, off);
-        if (r < 0)
-                return r == -ENODATA ? -EBADMSG : r;
-        uint32_t n = get_le32(hdr);
-        if (n == 0 || n > AUDIT_LOG_CHECKPOINT_MAX || off + CKPT_HDR + n + 32 > limit)
-                return -EBADMSG;
-        _cleanup_free_ char *note = malloc(n + 1);
-        if (!note)
-                return -ENOMEM;
-        r = pread_exact(log->ckpt_fd, note, n, off + CKPT_HDR);
-        if (r >= 0)
-                r = pread_exact(log->ckpt_fd, want, 32, off + CKPT_HDR + n);
-        if (r < 0)
-                return r == -ENODATA ? -EBADMSG : r;
-        crypto_hash_sha256_state st;
-        crypto_hash_sha256_init(&st);
-        crypto_hash_sha256_update(&st, hdr, CKPT_HDR);
-        crypto_hash_sha256_update(&st, (const uint8_t *) note, n);
-        crypto_hash_sha256_final(&st, sum);
-        if (memcmp(sum, want, 32) != 0 || memchr(note, 0, n))
-                return -EBADMSG;
-        note[n] = 0;
-        if (ret) {
-                ret->size = get_le64(hdr + 4);
-                memcpy(ret->root.b, hdr + 12, MERKLE_HASH_SIZE);
-                ret->note = TAKE_PTR(note);
-        }
-        *ret_end = off + CKPT_HDR + n + 32;
-        return 0;
-}
-
-static int ckpt_index_add(struct audit_log *log, uint64_t size, uint64_t off) {
-        if (log->n_ckpts == log->ckpts_cap) {
-                size_t cap = log->ckpts_cap ? 2 * log->ckpts_cap : 64;
-                struct ckpt_ref *c = realloc(log->ckpts, cap * sizeof *c);
-                if (!c)
-                        return -ENOMEM;
-                log->ckpts = c, log->ckpts_cap = cap;
-        }
-        log->ckpts[log->n_ckpts++] = (struct ckpt_ref){ size, off };
-        return 0;
-}
-
-static int ckpt_load(struct audit_log *log) {
-        uint64_t off = 0, end, limit = file_size(log->ckpt_fd);
-        struct audit_checkpoint c = {};
-        int r;
-        while (off < limit) {
-                r = ckpt_read(log, off, limit, &c, &end);
-                if (r == -EBADMSG)
-                        break;
-                if (r < 0)
-                        return r;
-                uint64_t size = c.size;
-                audit_checkpoint_clear(&c);
-                if (log->n_ckpts > 0 && size < log->ckpts[log->n_ckpts - 1].size)
-                        break;
-                r = ckpt_index_add(log, size, off);
-                if (r < 0)
-                        return r;
-                off = end;
-        }
-        if (off < limit) {
-                keep_torn(log, log->ckpt_fd, "checkpoints", off, limit);
-                if (ftruncate(log->ckpt_fd, (off_t) off) < 0 || fdatasync(log->ckpt_fd) < 0)
-                        return negative_errno();
-        }
-        log->ckpt_end = off;
-        return 0;
-}
-
-void audit_checkpoint_clear(struct audit_checkpoint *c) {
-        if (!c)
-                return;
-        free(c->note);
-        *c = (struct audit_checkpoint){};
 }
 
 static void log_free(struct audit_log *log) {
@@ -1042,10 +642,10 @@ int audit_log_open(const char *dir, bool create, struct audit_log **ret) {
                 if (r < 0 && r != -ENOENT)
                         return r;
         }
-        r = recover(log);
+        r = audit_log_recover(log);
         if (r < 0)
                 return r;
-        r = ckpt_load(log);
+        r = audit_log_checkpoints_load(log);
         if (r < 0)
                 return r;
         if (create) {
@@ -1062,191 +662,9 @@ void audit_log_close(struct audit_log *log) {
                 return;
         leader_acquire(log);
         if (log->broken >= 0 && log->synced_size != log->frontier.size) {
-                int r = sync_derived(log);
+                int r = audit_log_sync_derived(log);
                 if (r < 0)
                         log_error_errno(r, "audit log: final sync of the hash files failed");
         }
         log_free(log);
-}
-
-/* ---- checkpoints ---- */
-
-int audit_log_checkpoint_store(struct audit_log *log, uint64_t size, const char *note_text) {
-        merkle_hash root;
-        int r;
-
-        if (!log || !note_text)
-                return -EINVAL;
-        size_t n = strlen(note_text);
-        if (n == 0 || n > AUDIT_LOG_CHECKPOINT_MAX)
-                return -EINVAL;
-        r = audit_log_root(log, size, &root);
-        if (r < 0)
-                return r;
-        _cleanup_free_ uint8_t *rec = malloc(CKPT_HDR + n + 32);
-        if (!rec)
-                return -ENOMEM;
-        put_le32(rec, (uint32_t) n);
-        put_le64(rec + 4, size);
-        memcpy(rec + 12, root.b, MERKLE_HASH_SIZE);
-        memcpy(rec + CKPT_HDR, note_text, n);
-        crypto_hash_sha256(rec + CKPT_HDR + n, rec, CKPT_HDR + n);
-
-        pthread_mutex_lock(&log->ckpt_mu);
-        if (log->n_ckpts > 0 && size < log->ckpts[log->n_ckpts - 1].size)
-                r = -EINVAL;
-        else {
-                r = pwrite_all(log->ckpt_fd, rec, CKPT_HDR + n + 32, log->ckpt_end);
-                if (r >= 0 && fdatasync(log->ckpt_fd) < 0)
-                        r = negative_errno();
-                if (r >= 0)
-                        r = ckpt_index_add(log, size, log->ckpt_end);
-                if (r >= 0)
-                        log->ckpt_end += CKPT_HDR + n + 32;
-                else if (ftruncate(log->ckpt_fd, (off_t) log->ckpt_end) < 0)
-                        log_error("audit log: could not cut a failed checkpoint write");
-        }
-        pthread_mutex_unlock(&log->ckpt_mu);
-        return r;
-}
-
-static int ckpt_get(struct audit_log *log, size_t i, struct audit_checkpoint *ret) {
-        uint64_t end;
-        if (i >= log->n_ckpts)
-                return -ENOENT;
-        return ckpt_read(log, log->ckpts[i].off, log->ckpt_end, ret, &end);
-}
-
-size_t audit_log_checkpoint_count(struct audit_log *log) {
-        pthread_mutex_lock(&log->ckpt_mu);
-        size_t n = log->n_ckpts;
-        pthread_mutex_unlock(&log->ckpt_mu);
-        return n;
-}
-
-int audit_log_checkpoint_nth(struct audit_log *log, size_t i, struct audit_checkpoint *ret) {
-        pthread_mutex_lock(&log->ckpt_mu);
-        int r = ckpt_get(log, i, ret);
-        pthread_mutex_unlock(&log->ckpt_mu);
-        return r;
-}
-
-int audit_log_checkpoint_latest(struct audit_log *log, struct audit_checkpoint *ret) {
-        pthread_mutex_lock(&log->ckpt_mu);
-        int r = log->n_ckpts ? ckpt_get(log, log->n_ckpts - 1, ret) : -ENOENT;
-        pthread_mutex_unlock(&log->ckpt_mu);
-        return r;
-}
-
-int audit_log_checkpoint_at(struct audit_log *log, uint64_t size, struct audit_checkpoint *ret) {
-        pthread_mutex_lock(&log->ckpt_mu);
-        /* sizes never decrease: find the last record with this size by binary search */
-        size_t lo = 0, hi = log->n_ckpts;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (log->ckpts[mid].size <= size)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        int r = lo > 0 && log->ckpts[lo - 1].size == size ? ckpt_get(log, lo - 1, ret) : -ENOENT;
-        pthread_mutex_unlock(&log->ckpt_mu);
-        return r;
-}
-
-/* ---- full verification ---- */
-
-struct verify {
-        struct audit_log *log;
-        struct seqread lv[LEVELS];
-        uint64_t bad;
-};
-
-static int verify_node(void *ud, unsigned level, uint64_t index, const merkle_hash *h) {
-        struct verify *v = ud;
-        merkle_hash stored;
-        int r;
-
-        if (!v->lv[level].buf) {
-                r = seq_init(&v->lv[level], v->log->level_fd[level], 0, level == 0 ? 1u << 20 : 1u << 14);
-                if (r < 0)
-                        return r;
-        }
-        r = seq_get(&v->lv[level], stored.b, MERKLE_HASH_SIZE);
-        if (r == -ENODATA || (r >= 0 && !hash_eq(&stored, h))) {
-                v->bad = index << level;
-                return -EBADMSG;
-        }
-        return r;
-}
-
-int audit_log_verify_all(struct audit_log *log, uint64_t *ret_bad_index) {
-        struct snap s = snapshot(log, NULL);
-        struct verify v = { .log = log };
-        struct seqread ents = {}, offs = {};
-        struct merkle_frontier f;
-        _cleanup_hasher_ EVP_MD_CTX *hc = hasher_new();
-        _cleanup_free_ uint8_t *ent = malloc(AUDIT_LOG_ENTRY_MAX);
-        uint64_t pos = 0, k;
-        int r = ent ? 0 : -ENOMEM;
-
-        if (r >= 0)
-                r = seq_init(&ents, log->entries_fd, 0, 4u << 20);
-        if (r >= 0)
-                r = seq_init(&offs, log->offsets_fd, 0, 1u << 18);
-        merkle_frontier_init(&f);
-        for (k = 0; r >= 0 && k < s.size; k++) {
-                merkle_hash leaf;
-                uint8_t ob[8];
-                size_t n;
-                r = seq_record(&ents, hc, ent, &n, &leaf);
-                if (r == -ENODATA)
-                        r = -EBADMSG;
-                if (r < 0)
-                        break;
-                pos += REC_OVERHEAD + n;
-                r = seq_get(&offs, ob, 8);
-                if (r == -ENODATA || (r >= 0 && get_le64(ob) != pos))
-                        r = -EBADMSG;
-                if (r < 0)
-                        break;
-                v.bad = k;
-                r = merkle_frontier_append(&f, &leaf, verify_node, &v);
-                if (r == -EBADMSG) {
-                        k = v.bad;
-                        break;
-                }
-        }
-        seq_done(&ents);
-        seq_done(&offs);
-        for (unsigned l = 0; l < LEVELS; l++)
-                seq_done(&v.lv[l]);
-        if (r == -EBADMSG) {
-                *ret_bad_index = k;
-                return r;
-        }
-        if (r < 0)
-                return r;
-
-        /* The stored hashes now match the entries; check the stored checkpoint roots with them. */
-        size_t nc = audit_log_checkpoint_count(log);
-        for (size_t i = 0; i < nc; i++) {
-                _cleanup_(audit_checkpoint_clear) struct audit_checkpoint c = {};
-                merkle_hash root;
-                r = audit_log_checkpoint_nth(log, i, &c);
-                if (r < 0)
-                        return r;
-                if (c.size > s.size) {
-                        *ret_bad_index = s.size;
-                        return -EBADMSG;
-                }
-                r = c.size == 0 ? (merkle_empty_root(&root), 0) : merkle_root(get_hash, &s, c.size, &root);
-                if (r < 0)
-                        return r;
-                if (!hash_eq(&root, &c.root)) {
-                        *ret_bad_index = c.size - 1;
-                        return -EBADMSG;
-                }
-        }
-        return 0;
 }
