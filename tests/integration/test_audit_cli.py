@@ -19,6 +19,7 @@ import struct
 import sys
 import time
 
+from rfc9162 import leaf_hash, root_of, verify_inclusion  # noqa: E402
 from harness import TestFailure, Vault, check, exit_status, run_tests
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
@@ -32,14 +33,6 @@ N_ENTRIES = 0  # entries in SNAPSHOT's log
 
 
 # -- the on-disk layout of DATA/audit (docs/audit.md) ------------------------------------
-
-
-def leaf_hash(entry):
-    return hashlib.sha256(b"\x00" + entry).digest()
-
-
-def node_hash(left, right):
-    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 def read_records(audit_dir):
@@ -80,39 +73,6 @@ def read_checkpoints(audit_dir):
         out.append((size, rec))
         pos = end
     return out
-
-
-def root_of(leaves):
-    """RFC 9162 MTH of a list of leaf hashes."""
-    if not leaves:
-        return hashlib.sha256(b"").digest()
-    if len(leaves) == 1:
-        return leaves[0]
-    k = 1
-    while k * 2 < len(leaves):
-        k *= 2
-    return node_hash(root_of(leaves[:k]), root_of(leaves[k:]))
-
-
-def verify_inclusion(leaf, index, size, proof, root):
-    """RFC 9162 2.1.3.2, written from the RFC for an independent check of the CLI's output."""
-    if index >= size:
-        return False
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while (fn & 1) == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root
 
 
 # -- helpers -------------------------------------------------------------------------------
