@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +119,12 @@ int cmd_serve(int argc, char **argv) {
                 }
         if (!data || optind != argc)
                 return usage_error("serve", "--data DIR is required");
+
+        /* No exec may gain privileges, and no core dump may carry the master key or document
+         * keys out of the process (the signer, forked later, inherits this too). */
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 }) < 0 ||
+            prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+                log_warn("could not restrict the server process: %m");
 
         /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
         sigset_t set;

@@ -170,7 +170,8 @@ int sqlite_conn_open(const char *path, bool writer, struct sqlite_conn **ret) {
         }
         sqlite3_extended_result_codes(c->db, 1);
         sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
-        r = exec(c->db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA trusted_schema = OFF;");
+        r = exec(c->db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA trusted_schema = OFF; "
+                        "PRAGMA secure_delete = ON;");
         if (r < 0)
                 goto fail;
         if (writer) {
