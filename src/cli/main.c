@@ -31,7 +31,7 @@ static const struct command commands[] = {
 static void usage(FILE *f) {
         fprintf(f, "Usage: coffre COMMAND [OPTIONS]\n\ncoffre is a vault for the financial documents of businesses.\n\nCommands:\n");
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-                fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].summary);
+                fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
         fprintf(f, "\nClient commands read COFFRE_URL, COFFRE_TOKEN and COFFRE_CACERT, or\n"
                    "$XDG_CONFIG_HOME/coffre/config. 'coffre COMMAND --help' tells more.\n"
                    "Exit codes: 0 ok, 1 failure, 2 usage error, 3 verification failed.\n");
