@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "hex.h"
+#include "utf8.h"
 #include "timeutil.h"
 
 /* The members in RFC 8785 order (keys are ASCII, so UTF-16 order is byte order). */
@@ -42,33 +43,10 @@ static const char *field_get(const struct audit_entry *e, size_t i) {
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF, no NUL. */
 static bool utf8_valid(const uint8_t *s, size_t n) {
-        size_t i = 0;
-        while (i < n) {
-                uint8_t c = s[i];
-                if (c == 0)
-                        return false;
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                size_t len;
-                uint32_t cp, min;
-                if ((c & 0xe0) == 0xc0) {
-                        len = 2, cp = c & 0x1f, min = 0x80;
-                } else if ((c & 0xf0) == 0xe0) {
-                        len = 3, cp = c & 0x0f, min = 0x800;
-                } else if ((c & 0xf8) == 0xf0) {
-                        len = 4, cp = c & 0x07, min = 0x10000;
-                } else
-                        return false;
-                if (n - i < len)
-                        return false;
-                for (size_t k = 1; k < len; k++) {
-                        if ((s[i + k] & 0xc0) != 0x80)
-                                return false;
-                        cp = (cp << 6) | (s[i + k] & 0x3f);
-                }
-                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        for (size_t i = 0; i < n;) {
+                uint32_t cp;
+                size_t len = s[i] == 0 ? 0 : utf8_next(s + i, n - i, &cp);
+                if (len == 0)
                         return false;
                 i += len;
         }

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
 void cli_error(const char *fmt, ...) {
         char msg[2048];
         va_list ap;
@@ -19,36 +21,6 @@ void cli_error(const char *fmt, ...) {
         va_end(ap);
         fflush(stdout);
         fprintf(stderr, "coffre: %s\n", msg);
-}
-
-/* Decodes one UTF-8 sequence at s (n bytes available). Returns its length and the code point,
- * or 0 when the bytes are not valid UTF-8 (overlong, surrogate, out of range, truncated). */
-static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *ret) {
-        uint32_t cp, min;
-        size_t len;
-
-        if (s[0] < 0x80) {
-                *ret = s[0];
-                return 1;
-        } else if ((s[0] & 0xe0) == 0xc0) {
-                len = 2, cp = s[0] & 0x1f, min = 0x80;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                len = 3, cp = s[0] & 0x0f, min = 0x800;
-        } else if ((s[0] & 0xf8) == 0xf0) {
-                len = 4, cp = s[0] & 0x07, min = 0x10000;
-        } else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        *ret = cp;
-        return len;
 }
 
 static bool must_escape(uint32_t cp) {
@@ -65,7 +37,7 @@ int cli_escape_append(struct buf *b, const char *s) {
 
         while (n > 0) {
                 uint32_t cp;
-                size_t l = utf8_decode(p, n, &cp);
+                size_t l = utf8_next(p, n, &cp);
 
                 if (l == 0)
                         r = buf_printf(b, "\\x%02x", p[0]), l = 1;

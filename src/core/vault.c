@@ -20,6 +20,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 struct ledger *vault_ledger(struct vault *v) {
         return v->ledger;
@@ -178,47 +179,20 @@ int vault_check_name(const char *name, const char **ret_reason) {
                 return -EINVAL;
         }
         /* UTF-8 well-formedness (no overlongs, no surrogates) and no control characters */
-        const unsigned char *p = (const unsigned char *) name;
-        while (*p) {
-                unsigned c = *p;
-                size_t len;
+        for (size_t i = 0; i < n;) {
                 uint32_t cp;
-                if (c < 0x80) {
-                        if (c < 0x20 || c == 0x7f) {
-                                *ret_reason = "name must not contain control characters";
-                                return -EINVAL;
-                        }
-                        p++;
-                        continue;
-                } else if ((c & 0xe0) == 0xc0) {
-                        len = 2;
-                        cp = c & 0x1f;
-                } else if ((c & 0xf0) == 0xe0) {
-                        len = 3;
-                        cp = c & 0x0f;
-                } else if ((c & 0xf8) == 0xf0) {
-                        len = 4;
-                        cp = c & 0x07;
-                } else
-                        goto bad;
-                for (size_t i = 1; i < len; i++) {
-                        if ((p[i] & 0xc0) != 0x80)
-                                goto bad;
-                        cp = (cp << 6) | (p[i] & 0x3f);
+                size_t len = utf8_next((const uint8_t *) name + i, n - i, &cp);
+                if (len == 0) {
+                        *ret_reason = "name must be valid UTF-8";
+                        return -EINVAL;
                 }
-                if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-                    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        goto bad;
-                if (cp >= 0x80 && cp < 0xa0) {
+                if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0)) {
                         *ret_reason = "name must not contain control characters";
                         return -EINVAL;
                 }
-                p += len;
+                i += len;
         }
         return 0;
-bad:
-        *ret_reason = "name must be valid UTF-8";
-        return -EINVAL;
 }
 
 int vault_check_class(const char *class_, const char **ret_reason) {

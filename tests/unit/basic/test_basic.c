@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "fileio.h"
 #include "hex.h"
+#include "utf8.h"
 
 static void test_buf_cap(void **state) {
         (void) state;
@@ -76,12 +77,34 @@ static void test_file_atomic(void **state) {
         assert_int_equal(rm_rf(dir), 0);
 }
 
+static void test_utf8(void **state) {
+        (void) state;
+        uint32_t cp = 0;
+        assert_int_equal(utf8_next((const uint8_t *) "a", 1, &cp), 1);
+        assert_int_equal(cp, 'a');
+        assert_int_equal(utf8_next((const uint8_t *) "\xc3\xa9", 2, &cp), 2);
+        assert_int_equal(cp, 0xe9);
+        assert_int_equal(utf8_next((const uint8_t *) "\xe2\x80\x94", 3, &cp), 3); /* em dash */
+        assert_int_equal(cp, 0x2014);
+        assert_int_equal(utf8_next((const uint8_t *) "\xf0\x9f\x98\x80", 4, &cp), 4);
+        assert_int_equal(cp, 0x1f600);
+        assert_int_equal(utf8_next((const uint8_t *) "\xc0\xaf", 2, &cp), 0);         /* overlong '/' */
+        assert_int_equal(utf8_next((const uint8_t *) "\xe0\x80\xaf", 3, &cp), 0);     /* overlong */
+        assert_int_equal(utf8_next((const uint8_t *) "\xed\xa0\x80", 3, &cp), 0);     /* surrogate */
+        assert_int_equal(utf8_next((const uint8_t *) "\xf4\x90\x80\x80", 4, &cp), 0); /* > U+10FFFF */
+        assert_int_equal(utf8_next((const uint8_t *) "\xe2\x80\x94", 2, &cp), 0);     /* cut short */
+        assert_int_equal(utf8_next((const uint8_t *) "\xc3\x28", 2, &cp), 0);         /* bad continuation */
+        assert_int_equal(utf8_next((const uint8_t *) "\x80", 1, &cp), 0);             /* lone continuation */
+        assert_int_equal(utf8_next((const uint8_t *) "\xff", 1, &cp), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_buf_cap),
                 cmocka_unit_test(test_buf_long_printf),
                 cmocka_unit_test(test_hex_base64),
                 cmocka_unit_test(test_file_atomic),
+                cmocka_unit_test(test_utf8),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
