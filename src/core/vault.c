@@ -112,6 +112,19 @@ void vault_free_secret_stringp(char **s) {
         }
 }
 
+/* Reads and parses log entry i; release ret with audit_entry_clear(). */
+static int load_entry(struct vault *v, uint64_t i, struct audit_entry *ret) {
+        _cleanup_buf_ struct buf b;
+        buf_init(&b, AUDIT_ENTRY_MAX + 1);
+        int r = audit_log_entry(ledger_log(v->ledger), i, &b);
+        if (r < 0)
+                return r;
+        r = audit_entry_parse((const char *) b.data, b.len, ret);
+        if (r < 0)
+                return log_error_errno(r, "audit entry %llu does not parse", (unsigned long long) i);
+        return 0;
+}
+
 /* Indexes the log entries that name an object but have no reference yet (lost in a crash). */
 static int reindex_audit(struct vault *v) {
         struct audit_log *log = ledger_log(v->ledger);
@@ -120,15 +133,10 @@ static int reindex_audit(struct vault *v) {
         if (r < 0)
                 return r;
         for (uint64_t i = next; i < size; i++) {
-                _cleanup_buf_ struct buf b;
                 struct audit_entry e = { 0 };
-                buf_init(&b, AUDIT_ENTRY_MAX + 1);
-                r = audit_log_entry(log, i, &b);
+                r = load_entry(v, i, &e);
                 if (r < 0)
                         return r;
-                r = audit_entry_parse((const char *) b.data, b.len, &e);
-                if (r < 0)
-                        return log_error_errno(r, "audit entry %llu does not parse", (unsigned long long) i);
                 if (e.object)
                         r = v->store->ops->audit_ref_add(v->store, e.object, i);
                 audit_entry_clear(&e);
@@ -154,12 +162,8 @@ int vault_document_audit(struct vault *v, const struct vault_actor *a, const cha
                 return -ENOENT;
         }
         /* the trail outlives the document: check the organisation on the first entry */
-        _cleanup_buf_ struct buf b;
         struct audit_entry e = { 0 };
-        buf_init(&b, AUDIT_ENTRY_MAX + 1);
-        r = audit_log_entry(ledger_log(v->ledger), idx[0], &b);
-        if (r >= 0)
-                r = audit_entry_parse((const char *) b.data, b.len, &e);
+        r = load_entry(v, idx[0], &e);
         if (r >= 0 && strcmp(e.org, a->org_id) != 0)
                 r = -ENOENT;
         audit_entry_clear(&e);
