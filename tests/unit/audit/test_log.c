@@ -250,12 +250,12 @@ static void hex_to_hash(const char *s, merkle_hash *h) {
         assert_int_equal(hex_decode(s, h->b, MERKLE_HASH_SIZE), 0);
 }
 
-/* The RFC 6962 8-leaf reference vector from ../shared/data/merkle. */
+/* The RFC 6962 8-leaf reference vector from tests/data/merkle. */
 static void test_rfc6962_vector(void **state) {
         (void) state;
-        const char *shared = getenv("COFFRE_SHARED_DATA");
-        assert_non_null(shared);
-        _cleanup_free_ char *path = path_join(shared, "merkle/rfc6962_8leaf_reference.json");
+        const char *data = getenv("COFFRE_TEST_DATA");
+        assert_non_null(data);
+        _cleanup_free_ char *path = path_join(data, "merkle/rfc6962_8leaf_reference.json");
         json_error_t err;
         json_t *v = json_load_file(path, 0, &err);
         assert_non_null(v);
