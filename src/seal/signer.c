@@ -468,7 +468,7 @@ int signer_sign_checkpoint(struct signer *s, const char *body, size_t len, char 
 
 int signer_init_keys(const char *keys_dir, const char *log_origin) {
         _cleanup_free_ char *key_path = NULL, *vkey_path = NULL, *vkey = NULL;
-        _cleanup_buf_ struct buf vb;
+        _cleanup_buf_ struct buf vb = {}; /* freed on every return before buf_init */
         char *skey = NULL;
         struct buf sb;
         int r;
