@@ -168,6 +168,14 @@ make = set(re.findall(r"meson setup \$\(BUILD\) --buildtype=(\w+)", read("Makefi
 check(types == make, "docs/performance.md's build type %s is not make build's %s" % (sorted(types), sorted(make)))
 check(not re.search(r"every `GET`[^.]*close", ops), "docs/operations.md still says every GET closes the connection")
 
+# No retention is enforced (nothing in src/ refuses a deletion with 409), so no document may
+# promise a 409 for a retained or held document; a deletion logs first, so a full disk is 507.
+api_md = flat(read("docs/api.md"))
+check(not re.search(r"409[^|.]*retained or on hold|retained or (on )?held[^.]*answers `?409", api_md),
+      "docs/api.md still promises 409 for a retained or held document")
+m = re.search(r"operationId: documentsDelete(.*?)\n  /", api_yaml, re.S)
+check(m is not None and '"507"' in m.group(1), "docs/openapi.yaml: DELETE /v1/documents/{id} must list 507")
+
 if failures:
     for f in failures:
         print("FAIL " + f)
