@@ -344,6 +344,10 @@ int ledger_open(const char *data_dir, const char *origin, char *const *witness_v
                 return -ENOMEM;
         /* the signer first: it is forked, and must not inherit other threads' locks */
         r = signer_start(keys, origin, &l->signer);
+        if (r == -ENOENT)
+                return log_error_errno(r, "cannot start the signer: %s/log.key or %s/log.state is missing (a vault made "
+                                       "before log.state existed needs an empty one, mode 0600: its first checkpoint "
+                                       "is then trusted as new)", keys, keys);
         if (r < 0)
                 return log_error_errno(r, "cannot start the signer: %s", strerror(-r));
         r = signer_log_vkey(l->signer, &l->vkey);
