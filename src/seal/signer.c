@@ -220,8 +220,9 @@ static int state_slot_read(struct child_state *st, unsigned i, uint64_t *ret_seq
 }
 
 /* Reads keys/log.state: the newest valid slot wins. An empty file is the trust-on-first-use
- * start; so is a file holding only a torn first slot (nothing was ever answered from it). A
- * longer file without a valid slot is damage: refuse to start. */
+ * start; so is a file holding only a torn first slot (nothing was ever answered from it: the
+ * first answer waits for both slots). A longer file without a valid slot is damage: refuse to
+ * start. */
 static int state_load(struct child_state *st) {
         uint64_t seq[2] = { 0 }, size[2] = { 0 };
         merkle_hash root[2];
@@ -262,10 +263,9 @@ static int state_load(struct child_state *st) {
         return 0;
 }
 
-/* Writes the next record into the slot not holding the current one and makes it durable. */
-static int state_store(struct child_state *st, uint64_t size, const merkle_hash *root) {
+/* Writes record seq into its slot ((seq - 1) % 2) and makes it durable. */
+static int state_write(struct child_state *st, uint64_t seq, uint64_t size, const merkle_hash *root) {
         uint8_t slot[STATE_SLOT] = { 0 };
-        uint64_t seq = st->seq + 1;
         unsigned i = (unsigned) ((seq - 1) % 2);
         ssize_t n;
 
@@ -284,6 +284,20 @@ static int state_store(struct child_state *st, uint64_t size, const merkle_hash 
                 return -EIO;
         if (fdatasync(st->state_fd) < 0)
                 return negative_errno();
+        return 0;
+}
+
+/* Records a newly signed tree, durably, in the slot not holding the current record. The first
+ * record is written to both slots (generations 1 and 2), so that once anything was answered the
+ * file is two slots long and a file without a valid slot is always damage, never a new vault. */
+static int state_store(struct child_state *st, uint64_t size, const merkle_hash *root) {
+        uint64_t seq = st->seq + 1;
+        int r = state_write(st, seq, size, root);
+
+        if (r == 0 && !st->have)
+                r = state_write(st, ++seq, size, root);
+        if (r < 0)
+                return r;
         st->seq = seq;
         st->have = true;
         st->size = size;

@@ -307,9 +307,10 @@ static void test_state_file_checked(void **state) {
         memset(junk, 0x5a, sizeof junk);
         write_state(f, junk, sizeof junk);
         assert_int_equal(signer_start(f->keys, ORIGIN, &s), -EBADMSG);
-        /* one slot damaged: the other still holds a floor */
+        /* one slot damaged: the other still holds a floor (the first record fills both
+         * slots, the second, size 7, went to slot 0) */
         memcpy(junk, saved.data, 256);
-        junk[128 + 40] ^= 1; /* slot 1 holds size 7 */
+        junk[40] ^= 1;
         write_state(f, junk, 256);
         assert_int_equal(signer_start(f->keys, ORIGIN, &s), 0);
         bool have = false;
@@ -326,6 +327,12 @@ static void test_state_file_checked(void **state) {
         assert_int_equal(unlink(path), 0);
         assert_int_equal(signer_start(f->keys, ORIGIN, &s), -ENOENT);
         assert_null(s);
+        /* a file cut to its first slot keeps that record */
+        write_state(f, saved.data, 128);
+        assert_int_equal(signer_start(f->keys, ORIGIN, &s), 0); /* slot 0 is valid: size 7 */
+        assert_int_equal(signer_state(s, &have, &size, &root), 0);
+        assert_int_equal(size, 7);
+        signer_stop(TAKE_PTR(s));
         /* a torn first write (a file shorter than one slot): nothing was ever answered from it */
         write_state(f, junk, 50);
         assert_int_equal(signer_start(f->keys, ORIGIN, &f->s), 0);
