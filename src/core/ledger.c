@@ -46,6 +46,7 @@ struct ledger {
         pthread_mutex_t lock; /* checkpoints and cosignatures */
         uint64_t signed_size;
         merkle_hash signed_root;
+        int last_sign_error; /* of the last attempt, 0 when it was signed */
         struct cosig *cosigs;
         size_t n_cosigs;
 
@@ -231,13 +232,20 @@ static int checkpoint_locked(struct ledger *l) {
         if (r < 0)
                 return r;
         r = proof_for_signer(l, size, proof, &proof_len);
-        if (r < 0)
-                return log_error_errno(r, "audit log: no checkpoint %llu: %s", (unsigned long long) size, strerror(-r));
         _cleanup_free_ char *note = NULL;
-        r = signer_sign_checkpoint(l->signer, body, strlen(body), proof, proof_len, &note);
-        if (r < 0)
-                return log_error_errno(r, "audit log: the signer refused checkpoint %llu: %s", (unsigned long long) size,
-                                       strerror(-r));
+        if (r >= 0)
+                r = signer_sign_checkpoint(l->signer, body, strlen(body), proof, proof_len, &note);
+        if (r < 0) {
+                /* the checkpointer retries every second: say it once per kind of failure */
+                if (r != l->last_sign_error && r != -ESTALE)
+                        log_error("audit log: no checkpoint %llu: %s%s", (unsigned long long) size, strerror(-r),
+                                  r == -EPIPE ? " (the signer is down)" : "");
+                l->last_sign_error = r;
+                return r;
+        }
+        if (l->last_sign_error != 0)
+                log_info("audit log: checkpoints resume at %llu", (unsigned long long) size);
+        l->last_sign_error = 0;
         r = audit_log_checkpoint_store(l->log, size, note);
         if (r < 0)
                 return log_error_errno(r, "audit log: cannot store checkpoint %llu: %s", (unsigned long long) size,
