@@ -334,6 +334,7 @@ int signer_seccomp_install(void) {
                 { SCMP_SYS(rt_sigreturn), -1 },       { SCMP_SYS(exit_group), -1 },
                 { SCMP_SYS(exit), -1 },               { SCMP_SYS(sched_yield), -1 },
                 { SCMP_SYS(getpid), -1 },             { SCMP_SYS(gettid), -1 },
+                { SCMP_SYS(sigaltstack), -1 }, /* sanitizers, at exit */
                 /* the names some 32-bit architectures use for the same calls */
                 { SCMP_SYS(mmap2), -1 },              { SCMP_SYS(clock_gettime64), -1 },
                 { SCMP_SYS(futex_time64), -1 },
