@@ -492,6 +492,14 @@ static int handle_state(const struct child_state *st, int fd) {
         return send_msg(fd, 0, out, sizeof out);
 }
 
+/* A Ctrl-C in the terminal reaches the whole process group: the server stops cleanly and
+ * signs a last checkpoint, so the signer and its supervisor leave only with it. */
+static void ignore_terminal_signals(void) {
+        (void) signal(SIGINT, SIG_IGN);
+        (void) signal(SIGQUIT, SIG_IGN);
+        (void) signal(SIGHUP, SIG_IGN);
+}
+
 static _noreturn_ void child_main(int fd, const char *keys_dir, const char *origin, char *const *extensions,
                                   size_t n_extensions, pid_t parent) {
         struct child_state st = { .origin = origin, .extensions = extensions, .n_extensions = n_extensions,
@@ -502,6 +510,7 @@ static _noreturn_ void child_main(int fd, const char *keys_dir, const char *orig
 
         log_set_component("signer");
         (void) prctl(PR_SET_NAME, "coffre-signer");
+        ignore_terminal_signals();
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(1);
         crypto_generichash(st.origin_hash, sizeof st.origin_hash, (const uint8_t *) origin, strlen(origin), NULL, 0);
@@ -607,6 +616,7 @@ static _noreturn_ void supervisor_main(int ctl, const char *keys_dir, const char
 
         log_set_component("signer");
         (void) prctl(PR_SET_NAME, "coffre-sigsup");
+        ignore_terminal_signals();
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(1);
         (void) prctl(PR_SET_DUMPABLE, 0);

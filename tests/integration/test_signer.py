@@ -148,7 +148,7 @@ def test_killed_during_uploads():
     check(old is not None, "no signer process under the server")
     t = threading.Thread(target=uploader)
     t.start()
-    started.wait(DEADLINE)
+    check(started.wait(DEADLINE), "the uploads did not start")
     block_restart(V)
     try:
         os.kill(old, 9)
