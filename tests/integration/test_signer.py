@@ -9,7 +9,9 @@
   resume and every acknowledged document is there and covered by a checkpoint;
 - the signer's memory is its own file: a server restarted on an older copy of the log (a
   rollback) gets no checkpoint signed, and a log rewritten from that copy with other entries
-  (a fork) neither.
+  (a fork) neither; a server without keys/log.state refuses to start and says so;
+- the live signer runs under a seccomp filter, with no new privileges, holding only its
+  channel, stderr and its state file.
 Usage: test_signer.py PATH/TO/coffre
 """
 
@@ -262,6 +264,46 @@ def test_state_survives_and_refuses_rollback():
     expect_covered(V)
 
 
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def test_signer_locked_down():
+    settled(V)
+    st = proc_status(signer_pid(V))
+    check(st.get("Seccomp") == "2", "the signer runs without a seccomp filter", st.get("Seccomp"))
+    check(st.get("NoNewPrivs") == "1", "the signer may gain privileges", st.get("NoNewPrivs"))
+    fds = sorted(int(x) for x in os.listdir("/proc/%d/fd" % signer_pid(V)))
+    check(fds == [0, 2, 3], "the signer holds descriptors %r, not just its channel, stderr and state" % fds)
+    target = os.readlink("/proc/%d/fd/3" % signer_pid(V))
+    check(target.endswith("/keys/log.state"), "fd 3 of the signer is %s" % target)
+
+
+def test_missing_state_refused():
+    settled(V)
+    check(V.stop() == 0, "server did not stop cleanly")
+    state = os.path.join(V.data, "keys", "log.state")
+    os.rename(state, state + ".away")
+    try:
+        try:
+            V.start()
+        except TestFailure:
+            pass
+        else:
+            raise TestFailure("the server started without keys/log.state")
+        check(b"log.state is missing" in V.log_text(), "no clear message about keys/log.state", V.log_tail())
+    finally:
+        os.rename(state + ".away", state)
+    V.start()
+    check(upload(V, "after-missing-state.txt").status == 201, "upload failed")
+    expect_covered(V)
+
+
 def main():
     global V
     V = Vault(BINARY)
@@ -269,7 +311,8 @@ def main():
     try:
         V.start()
         return run_tests([test_killed_during_uploads, test_stall_refuses_writes,
-                          test_state_survives_and_refuses_rollback])
+                          test_state_survives_and_refuses_rollback, test_signer_locked_down,
+                          test_missing_state_refused])
     finally:
         V.close()
 
