@@ -42,6 +42,8 @@ int api_documents_create_begin(struct http_request *r) {
         const char *why = NULL;
         uint8_t expected[32];
 
+        if (api_refuse_if_stalled(r))
+                return 0;
         if (!class_)
                 class_ = vault_get_config(v)->default_class;
         if (!name)
@@ -303,6 +305,8 @@ int api_documents_content(struct http_request *r) {
 }
 
 int api_documents_delete(struct http_request *r) {
+        if (api_refuse_if_stalled(r))
+                return 0;
         int k = vault_document_delete(http_vault(r), http_actor(r), http_param(r, "id"), http_request_id(r));
         if (k == -EPERM)
                 return http_respond_problem(r, 403, "forbidden", "Forbidden", "Only an admin may delete documents.");

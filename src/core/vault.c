@@ -231,6 +231,7 @@ static int vault_open_parts(struct vault *v) {
         r = ledger_open(v->dir, v->config.audit_origin, witnesses, v->config.n_witness, &v->ledger);
         if (r < 0)
                 return r;
+        ledger_set_stall_timeout(v->ledger, (int64_t) v->config.stall_timeout * 1000);
         r = store_sqlite_open(meta, false, &v->store);
         if (r < 0)
                 return log_error_errno(r, "cannot open the metadata store %s: %s", meta, strerror(-r));

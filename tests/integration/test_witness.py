@@ -228,6 +228,12 @@ def fork_vault():
     # init signed its first checkpoint with the vault's own key: with another key in place the
     # vault rightly refuses to start, so the fork starts from an unsigned log
     os.remove(os.path.join(f.data, "audit", "checkpoints"))
+    # and the signer's own memory (keys/log.state) is of that first checkpoint under the
+    # vault's own origin: a forger holding the key starts the signer from an empty state
+    state = os.path.join(f.data, "keys", "log.state")
+    with open(state, "w"):
+        pass
+    os.chmod(state, 0o600)
     return f
 
 
