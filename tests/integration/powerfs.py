@@ -372,9 +372,10 @@ class PowerFS:
         return fd
 
     def op_open(self, path, flags):
-        acc = flags & os.O_ACCMODE
-        keep = flags & (os.O_APPEND | os.O_TRUNC)
-        fd = os.open(self._p(path), acc | keep | os.O_CLOEXEC)
+        # A writer's handle is opened read-write: a sync reads the dirty ranges back through it.
+        # No O_APPEND: the kernel sends the offsets of appends, and pwrite would ignore them.
+        acc = os.O_RDONLY if flags & os.O_ACCMODE == os.O_RDONLY else os.O_RDWR
+        fd = os.open(self._p(path), acc | (flags & os.O_TRUNC) | os.O_CLOEXEC)
         st = os.fstat(fd)
         self.fh_ino[fd] = st.st_ino
         if flags & os.O_TRUNC:

@@ -17,7 +17,10 @@ small random documents and delete acknowledged ones, and cut the power at a rand
 at least MIN_ACKS uploads of the round were acknowledged: every process using the mount is
 killed with SIGKILL at once and the filesystem is unmounted, dropping its volatile layer. Every
 ROTATE_EVERY-th round the server is stopped (SIGTERM) instead and `coffre key rotate` runs,
-with the power cut at a random moment during or just after it.
+with the power cut just after it (every other time) or at a random moment during it; every RECOVERY_CUT_EVERY-th
+restart is itself cut at a random moment of the server's start-up (recovery cut short), and the
+checks run after the start that follows. Once, with the server running, a second writer (`coffre
+key rotate`) must be refused: the locks coffre relies on work on the FUSE mount.
 After each cut, through the API and the CLI only (no knowledge of the on-disk layout):
 - every document acknowledged with 201 is listed with its sha256 and size, and those of the
   last round plus a random sample of older ones download byte-identical (all of them at the end);
@@ -28,8 +31,9 @@ After each cut, through the API and the CLI only (no knowledge of the on-disk la
   delete its document.delete, every acknowledged download its document.read, and there are at
   least as many key.rotate entries as acknowledged rotations (exit 0);
 - at the end (server stopped), `coffre audit verify --data` exits 0.
-The run fails if no cut found anything unsynced to drop (the filesystem model would be idle) or
-if powerfs itself reported an error. Delays and contents come from one seeded RNG:
+Before all that, a self-test on a scratch mount checks the model itself (unsynced data, names
+and truncates are forgotten, synced ones kept, a shared mmap works). The run fails if no cut
+found anything unsynced to drop or if powerfs itself reported an error. Delays and contents come from one seeded RNG:
 COFFRE_POWER_SEED replays a run.
 Needs /dev/fuse, root (to mount) and Debian's python3-fusepy (scripts/install-deps); without
 them the test is skipped (exit 77), and under CI=true it fails instead.
@@ -42,6 +46,7 @@ import contextlib
 import hashlib
 import http.client
 import json
+import mmap
 import os
 import random
 import shutil
@@ -63,8 +68,9 @@ CUTS = int(os.environ.get("COFFRE_POWER_CUTS", "200"))
 WORKERS = 3
 MIN_ACKS = 2  # uploads acknowledged in a round before its cut may come
 MAX_SIZE = 160 * 1024
-MAX_DELAY = float(os.environ.get("COFFRE_POWER_MAX_DELAY", "0.12"))  # seconds past MIN_ACKS
+MAX_DELAY = float(os.environ.get("COFFRE_POWER_MAX_DELAY", "0.08"))  # seconds past MIN_ACKS
 ROTATE_EVERY = 10
+RECOVERY_CUT_EVERY = 7  # every 7th round also cuts the power during the server's start-up
 SAMPLE = 4  # older documents downloaded again after each cut
 ACK_DEADLINE = 60.0  # seconds for MIN_ACKS uploads: far more than a loaded machine needs
 MOUNT_DEADLINE = 30.0
@@ -472,7 +478,8 @@ def run_round(v, disk, ledger, rng, round_no, rotate):
         check(rc == 0, "round %d: SIGTERM before key rotate: exit %r\n%s" % (round_no, rc, v.log_tail(20)))
         rotate_proc = subprocess.Popen([BINARY, "key", "rotate", "--data", v.data], stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE)
-        delay = rng.uniform(0.0, 0.6)
+        # every other rotation runs to its end (then the cut), the others are cut at a random moment
+        delay = 120.0 if (round_no // ROTATE_EVERY) % 2 == 0 else rng.uniform(0.0, 0.6)
         try:
             out, err = rotate_proc.communicate(timeout=delay)  # the random cut moment, not a synchronisation
         except subprocess.TimeoutExpired:
@@ -497,6 +504,98 @@ def run_round(v, disk, ledger, rng, round_no, rotate):
         what, delay, ledger.round_acks, stats["lost_bytes"], stats["lost_files"], stats["lost_names"])
 
 
+def cut_during_start(v, disk, rng, round_no):
+    """A second cut while the server recovers from the first: start it, cut at a random moment."""
+    port_file = os.path.join(v.run_dir, "port")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(port_file)
+    proc = subprocess.Popen([v.binary, "serve", "--data", v.data, "--listen", "127.0.0.1:0", "--port-file",
+                             port_file, *v.serve_args], stdin=subprocess.DEVNULL, stdout=v.log_file,
+                            stderr=v.log_file)
+    delay = rng.uniform(0.0, 0.3)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(delay)  # the random cut moment, not a synchronisation
+    exited = proc.poll()
+    check(exited is None, "round %d: coffre serve exited with %r during start-up\n%s" % (round_no, exited,
+                                                                                     v.log_tail(20)))
+    disk.cut([proc])
+    disk.mount()
+    return delay
+
+
+def check_locking(v):
+    """Locks work on powerfs (the kernel keeps them): a second writer of the audit log is refused."""
+    r = subprocess.run([BINARY, "key", "rotate", "--data", v.data], capture_output=True, timeout=120)
+    check(r.returncode == 1 and b"in use" in r.stderr,
+          "key rotate with the server running on powerfs: exit %d (expected 1, 'in use': is locking broken "
+          "on the FUSE mount?)" % r.returncode, r.stderr.decode(errors="replace"))
+
+
+def selftest_powerfs(python, base):
+    """powerfs forgets what it should and keeps what it should, on a scratch mount of its own."""
+    seed = os.path.join(base, "selftest-seed")
+    mnt = os.path.join(base, "selftest-mnt")
+    os.mkdir(seed)
+    os.mkdir(mnt)
+    disk = Disk(python, os.path.join(base, "selftest-state"), mnt, seed)
+
+    def p(name):
+        return os.path.join(mnt, name)
+
+    def put(name, data, sync):
+        fd = os.open(p(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+        os.close(fd)
+
+    def sync_dir():
+        fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(fd)
+        os.close(fd)
+
+    def read(name):
+        try:
+            with open(p(name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    try:
+        disk.mount()
+        put("kept", b"one", True)
+        put("moved", b"m", True)
+        put("gone", b"g", True)
+        put("mapped", b"\0" * 4096, True)
+        put("empty", b"", False)
+        sync_dir()
+        put("never", b"x", True)  # data synced, name never
+        with open(p("kept"), "ab") as f:
+            f.write(b"two")
+            f.flush()
+            os.fsync(f.fileno())
+        os.truncate(p("kept"), 0)  # not synced
+        put("empty", b"data", False)
+        os.rename(p("moved"), p("moved2"))
+        os.unlink(p("gone"))
+        fd = os.open(p("mapped"), os.O_RDWR)
+        with mmap.mmap(fd, 4096) as m:  # a shared mapping, as SQLite's -shm
+            m[:6] = b"mapped"
+            m.flush()
+        os.fsync(fd)
+        os.close(fd)
+        disk.cut()
+        disk.mount()
+        got = {n: read(n) for n in ("kept", "never", "empty", "moved", "moved2", "gone")}
+        got["mapped"] = (read("mapped") or b"")[:6]
+        want = {"kept": b"onetwo", "never": None, "empty": b"", "moved": b"m", "moved2": None, "gone": b"g",
+                "mapped": b"mapped"}
+        check(got == want, "powerfs self-test: after the cut %r, expected %r" % (got, want))
+        disk.unmount()
+    finally:
+        disk.close()
+
+
 def main():
     if not os.path.exists("/dev/fuse") or os.geteuid() != 0 or fuse_python() is None:
         why = "needs /dev/fuse, root and python3-fusepy (scripts/install-deps)"
@@ -517,6 +616,7 @@ def main():
     disk = None
     v = None
     try:
+        selftest_powerfs(fuse_python(), base)
         seed = os.path.join(base, "seed")
         mnt = os.path.join(base, "mnt")
         os.mkdir(seed)
@@ -535,6 +635,9 @@ def main():
             for round_no in range(CUTS + 1):
                 t0 = time.monotonic()
                 disk.mount()
+                twice = ""
+                if round_no % RECOVERY_CUT_EVERY == RECOVERY_CUT_EVERY - 1:
+                    twice = "start-up cut after %.3fs, then " % cut_during_start(v, disk, rng, round_no)
                 t_mount = time.monotonic()
                 try:
                     v.start()
@@ -542,6 +645,8 @@ def main():
                     raise TestFailure("round %d: the server did not start by itself after a power cut: %s"
                                       % (round_no, e))
                 t_up = time.monotonic()
+                if round_no == 0:
+                    check_locking(v)
                 last = round_no == CUTS
                 downloads = verify(v, ledger, audit, pool, reader, rng, round_no, everything=last)
                 check(not ledger.errors, "clients saw errors:\n  " + "\n  ".join(ledger.errors[:10]))
@@ -557,9 +662,9 @@ def main():
                 t_check = time.monotonic()
                 rotate = round_no % ROTATE_EVERY == ROTATE_EVERY - 1
                 what = run_round(v, disk, ledger, rng, round_no, rotate)
-                print("cut %3d: %s; checked %d downloads, %d audit entries; %.1fs (mount %.1f, start %.1f, "
+                print("cut %3d: %s%s; checked %d downloads, %d audit entries; %.1fs (mount %.1f, start %.1f, "
                       "check %.1f, load and cut %.1f)"
-                      % (round_no + 1, what, downloads, len(audit.leaves), time.monotonic() - t0, t_mount - t0,
+                      % (round_no + 1, twice, what, downloads, len(audit.leaves), time.monotonic() - t0, t_mount - t0,
                          t_up - t_mount, t_check - t_up, time.monotonic() - t_check), flush=True)
         lossy = sum(1 for s in disk.cuts if s["lost_bytes"] or s["lost_names"])
         check(lossy > 0, "no power cut found anything unsynced to drop: the filesystem model did nothing")
