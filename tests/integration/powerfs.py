@@ -267,6 +267,8 @@ class PowerFS:
             raise fuse.FuseOSError(errno.EIO)
 
     def _p(self, path):
+        if path is None:  # a call by name on a file unlinked while open (hard_remove)
+            raise fuse.FuseOSError(errno.ENOENT)
         return os.path.join(self.live, path.lstrip("/"))
 
     def op_init(self, path):

@@ -140,7 +140,12 @@ class Disk:
         self.cuts = []  # stats of each cut
 
     def mount(self):
-        args = [self.python, POWERFS]
+        # powerfs runs anew at every mount: from a copy taken once, so that the whole run uses one
+        # version of it
+        own = os.path.join(os.path.dirname(self.state), "powerfs.py")
+        if not os.path.exists(own):
+            shutil.copyfile(POWERFS, own)
+        args = [self.python, own]
         if not os.path.exists(os.path.join(self.state, "durable.json")):
             args += ["--seed", self.seed]
         with open(self.log_path, "ab") as log:
