@@ -225,6 +225,7 @@ class Ledger:
         self.delete_unsure = set()  # ids whose DELETE got no answer: gone or intact, both fine
         self.reads = {}  # id -> downloads answered 200 with the full, right body
         self.rotations = 0  # `coffre key rotate` runs that exited 0
+        self.rotate_time = 0.5  # seconds the last whole rotation took
         self.errors = []
         self.round_acks = 0
         self.running = 0
@@ -483,8 +484,11 @@ def run_round(v, disk, ledger, rng, round_no, rotate):
         check(rc == 0, "round %d: SIGTERM before key rotate: exit %r\n%s" % (round_no, rc, v.log_tail(20)))
         rotate_proc = subprocess.Popen([BINARY, "key", "rotate", "--data", v.data], stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE)
-        # every other rotation runs to its end (then the cut), the others are cut at a random moment
-        delay = 120.0 if (round_no // ROTATE_EVERY) % 2 == 0 else rng.uniform(0.0, 0.6)
+        # every other rotation runs to its end (then the cut), the others are cut at a random
+        # moment within the time the last whole one took
+        full = (round_no // ROTATE_EVERY) % 2 == 0
+        delay = 120.0 if full else rng.uniform(0.0, ledger.rotate_time)
+        t_rotate = time.monotonic()
         try:
             out, err = rotate_proc.communicate(timeout=delay)  # the random cut moment, not a synchronisation
         except subprocess.TimeoutExpired:
@@ -494,6 +498,9 @@ def run_round(v, disk, ledger, rng, round_no, rotate):
                   out.decode(errors="replace"), err.decode(errors="replace"))
             ledger.rotations += 1
             rotate_proc = None
+            if full:
+                ledger.rotate_time = time.monotonic() - t_rotate
+                delay = ledger.rotate_time
     else:
         stop.wait(delay)  # the random cut moment (not a synchronisation)
     procs = [v.proc, rotate_proc]
