@@ -15,26 +15,32 @@ CUTS times (COFFRE_POWER_CUTS, 200 by default): mount powerfs on what the disk h
 printed), check everything acknowledged so far, then run WORKERS concurrent clients that upload
 small random documents and delete acknowledged ones, and cut the power at a random moment once
 at least MIN_ACKS uploads of the round were acknowledged: every process using the mount is
-killed with SIGKILL at once and the filesystem is unmounted, dropping its volatile layer. Every
-ROTATE_EVERY-th round the server is stopped (SIGTERM) instead and `coffre key rotate` runs,
-with the power cut just after it (every other time) or at a random moment during it; every RECOVERY_CUT_EVERY-th
-restart is itself cut at a random moment of the server's start-up (recovery cut short), and the
-checks run after the start that follows. Once, with the server running, a second writer (`coffre
-key rotate`) must be refused: the locks coffre relies on work on the FUSE mount.
+killed with SIGKILL at once and the filesystem is unmounted, dropping its volatile layer.
+Every ROTATE_EVERY-th round the server is stopped (SIGTERM) instead and `coffre key rotate`
+runs, the power cut coming just after it (every other time) or at a random moment during it.
+Every RECOVERY_CUT_EVERY-th restart is itself cut at a random moment of the server's start-up,
+and the checks run after the start that follows. Once, with the server running, a second
+writer (`coffre key rotate`) must be refused: the locks coffre relies on work on the mount.
 After each cut, through the API and the CLI only (no knowledge of the on-disk layout):
 - every document acknowledged with 201 is listed with its sha256 and size, and those of the
   last round plus a random sample of older ones download byte-identical (all of them at the end);
 - every delete acknowledged with 204 stays deleted (not listed, GET 404); a document whose
   delete was cut short is either gone or intact; anything else listed is one of the bodies sent;
-- the audit log only grows: the entries seen after the previous cut are still there, unchanged,
-  at the same indexes; every acknowledged upload has its document.create, every acknowledged
-  delete its document.delete, every acknowledged download its document.read, and there are at
-  least as many key.rotate entries as acknowledged rotations (exit 0);
+- the audit log only grows: the entries seen before are unchanged (a consistency proof from
+  the previous size, checked against the leaf hashes the test computed from the entries it read
+  then; entry by entry at the end); every acknowledged upload has its document.create, every
+  acknowledged delete its document.delete, every acknowledged download its document.read, and
+  there are at least as many key.rotate entries as acknowledged rotations (exit 0);
 - at the end (server stopped), `coffre audit verify --data` exits 0.
 Before all that, a self-test on a scratch mount checks the model itself (unsynced data, names
-and truncates are forgotten, synced ones kept, a shared mmap works). The run fails if no cut
-found anything unsynced to drop or if powerfs itself reported an error. Delays and contents come from one seeded RNG:
-COFFRE_POWER_SEED replays a run.
+and truncates are forgotten, synced ones kept, a shared mmap works), so a powerfs that forgot
+nothing fails. The run also fails if powerfs reports an error of its own.
+SQLite's WAL index (-shm) is a shared mmap: it works on FUSE because powerfs does not use
+direct_io, so the kernel's page cache backs the mapping; it is never synced, so after a cut it
+comes back empty and SQLite rebuilds it from the WAL, as on a disk. fusepy (libfuse 2) has no
+renameat2 flags, so coffre publishes objects with its link()+unlink() fallback here.
+Delays, sizes and contents come from one seeded RNG (COFFRE_POWER_SEED); what gets acknowledged
+before a cut still depends on timing, so a run is not replayed exactly.
 Needs /dev/fuse, root (to mount) and Debian's python3-fusepy (scripts/install-deps); without
 them the test is skipped (exit 77), and under CI=true it fails instead.
 Usage: test_powerloss.py PATH/TO/coffre
