@@ -434,8 +434,10 @@ def verify(v, ledger, audit, pool, reader, rng, round_no, everything=False):
     bad = []
     for i, (status, body) in zip(ids, results):
         if status != 200:
-            bad.append("%s (%s): GET content %d %r" % (i, "acknowledged in round %d" % ledger.acked[i][2]
-                                                 if i in ledger.acked else "never acknowledged", status, body[:200]))
+            how = "acknowledged in round %d" % ledger.acked[i][2] if i in ledger.acked else "never acknowledged"
+            if i in ledger.delete_unsure:
+                how += ", its delete cut short: it must be gone or intact"
+            bad.append("%s (%s): GET content %d %r" % (i, how, status, body[:200]))
         elif hashlib.sha256(body).hexdigest() != listed[i]["sha256"] or len(body) != listed[i]["size"]:
             bad.append("%s: content (%d bytes) does not match its sha256/size" % (i, len(body)))
         else:
