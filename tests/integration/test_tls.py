@@ -292,7 +292,8 @@ def test_curl_without_cacert_fails():
 
 
 def test_init_with_rsa_certificate():
-    """coffre init --tls-cert/--tls-key installs the given pair (key 0600) and serves it."""
+    """coffre init --tls-cert/--tls-key installs the given pair (key 0600) and serves it; a half
+    pair, an unreadable file or a key that is not the certificate's is refused, creating nothing."""
     given = open(os.path.join(R.base, "rsa.pem")).read()
     check(open(R.cacert).read() == given, "tls/cert.pem is not the certificate given to init")
     st = os.stat(os.path.join(R.data, "tls", "key.pem"))
@@ -309,6 +310,20 @@ def test_init_with_rsa_certificate():
         check(r.returncode != 0, "init %r succeeded" % args)
         check(b"--tls-cert and --tls-key go together" in r.stderr, "no clear message for %r" % args, r.stderr)
         check(not os.path.exists(d), "init %r created %s" % (args, d))
+    # a pair that cannot serve is refused before anything is created
+    other_cert, other_key = make_cert(R.base, "other-rsa", "rsa:2048")
+    cert, key = os.path.join(R.base, "rsa.pem"), os.path.join(R.base, "rsa.key")
+    missing = os.path.join(R.base, "no-such-cert.pem")
+    for c, k, words in ((missing, key, "cannot read %s" % missing),
+                        (cert, other_key, "is not the key of the certificate"),
+                        (cert, cert, "is not an unencrypted PEM private key"),
+                        (key, key, "is not a PEM certificate")):
+        d = os.path.join(R.base, "bad-pair")
+        r = subprocess.run([BINARY, "init", "--data", d, "--tls-cert", c, "--tls-key", k], capture_output=True,
+                           timeout=60)
+        check(r.returncode == 1, "init with %s / %s exited %d, expected 1" % (c, k, r.returncode), r.stderr)
+        check(words.encode() in r.stderr, "init with %s / %s: no %r in the message" % (c, k, words), r.stderr)
+        check(not os.path.exists(d), "init with %s / %s left %s behind" % (c, k, d))
 
 
 TESTS = [test_old_tls_refused, test_plaintext_http_refused, test_tls12_and_tls13_work,
