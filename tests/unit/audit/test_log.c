@@ -313,7 +313,7 @@ static void test_rfc6962_vector(void **state) {
 /* ---- checkpoints and the commit hook ---- */
 
 struct hook {
-        uint64_t calls, last_size;
+        uint64_t calls, last_size, first_size;
         merkle_hash last_root;
         int ordered;
 };
@@ -322,7 +322,8 @@ static void on_commit(void *ud, uint64_t size, const merkle_hash *root) {
         struct hook *h = ud;
         if (size <= h->last_size && h->calls > 0)
                 h->ordered = 0;
-        h->calls++;
+        if (h->calls++ == 0)
+                h->first_size = size;
         h->last_size = size;
         h->last_root = *root;
 }
@@ -439,6 +440,8 @@ static void test_concurrent(void **state) {
 
         assert_int_equal(audit_log_open(dir, true, &log), 0);
         audit_log_set_on_commit(log, on_commit, &hk);
+        /* the first group waits for one append of every writer: batching without hoping */
+        audit_log_hold_group(log, THREADS);
         for (int i = 0; i < THREADS; i++) {
                 w[i] = (struct writer){ .log = log, .id = i };
                 assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
@@ -474,6 +477,8 @@ static void test_concurrent(void **state) {
         free(seen);
         assert_true(hk.ordered);
         assert_int_equal(hk.last_size, total);
+        /* the held first group carried one append of each writer, in one sync */
+        assert_int_equal(hk.first_size, THREADS);
         assert_true(hk.calls < total); /* group commit shared syncs */
         print_message("64 writers: %llu appends in %llu groups\n", (unsigned long long) total,
                       (unsigned long long) hk.calls);
