@@ -115,14 +115,16 @@ def descendants(root):
 
 
 def users_of(mnt):
-    """Pids of this test's processes with a file, a directory or a mapping open under mnt.
+    """Pids of the processes with a file, a directory or a mapping open under mnt.
 
-    Only descendants of the test can use the mount (the server, its signer, the CLI), so
-    only they are looked at."""
+    Every process is looked at, not only the test's descendants: when the server is killed, its
+    signer supervisor and signer are re-parented away from the test while they still hold files
+    on the mount (they die of PR_SET_PDEATHSIG a moment later). Only this test's own processes
+    can have the private mount open."""
     pids = []
     me = os.getpid()
     prefix = mnt + "/"
-    for pid in descendants(me) - {me}:
+    for pid in [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) != me]:
         base = "/proc/%d" % pid
         try:
             links = [os.readlink(base + "/cwd")]
