@@ -123,7 +123,7 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
                 if ((r = copy_file(o->tls_cert, cert, 0644)) < 0 || (r = copy_file(o->tls_key, key, 0600)) < 0)
                         return log_error_errno(r, "cannot install the TLS pair: %s", strerror(-r));
         } else {
-                r = selfsigned_tls_create(cert, key, 825);
+                r = selfsigned_tls_create(cert, key, SELFSIGNED_MAX_DAYS);
                 if (r < 0)
                         return r;
         }

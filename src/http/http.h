@@ -68,6 +68,7 @@ struct http_server_options {
         const char *cert_pem, *key_pem; /* TLS pair as PEM text */
         uint64_t max_body;
         unsigned max_connections, max_connections_per_ip, idle_timeout, shutdown_timeout;
+        int64_t tls_not_after;          /* the certificate's notAfter (epoch seconds), for /metrics */
         const struct http_route *routes;
         size_t n_routes;
         struct vault *vault;

@@ -673,7 +673,15 @@ uint16_t http_server_port(const struct http_server *s) {
 }
 
 int http_server_metrics(struct http_server *s, struct buf *b) {
-        return metrics_render(s->metrics, b);
+        int r = metrics_render(s->metrics, b);
+        if (r < 0 || !s->o.tls_not_after)
+                return r;
+        return buf_printf(b,
+                          "# HELP coffre_tls_certificate_expiry_seconds Seconds until the TLS certificate expires "
+                          "(negative once expired).\n"
+                          "# TYPE coffre_tls_certificate_expiry_seconds gauge\n"
+                          "coffre_tls_certificate_expiry_seconds %lld\n",
+                          (long long) (s->o.tls_not_after - (int64_t) time(NULL)));
 }
 
 void http_server_stop(struct http_server *s) {
