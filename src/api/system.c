@@ -1,4 +1,5 @@
 /* system.c: /healthz, /metrics and the OpenAPI description. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,16 +11,39 @@ int api_system_healthz(struct http_request *r) {
         return http_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-int api_system_metrics(struct http_request *r) {
-        uint64_t count = 0, bytes = 0;
-        _cleanup_buf_ struct buf b;
-        buf_init(&b, 1 << 20);
-        int k = http_server_metrics(http_request_server(r), &b);
+/* /metrics tells counts across all organisations: by default only an admin token reads it. */
+static int metrics_allowed(struct http_request *r) {
+        const char *mode = vault_get_config(http_vault(r))->metrics_access;
+        if (strcmp(mode, "public") == 0)
+                return 0;
+        if (strcmp(mode, "loopback") == 0)
+                return http_peer_is_loopback(r) ? 0 : -EPERM;
+        int k = http_authenticate(r);
         if (k < 0)
                 return k;
-        k = vault_stats(http_vault(r), &count, &bytes);
+        return strcmp(http_actor(r)->role, "admin") == 0 ? 0 : -EPERM;
+}
+
+int api_system_metrics(struct http_request *r) {
+        uint64_t count = 0, bytes = 0;
+        int k = metrics_allowed(r);
+        if (k == -EACCES) {
+                if (http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"") < 0)
+                        return -ENOMEM;
+                return http_respond_problem(r, 401, "unauthorized", "Unauthorized",
+                                            "/metrics needs an admin bearer token ([server] metrics = token).");
+        }
+        if (k == -EPERM)
+                return http_respond_problem(r, 403, "forbidden", "Forbidden",
+                                            "/metrics is not open to this caller (see [server] metrics).");
         if (k < 0)
-                return http_respond_errno(r, k, "cannot read the store's statistics");
+                return k;
+        _cleanup_buf_ struct buf b;
+        buf_init(&b, 1 << 20);
+        k = http_server_metrics(http_request_server(r), &b);
+        if (k < 0)
+                return k;
+        vault_stats(http_vault(r), &count, &bytes);
         k = buf_printf(&b,
                        "# HELP coffre_documents_stored Documents in the vault.\n"
                        "# TYPE coffre_documents_stored gauge\n"

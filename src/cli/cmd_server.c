@@ -164,6 +164,9 @@ int cmd_serve(int argc, char **argv) {
                 .max_connections_per_ip = cfg->max_connections_per_ip,
                 .idle_timeout = cfg->idle_timeout,
                 .shutdown_timeout = cfg->shutdown_timeout,
+                .header_timeout = cfg->header_timeout,
+                .body_min_rate = cfg->body_min_rate,
+                .body_rate_window = cfg->body_rate_window,
                 .routes = api_routes,
                 .n_routes = api_routes_count,
                 .vault = v,
@@ -173,6 +176,11 @@ int cmd_serve(int argc, char **argv) {
         r = vault_recover(v);
         if (r < 0)
                 return 1;
+        r = vault_stats_load(v);
+        if (r < 0) {
+                log_error("cannot count the documents in the store: %s", strerror(-r));
+                return 1;
+        }
         r = ledger_start(vault_ledger(v));
         if (r < 0) {
                 log_error("cannot start the checkpointer: %s", strerror(-r));

@@ -44,6 +44,11 @@ void http_set_state(struct http_request *r, void *state);
 /* Content-Length of the request, or -1 when absent (chunked). */
 int64_t http_content_length(struct http_request *r);
 uint64_t http_max_body(struct http_request *r);
+/* For a public route that checks the caller itself: checks the bearer token, if any, and makes
+ * http_actor() answer. 0, -EACCES (no or bad token) or another negative errno. */
+int http_authenticate(struct http_request *r) _warn_unused_;
+/* true when the client connects from a loopback address (127.0.0.0/8, ::1) */
+bool http_peer_is_loopback(struct http_request *r);
 /* true once the request already has its answer queued */
 bool http_answered(struct http_request *r);
 
@@ -68,6 +73,8 @@ struct http_server_options {
         const char *cert_pem, *key_pem; /* TLS pair as PEM text */
         uint64_t max_body;
         unsigned max_connections, max_connections_per_ip, idle_timeout, shutdown_timeout;
+        unsigned header_timeout;                  /* seconds from accept to the end of the headers */
+        unsigned body_min_rate, body_rate_window; /* bytes/s a body must keep up over each window (s) */
         int64_t tls_not_after;          /* the certificate's notAfter (epoch seconds), for /metrics */
         const struct http_route *routes;
         size_t n_routes;

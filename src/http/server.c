@@ -31,10 +31,16 @@
         "+ECDHE-RSA:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE"
 
 #define MAX_PARAMS 4
-#define SLOW_BODY_GRACE 30u   /* seconds */
-#define SLOW_BODY_RATE 1024u  /* bytes per second, on average since the request began */
 #define DISCARD_AFTER_LIMIT ((uint64_t) 64 * 1024 * 1024)
 #define MAX_EXTRA_HEADERS 8
+
+/* A connection from accept to close, watched for the header deadline. */
+struct conn_watch {
+        struct conn_watch *prev, *next;
+        int fd;
+        uint64_t deadline_ns; /* 0 while a request is in (its body has the rate check instead) */
+        bool cut;
+};
 
 struct http_server {
         struct MHD_Daemon *daemon;
@@ -44,6 +50,12 @@ struct http_server {
         uint16_t port;
         atomic_int in_flight;
         atomic_bool stopping;
+        /* connections waiting for a header block, and the thread that cuts the late ones */
+        pthread_mutex_t watch_lock;
+        pthread_cond_t watch_wake;
+        struct conn_watch *watched;
+        pthread_t watchdog;
+        bool watchdog_started, watchdog_stop;
 };
 
 struct http_request {
@@ -70,6 +82,8 @@ struct http_request {
         uint64_t bytes_in;
         _Atomic uint64_t bytes_out;
         uint64_t start_ns;
+        /* body rate: bytes received since window_ns */
+        uint64_t window_ns, window_bytes;
         /* streamed response */
         http_stream_fn stream_fn;
         void *stream_ud;
@@ -345,6 +359,33 @@ static const char *bearer_token(struct http_request *r) {
         return *h ? h : NULL;
 }
 
+int http_authenticate(struct http_request *r) {
+        if (r->authenticated)
+                return 0;
+        const char *tok = bearer_token(r);
+        if (!tok)
+                return -EACCES;
+        int k = vault_authenticate(r->server->o.vault, tok, &r->actor);
+        if (k < 0)
+                return k;
+        r->authenticated = true;
+        return 0;
+}
+
+bool http_peer_is_loopback(struct http_request *r) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        if (!sa)
+                return false;
+        if (sa->sa_family == AF_INET)
+                return (ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr) >> 24) == 127;
+        if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+                return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        }
+        return false;
+}
+
 /* ---- request life cycle ---- */
 
 static void request_free(struct http_request *r) {
@@ -419,6 +460,124 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
         return MHD_YES;
 }
 
+/* ---- deadlines ----
+ *
+ * libmicrohttpd's idle timer restarts on every byte, so a client trickling a TLS handshake or
+ * a header block one byte at a time would hold its connection (and thread) forever. Each
+ * connection is therefore given a deadline for its TLS handshake and first header block
+ * (header_timeout from accept), and on keep-alive for the next header block (idle_timeout +
+ * header_timeout from the previous answer). A watchdog thread shuts down the socket of a
+ * connection past its deadline; libmicrohttpd then sees the end of the stream and closes it.
+ * The socket is only touched under watch_lock, and libmicrohttpd reports the close (which
+ * removes the entry) before it closes the descriptor, so a reused descriptor is never hit. */
+
+static void watch_set_deadline(struct http_server *s, struct MHD_Connection *conn, uint64_t deadline_ns) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn_watch *w = ci ? ci->socket_context : NULL;
+        if (!w)
+                return;
+        pthread_mutex_lock(&s->watch_lock);
+        w->deadline_ns = deadline_ns;
+        pthread_mutex_unlock(&s->watch_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        struct http_server *s = cls;
+
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                struct conn_watch *w = calloc(1, sizeof *w);
+                if (!w || !ci) {
+                        /* without a watch the connection only has the idle timeout: refuse it */
+                        free(w);
+                        if (ci)
+                                shutdown(ci->connect_fd, SHUT_RDWR);
+                        return;
+                }
+                w->fd = ci->connect_fd;
+                w->deadline_ns = s->o.header_timeout ? mono_ns() + (uint64_t) s->o.header_timeout * 1000000000u : 0;
+                pthread_mutex_lock(&s->watch_lock);
+                w->next = s->watched;
+                if (s->watched)
+                        s->watched->prev = w;
+                s->watched = w;
+                pthread_mutex_unlock(&s->watch_lock);
+                *socket_context = w;
+                return;
+        }
+        struct conn_watch *w = *socket_context;
+        if (!w)
+                return;
+        pthread_mutex_lock(&s->watch_lock);
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                s->watched = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        pthread_mutex_unlock(&s->watch_lock);
+        free(w);
+        *socket_context = NULL;
+}
+
+static void *watchdog_main(void *ud) {
+        struct http_server *s = ud;
+
+        pthread_mutex_lock(&s->watch_lock);
+        while (!s->watchdog_stop) {
+                uint64_t now = mono_ns();
+                unsigned n_cut = 0;
+                for (struct conn_watch *w = s->watched; w; w = w->next)
+                        if (w->deadline_ns && now >= w->deadline_ns && !w->cut) {
+                                shutdown(w->fd, SHUT_RDWR);
+                                w->cut = true;
+                                n_cut++;
+                        }
+                if (n_cut)
+                        log_warn("%u connections closed: no complete request headers within the deadline", n_cut);
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 250 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&s->watch_wake, &s->watch_lock, &ts);
+        }
+        pthread_mutex_unlock(&s->watch_lock);
+        return NULL;
+}
+
+static void watchdog_stop(struct http_server *s) {
+        if (!s->watchdog_started)
+                return;
+        pthread_mutex_lock(&s->watch_lock);
+        s->watchdog_stop = true;
+        pthread_cond_signal(&s->watch_wake);
+        pthread_mutex_unlock(&s->watch_lock);
+        pthread_join(s->watchdog, NULL);
+        s->watchdog_started = false;
+}
+
+/* A body slower than body_min_rate over any window of body_rate_window seconds holds a
+ * connection for nothing; measured per window, so a fast start buys no later trickle. */
+static bool body_too_slow(struct http_server *s, struct http_request *r, size_t n) {
+        uint64_t now = mono_ns();
+        uint64_t window = (uint64_t) s->o.body_rate_window * 1000000000u;
+        if (!r->window_ns)
+                r->window_ns = r->start_ns;
+        r->window_bytes += n;
+        if (!window || now - r->window_ns < window)
+                return false;
+        double secs = (double) (now - r->window_ns) / 1e9;
+        if ((double) r->window_bytes < secs * (double) s->o.body_min_rate)
+                return true;
+        r->window_ns = now;
+        r->window_bytes = 0;
+        return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -438,6 +597,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 hex_encode(raw, sizeof raw, r->request_id);
                 atomic_fetch_add(&s->in_flight, 1);
                 *con_cls = r;
+                watch_set_deadline(s, conn, 0); /* the header block is in */
                 /* A request without a body is handled on the next call: an answer queued now
                  * would make libmicrohttpd close the connection (no keep-alive). A request with a
                  * body is checked now, so that a refusal does not wait for the whole body. */
@@ -450,12 +610,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 size_t n = *upload_data_size;
                 *upload_data_size = 0;
                 r->bytes_in += n;
-                /* a body that trickles in slower than SLOW_BODY_RATE (after a grace period) holds a
-                 * connection for nothing: the idle timeout alone would let it live forever */
-                uint64_t secs = (mono_ns() - r->start_ns) / 1000000000u;
-                if (secs > SLOW_BODY_GRACE && r->bytes_in / secs < SLOW_BODY_RATE) {
-                        log_warn("request %s: body slower than %u bytes/s, connection closed", r->request_id,
-                                 (unsigned) SLOW_BODY_RATE);
+                if (body_too_slow(s, r, n)) {
+                        log_warn("request %s: body slower than %u bytes/s over %u s, connection closed",
+                                 r->request_id, s->o.body_min_rate, s->o.body_rate_window);
                         r->status = 408;
                         return MHD_NO;
                 }
@@ -534,6 +691,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                    "bytes_in", in, "bytes_out", out, NULL);
         request_free(r);
         *con_cls = NULL;
+        /* keep-alive: the next header block gets the idle time plus its own deadline */
+        if (s->o.header_timeout)
+                watch_set_deadline(s, conn,
+                                   mono_ns() + (uint64_t) (s->o.idle_timeout + s->o.header_timeout) * 1000000000u);
         atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -603,6 +764,8 @@ int http_server_start(const struct http_server_options *o, struct http_server **
                 return -ENOMEM;
         s->o = *o;
         s->listen_fd = -1;
+        pthread_mutex_init(&s->watch_lock, NULL);
+        pthread_cond_init(&s->watch_wake, NULL);
         r = metrics_new(&s->metrics);
         if (r < 0)
                 goto fail;
@@ -641,12 +804,21 @@ int http_server_start(const struct http_server_options *o, struct http_server **
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 256 * 1024,
                 MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t) 16 * 1024,
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                 MHD_OPTION_END);
         if (!s->daemon) {
                 log_error("cannot start the HTTPS server (bad TLS key or certificate?)");
                 r = -EIO;
                 goto fail;
         }
+        /* the daemon owns the listening socket now, and closes it when stopped */
+        s->listen_fd = -1;
+        r = -pthread_create(&s->watchdog, NULL, watchdog_main, s);
+        if (r < 0) {
+                log_error("cannot start the connection watchdog: %s", strerror(-r));
+                goto fail;
+        }
+        s->watchdog_started = true;
         if (o->port_file) {
                 char p[16];
                 int n = snprintf(p, sizeof p, "%u\n", s->port);
@@ -661,9 +833,12 @@ int http_server_start(const struct http_server_options *o, struct http_server **
 fail:
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
+        watchdog_stop(s);
         if (s->listen_fd >= 0)
                 close(s->listen_fd);
         metrics_free(s->metrics);
+        pthread_cond_destroy(&s->watch_wake);
+        pthread_mutex_destroy(&s->watch_lock);
         free(s);
         return r;
 }
@@ -701,6 +876,9 @@ void http_server_stop(struct http_server *s) {
                 log_warn("shutdown: %d requests still running after %us; they are cut off", left,
                          s->o.shutdown_timeout);
         MHD_stop_daemon(s->daemon);
+        watchdog_stop(s);
         metrics_free(s->metrics);
+        pthread_cond_destroy(&s->watch_wake);
+        pthread_mutex_destroy(&s->watch_lock);
         free(s);
 }
