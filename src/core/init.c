@@ -152,6 +152,9 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         r = keyring_kek_create(k, raw);
         if (r < 0)
                 return log_error_errno(r, "cannot create the organisation key: %s", strerror(-r));
+        /* wipes the master key now: the signer forked below (ledger_init, record_init) must not
+         * inherit its pages */
+        keyring_free(TAKE_PTR(k));
         r = s->ops->org_insert(s, &org);
         if (r < 0)
                 return log_error_errno(r, "cannot create the organisation: %s", strerror(-r));
