@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -46,7 +47,8 @@ struct ledger {
         size_t n_witnesses;
 
         pthread_mutex_t lock; /* checkpoints and cosignatures */
-        uint64_t signed_size;
+        /* written under lock, read by the checkpointer under wake_lock: atomic */
+        _Atomic uint64_t signed_size;
         merkle_hash signed_root;
         struct cosig *cosigs;
         size_t n_cosigs;

@@ -53,18 +53,18 @@ bool http_peer_is_loopback(struct http_request *r);
 bool http_answered(struct http_request *r);
 
 /* Answers. Each returns 0 or a negative errno; exactly one per request. */
-int http_header_add(struct http_request *r, const char *name, const char *value);
-int http_respond_json(struct http_request *r, unsigned status, json_t *body); /* steals body */
-int http_respond_text(struct http_request *r, unsigned status, const char *content_type, const char *body, size_t len);
-int http_respond_empty(struct http_request *r, unsigned status);
+int http_header_add(struct http_request *r, const char *name, const char *value) _warn_unused_;
+int http_respond_json(struct http_request *r, unsigned status, json_t *body) _warn_unused_; /* steals body */
+int http_respond_text(struct http_request *r, unsigned status, const char *content_type, const char *body, size_t len) _warn_unused_;
+int http_respond_empty(struct http_request *r, unsigned status) _warn_unused_;
 /* Takes ownership of ud in every case: free_ud(ud) runs when the request is over. */
 int http_respond_stream(struct http_request *r, unsigned status, const char *content_type, uint64_t size,
-                        http_stream_fn fn, void *ud, void (*free_ud)(void *ud));
+                        http_stream_fn fn, void *ud, void (*free_ud)(void *ud)) _warn_unused_;
 /* RFC 9457 problem+json; type = "urn:coffre:problem:" slug. detail may be NULL. */
 int http_respond_problem(struct http_request *r, unsigned status, const char *slug, const char *title,
-                         const char *detail);
+                         const char *detail) _warn_unused_;
 /* Maps a negative errno from a lower layer to the usual problem answer (404, 409, 500, 507...). */
-int http_respond_errno(struct http_request *r, int err, const char *what);
+int http_respond_errno(struct http_request *r, int err, const char *what) _warn_unused_;
 
 /* The server */
 struct http_server_options {

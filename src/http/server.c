@@ -407,6 +407,15 @@ static bool has_body(struct http_request *r) {
         return http_content_length(r) > 0 || (te && *te);
 }
 
+/* An answer that could not be queued (out of memory): the connection is closed rather than
+ * left waiting for an answer that will never come. */
+static enum MHD_Result sent(struct http_request *r, int k) {
+        if (k >= 0)
+                return MHD_YES;
+        log_error("request %s: cannot queue the answer (%s); connection closed", r->request_id, strerror(-k));
+        return MHD_NO;
+}
+
 static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url,
                                   const char *method) {
         _cleanup_buf_ struct buf allow;
@@ -414,10 +423,11 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
 
         if (atomic_load(&s->stopping)) {
                 r->route_name = "shutting-down";
-                http_header_add(r, "Connection", "close");
-                http_respond_problem(r, 503, "shutting-down", "Service unavailable",
-                                     "The vault is shutting down; try again shortly.");
-                return MHD_YES;
+                int k = http_header_add(r, "Connection", "close");
+                if (k >= 0)
+                        k = http_respond_problem(r, 503, "shutting-down", "Service unavailable",
+                                                 "The vault is shutting down; try again shortly.");
+                return sent(r, k);
         }
 
         buf_init(&allow, 256);
@@ -425,13 +435,14 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
         r->route = route_find(r, method, url, &allow, &path_matched);
         r->route_name = r->route ? r->route->name : (path_matched ? "method-not-allowed" : "not-found");
         if (!r->route) {
-                if (path_matched) {
-                        http_header_add(r, "Allow", buf_str(&allow) ? buf_str(&allow) : "");
-                        http_respond_problem(r, 405, "method-not-allowed", "Method not allowed",
-                                             "This resource does not support that method.");
-                } else
-                        http_respond_problem(r, 404, "not-found", "Not found", "There is no such resource.");
-                return MHD_YES;
+                if (!path_matched)
+                        return sent(r, http_respond_problem(r, 404, "not-found", "Not found",
+                                                            "There is no such resource."));
+                int k = http_header_add(r, "Allow", buf_str(&allow) ? buf_str(&allow) : "");
+                if (k >= 0)
+                        k = http_respond_problem(r, 405, "method-not-allowed", "Method not allowed",
+                                                 "This resource does not support that method.");
+                return sent(r, k);
         }
         if (!r->route->public_) {
                 const char *tok = bearer_token(r);
@@ -439,24 +450,23 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                 if (k < 0) {
                         if (k != -EACCES)
                                 log_error("token check failed: %s", strerror(-k));
-                        http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"");
-                        http_respond_problem(r, 401, "unauthorized", "Unauthorized",
-                                             tok ? "The token is not valid." : "A bearer token is required.");
-                        return MHD_YES;
+                        k = http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"");
+                        if (k >= 0)
+                                k = http_respond_problem(r, 401, "unauthorized", "Unauthorized",
+                                                         tok ? "The token is not valid." : "A bearer token is required.");
+                        return sent(r, k);
                 }
                 r->authenticated = true;
         }
         int64_t cl = http_content_length(r);
-        if (r->route->accepts_body && cl >= 0 && (uint64_t) cl > s->o.max_body) {
-                http_respond_problem(r, 413, "payload-too-large", "Payload too large",
-                                     "The body is larger than this vault accepts.");
-                return MHD_YES;
-        }
+        if (r->route->accepts_body && cl >= 0 && (uint64_t) cl > s->o.max_body)
+                return sent(r, http_respond_problem(r, 413, "payload-too-large", "Payload too large",
+                                                    "The body is larger than this vault accepts."));
         int k = r->route->begin(r);
         if (k < 0 && !r->answered)
-                http_respond_errno(r, k, "request failed");
+                return sent(r, http_respond_errno(r, k, "request failed"));
         if (!r->route->accepts_body && !r->answered)
-                http_respond_problem(r, 500, "internal", "Internal error", NULL);
+                return sent(r, http_respond_problem(r, 500, "internal", "Internal error", NULL));
         return MHD_YES;
 }
 
@@ -642,27 +652,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* end of the body */
         if (!r->begun) {
                 r->begun = true;
-                first_call(s, r, url, method);
+                if (first_call(s, r, url, method) == MHD_NO)
+                        return MHD_NO;
                 if (r->answered || !r->route || !r->route->accepts_body)
                         return MHD_YES;
         }
         if (r->answered || r->finished_body)
                 return MHD_YES;
         r->finished_body = true;
-        if (r->pending_err == -EFBIG) {
-                http_respond_problem(r, 413, "payload-too-large", "Payload too large",
-                                     "The body is larger than this vault accepts; nothing was stored.");
-                return MHD_YES;
-        }
-        if (r->pending_err) {
-                http_respond_errno(r, r->pending_err, "upload failed");
-                return MHD_YES;
-        }
+        if (r->pending_err == -EFBIG)
+                return sent(r, http_respond_problem(r, 413, "payload-too-large", "Payload too large",
+                                                    "The body is larger than this vault accepts; nothing was stored."));
+        if (r->pending_err)
+                return sent(r, http_respond_errno(r, r->pending_err, "upload failed"));
         int k = r->route->end ? r->route->end(r) : 0;
         if (k < 0 && !r->answered)
-                http_respond_errno(r, k, "request failed");
+                return sent(r, http_respond_errno(r, k, "request failed"));
         if (!r->answered)
-                http_respond_problem(r, 500, "internal", "Internal error", NULL);
+                return sent(r, http_respond_problem(r, 500, "internal", "Internal error", NULL));
         return MHD_YES;
 }
 
