@@ -21,6 +21,7 @@ void vault_config_defaults(struct vault_config *c) {
                 .header_timeout = 10,
                 .body_min_rate = 1024,
                 .body_rate_window = 30,
+                .cosigned_checkpoints = 1024,
         };
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
         snprintf(c->metrics_access, sizeof c->metrics_access, "token");
@@ -111,6 +112,9 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return copy_str(c->master_key, sizeof c->master_key, value);
         if (IS("audit", "origin"))
                 return copy_str(c->audit_origin, sizeof c->audit_origin, value);
+        if (IS("audit", "cosigned_checkpoints"))
+                return parse_uint(value, &c->cosigned_checkpoints) && c->cosigned_checkpoints >= 1 &&
+                       c->cosigned_checkpoints <= 1024;
         if (IS("audit", "witness")) {
                 if (c->n_witness >= VAULT_MAX_WITNESSES)
                         return 0;

@@ -26,6 +26,7 @@ struct vault_config {
         char default_class[65];
         char witness[VAULT_MAX_WITNESSES][512]; /* [audit] witness = <vkey>, one line each */
         size_t n_witness;
+        unsigned cosigned_checkpoints; /* [audit] cosigned_checkpoints: how many keep cosignatures */
 };
 
 void vault_config_defaults(struct vault_config *c);

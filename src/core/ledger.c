@@ -28,7 +28,7 @@
 
 #define CHECKPOINT_MIN_SPACING_MS 500  /* at most two checkpoints a second */
 #define COSIG_PER_CHECKPOINT 32        /* cosignature lines kept for one checkpoint */
-#define COSIG_CHECKPOINTS 1024         /* checkpoints (the newest) whose cosignatures are kept */
+#define COSIG_CHECKPOINTS 1024         /* most checkpoints (the newest) whose cosignatures are kept */
 #define COSIG_LINE_MAX 512             /* longest signature line accepted in the file */
 
 struct cosig {
@@ -52,6 +52,7 @@ struct ledger {
         merkle_hash signed_root;
         struct cosig *cosigs;
         size_t n_cosigs;
+        size_t cosig_checkpoints; /* 1 to COSIG_CHECKPOINTS, see ledger_set_cosigned_checkpoints() */
 
         pthread_mutex_t wake_lock;
         pthread_cond_t wake;
@@ -126,7 +127,7 @@ static int cosig_check_locked(struct ledger *l, uint64_t size, const char *line,
                 return -E2BIG;
         if (same_size == 0) {
                 uint64_t min;
-                if (cosig_n_sizes_locked(l, &min) >= COSIG_CHECKPOINTS) {
+                if (cosig_n_sizes_locked(l, &min) >= l->cosig_checkpoints) {
                         if (size < min)
                                 return -E2BIG;
                         *ret_evict = min;
@@ -212,6 +213,24 @@ static int append_synced(const char *path, const char *p, size_t n) {
                 r = negative_errno();
         if (r >= 0 && !existed)
                 r = fsync_parent(path);
+        return r;
+}
+
+int ledger_set_cosigned_checkpoints(struct ledger *l, size_t n) {
+        uint64_t min;
+        int r = 0;
+        if (n < 1 || n > COSIG_CHECKPOINTS)
+                return -EINVAL;
+        pthread_mutex_lock(&l->lock);
+        l->cosig_checkpoints = n;
+        bool evicted = false;
+        while (cosig_n_sizes_locked(l, &min) > n) {
+                cosig_evict_locked(l, min);
+                evicted = true;
+        }
+        if (evicted)
+                r = cosig_rewrite_locked(l);
+        pthread_mutex_unlock(&l->lock);
         return r;
 }
 
@@ -432,6 +451,7 @@ int ledger_open(const char *data_dir, const char *origin, char *const *witness_v
         pthread_mutex_init(&l->wake_lock, NULL);
         pthread_cond_init(&l->wake, NULL);
         l->audit_dir = audit_dir_of(data_dir);
+        l->cosig_checkpoints = COSIG_CHECKPOINTS;
         l->origin = strdup(origin);
         if (!l->audit_dir || !l->origin)
                 return -ENOMEM;

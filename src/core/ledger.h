@@ -47,3 +47,6 @@ int ledger_checkpoint_note(struct ledger *l, uint64_t size, char **ret_note) _wa
  * witness key and whose body is exactly a stored checkpoint. Returns how many were new.
  * -EBADMSG when none verifies, -ENOENT when the body is no stored checkpoint. */
 int ledger_add_cosignatures(struct ledger *l, const char *note, size_t len, unsigned *ret_added) _warn_unused_;
+/* Keeps cosignatures for the newest n checkpoints (1 to 1024, the default), dropping the oldest
+ * beyond that now (the file is rewritten) and as new ones come. */
+int ledger_set_cosigned_checkpoints(struct ledger *l, size_t n) _warn_unused_;

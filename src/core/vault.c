@@ -231,6 +231,9 @@ static int vault_open_parts(struct vault *v) {
         r = ledger_open(v->dir, v->config.audit_origin, witnesses, v->config.n_witness, &v->ledger);
         if (r < 0)
                 return r;
+        r = ledger_set_cosigned_checkpoints(v->ledger, v->config.cosigned_checkpoints);
+        if (r < 0)
+                return log_error_errno(r, "cannot bound the stored cosignatures: %s", strerror(-r));
         r = store_sqlite_open(meta, false, &v->store);
         if (r < 0)
                 return log_error_errno(r, "cannot open the metadata store %s: %s", meta, strerror(-r));
