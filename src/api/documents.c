@@ -269,7 +269,8 @@ int api_documents_content(struct http_request *r) {
         _cleanup_buf_ struct buf cd;
         buf_init(&cd, 4096);
         if ((k = http_header_add(r, "ETag", etag)) < 0 || (k = http_header_add(r, "Accept-Ranges", "bytes")) < 0 ||
-            (content_disposition(doc.name, &cd) >= 0 && (k = http_header_add(r, "Content-Disposition", buf_str(&cd))) < 0)) {
+            (content_disposition(doc.name, &cd) >= 0 &&
+             (k = http_header_add(r, "Content-Disposition", buf_str(&cd))) < 0)) {
                 vault_reader_free(rd);
                 return k;
         }

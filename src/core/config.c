@@ -102,7 +102,8 @@ static int handler(void *ud, const char *section, const char *name, const char *
         if (IS("server", "body_rate_window"))
                 return parse_uint(value, &c->body_rate_window) && c->body_rate_window > 0;
         if (IS("server", "metrics"))
-                return (strcmp(value, "token") == 0 || strcmp(value, "loopback") == 0 || strcmp(value, "public") == 0) &&
+                return (strcmp(value, "token") == 0 || strcmp(value, "loopback") == 0 ||
+                        strcmp(value, "public") == 0) &&
                        copy_str(c->metrics_access, sizeof c->metrics_access, value);
         if (IS("tls", "cert"))
                 return copy_str(c->tls_cert, sizeof c->tls_cert, value);
@@ -158,8 +159,8 @@ int vault_config_write(const char *path, const struct vault_config *c) {
                            "# witness = <vkey of a witness whose cosignatures are accepted>, one line each\n",
                            c->vault_id, c->default_class, c->listen, (unsigned long long) c->max_body,
                            c->max_connections, c->max_connections_per_ip, c->idle_timeout, c->shutdown_timeout,
-                           c->header_timeout, c->body_min_rate, c->body_rate_window, c->metrics_access,
-                           c->tls_cert, c->tls_key, c->master_key, c->audit_origin);
+                           c->header_timeout, c->body_min_rate, c->body_rate_window, c->metrics_access, c->tls_cert,
+                           c->tls_key, c->master_key, c->audit_origin);
         for (size_t i = 0; r >= 0 && i < c->n_witness; i++)
                 r = buf_printf(&b, "witness = %s\n", c->witness[i]);
         if (r < 0)

@@ -276,7 +276,8 @@ static int cosig_load(struct ledger *l) {
                                 break;
                         }
                         if (k < 0)
-                                why = k == -ENOENT ? "no such checkpoint" : "does not verify under a configured witness key";
+                                why = k == -ENOENT ? "no such checkpoint"
+                                                   : "does not verify under a configured witness key";
                 }
                 if (!why) {
                         int k = cosig_add_locked(l, size, sp + 1, (size_t) (nl + 1 - (sp + 1)));

@@ -55,7 +55,8 @@ bool http_answered(struct http_request *r);
 /* Answers. Each returns 0 or a negative errno; exactly one per request. */
 int http_header_add(struct http_request *r, const char *name, const char *value) _warn_unused_;
 int http_respond_json(struct http_request *r, unsigned status, json_t *body) _warn_unused_; /* steals body */
-int http_respond_text(struct http_request *r, unsigned status, const char *content_type, const char *body, size_t len) _warn_unused_;
+int http_respond_text(struct http_request *r, unsigned status, const char *content_type, const char *body, size_t len)
+        _warn_unused_;
 int http_respond_empty(struct http_request *r, unsigned status) _warn_unused_;
 /* Takes ownership of ud in every case: free_ud(ud) runs when the request is over. */
 int http_respond_stream(struct http_request *r, unsigned status, const char *content_type, uint64_t size,
@@ -75,7 +76,7 @@ struct http_server_options {
         unsigned max_connections, max_connections_per_ip, idle_timeout, shutdown_timeout;
         unsigned header_timeout;                  /* seconds from accept to the end of the headers */
         unsigned body_min_rate, body_rate_window; /* bytes/s a body must keep up over each window (s) */
-        int64_t tls_not_after;          /* the certificate's notAfter (epoch seconds), for /metrics */
+        int64_t tls_not_after;                    /* the certificate's notAfter (epoch seconds), for /metrics */
         const struct http_route *routes;
         size_t n_routes;
         struct vault *vault;

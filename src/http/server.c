@@ -453,7 +453,8 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                         k = http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"");
                         if (k >= 0)
                                 k = http_respond_problem(r, 401, "unauthorized", "Unauthorized",
-                                                         tok ? "The token is not valid." : "A bearer token is required.");
+                                                         tok ? "The token is not valid."
+                                                             : "A bearer token is required.");
                         return sent(r, k);
                 }
                 r->authenticated = true;
