@@ -4,7 +4,8 @@
 By default ([server] metrics = token) /metrics needs an admin bearer token: none or a wrong one
 gets a 401 problem. `loopback` opens it to 127.0.0.0/8 and ::1 without a token, `public` to
 anyone, and a bad value stops the start. The document gauges are counted once at start and then
-follow uploads and deletions.
+follow uploads and deletions. Bad values of the settings added with these checks (metrics,
+header_timeout, body_rate_window, body_min_rate, cosigned_checkpoints) stop the start.
 Usage: test_metrics.py PATH/TO/coffre
 """
 
@@ -55,11 +56,28 @@ def test_loopback_and_public_modes():
             r = v.request("GET", "/metrics", auth=False)
             check(r.status == 200, "/metrics without token in %s mode: %d" % (mode, r.status))
             check(v.stop() == 0, "SIGTERM did not exit 0")
-        set_metrics(v, "everyone")
-        r = subprocess.run([v.binary, "serve", "--data", v.data, "--listen", "127.0.0.1:0"],
-                           capture_output=True, timeout=60)
-        check(r.returncode == 1 and b"invalid setting" in r.stderr,
-              "serve with metrics = everyone: exit %d" % r.returncode, r.stderr[-500:])
+
+
+def test_bad_settings_refused():
+    """Each new setting's bad values stop the start with the line number, and change nothing."""
+    with Vault(BINARY) as v:
+        conf = os.path.join(v.data, "coffre.conf")
+        with open(conf) as f:
+            good = f.read()
+        for section, line in (("[server]", "metrics = everyone"), ("[server]", "header_timeout = 0"),
+                              ("[server]", "body_rate_window = 0"), ("[server]", "body_min_rate = -1"),
+                              ("[audit]", "cosigned_checkpoints = 0"), ("[audit]", "cosigned_checkpoints = 1025")):
+            with open(conf, "w") as f:
+                f.write(good.replace(section + "\n", section + "\n" + line + "\n", 1))
+            r = subprocess.run([v.binary, "serve", "--data", v.data, "--listen", "127.0.0.1:0"],
+                               capture_output=True, timeout=60)
+            check(r.returncode == 1 and b"invalid setting on line" in r.stderr,
+                  "serve with %s: exit %d" % (line, r.returncode), r.stderr[-500:])
+        with open(conf, "w") as f:
+            f.write(good)
+        v.start()
+        check(v.request("GET", "/healthz", auth=False).status == 200, "the vault does not start again")
+        check(v.stop() == 0, "SIGTERM did not exit 0")
 
 
 def test_document_counters():
@@ -87,7 +105,8 @@ def test_document_counters():
         check(v.stop() == 0, "SIGTERM did not exit 0")
 
 
-TESTS = [test_token_needed_by_default, test_loopback_and_public_modes, test_document_counters]
+TESTS = [test_token_needed_by_default, test_loopback_and_public_modes, test_bad_settings_refused,
+         test_document_counters]
 
 if __name__ == "__main__":
     sys.exit(exit_status(run_tests(TESTS)))
