@@ -545,8 +545,10 @@ static void *watchdog_main(void *ud) {
                                 w->cut = true;
                                 n_cut++;
                         }
-                if (n_cut)
+                if (n_cut) {
                         log_warn("%u connections closed: no complete request headers within the deadline", n_cut);
+                        metrics_count_cut(s->metrics, true, n_cut);
+                }
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_nsec += 250 * 1000 * 1000;
@@ -624,6 +626,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 if (body_too_slow(s, r, n)) {
                         log_warn("request %s: body slower than %u bytes/s over %u s, connection closed",
                                  r->request_id, s->o.body_min_rate, s->o.body_rate_window);
+                        metrics_count_cut(s->metrics, false, 1);
                         r->status = 408;
                         return MHD_NO;
                 }

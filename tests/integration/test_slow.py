@@ -154,6 +154,8 @@ def test_fast_start_then_trickled_body_is_cut():
     sock.close()
     check(cut, "a body trickling at 200 bytes/s after a fast start was not cut in %ds" % GIVE_UP)
     check(b"body slower than" in V.log_text(), "no log line for the slow body")
+    check(re.search(rb'coffre_http_slow_connections_closed_total\{reason="body_rate"\} [1-9]',
+                    V.request("GET", "/metrics").body), "/metrics does not count the slow body")
     docs = V.list_all()
     check(not any(d["name"] == "slow.bin" for d in docs), "the cut upload was stored")
 
@@ -178,6 +180,10 @@ def test_500_slow_connections_do_not_stop_normal_requests():
     run_until_cut(tricklers, during=normal_request)
     check_cut_at_deadline(tricklers)
     check(len(answered) >= 1, "no normal request was made while the slow connections were open")
+    m = re.search(rb'coffre_http_slow_connections_closed_total\{reason="header_deadline"\} (\d+)',
+                  V.request("GET", "/metrics").body)
+    check(m is not None and int(m.group(1)) >= 500, "/metrics does not count the 500 cut connections",
+          m.group(0) if m else None)
     doc = V.upload_ok(b"after the slow ones" * 100)
     r = V.download(doc["id"])
     check(r.status == 200 and r.body == b"after the slow ones" * 100, "download after the slow connections")
