@@ -81,7 +81,9 @@ int api_documents_create_end(struct http_request *r) {
         if (k < 0)
                 return http_respond_errno(r, k, "cannot store the document");
         snprintf(loc, sizeof loc, "/v1/documents/%s", d.id);
-        http_header_add(r, "Location", loc);
+        /* stored and logged: a 201 without its Location is still the truth */
+        if (http_header_add(r, "Location", loc) < 0)
+                log_warn("request %s: no Location header on the answer", http_request_id(r));
         return http_respond_json(r, 201, api_document_json(&d));
 }
 
@@ -268,26 +270,32 @@ int api_documents_content(struct http_request *r) {
         len = doc.size;
         hex_encode(doc.sha256, 32, sha);
         snprintf(etag, sizeof etag, "\"%s\"", sha);
-        http_header_add(r, "ETag", etag);
-        http_header_add(r, "Accept-Ranges", "bytes");
         _cleanup_buf_ struct buf cd;
         buf_init(&cd, 4096);
-        if (content_disposition(doc.name, &cd) >= 0)
-                http_header_add(r, "Content-Disposition", buf_str(&cd));
+        if ((k = http_header_add(r, "ETag", etag)) < 0 || (k = http_header_add(r, "Accept-Ranges", "bytes")) < 0 ||
+            (content_disposition(doc.name, &cd) >= 0 &&
+             (k = http_header_add(r, "Content-Disposition", buf_str(&cd))) < 0)) {
+                vault_reader_free(rd);
+                return k;
+        }
 
         unsigned status = 200;
         k = parse_range(http_header(r, "Range"), doc.size, &start, &len);
         if (k == -ERANGE) {
                 vault_reader_free(rd);
                 snprintf(crange, sizeof crange, "bytes */%" PRIu64, doc.size);
-                http_header_add(r, "Content-Range", crange);
+                if ((k = http_header_add(r, "Content-Range", crange)) < 0)
+                        return k;
                 return http_respond_problem(r, 416, "range-not-satisfiable", "Range not satisfiable",
                                             "The requested range is outside the document.");
         }
         if (k == 1) {
                 status = 206;
                 snprintf(crange, sizeof crange, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, start + len - 1, doc.size);
-                http_header_add(r, "Content-Range", crange);
+                if ((k = http_header_add(r, "Content-Range", crange)) < 0) {
+                        vault_reader_free(rd);
+                        return k;
+                }
         } else {
                 start = 0;
                 len = doc.size;

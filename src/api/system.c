@@ -1,4 +1,5 @@
 /* system.c: /healthz, /metrics and the OpenAPI description. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +18,8 @@ int api_system_healthz(struct http_request *r) {
         if (k < 0)
                 return http_respond_errno(r, k, "cannot read the audit service's state");
         if (!h.signer_up || h.stalled) {
-                (void) http_header_add(r, "Retry-After", "5");
+                if (http_header_add(r, "Retry-After", "5") < 0)
+                        return -ENOMEM;
                 return http_respond_problem(r, 503, "unhealthy", "Service unavailable",
                                             !h.signer_up ? "The signer is down: no checkpoint can be signed until it is back."
                                                          : "No checkpoint has been signed for longer than the stall timeout.");
@@ -29,23 +31,48 @@ int api_refuse_if_stalled(struct http_request *r) {
         if (!ledger_stalled(vault_ledger(http_vault(r))))
                 return 0;
         log_warn("refusing a state change: no checkpoint for longer than the stall timeout");
-        (void) http_header_add(r, "Retry-After", "5");
-        (void) http_respond_problem(r, 503, "checkpoint-stalled", "Service unavailable",
-                                    "No audit checkpoint could be signed for too long; changes are refused until "
-                                    "checkpointing resumes.");
+        /* an answer that cannot be queued closes the connection: refused either way */
+        if (http_header_add(r, "Retry-After", "5") < 0 ||
+            http_respond_problem(r, 503, "checkpoint-stalled", "Service unavailable",
+                                 "No audit checkpoint could be signed for too long; changes are refused until "
+                                 "checkpointing resumes.") < 0)
+                log_warn("the 503 checkpoint-stalled answer could not be queued");
         return 1;
+}
+
+/* /metrics tells counts across all organisations: by default only an admin token reads it. */
+static int metrics_allowed(struct http_request *r) {
+        const char *mode = vault_get_config(http_vault(r))->metrics_access;
+        if (strcmp(mode, "public") == 0)
+                return 0;
+        if (strcmp(mode, "loopback") == 0)
+                return http_peer_is_loopback(r) ? 0 : -EPERM;
+        int k = http_authenticate(r);
+        if (k < 0)
+                return k;
+        return strcmp(http_actor(r)->role, "admin") == 0 ? 0 : -EPERM;
 }
 
 int api_system_metrics(struct http_request *r) {
         uint64_t count = 0, bytes = 0;
-        _cleanup_buf_ struct buf b;
-        buf_init(&b, 1 << 20);
-        int k = http_server_metrics(http_request_server(r), &b);
+        int k = metrics_allowed(r);
+        if (k == -EACCES) {
+                if (http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"") < 0)
+                        return -ENOMEM;
+                return http_respond_problem(r, 401, "unauthorized", "Unauthorized",
+                                            "/metrics needs an admin bearer token ([server] metrics = token).");
+        }
+        if (k == -EPERM)
+                return http_respond_problem(r, 403, "forbidden", "Forbidden",
+                                            "/metrics is not open to this caller (see [server] metrics).");
         if (k < 0)
                 return k;
-        k = vault_stats(http_vault(r), &count, &bytes);
+        _cleanup_buf_ struct buf b;
+        buf_init(&b, 1 << 20);
+        k = http_server_metrics(http_request_server(r), &b);
         if (k < 0)
-                return http_respond_errno(r, k, "cannot read the store's statistics");
+                return k;
+        vault_stats(http_vault(r), &count, &bytes);
         k = buf_printf(&b,
                        "# HELP coffre_documents_stored Documents in the vault.\n"
                        "# TYPE coffre_documents_stored gauge\n"

@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "hex.h"
+#include "basic/log.h" /* not audit/log.h */
 #include "utf8.h"
 #include "timeutil.h"
 
@@ -202,8 +204,11 @@ static int seal_details(const uint8_t *key, const struct buf *aad, const char *p
             EVP_EncryptUpdate(ctx, NULL, &outl, aad->data, (int) aad->len) != 1 ||
             EVP_EncryptUpdate(ctx, ct, &outl, (const uint8_t *) plain, (int) pn) != 1 ||
             EVP_EncryptFinal_ex(ctx, ct + outl, &outl) != 1 ||
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, AUDIT_ENTRY_TAG_SIZE, tag) != 1)
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, AUDIT_ENTRY_TAG_SIZE, tag) != 1) {
+                /* the OpenSSL error queue ends here, as one message */
+                r = log_openssl_errors(-EIO, "sealing audit entry details");
                 goto out;
+        }
         char *b64 = base64_encode(raw, rawn);
         if (!b64) {
                 r = -ENOMEM;
@@ -456,8 +461,11 @@ int audit_entry_open_details(const struct audit_entry *e, const uint8_t *details
             EVP_DecryptUpdate(ctx, NULL, &outl, aad.data, (int) aad.len) != 1 ||
             EVP_DecryptUpdate(ctx, plain, &outl, ct, (int) pn) != 1 ||
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, AUDIT_ENTRY_TAG_SIZE, (void *) (ct + pn)) != 1 ||
-            EVP_DecryptFinal_ex(ctx, plain + outl, &outl) != 1)
+            EVP_DecryptFinal_ex(ctx, plain + outl, &outl) != 1) {
+                /* not authentic (or another key): the answer is -EBADMSG, the queue is dropped */
+                ERR_clear_error();
                 goto out;
+        }
         r = buf_append(ret_plain, plain, pn);
 out:
         EVP_CIPHER_CTX_free(ctx);

@@ -159,6 +159,35 @@ int read_file(const char *path, size_t max, struct buf *ret) {
         return 0;
 }
 
+int read_file_secret(const char *path, size_t max, struct buf *ret) {
+        struct stat st;
+
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+        struct buf b;
+        buf_init(&b, max);
+        if (buf_reserve(&b, (size_t) st.st_size) < 0)
+                return -ENOMEM;
+        ssize_t n = read_full(fd, b.data, (size_t) st.st_size);
+        uint8_t extra;
+        /* a file that changed size while read is refused rather than half-read */
+        if (n < 0 || (size_t) n != (size_t) st.st_size || read_full(fd, &extra, 1) != 0) {
+                buf_free_secure(&b);
+                return n < 0 ? (int) n : -EIO;
+        }
+        b.len = (size_t) n;
+        b.data[b.len] = 0;
+        *ret = b;
+        return 0;
+}
+
 static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
         (void) st;
         (void) flag;

@@ -22,6 +22,9 @@ int mkdir_p(const char *path, mode_t mode) _warn_unused_;
 int write_file_atomic(const char *path, const void *p, size_t n, mode_t mode, int exclusive) _warn_unused_;
 /* Reads a whole file, refusing files larger than max (-EFBIG). */
 int read_file(const char *path, size_t max, struct buf *ret) _warn_unused_;
+/* Like read_file, for a file that holds a secret: one allocation of the file's size (no
+ * realloc leaves unwiped copies behind) and no copy on the stack. Free with buf_free_secure. */
+int read_file_secret(const char *path, size_t max, struct buf *ret) _warn_unused_;
 /* Removes a directory tree (for tests and clean-up of temp dirs). */
 int rm_rf(const char *path);
 /* path_join into a malloc'd string; NULL on allocation failure. */

@@ -8,15 +8,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "cmd_server.h"
 #include "commands.h"
 #include "core/ledger.h"
+#include "core/selfsigned.h"
 #include "core/vault.h"
 #include "fileio.h"
 #include "http/http.h"
 #include "log.h"
+
+#define TLS_EXPIRY_WARN_SECONDS (30 * 86400)
+
+/* A certificate that expires within 30 days is said so in the log (at start, then daily). */
+static void tls_expiry_check(const char *cert_path, int64_t not_after) {
+        int64_t left = not_after - (int64_t) time(NULL);
+        if (left >= TLS_EXPIRY_WARN_SECONDS)
+                return;
+        char days[24];
+        snprintf(days, sizeof days, "%lld", (long long) (left / 86400));
+        log_fields(LOG_LEVEL_WARN, left > 0 ? "TLS certificate expires soon" : "TLS certificate has expired",
+                   "certificate", cert_path, "days_left", days, "fix", "coffre tls renew --data DIR, then restart",
+                   NULL);
+}
 
 static int usage_error(const char *cmd, const char *msg) {
         fprintf(stderr, "coffre %s: %s\nTry 'coffre %s --help'.\n", cmd, msg, cmd);
@@ -148,6 +164,9 @@ int cmd_serve(int argc, char **argv) {
                 .max_connections_per_ip = cfg->max_connections_per_ip,
                 .idle_timeout = cfg->idle_timeout,
                 .shutdown_timeout = cfg->shutdown_timeout,
+                .header_timeout = cfg->header_timeout,
+                .body_min_rate = cfg->body_min_rate,
+                .body_rate_window = cfg->body_rate_window,
                 .routes = api_routes,
                 .n_routes = api_routes_count,
                 .vault = v,
@@ -157,6 +176,11 @@ int cmd_serve(int argc, char **argv) {
         r = vault_recover(v);
         if (r < 0)
                 return 1;
+        r = vault_stats_load(v);
+        if (r < 0) {
+                log_error("cannot count the documents in the store: %s", strerror(-r));
+                return 1;
+        }
         r = ledger_start(vault_ledger(v));
         if (r < 0) {
                 log_error("cannot start the checkpointer: %s", strerror(-r));
@@ -172,7 +196,15 @@ int cmd_serve(int argc, char **argv) {
                 log_error("cannot read the TLS certificate %s: %s", cert_path, strerror(-r));
                 return 1;
         }
-        if ((r = read_file(key_path, 1 << 20, &key)) < 0) {
+        int64_t not_after = 0;
+        if ((r = selfsigned_cert_not_after((const char *) cert.data, cert.len, &not_after)) < 0) {
+                log_error("%s holds no PEM certificate", cert_path);
+                buf_free(&cert);
+                return 1;
+        }
+        o.tls_not_after = not_after;
+        tls_expiry_check(cert_path, not_after);
+        if ((r = read_file_secret(key_path, 1 << 20, &key)) < 0) {
                 log_error("cannot read the TLS key %s: %s", key_path, strerror(-r));
                 buf_free(&cert);
                 return 1;
@@ -189,8 +221,14 @@ int cmd_serve(int argc, char **argv) {
         snprintf(port, sizeof port, "%u", http_server_port(s));
         log_fields(LOG_LEVEL_INFO, "listening", "listen", o.listen, "port", port, NULL);
 
-        int sig = 0;
-        sigwait(&set, &sig);
+        int sig;
+        for (;;) {
+                sig = sigtimedwait(&set, NULL, &(struct timespec){ .tv_sec = 86400 });
+                if (sig > 0)
+                        break;
+                if (sig < 0 && errno == EAGAIN)
+                        tls_expiry_check(cert_path, not_after);
+        }
         log_info("signal %d: finishing running requests", sig);
         http_server_stop(s);
         log_info("stopped");

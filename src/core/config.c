@@ -19,8 +19,13 @@ void vault_config_defaults(struct vault_config *c) {
                 .idle_timeout = 30,
                 .shutdown_timeout = 30,
                 .stall_timeout = 10,
+                .header_timeout = 10,
+                .body_min_rate = 1024,
+                .body_rate_window = 30,
+                .cosigned_checkpoints = 1024,
         };
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
+        snprintf(c->metrics_access, sizeof c->metrics_access, "token");
         snprintf(c->tls_cert, sizeof c->tls_cert, "tls/cert.pem");
         snprintf(c->tls_key, sizeof c->tls_key, "tls/key.pem");
         snprintf(c->master_key, sizeof c->master_key, "keys/master.key");
@@ -91,6 +96,16 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return parse_uint(value, &c->idle_timeout);
         if (IS("server", "shutdown_timeout"))
                 return parse_uint(value, &c->shutdown_timeout);
+        if (IS("server", "header_timeout"))
+                return parse_uint(value, &c->header_timeout) && c->header_timeout > 0;
+        if (IS("server", "body_min_rate"))
+                return parse_uint(value, &c->body_min_rate);
+        if (IS("server", "body_rate_window"))
+                return parse_uint(value, &c->body_rate_window) && c->body_rate_window > 0;
+        if (IS("server", "metrics"))
+                return (strcmp(value, "token") == 0 || strcmp(value, "loopback") == 0 ||
+                        strcmp(value, "public") == 0) &&
+                       copy_str(c->metrics_access, sizeof c->metrics_access, value);
         if (IS("tls", "cert"))
                 return copy_str(c->tls_cert, sizeof c->tls_cert, value);
         if (IS("tls", "key"))
@@ -101,6 +116,9 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return copy_str(c->audit_origin, sizeof c->audit_origin, value);
         if (IS("audit", "stall_timeout"))
                 return parse_uint(value, &c->stall_timeout) && c->stall_timeout > 0;
+        if (IS("audit", "cosigned_checkpoints"))
+                return parse_uint(value, &c->cosigned_checkpoints) && c->cosigned_checkpoints >= 1 &&
+                       c->cosigned_checkpoints <= 1024;
         if (IS("audit", "witness")) {
                 if (c->n_witness >= VAULT_MAX_WITNESSES)
                         return 0;
@@ -134,14 +152,18 @@ int vault_config_write(const char *path, const struct vault_config *c) {
                            "# coffre vault settings. Secrets never go here: only paths.\n"
                            "[vault]\nid = %s\ndefault_class = %s\n\n"
                            "[server]\nlisten = %s\nmax_body = %llu\nmax_connections = %u\n"
-                           "max_connections_per_ip = %u\nidle_timeout = %u\nshutdown_timeout = %u\n\n"
+                           "max_connections_per_ip = %u\nidle_timeout = %u\nshutdown_timeout = %u\n"
+                           "header_timeout = %u\nbody_min_rate = %u\nbody_rate_window = %u\n"
+                           "# metrics = token (an admin token), loopback (127.0.0.0/8, ::1) or public\n"
+                           "metrics = %s\n\n"
                            "[tls]\ncert = %s\nkey = %s\n\n"
                            "[keys]\nmaster = %s\n\n"
                            "[audit]\norigin = %s\n"
                            "# witness = <vkey of a witness whose cosignatures are accepted>, one line each\n",
                            c->vault_id, c->default_class, c->listen, (unsigned long long) c->max_body,
                            c->max_connections, c->max_connections_per_ip, c->idle_timeout, c->shutdown_timeout,
-                           c->tls_cert, c->tls_key, c->master_key, c->audit_origin);
+                           c->header_timeout, c->body_min_rate, c->body_rate_window, c->metrics_access, c->tls_cert,
+                           c->tls_key, c->master_key, c->audit_origin);
         for (size_t i = 0; r >= 0 && i < c->n_witness; i++)
                 r = buf_printf(&b, "witness = %s\n", c->witness[i]);
         if (r < 0)

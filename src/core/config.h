@@ -15,6 +15,10 @@ struct vault_config {
         unsigned max_connections_per_ip;
         unsigned idle_timeout;        /* seconds */
         unsigned shutdown_timeout;    /* seconds to let in-flight requests finish */
+        unsigned header_timeout;      /* seconds from accept to the end of the request headers */
+        unsigned body_min_rate;       /* bytes per second a body must keep up... */
+        unsigned body_rate_window;    /* ...over each window of this many seconds */
+        char metrics_access[16];      /* who may read /metrics: "token", "loopback" or "public" */
         char tls_cert[256];           /* relative to DATA or absolute */
         char tls_key[256];
         char master_key[256];
@@ -23,6 +27,7 @@ struct vault_config {
         char witness[VAULT_MAX_WITNESSES][512]; /* [audit] witness = <vkey>, one line each */
         size_t n_witness;
         unsigned stall_timeout;       /* [audit] seconds without a checkpoint before writes get 503 */
+        unsigned cosigned_checkpoints; /* [audit] cosigned_checkpoints: how many keep cosignatures */
 };
 
 void vault_config_defaults(struct vault_config *c);

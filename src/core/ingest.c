@@ -209,6 +209,8 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
                                  strerror(-k));
                 goto fail;
         }
+        atomic_fetch_add(&v->n_documents, 1);
+        atomic_fetch_add(&v->n_bytes, d.size);
         upload_free(u, false);
         *ret = d;
         return 0;

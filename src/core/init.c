@@ -171,7 +171,7 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
                 if ((r = copy_file(o->tls_cert, cert, 0644)) < 0 || (r = copy_file(o->tls_key, key, 0600)) < 0)
                         return log_error_errno(r, "cannot install the TLS pair: %s", strerror(-r));
         } else {
-                r = selfsigned_tls_create(cert, key, 825);
+                r = selfsigned_tls_create(cert, key, SELFSIGNED_MAX_DAYS);
                 if (r < 0)
                         return r;
         }
@@ -200,6 +200,9 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         r = keyring_kek_create(k, raw);
         if (r < 0)
                 return log_error_errno(r, "cannot create the organisation key: %s", strerror(-r));
+        /* wipes the master key now: the signer forked below (ledger_init, record_init) must not
+         * inherit its pages */
+        keyring_free(TAKE_PTR(k));
         r = s->ops->org_insert(s, &org);
         if (r < 0)
                 return log_error_errno(r, "cannot create the organisation: %s", strerror(-r));

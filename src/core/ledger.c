@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,8 @@
 #define CHECKPOINT_MIN_SPACING_MS 500  /* at most two checkpoints a second */
 #define COSIG_PER_CHECKPOINT 32        /* cosignature lines kept for one checkpoint */
 #define STALL_TIMEOUT_DEFAULT_MS 10000 /* [audit] stall_timeout */
+#define COSIG_CHECKPOINTS 1024         /* most checkpoints (the newest) whose cosignatures are kept */
+#define COSIG_LINE_MAX 512             /* longest signature line accepted in the file */
 
 struct cosig {
         uint64_t size;
@@ -44,11 +48,13 @@ struct ledger {
         size_t n_witnesses;
 
         pthread_mutex_t lock; /* checkpoints and cosignatures */
-        uint64_t signed_size;
+        /* written under lock, read by the checkpointer under wake_lock: atomic */
+        _Atomic uint64_t signed_size;
         merkle_hash signed_root;
         int last_sign_error; /* of the last attempt, 0 when it was signed */
         struct cosig *cosigs;
         size_t n_cosigs;
+        size_t cosig_checkpoints; /* 1 to COSIG_CHECKPOINTS, see ledger_set_cosigned_checkpoints() */
 
         pthread_mutex_t wake_lock;
         pthread_cond_t wake;
@@ -89,10 +95,33 @@ int ledger_init(const char *data_dir, const char *origin) {
 
 /* ---- cosignatures, kept in DATA/audit/cosignatures: "<size> <signature line>" per line ---- */
 
+/* The file holds cosignatures for at most COSIG_CHECKPOINTS checkpoints, the newest: a new one
+ * past the bound evicts the oldest checkpoint's lines (rewriting the file atomically), so the
+ * file stays within COSIG_CHECKPOINTS * COSIG_PER_CHECKPOINT lines. Every line is verified
+ * again at load; one that does not verify is moved to audit/cosignatures.rejected, never served. */
+
+static size_t cosig_n_sizes_locked(struct ledger *l, uint64_t *ret_min) {
+        size_t n = 0;
+        uint64_t min = UINT64_MAX;
+        for (size_t i = 0; i < l->n_cosigs; i++) {
+                bool seen = false;
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = l->cosigs[j].size == l->cosigs[i].size;
+                if (!seen)
+                        n++;
+                if (l->cosigs[i].size < min)
+                        min = l->cosigs[i].size;
+        }
+        *ret_min = min;
+        return n;
+}
+
 /* 1 when the line is new for that checkpoint, 0 when known, -E2BIG when the checkpoint has its
- * share already. */
-static int cosig_check_locked(struct ledger *l, uint64_t size, const char *line, size_t len) {
+ * share already or is older than every kept one while the set is full. *ret_evict: the size whose
+ * lines must go to make room (0: none). */
+static int cosig_check_locked(struct ledger *l, uint64_t size, const char *line, size_t len, uint64_t *ret_evict) {
         size_t same_size = 0;
+        *ret_evict = 0;
         for (size_t i = 0; i < l->n_cosigs; i++) {
                 if (l->cosigs[i].size != size)
                         continue;
@@ -100,13 +129,38 @@ static int cosig_check_locked(struct ledger *l, uint64_t size, const char *line,
                         return 0;
                 same_size++;
         }
-        return same_size >= COSIG_PER_CHECKPOINT ? -E2BIG : 1;
+        if (same_size >= COSIG_PER_CHECKPOINT)
+                return -E2BIG;
+        if (same_size == 0) {
+                uint64_t min;
+                if (cosig_n_sizes_locked(l, &min) >= l->cosig_checkpoints) {
+                        if (size < min)
+                                return -E2BIG;
+                        *ret_evict = min;
+                }
+        }
+        return 1;
+}
+
+static void cosig_evict_locked(struct ledger *l, uint64_t size) {
+        size_t k = 0;
+        for (size_t i = 0; i < l->n_cosigs; i++) {
+                if (l->cosigs[i].size == size) {
+                        free(l->cosigs[i].line);
+                        continue;
+                }
+                l->cosigs[k++] = l->cosigs[i];
+        }
+        l->n_cosigs = k;
 }
 
 static int cosig_add_locked(struct ledger *l, uint64_t size, const char *line, size_t len) {
-        int r = cosig_check_locked(l, size, line, len);
+        uint64_t evict;
+        int r = cosig_check_locked(l, size, line, len, &evict);
         if (r <= 0)
                 return r;
+        if (evict)
+                cosig_evict_locked(l, evict);
         struct cosig *n = reallocarray(l->cosigs, l->n_cosigs + 1, sizeof *n);
         if (!n)
                 return -ENOMEM;
@@ -118,42 +172,150 @@ static int cosig_add_locked(struct ledger *l, uint64_t size, const char *line, s
         return 1;
 }
 
-static int cosig_load(struct ledger *l) {
+/* 0 when line is the cosignature of a configured witness on the stored checkpoint of that size. */
+static int cosig_verify_stored(struct ledger *l, uint64_t size, const char *line, size_t len) {
+        struct audit_checkpoint c = { 0 };
+        int r = audit_log_checkpoint_at(l->log, size, &c);
+        if (r < 0)
+                return r;
+        const char *sep = strstr(c.note, "\n\n");
+        _cleanup_buf_ struct buf one;
+        buf_init(&one, NOTE_MAX_SIZE);
+        r = sep ? 0 : -EBADMSG;
+        if (r >= 0 && (buf_append(&one, c.note, (size_t) (sep + 2 - c.note)) < 0 || buf_append(&one, line, len) < 0))
+                r = -ENOMEM;
+        audit_checkpoint_clear(&c);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l->n_witnesses; i++) {
+                uint64_t ts;
+                if (cosignature_verify(l->witnesses[i], (const char *) one.data, one.len, &ts) == 0)
+                        return 0;
+        }
+        return -EBADMSG;
+}
+
+static int cosig_rewrite_locked(struct ledger *l) {
         _cleanup_free_ char *path = path_join(l->audit_dir, "cosignatures");
-        struct buf b;
+        _cleanup_buf_ struct buf b;
+        int r = 0;
         if (!path)
                 return -ENOMEM;
-        int r = read_file(path, 16 << 20, &b);
+        buf_init(&b, (size_t) COSIG_CHECKPOINTS * COSIG_PER_CHECKPOINT * (COSIG_LINE_MAX + 24));
+        for (size_t i = 0; r >= 0 && i < l->n_cosigs; i++)
+                r = buf_printf(&b, "%llu %s", (unsigned long long) l->cosigs[i].size, l->cosigs[i].line);
+        if (r < 0)
+                return r;
+        return write_file_atomic(path, b.data ? (const void *) b.data : "", b.len, 0600, 0);
+}
+
+static int append_synced(const char *path, const char *p, size_t n) {
+        bool existed = access(path, F_OK) == 0;
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return negative_errno();
+        int r = write_all(fd, p, n);
+        if (r >= 0 && fdatasync(fd) < 0)
+                r = negative_errno();
+        if (r >= 0 && !existed)
+                r = fsync_parent(path);
+        return r;
+}
+
+int ledger_set_cosigned_checkpoints(struct ledger *l, size_t n) {
+        uint64_t min;
+        int r = 0;
+        if (n < 1 || n > COSIG_CHECKPOINTS)
+                return -EINVAL;
+        pthread_mutex_lock(&l->lock);
+        l->cosig_checkpoints = n;
+        bool evicted = false;
+        while (cosig_n_sizes_locked(l, &min) > n) {
+                cosig_evict_locked(l, min);
+                evicted = true;
+        }
+        if (evicted)
+                r = cosig_rewrite_locked(l);
+        pthread_mutex_unlock(&l->lock);
+        return r;
+}
+
+static int cosig_load(struct ledger *l) {
+        _cleanup_free_ char *path = path_join(l->audit_dir, "cosignatures");
+        _cleanup_free_ char *rejected = path_join(l->audit_dir, "cosignatures.rejected");
+        _cleanup_buf_ struct buf bad;
+        struct buf b;
+        unsigned n_bad = 0, lineno = 0;
+        size_t n_lines = 0;
+        if (!path || !rejected)
+                return -ENOMEM;
+        /* the bound on lines keeps the file far below this */
+        int r = read_file(path, 64 << 20, &b);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return r;
+        buf_init(&bad, 0);
         char *p = (char *) b.data, *end = p + b.len;
-        while (p < end) {
+        while (p < end && r >= 0) {
                 char *nl = memchr(p, '\n', (size_t) (end - p));
+                char *stop = nl ? nl + 1 : end;
+                const char *why = NULL;
+                lineno++;
+                char *sp = memchr(p, ' ', (size_t) (stop - p));
+                char *num_end = NULL;
+                uint64_t size = 0;
                 if (!nl)
-                        break; /* a torn last line: ignore it */
-                char *sp = memchr(p, ' ', (size_t) (nl - p));
-                if (sp) {
-                        *sp = 0;
-                        uint64_t size = strtoull(p, NULL, 10);
-                        r = cosig_add_locked(l, size, sp + 1, (size_t) (nl + 1 - (sp + 1)));
-                        if (r < 0)
-                                break;
+                        why = "torn (no end of line)";
+                else if (!sp || sp == p || (size_t) (nl + 1 - (sp + 1)) > COSIG_LINE_MAX)
+                        why = "malformed";
+                else {
+                        errno = 0;
+                        size = strtoull(p, &num_end, 10);
+                        if (errno || num_end != sp || *p < '0' || *p > '9')
+                                why = "malformed size";
                 }
-                p = nl + 1;
+                if (!why) {
+                        int k = cosig_verify_stored(l, size, sp + 1, (size_t) (nl + 1 - (sp + 1)));
+                        if (k == -ENOMEM) {
+                                r = k;
+                                break;
+                        }
+                        if (k < 0)
+                                why = k == -ENOENT ? "no such checkpoint"
+                                                   : "does not verify under a configured witness key";
+                }
+                if (!why) {
+                        int k = cosig_add_locked(l, size, sp + 1, (size_t) (nl + 1 - (sp + 1)));
+                        if (k < 0 && k != -E2BIG) {
+                                r = k;
+                                break;
+                        }
+                        n_lines++;
+                } else {
+                        log_warn("audit/cosignatures line %u: %s; moved to audit/cosignatures.rejected, not served",
+                                 lineno, why);
+                        n_bad++;
+                        if ((r = buf_append(&bad, p, (size_t) (stop - p))) >= 0 && !nl)
+                                r = buf_append_str(&bad, "\n");
+                }
+                p = stop;
         }
         buf_free(&b);
-        return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+        /* what was dropped is kept aside, then the file holds only what verifies */
+        if (n_bad && (r = append_synced(rejected, (const char *) bad.data, bad.len)) < 0)
+                return r;
+        if (n_bad || n_lines != l->n_cosigs)
+                r = cosig_rewrite_locked(l);
+        return r;
 }
 
 static int cosig_persist(struct ledger *l, uint64_t size, const char *line, size_t len) {
         _cleanup_free_ char *path = path_join(l->audit_dir, "cosignatures");
         if (!path)
                 return -ENOMEM;
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return negative_errno();
         char head[32];
         int n = snprintf(head, sizeof head, "%llu ", (unsigned long long) size);
         _cleanup_buf_ struct buf b;
@@ -162,9 +324,7 @@ static int cosig_persist(struct ledger *l, uint64_t size, const char *line, size
         if (r >= 0)
                 r = buf_append(&b, line, len);
         if (r >= 0)
-                r = write_all(fd, b.data, b.len);
-        if (r >= 0 && fdatasync(fd) < 0)
-                r = negative_errno();
+                r = append_synced(path, (const char *) b.data, b.len);
         return r;
 }
 
@@ -347,6 +507,7 @@ int ledger_open(const char *data_dir, const char *origin, char *const *witness_v
         pthread_cond_init(&l->wake, NULL);
         l->stall_timeout_ms = STALL_TIMEOUT_DEFAULT_MS;
         l->audit_dir = audit_dir_of(data_dir);
+        l->cosig_checkpoints = COSIG_CHECKPOINTS;
         l->origin = strdup(origin);
         if (!l->audit_dir || !l->origin)
                 return -ENOMEM;
@@ -541,11 +702,20 @@ int ledger_add_cosignatures(struct ledger *l, const char *note, size_t len, unsi
                         result = 0;
                         /* on disk first, so that what is served was kept */
                         pthread_mutex_lock(&l->lock);
-                        int k = cosig_check_locked(l, size, p, line_len);
-                        if (k > 0)
+                        uint64_t evict;
+                        int k = line_len <= COSIG_LINE_MAX ? cosig_check_locked(l, size, p, line_len, &evict) : -E2BIG;
+                        /* appended first even when the oldest checkpoint's lines are then dropped by
+                         * a rewrite: what is served is on disk whatever fails after */
+                        if (k > 0) {
                                 k = cosig_persist(l, size, p, line_len);
-                        if (k >= 0)
-                                k = cosig_add_locked(l, size, p, line_len);
+                                if (k >= 0)
+                                        k = cosig_add_locked(l, size, p, line_len);
+                        }
+                        if (k > 0 && evict) {
+                                int w = cosig_rewrite_locked(l);
+                                if (w < 0)
+                                        k = w;
+                        }
                         if (k > 0)
                                 added++;
                         pthread_mutex_unlock(&l->lock);

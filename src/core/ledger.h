@@ -62,3 +62,6 @@ int ledger_health(struct ledger *l, struct ledger_health *ret) _warn_unused_;
 /* True when no checkpoint has covered the log for longer than the stall timeout: state-changing
  * requests are then refused (503) rather than piling up entries that cannot be proved. Cheap. */
 bool ledger_stalled(struct ledger *l);
+/* Keeps cosignatures for the newest n checkpoints (1 to 1024, the default), dropping the oldest
+ * beyond that now (the file is rewritten) and as new ones come. */
+int ledger_set_cosigned_checkpoints(struct ledger *l, size_t n) _warn_unused_;

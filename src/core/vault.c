@@ -232,6 +232,9 @@ static int vault_open_parts(struct vault *v) {
         if (r < 0)
                 return r;
         ledger_set_stall_timeout(v->ledger, (int64_t) v->config.stall_timeout * 1000);
+        r = ledger_set_cosigned_checkpoints(v->ledger, v->config.cosigned_checkpoints);
+        if (r < 0)
+                return log_error_errno(r, "cannot bound the stored cosignatures: %s", strerror(-r));
         r = store_sqlite_open(meta, false, &v->store);
         if (r < 0)
                 return log_error_errno(r, "cannot open the metadata store %s: %s", meta, strerror(-r));
@@ -409,8 +412,19 @@ int vault_document_list(struct vault *v, const struct vault_actor *a, struct sto
         return v->store->ops->document_list(v->store, f, ret, ret_n, ret_cursor);
 }
 
-int vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes) {
-        return v->store->ops->document_stats(v->store, ret_count, ret_bytes);
+int vault_stats_load(struct vault *v) {
+        uint64_t count, bytes;
+        int r = v->store->ops->document_stats(v->store, &count, &bytes);
+        if (r < 0)
+                return r;
+        atomic_store(&v->n_documents, count);
+        atomic_store(&v->n_bytes, bytes);
+        return 0;
+}
+
+void vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes) {
+        *ret_count = atomic_load(&v->n_documents);
+        *ret_bytes = atomic_load(&v->n_bytes);
 }
 
 /* ---- deletion and keys ---- */
@@ -438,6 +452,8 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         r = v->store->ops->document_delete(v->store, a->org_id, d.id);
         if (r < 0)
                 return r;
+        atomic_fetch_sub(&v->n_documents, 1);
+        atomic_fetch_sub(&v->n_bytes, d.size);
         /* Crypto-shredding: once the DEK is gone the ciphertext is noise, even in backups. */
         r = keyring_dek_destroy(v->keyring, raw);
         if (r < 0 && r != -ENOENT)

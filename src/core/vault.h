@@ -65,7 +65,10 @@ int vault_document_get(struct vault *v, const struct vault_actor *a, const char 
 int vault_document_list(struct vault *v, const struct vault_actor *a, struct store_document_filter *f,
                         struct store_document **ret, size_t *ret_n, char **ret_cursor) _warn_unused_;
 int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) _warn_unused_;
-int vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes) _warn_unused_;
+/* Counts the documents and their bytes in the store; run once at start, before serving. */
+int vault_stats_load(struct vault *v) _warn_unused_;
+/* The counts from vault_stats_load, kept up to date by uploads and deletions: no query. */
+void vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes);
 
 /* Streaming, random-access reading of one document's plaintext. */
 struct vault_reader;

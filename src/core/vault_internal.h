@@ -1,6 +1,7 @@
 /* vault_internal.h: what the files of the vault's core (vault.c, ingest.c, reader.c) share. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,6 +18,8 @@ struct vault {
         struct blob *blob;
         struct keyring *keyring;
         struct ledger *ledger;
+        /* for /metrics: counted at start (vault_stats_load), then kept by create and delete */
+        _Atomic uint64_t n_documents, n_bytes;
 };
 
 /* Appends an audit entry (durable on return) and indexes it under its object. details_plain

@@ -1,16 +1,28 @@
-/* aead.c: AES-256-GCM through OpenSSL EVP, shared by the object stream and key wrapping. */
+/* aead.c: AES-256-GCM through OpenSSL EVP, shared by the object stream and key wrapping.
+ *
+ * The OpenSSL error queue is drained here, at the module edge: an internal failure becomes one
+ * log line and -EIO; a failed authentication (-EBADMSG) is the caller's to report, so its queue
+ * is only cleared. */
 #include "aead.h"
 
 #include <errno.h>
 #include <limits.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+
+#include "log.h"
+
+#define AEAD_FAILED() log_openssl_errors(-EIO, "AES-256-GCM")
 
 EVP_CIPHER_CTX *aead_ctx_new(const uint8_t key[AEAD_KEY_SIZE], bool encrypt) {
         EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-        if (!ctx)
-                return NULL;
+        if (!ctx) {
+                ERR_clear_error();
+                return NULL; /* out of memory */
+        }
         if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, NULL, encrypt ? 1 : 0) != 1) {
+                (void) AEAD_FAILED();
                 EVP_CIPHER_CTX_free(ctx);
                 return NULL;
         }
@@ -24,11 +36,11 @@ static int aead_start(EVP_CIPHER_CTX *ctx, const uint8_t *iv, size_t iv_len, con
                 return -EINVAL;
         if ((size_t) EVP_CIPHER_CTX_get_iv_length(ctx) != iv_len &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, (int) iv_len, NULL) != 1)
-                return -EIO;
+                return AEAD_FAILED();
         if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, iv, -1) != 1)
-                return -EIO;
+                return AEAD_FAILED();
         if (aad_len > 0 && EVP_CipherUpdate(ctx, NULL, &l, aad, (int) aad_len) != 1)
-                return -EIO;
+                return AEAD_FAILED();
         return 0;
 }
 
@@ -41,10 +53,10 @@ int aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *iv, size_t iv_len, const uint8
         if (r < 0)
                 return r;
         if (n > 0 && (EVP_EncryptUpdate(ctx, out, &l, in, (int) n) != 1 || (size_t) l != n))
-                return -EIO;
+                return AEAD_FAILED();
         if (EVP_EncryptFinal_ex(ctx, out + n, &l) != 1 || l != 0 ||
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, AEAD_TAG_SIZE, tag) != 1)
-                return -EIO;
+                return AEAD_FAILED();
         return 0;
 }
 
@@ -58,15 +70,16 @@ int aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *iv, size_t iv_len, const uint8
                 return r;
         if (n > 0 && (EVP_DecryptUpdate(ctx, out, &l, in, (int) n) != 1 || (size_t) l != n)) {
                 OPENSSL_cleanse(out, n);
-                return -EIO;
+                return AEAD_FAILED();
         }
         /* The tag is copied by OpenSSL; the cast only satisfies the ctrl prototype. */
         if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, AEAD_TAG_SIZE, (void *) tag) != 1) {
                 OPENSSL_cleanse(out, n);
-                return -EIO;
+                return AEAD_FAILED();
         }
         if (EVP_DecryptFinal_ex(ctx, out + n, &l) != 1) {
                 OPENSSL_cleanse(out, n);
+                ERR_clear_error();
                 return -EBADMSG;
         }
         return 0;

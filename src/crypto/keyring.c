@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -19,6 +20,7 @@
 #include "fileio.h"
 #include "key_wrap.h"
 #include "keyring_db.h"
+#include "log.h"
 
 struct master_key {
         uint8_t *key; /* sodium_malloc'd, locked, read-only */
@@ -39,8 +41,12 @@ struct keyring {
         struct master_key *master;
         sqlite3 *wdb; /* writes, under wlock */
         sqlite3 *rdb; /* reads, under rlock (WAL lets it read while a commit runs) */
+        sqlite3 *cdb; /* WAL checkpoints after a key is destroyed, under clock: outside wlock, so
+                       * waiting for readers to finish does not hold up writers */
         pthread_mutex_t wlock;
         pthread_mutex_t rlock;
+        pthread_mutex_t clock;
+        bool wal_dirty; /* under clock: a destroyed key may still be in keyring.db-wal */
         /* group commit */
         pthread_mutex_t qlock;
         pthread_cond_t qcond;
@@ -134,16 +140,37 @@ int master_key_load_file(const char *path, struct master_key **ret) {
 static int kek_unwrap(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], uint32_t version, const uint8_t *wrapped,
                       size_t wrapped_len, uint8_t out[KEYRING_KEY_SIZE]);
 
+/* ---- wiping the WAL ---- */
+
+/* After a key is destroyed (its row overwritten: secure_delete), older copies of its page may
+ * remain in keyring.db-wal until a checkpoint copies the WAL back and truncates it. Called
+ * without wlock. A checkpoint kept from completing is logged and retried after the next
+ * destruction, and at close. */
+static int keyring_wal_wipe(struct keyring *k) {
+        pthread_mutex_lock(&k->clock);
+        int r = kdb_checkpoint(k->cdb);
+        if (r < 0 && !k->wal_dirty)
+                log_warn("keyring: destroyed keys may remain in keyring.db-wal until the next checkpoint (%s)",
+                         strerror(-r));
+        k->wal_dirty = r < 0;
+        pthread_mutex_unlock(&k->clock);
+        return r;
+}
+
 /* ---- open / close ---- */
 
 void keyring_free(struct keyring *k) {
         if (!k)
                 return;
+        if (k->wal_dirty && k->cdb)
+                (void) keyring_wal_wipe(k);
+        sqlite3_close_v2(k->cdb);
         sqlite3_close_v2(k->rdb);
         sqlite3_close_v2(k->wdb);
         master_key_free(k->master);
         pthread_mutex_destroy(&k->wlock);
         pthread_mutex_destroy(&k->rlock);
+        pthread_mutex_destroy(&k->clock);
         pthread_mutex_destroy(&k->qlock);
         pthread_cond_destroy(&k->qcond);
         free(k);
@@ -193,6 +220,7 @@ int keyring_open(const char *path, bool create, struct master_key *m, struct key
                 return -ENOMEM;
         pthread_mutex_init(&k->wlock, NULL);
         pthread_mutex_init(&k->rlock, NULL);
+        pthread_mutex_init(&k->clock, NULL);
         pthread_mutex_init(&k->qlock, NULL);
         pthread_cond_init(&k->qcond, NULL);
         k->rotate_batch = KEYRING_ROTATE_BATCH_DEFAULT;
@@ -208,6 +236,9 @@ int keyring_open(const char *path, bool create, struct master_key *m, struct key
         if (r < 0)
                 return r;
         r = kdb_open(path, &k->rdb);
+        if (r < 0)
+                return r;
+        r = kdb_open(path, &k->cdb);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(k);
@@ -302,9 +333,9 @@ int keyring_kek_destroy(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]
                 r = kdb_kek_destroy_all(k->wdb, kek_id);
                 r = kdb_end(k->wdb, r);
         }
-        if (r >= 0)
-                kdb_checkpoint(k->wdb);
         pthread_mutex_unlock(&k->wlock);
+        if (r >= 0)
+                (void) keyring_wal_wipe(k); /* logged; retried later */
         return r;
 }
 
@@ -459,9 +490,9 @@ int keyring_dek_destroy(struct keyring *k, const uint8_t object_id[KEYRING_ID_SI
                 r = kdb_dek_delete(k->wdb, object_id);
                 r = kdb_end(k->wdb, r);
         }
-        if (r >= 0)
-                kdb_checkpoint(k->wdb); /* push the zeroed page out of the WAL too */
         pthread_mutex_unlock(&k->wlock);
+        if (r >= 0)
+                (void) keyring_wal_wipe(k); /* push the zeroed page out of the WAL too; logged, retried later */
         return r;
 }
 
@@ -652,10 +683,7 @@ static int rotate_finish(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE
         if (r < 0)
                 return r;
         r = kdb_kek_delete_below(k->wdb, kek_id, new_version);
-        r = kdb_end(k->wdb, r);
-        if (r >= 0)
-                kdb_checkpoint(k->wdb);
-        return r;
+        return kdb_end(k->wdb, r);
 }
 
 int keyring_rotate(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], uint32_t *ret_version) {
@@ -691,6 +719,7 @@ int keyring_rotate(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], uin
         pthread_mutex_unlock(&k->wlock);
         if (r < 0)
                 return r;
+        (void) keyring_wal_wipe(k); /* the old KEK versions out of the WAL; logged, retried later */
         if (ret_version)
                 *ret_version = version;
         return 0;

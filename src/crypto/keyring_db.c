@@ -164,8 +164,15 @@ void kdb_read_end(sqlite3 *db) {
         (void) exec(db, "COMMIT");
 }
 
-void kdb_checkpoint(sqlite3 *db) {
-        (void) sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+int kdb_checkpoint(sqlite3 *db) {
+        int n_log = -1, n_done = -1;
+        int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &n_log, &n_done);
+        if (rc == SQLITE_BUSY)
+                return -EBUSY;
+        if (rc != SQLITE_OK)
+                return sql_err(rc);
+        /* TRUNCATE leaves an empty WAL when it completes */
+        return n_log == 0 ? 0 : -EBUSY;
 }
 
 int kdb_meta_get(sqlite3 *db, const char *name, uint8_t *out, size_t size) {

@@ -21,7 +21,9 @@ int kdb_end(sqlite3 *db, int r) _warn_unused_;
 int kdb_read_begin(sqlite3 *db) _warn_unused_;
 void kdb_read_end(sqlite3 *db);
 /* Best effort: copy the WAL into the database and truncate it (after destroying keys). */
-void kdb_checkpoint(sqlite3 *db);
+/* Copies the WAL into keyring.db and truncates it, so no destroyed key stays in keyring.db-wal.
+ * 0, -EBUSY when a reader or writer kept it from completing, or another negative errno. */
+int kdb_checkpoint(sqlite3 *db) _warn_unused_;
 
 int kdb_meta_get(sqlite3 *db, const char *name, uint8_t *out, size_t size) _warn_unused_;
 int kdb_meta_put(sqlite3 *db, const char *name, const uint8_t *p, size_t n) _warn_unused_;

@@ -44,22 +44,28 @@ void http_set_state(struct http_request *r, void *state);
 /* Content-Length of the request, or -1 when absent (chunked). */
 int64_t http_content_length(struct http_request *r);
 uint64_t http_max_body(struct http_request *r);
+/* For a public route that checks the caller itself: checks the bearer token, if any, and makes
+ * http_actor() answer. 0, -EACCES (no or bad token) or another negative errno. */
+int http_authenticate(struct http_request *r) _warn_unused_;
+/* true when the client connects from a loopback address (127.0.0.0/8, ::1) */
+bool http_peer_is_loopback(struct http_request *r);
 /* true once the request already has its answer queued */
 bool http_answered(struct http_request *r);
 
 /* Answers. Each returns 0 or a negative errno; exactly one per request. */
-int http_header_add(struct http_request *r, const char *name, const char *value);
-int http_respond_json(struct http_request *r, unsigned status, json_t *body); /* steals body */
-int http_respond_text(struct http_request *r, unsigned status, const char *content_type, const char *body, size_t len);
-int http_respond_empty(struct http_request *r, unsigned status);
+int http_header_add(struct http_request *r, const char *name, const char *value) _warn_unused_;
+int http_respond_json(struct http_request *r, unsigned status, json_t *body) _warn_unused_; /* steals body */
+int http_respond_text(struct http_request *r, unsigned status, const char *content_type, const char *body, size_t len)
+        _warn_unused_;
+int http_respond_empty(struct http_request *r, unsigned status) _warn_unused_;
 /* Takes ownership of ud in every case: free_ud(ud) runs when the request is over. */
 int http_respond_stream(struct http_request *r, unsigned status, const char *content_type, uint64_t size,
-                        http_stream_fn fn, void *ud, void (*free_ud)(void *ud));
+                        http_stream_fn fn, void *ud, void (*free_ud)(void *ud)) _warn_unused_;
 /* RFC 9457 problem+json; type = "urn:coffre:problem:" slug. detail may be NULL. */
 int http_respond_problem(struct http_request *r, unsigned status, const char *slug, const char *title,
-                         const char *detail);
+                         const char *detail) _warn_unused_;
 /* Maps a negative errno from a lower layer to the usual problem answer (404, 409, 500, 507...). */
-int http_respond_errno(struct http_request *r, int err, const char *what);
+int http_respond_errno(struct http_request *r, int err, const char *what) _warn_unused_;
 
 /* The server */
 struct http_server_options {
@@ -68,6 +74,9 @@ struct http_server_options {
         const char *cert_pem, *key_pem; /* TLS pair as PEM text */
         uint64_t max_body;
         unsigned max_connections, max_connections_per_ip, idle_timeout, shutdown_timeout;
+        unsigned header_timeout;                  /* seconds from accept to the end of the headers */
+        unsigned body_min_rate, body_rate_window; /* bytes/s a body must keep up over each window (s) */
+        int64_t tls_not_after;                    /* the certificate's notAfter (epoch seconds), for /metrics */
         const struct http_route *routes;
         size_t n_routes;
         struct vault *vault;

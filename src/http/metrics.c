@@ -30,6 +30,7 @@ struct metrics {
         struct histogram hist[MAX_SERIES];
         size_t n_hist;
         uint64_t bytes_in, bytes_out;
+        uint64_t cut_header, cut_body;
 };
 
 int metrics_new(struct metrics **ret) {
@@ -77,6 +78,15 @@ void metrics_observe(struct metrics *m, const char *route, unsigned status, doub
         pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_count_cut(struct metrics *m, bool header_deadline, unsigned n) {
+        pthread_mutex_lock(&m->lock);
+        if (header_deadline)
+                m->cut_header += n;
+        else
+                m->cut_body += n;
+        pthread_mutex_unlock(&m->lock);
+}
+
 int metrics_render(struct metrics *m, struct buf *b) {
         int r = 0;
         pthread_mutex_lock(&m->lock);
@@ -110,6 +120,13 @@ int metrics_render(struct metrics *m, struct buf *b) {
                                "# TYPE coffre_http_bytes_sent_total counter\n"
                                "coffre_http_bytes_sent_total %llu\n",
                                (unsigned long long) m->bytes_in, (unsigned long long) m->bytes_out);
+        if (r >= 0)
+                r = buf_printf(b,
+                               "# HELP coffre_http_slow_connections_closed_total Connections closed for being too slow.\n"
+                               "# TYPE coffre_http_slow_connections_closed_total counter\n"
+                               "coffre_http_slow_connections_closed_total{reason=\"header_deadline\"} %llu\n"
+                               "coffre_http_slow_connections_closed_total{reason=\"body_rate\"} %llu\n",
+                               (unsigned long long) m->cut_header, (unsigned long long) m->cut_body);
         pthread_mutex_unlock(&m->lock);
         return r;
 }

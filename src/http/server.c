@@ -31,10 +31,16 @@
         "+ECDHE-RSA:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE"
 
 #define MAX_PARAMS 4
-#define SLOW_BODY_GRACE 30u   /* seconds */
-#define SLOW_BODY_RATE 1024u  /* bytes per second, on average since the request began */
 #define DISCARD_AFTER_LIMIT ((uint64_t) 64 * 1024 * 1024)
 #define MAX_EXTRA_HEADERS 8
+
+/* A connection from accept to close, watched for the header deadline. */
+struct conn_watch {
+        struct conn_watch *prev, *next;
+        int fd;
+        uint64_t deadline_ns; /* 0 while a request is in (its body has the rate check instead) */
+        bool cut;
+};
 
 struct http_server {
         struct MHD_Daemon *daemon;
@@ -44,6 +50,12 @@ struct http_server {
         uint16_t port;
         atomic_int in_flight;
         atomic_bool stopping;
+        /* connections waiting for a header block, and the thread that cuts the late ones */
+        pthread_mutex_t watch_lock;
+        pthread_cond_t watch_wake;
+        struct conn_watch *watched;
+        pthread_t watchdog;
+        bool watchdog_started, watchdog_stop;
 };
 
 struct http_request {
@@ -70,6 +82,8 @@ struct http_request {
         uint64_t bytes_in;
         _Atomic uint64_t bytes_out;
         uint64_t start_ns;
+        /* body rate: bytes received since window_ns */
+        uint64_t window_ns, window_bytes;
         /* streamed response */
         http_stream_fn stream_fn;
         void *stream_ud;
@@ -345,6 +359,33 @@ static const char *bearer_token(struct http_request *r) {
         return *h ? h : NULL;
 }
 
+int http_authenticate(struct http_request *r) {
+        if (r->authenticated)
+                return 0;
+        const char *tok = bearer_token(r);
+        if (!tok)
+                return -EACCES;
+        int k = vault_authenticate(r->server->o.vault, tok, &r->actor);
+        if (k < 0)
+                return k;
+        r->authenticated = true;
+        return 0;
+}
+
+bool http_peer_is_loopback(struct http_request *r) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        if (!sa)
+                return false;
+        if (sa->sa_family == AF_INET)
+                return (ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr) >> 24) == 127;
+        if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+                return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        }
+        return false;
+}
+
 /* ---- request life cycle ---- */
 
 static void request_free(struct http_request *r) {
@@ -366,6 +407,15 @@ static bool has_body(struct http_request *r) {
         return http_content_length(r) > 0 || (te && *te);
 }
 
+/* An answer that could not be queued (out of memory): the connection is closed rather than
+ * left waiting for an answer that will never come. */
+static enum MHD_Result sent(struct http_request *r, int k) {
+        if (k >= 0)
+                return MHD_YES;
+        log_error("request %s: cannot queue the answer (%s); connection closed", r->request_id, strerror(-k));
+        return MHD_NO;
+}
+
 static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url,
                                   const char *method) {
         _cleanup_buf_ struct buf allow = {}; /* freed on the early 503 return */
@@ -373,10 +423,11 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
 
         if (atomic_load(&s->stopping)) {
                 r->route_name = "shutting-down";
-                http_header_add(r, "Connection", "close");
-                http_respond_problem(r, 503, "shutting-down", "Service unavailable",
-                                     "The vault is shutting down; try again shortly.");
-                return MHD_YES;
+                int k = http_header_add(r, "Connection", "close");
+                if (k >= 0)
+                        k = http_respond_problem(r, 503, "shutting-down", "Service unavailable",
+                                                 "The vault is shutting down; try again shortly.");
+                return sent(r, k);
         }
 
         buf_init(&allow, 256);
@@ -384,13 +435,14 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
         r->route = route_find(r, method, url, &allow, &path_matched);
         r->route_name = r->route ? r->route->name : (path_matched ? "method-not-allowed" : "not-found");
         if (!r->route) {
-                if (path_matched) {
-                        http_header_add(r, "Allow", buf_str(&allow) ? buf_str(&allow) : "");
-                        http_respond_problem(r, 405, "method-not-allowed", "Method not allowed",
-                                             "This resource does not support that method.");
-                } else
-                        http_respond_problem(r, 404, "not-found", "Not found", "There is no such resource.");
-                return MHD_YES;
+                if (!path_matched)
+                        return sent(r, http_respond_problem(r, 404, "not-found", "Not found",
+                                                            "There is no such resource."));
+                int k = http_header_add(r, "Allow", buf_str(&allow) ? buf_str(&allow) : "");
+                if (k >= 0)
+                        k = http_respond_problem(r, 405, "method-not-allowed", "Method not allowed",
+                                                 "This resource does not support that method.");
+                return sent(r, k);
         }
         if (!r->route->public_) {
                 const char *tok = bearer_token(r);
@@ -398,25 +450,145 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                 if (k < 0) {
                         if (k != -EACCES)
                                 log_error("token check failed: %s", strerror(-k));
-                        http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"");
-                        http_respond_problem(r, 401, "unauthorized", "Unauthorized",
-                                             tok ? "The token is not valid." : "A bearer token is required.");
-                        return MHD_YES;
+                        k = http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"");
+                        if (k >= 0)
+                                k = http_respond_problem(r, 401, "unauthorized", "Unauthorized",
+                                                         tok ? "The token is not valid."
+                                                             : "A bearer token is required.");
+                        return sent(r, k);
                 }
                 r->authenticated = true;
         }
         int64_t cl = http_content_length(r);
-        if (r->route->accepts_body && cl >= 0 && (uint64_t) cl > s->o.max_body) {
-                http_respond_problem(r, 413, "payload-too-large", "Payload too large",
-                                     "The body is larger than this vault accepts.");
-                return MHD_YES;
-        }
+        if (r->route->accepts_body && cl >= 0 && (uint64_t) cl > s->o.max_body)
+                return sent(r, http_respond_problem(r, 413, "payload-too-large", "Payload too large",
+                                                    "The body is larger than this vault accepts."));
         int k = r->route->begin(r);
         if (k < 0 && !r->answered)
-                http_respond_errno(r, k, "request failed");
+                return sent(r, http_respond_errno(r, k, "request failed"));
         if (!r->route->accepts_body && !r->answered)
-                http_respond_problem(r, 500, "internal", "Internal error", NULL);
+                return sent(r, http_respond_problem(r, 500, "internal", "Internal error", NULL));
         return MHD_YES;
+}
+
+/* ---- deadlines ----
+ *
+ * libmicrohttpd's idle timer restarts on every byte, so a client trickling a TLS handshake or
+ * a header block one byte at a time would hold its connection (and thread) forever. Each
+ * connection is therefore given a deadline for its TLS handshake and first header block
+ * (header_timeout from accept), and on keep-alive for the next header block (idle_timeout +
+ * header_timeout from the previous answer). A watchdog thread shuts down the socket of a
+ * connection past its deadline; libmicrohttpd then sees the end of the stream and closes it.
+ * The socket is only touched under watch_lock, and libmicrohttpd reports the close (which
+ * removes the entry) before it closes the descriptor, so a reused descriptor is never hit. */
+
+static void watch_set_deadline(struct http_server *s, struct MHD_Connection *conn, uint64_t deadline_ns) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn_watch *w = ci ? ci->socket_context : NULL;
+        if (!w)
+                return;
+        pthread_mutex_lock(&s->watch_lock);
+        w->deadline_ns = deadline_ns;
+        pthread_mutex_unlock(&s->watch_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        struct http_server *s = cls;
+
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                struct conn_watch *w = calloc(1, sizeof *w);
+                if (!w || !ci) {
+                        /* without a watch the connection only has the idle timeout: refuse it */
+                        free(w);
+                        if (ci)
+                                shutdown(ci->connect_fd, SHUT_RDWR);
+                        return;
+                }
+                w->fd = ci->connect_fd;
+                w->deadline_ns = s->o.header_timeout ? mono_ns() + (uint64_t) s->o.header_timeout * 1000000000u : 0;
+                pthread_mutex_lock(&s->watch_lock);
+                w->next = s->watched;
+                if (s->watched)
+                        s->watched->prev = w;
+                s->watched = w;
+                pthread_mutex_unlock(&s->watch_lock);
+                *socket_context = w;
+                return;
+        }
+        struct conn_watch *w = *socket_context;
+        if (!w)
+                return;
+        pthread_mutex_lock(&s->watch_lock);
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                s->watched = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        pthread_mutex_unlock(&s->watch_lock);
+        free(w);
+        *socket_context = NULL;
+}
+
+static void *watchdog_main(void *ud) {
+        struct http_server *s = ud;
+
+        pthread_mutex_lock(&s->watch_lock);
+        while (!s->watchdog_stop) {
+                uint64_t now = mono_ns();
+                unsigned n_cut = 0;
+                for (struct conn_watch *w = s->watched; w; w = w->next)
+                        if (w->deadline_ns && now >= w->deadline_ns && !w->cut) {
+                                shutdown(w->fd, SHUT_RDWR);
+                                w->cut = true;
+                                n_cut++;
+                        }
+                if (n_cut) {
+                        log_warn("%u connections closed: no complete request headers within the deadline", n_cut);
+                        metrics_count_cut(s->metrics, true, n_cut);
+                }
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 250 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&s->watch_wake, &s->watch_lock, &ts);
+        }
+        pthread_mutex_unlock(&s->watch_lock);
+        return NULL;
+}
+
+static void watchdog_stop(struct http_server *s) {
+        if (!s->watchdog_started)
+                return;
+        pthread_mutex_lock(&s->watch_lock);
+        s->watchdog_stop = true;
+        pthread_cond_signal(&s->watch_wake);
+        pthread_mutex_unlock(&s->watch_lock);
+        pthread_join(s->watchdog, NULL);
+        s->watchdog_started = false;
+}
+
+/* A body slower than body_min_rate over any window of body_rate_window seconds holds a
+ * connection for nothing; measured per window, so a fast start buys no later trickle. */
+static bool body_too_slow(struct http_server *s, struct http_request *r, size_t n) {
+        uint64_t now = mono_ns();
+        uint64_t window = (uint64_t) s->o.body_rate_window * 1000000000u;
+        if (!r->window_ns)
+                r->window_ns = r->start_ns;
+        r->window_bytes += n;
+        if (!window || now - r->window_ns < window)
+                return false;
+        double secs = (double) (now - r->window_ns) / 1e9;
+        if ((double) r->window_bytes < secs * (double) s->o.body_min_rate)
+                return true;
+        r->window_ns = now;
+        r->window_bytes = 0;
+        return false;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -438,6 +610,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 hex_encode(raw, sizeof raw, r->request_id);
                 atomic_fetch_add(&s->in_flight, 1);
                 *con_cls = r;
+                watch_set_deadline(s, conn, 0); /* the header block is in */
                 /* A request without a body is handled on the next call: an answer queued now
                  * would make libmicrohttpd close the connection (no keep-alive). A request with a
                  * body is checked now, so that a refusal does not wait for the whole body. */
@@ -450,12 +623,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 size_t n = *upload_data_size;
                 *upload_data_size = 0;
                 r->bytes_in += n;
-                /* a body that trickles in slower than SLOW_BODY_RATE (after a grace period) holds a
-                 * connection for nothing: the idle timeout alone would let it live forever */
-                uint64_t secs = (mono_ns() - r->start_ns) / 1000000000u;
-                if (secs > SLOW_BODY_GRACE && r->bytes_in / secs < SLOW_BODY_RATE) {
-                        log_warn("request %s: body slower than %u bytes/s, connection closed", r->request_id,
-                                 (unsigned) SLOW_BODY_RATE);
+                if (body_too_slow(s, r, n)) {
+                        log_warn("request %s: body slower than %u bytes/s over %u s, connection closed",
+                                 r->request_id, s->o.body_min_rate, s->o.body_rate_window);
+                        metrics_count_cut(s->metrics, false, 1);
                         r->status = 408;
                         return MHD_NO;
                 }
@@ -485,27 +656,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* end of the body */
         if (!r->begun) {
                 r->begun = true;
-                first_call(s, r, url, method);
+                if (first_call(s, r, url, method) == MHD_NO)
+                        return MHD_NO;
                 if (r->answered || !r->route || !r->route->accepts_body)
                         return MHD_YES;
         }
         if (r->answered || r->finished_body)
                 return MHD_YES;
         r->finished_body = true;
-        if (r->pending_err == -EFBIG) {
-                http_respond_problem(r, 413, "payload-too-large", "Payload too large",
-                                     "The body is larger than this vault accepts; nothing was stored.");
-                return MHD_YES;
-        }
-        if (r->pending_err) {
-                http_respond_errno(r, r->pending_err, "upload failed");
-                return MHD_YES;
-        }
+        if (r->pending_err == -EFBIG)
+                return sent(r, http_respond_problem(r, 413, "payload-too-large", "Payload too large",
+                                                    "The body is larger than this vault accepts; nothing was stored."));
+        if (r->pending_err)
+                return sent(r, http_respond_errno(r, r->pending_err, "upload failed"));
         int k = r->route->end ? r->route->end(r) : 0;
         if (k < 0 && !r->answered)
-                http_respond_errno(r, k, "request failed");
+                return sent(r, http_respond_errno(r, k, "request failed"));
         if (!r->answered)
-                http_respond_problem(r, 500, "internal", "Internal error", NULL);
+                return sent(r, http_respond_problem(r, 500, "internal", "Internal error", NULL));
         return MHD_YES;
 }
 
@@ -534,6 +702,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                    "bytes_in", in, "bytes_out", out, NULL);
         request_free(r);
         *con_cls = NULL;
+        /* keep-alive: the next header block gets the idle time plus its own deadline */
+        if (s->o.header_timeout)
+                watch_set_deadline(s, conn,
+                                   mono_ns() + (uint64_t) (s->o.idle_timeout + s->o.header_timeout) * 1000000000u);
         atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -604,6 +776,8 @@ int http_server_start(const struct http_server_options *o, struct http_server **
                 return -ENOMEM;
         s->o = *o;
         s->listen_fd = -1;
+        pthread_mutex_init(&s->watch_lock, NULL);
+        pthread_cond_init(&s->watch_wake, NULL);
         r = metrics_new(&s->metrics);
         if (r < 0)
                 goto fail;
@@ -642,12 +816,21 @@ int http_server_start(const struct http_server_options *o, struct http_server **
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 256 * 1024,
                 MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t) 16 * 1024,
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                 MHD_OPTION_END);
         if (!s->daemon) {
                 log_error("cannot start the HTTPS server (bad TLS key or certificate?)");
                 r = -EIO;
                 goto fail;
         }
+        /* the daemon owns the listening socket now, and closes it when stopped */
+        s->listen_fd = -1;
+        r = -pthread_create(&s->watchdog, NULL, watchdog_main, s);
+        if (r < 0) {
+                log_error("cannot start the connection watchdog: %s", strerror(-r));
+                goto fail;
+        }
+        s->watchdog_started = true;
         if (o->port_file) {
                 char p[16];
                 int n = snprintf(p, sizeof p, "%u\n", s->port);
@@ -662,9 +845,12 @@ int http_server_start(const struct http_server_options *o, struct http_server **
 fail:
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
+        watchdog_stop(s);
         if (s->listen_fd >= 0)
                 close(s->listen_fd);
         metrics_free(s->metrics);
+        pthread_cond_destroy(&s->watch_wake);
+        pthread_mutex_destroy(&s->watch_lock);
         free(s);
         return r;
 }
@@ -674,7 +860,15 @@ uint16_t http_server_port(const struct http_server *s) {
 }
 
 int http_server_metrics(struct http_server *s, struct buf *b) {
-        return metrics_render(s->metrics, b);
+        int r = metrics_render(s->metrics, b);
+        if (r < 0 || !s->o.tls_not_after)
+                return r;
+        return buf_printf(b,
+                          "# HELP coffre_tls_certificate_expiry_seconds Seconds until the TLS certificate expires "
+                          "(negative once expired).\n"
+                          "# TYPE coffre_tls_certificate_expiry_seconds gauge\n"
+                          "coffre_tls_certificate_expiry_seconds %lld\n",
+                          (long long) (s->o.tls_not_after - (int64_t) time(NULL)));
 }
 
 void http_server_stop(struct http_server *s) {
@@ -694,6 +888,9 @@ void http_server_stop(struct http_server *s) {
                 log_warn("shutdown: %d requests still running after %us; they are cut off", left,
                          s->o.shutdown_timeout);
         MHD_stop_daemon(s->daemon);
+        watchdog_stop(s);
         metrics_free(s->metrics);
+        pthread_cond_destroy(&s->watch_wake);
+        pthread_mutex_destroy(&s->watch_lock);
         free(s);
 }

@@ -4,7 +4,9 @@
 #include "store/sqlite_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -213,7 +215,12 @@ static int user_version(sqlite3 *db, int *ret) {
         int r = pragma_text(db, "PRAGMA user_version", buf, sizeof buf);
         if (r < 0)
                 return r;
-        *ret = atoi(buf);
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(buf, &end, 10);
+        if (errno || end == buf || *end || v < 0 || v > INT_MAX)
+                return -EBADMSG; /* not a schema version this program wrote */
+        *ret = (int) v;
         return 0;
 }
 

@@ -521,7 +521,7 @@ def metric_sum(metrics, name, **labels):
 
 def test_metrics_move():
     def snap():
-        r = V.request("GET", "/metrics", auth=False)
+        r = V.request("GET", "/metrics")
         check(r.status == 200, "/metrics: %d" % r.status)
         check(r.header("Content-Type", "").startswith("text/plain"), "/metrics Content-Type %r"
               % r.header("Content-Type"))
