@@ -19,27 +19,33 @@ from harness import check, exit_status, run_tests
 
 
 def fresh_vault(extra_audit=None):
-    """A new vault with a witness configured (test_witness's setup), optionally more [audit] lines."""
-    if tw.V is not None:
-        tw.V.close()
-    tw.setup()
+    """A new vault with a witness configured (test_witness's setup), optionally more [audit] lines.
+    Returns the Witnessed pair; the caller closes it."""
+    w = tw.Witnessed()
     if extra_audit:
-        check(tw.V.stop() == 0, "SIGTERM did not exit 0")
-        conf = os.path.join(tw.V.data, "coffre.conf")
+        check(w.vault.stop() == 0, "SIGTERM did not exit 0")
+        conf = os.path.join(w.vault.data, "coffre.conf")
         with open(conf) as f:
             text = f.read()
         with open(conf, "w") as f:
             f.write(text.replace("[audit]\n", "[audit]\n" + extra_audit + "\n", 1))
-        tw.V.start()
-    return tw.V
+        w.vault.start()
+    return w
+
+
+def cosign(w):
+    return w.cosigned_ok(*w.run(w.vault, "--log-key", w.log_key))
 
 
 def test_bad_lines_reported_and_not_served():
-    v = fresh_vault()
+    with fresh_vault() as w:
+        bad_lines(w, w.vault)
+
+
+def bad_lines(w, v):
     tw.upload_n(v, 3, "cosig")
     tw.wait_checkpoint(v, 3)
-    rc, out, err = tw.witness(v, "--log-key", tw.LOG_KEY)
-    size = tw.cosigned_ok(rc, out, err)
+    size = cosign(w)
     check(v.stop() == 0, "SIGTERM did not exit 0")
     path = os.path.join(v.data, "audit", "cosignatures")
     with open(path) as f:
@@ -62,7 +68,7 @@ def test_bad_lines_reported_and_not_served():
               v.log_tail(20))
     r = v.request("GET", "/v1/audit/checkpoint?size=%d" % size)
     check(r.status == 200, "GET checkpoint?size=%d: %d" % (size, r.status), r)
-    lines = tw.witness_lines(r.body.decode())
+    lines = w.lines(r.body.decode())
     check(lines == [line], "served cosignatures are not exactly the real one", r.body)
     with open(path) as f:
         check(f.read() == good, "the cosignatures file does not hold exactly the verified line")
@@ -72,19 +78,22 @@ def test_bad_lines_reported_and_not_served():
 
 
 def test_bounded_to_the_newest_checkpoints():
-    v = fresh_vault("cosigned_checkpoints = 2")
+    with fresh_vault("cosigned_checkpoints = 2") as w:
+        bounded(w, w.vault)
+
+
+def bounded(w, v):
     sizes = []
     for i in range(3):
         tw.upload_n(v, 2, "bound%d" % i)
         tw.wait_checkpoint(v, 2 * (i + 1), exact=False)
-        rc, out, err = tw.witness(v, "--log-key", tw.LOG_KEY)
-        sizes.append(tw.cosigned_ok(rc, out, err))
+        sizes.append(cosign(w))
     check(len(set(sizes)) == 3, "the witness did not cosign three checkpoints", sizes)
 
     def served(size):
         r = v.request("GET", "/v1/audit/checkpoint?size=%d" % size)
         check(r.status == 200, "GET checkpoint?size=%d: %d" % (size, r.status), r)
-        return tw.witness_lines(r.body.decode())
+        return w.lines(r.body.decode())
 
     def on_disk():
         with open(os.path.join(v.data, "audit", "cosignatures")) as f:
@@ -102,12 +111,8 @@ def test_bounded_to_the_newest_checkpoints():
 
 
 def main():
-    try:
-        rc = run_tests([test_bad_lines_reported_and_not_served, test_bounded_to_the_newest_checkpoints])
-    finally:
-        if tw.V is not None:
-            tw.V.close()
-    return exit_status(rc)
+    return exit_status(run_tests([test_bad_lines_reported_and_not_served,
+                                  test_bounded_to_the_newest_checkpoints]))
 
 
 if __name__ == "__main__":

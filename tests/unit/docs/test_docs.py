@@ -108,6 +108,9 @@ cap = constant("src/core/ledger.c", "COSIG_PER_CHECKPOINT")
 ops = flat(read("docs/operations.md"))
 check("At most %d cosignatures are kept per checkpoint" % cap in ops,
       "docs/operations.md must give the cosignature cap as %d per checkpoint" % cap)
+ncp = constant("src/core/ledger.c", "COSIG_CHECKPOINTS")
+check("kept for the newest %d checkpoints" % ncp in ops,
+      "docs/operations.md must say cosignatures are kept for the newest %d checkpoints" % ncp)
 check("at most %d per checkpoint" % cap in aud, "docs/audit.md must give the cosignature cap as %d" % cap)
 check(not re.search(r"cosignatures[^.]*over the life of the vault", ops),
       "docs/operations.md still speaks of a cosignature cap over the life of the vault")
