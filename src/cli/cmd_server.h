@@ -4,3 +4,4 @@
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_repair(int argc, char **argv);

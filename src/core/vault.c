@@ -126,7 +126,7 @@ static int load_entry(struct vault *v, uint64_t i, struct audit_entry *ret) {
 }
 
 /* Indexes the log entries that name an object but have no reference yet (lost in a crash). */
-static int reindex_audit(struct vault *v) {
+int vault_reindex_audit(struct vault *v) {
         struct audit_log *log = ledger_log(v->ledger);
         uint64_t next = 0, size = audit_log_size(log);
         int r = v->store->ops->audit_ref_max(v->store, &next);
@@ -279,96 +279,7 @@ void vault_close(struct vault *v) {
         free(v);
 }
 
-/* ---- recovery sweep ---- */
-
-struct idlist {
-        char (*ids)[STORE_ID_LEN + 1];
-        size_t n, cap;
-};
-
-static int idlist_add(struct idlist *l, const char *id) {
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? l->cap * 2 : 64;
-                void *p = reallocarray(l->ids, cap, sizeof *l->ids);
-                if (!p)
-                        return -ENOMEM;
-                l->ids = p;
-                l->cap = cap;
-        }
-        snprintf(l->ids[l->n++], STORE_ID_LEN + 1, "%s", id);
-        return 0;
-}
-
-struct sweep {
-        struct vault *v;
-        struct idlist orphans;
-};
-
-static int sweep_check(struct sweep *s, const char *id) {
-        bool exists = false;
-        int r = s->v->store->ops->document_exists(s->v->store, id, &exists);
-        if (r < 0)
-                return r;
-        return exists ? 0 : idlist_add(&s->orphans, id);
-}
-
-static int sweep_blob_cb(const char *id, void *ud) {
-        return sweep_check(ud, id);
-}
-
-static int sweep_dek_cb(const uint8_t object_id[KEYRING_ID_SIZE], void *ud) {
-        char hex[STORE_ID_LEN + 1];
-        hex_encode(object_id, KEYRING_ID_SIZE, hex);
-        return sweep_check(ud, hex);
-}
-
-int vault_recover(struct vault *v) {
-        struct sweep s = { .v = v };
-        int r, removed_tmp, removed_obj = 0, removed_dek = 0;
-
-        removed_tmp = v->blob->ops->cleanup_tmp(v->blob);
-        if (removed_tmp < 0)
-                return log_error_errno(removed_tmp, "cannot clean the upload directory: %s", strerror(-removed_tmp));
-
-        r = v->blob->ops->foreach(v->blob, sweep_blob_cb, &s);
-        if (r < 0)
-                goto out;
-        r = reindex_audit(v);
-        if (r < 0)
-                goto out;
-        for (size_t i = 0; i < s.orphans.n; i++) {
-                r = v->blob->ops->remove(v->blob, s.orphans.ids[i]);
-                if (r < 0 && r != -ENOENT)
-                        goto out;
-                removed_obj++;
-                /* an upload cut short after its object was written: the log may hold its
-                 * document.create, so say that it never became a document */
-                r = vault_record(v, "system", "system:recovery", "document.discard", s.orphans.ids[i], NULL, NULL, NULL);
-                if (r < 0)
-                        goto out;
-        }
-        s.orphans.n = 0;
-        r = keyring_dek_foreach(v->keyring, sweep_dek_cb, &s);
-        if (r < 0)
-                goto out;
-        for (size_t i = 0; i < s.orphans.n; i++) {
-                uint8_t raw[KEYRING_ID_SIZE];
-                if (hex_decode(s.orphans.ids[i], raw, sizeof raw) < 0)
-                        continue;
-                r = keyring_dek_destroy(v->keyring, raw);
-                if (r < 0 && r != -ENOENT)
-                        goto out;
-                removed_dek++;
-        }
-        r = 0;
-        log_info("recovery: removed %d temp files, %d orphan objects, %d orphan keys", removed_tmp, removed_obj,
-                 removed_dek);
-out:
-        free(s.orphans.ids);
-        if (r < 0)
-                log_error("recovery sweep failed: %s", strerror(-r));
-        return r;
-}
+/* The recovery sweep at start (vault_recover) is in recovery.c. */
 
 /* ---- authentication ---- */
 

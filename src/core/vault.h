@@ -39,8 +39,14 @@ const char *vault_dir(const struct vault *v);
 /* Absolute path of a file named in the config (relative to the data directory). malloc'd. */
 char *vault_path(const struct vault *v, const char *rel);
 
-/* Removes what interrupted uploads left: temp files, objects and DEKs without a document row. */
+/* Settles, on the audit log's evidence, objects and DEKs without a document row (recovery.c):
+ * removes what provably never became a document (or was deleted), rebuilds the rows the log proves,
+ * and returns -EBADMSG (having changed nothing) when a logged document cannot be rebuilt. */
 int vault_recover(struct vault *v) _warn_unused_;
+/* coffre repair: rebuilds the row of a logged document that has none, or else records in the log
+ * that its remains (kept, never deleted) are quarantined, so that the server can start. -ENOENT
+ * when id is no such document. */
+int vault_repair_document(struct vault *v, const char *id, const char *reason) _warn_unused_;
 
 /* -EACCES for an unknown, malformed or expired token. */
 int vault_authenticate(struct vault *v, const char *token, struct vault_actor *ret) _warn_unused_;

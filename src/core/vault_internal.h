@@ -27,3 +27,6 @@ int vault_record(struct vault *v, const char *org_id, const char *actor_id, cons
 char *vault_details_json(const struct store_document *d);
 /* For _cleanup_: wipes and frees a string that may hold personal data. */
 void vault_free_secret_stringp(char **s);
+/* Indexes the log entries past the last stored audit reference (lost in a crash, or a restored
+ * meta.db). */
+int vault_reindex_audit(struct vault *v) _warn_unused_;

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""test_recovery.py: start-up recovery fails closed.
+
+A stale, restored or edited meta.db never destroys a document the audit log proves: its row is
+rebuilt from the log, its key and its object; what cannot be rebuilt stops the server with a
+message naming the document and `coffre repair`. The audit log is never cut at or below its last
+signed checkpoint, what is cut above it is kept whole, records added while the server was
+stopped are refused, and `coffre audit verify --data` changes nothing.
+Usage: test_recovery.py PATH/TO/coffre
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+
+from harness import TestFailure, Vault, check, exit_status, run_tests
+
+BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
+
+
+def leaf_hash(entry):
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def read_records(audit_dir):
+    """The records of DATA/audit/entries as raw record bytes (length | entry | leaf hash)."""
+    with open(os.path.join(audit_dir, "entries"), "rb") as f:
+        data = f.read()
+    out, pos = [], 0
+    while pos < len(data):
+        (n,) = struct.unpack_from("<I", data, pos)
+        out.append(data[pos:pos + 4 + n + 32])
+        pos += 4 + n + 32
+    return out
+
+
+def record_of(entry):
+    return struct.pack("<I", len(entry)) + entry + leaf_hash(entry)
+
+
+def entry_of(rec):
+    (n,) = struct.unpack_from("<I", rec, 0)
+    return json.loads(rec[4:4 + n])
+
+
+def tree_files(root):
+    """{relative path: bytes} of every file under root (for "nothing changed" checks). The SQLite
+    databases are compared by content (SQLite itself folds its -wal into the file on close)."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for name in files:
+            p = os.path.join(d, name)
+            rel = os.path.relpath(p, root)
+            if os.path.islink(p) or name.endswith(("-wal", "-shm")) or name == "lock":
+                continue
+            if name.endswith(".db"):
+                with sqlite3.connect(p) as db:
+                    out[rel] = "\n".join(db.iterdump()).encode()
+                continue
+            with open(p, "rb") as f:
+                out[rel] = f.read()
+    return out
+
+
+def copy_meta(data, dest):
+    os.makedirs(dest, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        src = os.path.join(data, "meta.db" + suffix)
+        if os.path.exists(src):
+            shutil.copy2(src, os.path.join(dest, "meta.db" + suffix))
+
+
+def restore_meta(saved, data):
+    for suffix in ("", "-wal", "-shm"):
+        p = os.path.join(data, "meta.db" + suffix)
+        if os.path.exists(p):
+            os.unlink(p)
+        src = os.path.join(saved, "meta.db" + suffix)
+        if os.path.exists(src):
+            shutil.copy2(src, p)
+
+
+def dek_count(data, doc_id):
+    with sqlite3.connect(os.path.join(data, "keyring.db")) as db:
+        return db.execute("SELECT count(*) FROM dek WHERE hex(object_id) = upper(?)", (doc_id,)).fetchone()[0]
+
+
+def object_path(data, doc_id):
+    return os.path.join(data, "objects", doc_id[0:2], doc_id[2:4], doc_id)
+
+
+def serve_refuses(v, timeout=90):
+    """Runs coffre serve on v's data and expects it to exit non-zero at start; returns the log."""
+    r = subprocess.run([v.binary, "serve", "--data", v.data, "--listen", "127.0.0.1:0",
+                        "--port-file", os.path.join(v.base, "port-refused")],
+                       capture_output=True, timeout=timeout)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    check(r.returncode != 0, "coffre serve started (exit %d) where it had to refuse" % r.returncode, out)
+    return out
+
+
+def doc_actions(v, doc_id):
+    r = v.request("GET", "/v1/documents/%s/audit" % doc_id)
+    check(r.status == 200, "document audit: status %d" % r.status, r)
+    return [e["action"] if "action" in e else json.loads(e["entry"])["action"] for e in r.json()["entries"]]
+
+
+# ---- meta.db that no longer knows a document ----
+
+def test_stale_meta_db_rebuilds_row():
+    with Vault(BINARY) as v:
+        v.start()
+        old = v.upload_ok(b"before the backup")
+        v.stop()
+        copy_meta(v.data, os.path.join(v.base, "saved"))
+        v.start()
+        body = os.urandom(200 * 1024)
+        doc = v.upload_ok(body, name="facture-2026-17.pdf", cls="accounting-10y")
+        v.stop()
+        restore_meta(os.path.join(v.base, "saved"), v.data)
+        v.start()
+        r = v.download(doc["id"])
+        check(r.status == 200 and r.body == body, "acknowledged document lost after meta.db was restored: %d"
+              % r.status, v.log_tail())
+        meta = v.request("GET", "/v1/documents/%s" % doc["id"]).json()
+        check(meta["name"] == "facture-2026-17.pdf" and meta["size"] == len(body) and
+              meta["sha256"] == doc["sha256"], "rebuilt row differs", meta, doc)
+        check(v.download(old["id"]).status == 200, "the older document is gone")
+        check("document.restore" in doc_actions(v, doc["id"]), "the rebuild is not in the log")
+        check(b"rebuilt it from audit entry" in v.log_text(), "the rebuild is not reported", v.log_tail())
+
+
+def test_deleted_row_rebuilds_row():
+    with Vault(BINARY) as v:
+        v.start()
+        body = b"%PDF-1.7 invoice " * 1000
+        doc = v.upload_ok(body, name="releve.pdf")
+        v.stop()
+        with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
+            db.execute("DELETE FROM documents WHERE id = ?", (doc["id"],))
+        v.start()
+        r = v.download(doc["id"])
+        check(r.status == 200 and r.body == body, "document lost after its row was deleted: %d" % r.status,
+              v.log_tail())
+
+
+def test_unrebuildable_refuses_then_repair():
+    with Vault(BINARY) as v:
+        v.start()
+        doc = v.upload_ok(b"a contract")
+        v.stop()
+        with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
+            db.execute("DELETE FROM documents WHERE id = ?", (doc["id"],))
+        # the object is gone too: the row cannot be rebuilt from evidence
+        obj = object_path(v.data, doc["id"])
+        os.rename(obj, os.path.join(v.base, "object-aside"))
+        before = tree_files(v.data)
+        out = serve_refuses(v)
+        check(doc["id"] in out and "coffre repair" in out and "document.create" in out,
+              "the refusal does not name the document and the repair command", out)
+        check(tree_files(v.data) == before, "a refused start changed the data directory")
+        check(dek_count(v.data, doc["id"]) == 1, "the document key was destroyed")
+        r = subprocess.run([v.binary, "repair", "--data", v.data, "--document", doc["id"],
+                            "--reason", "object lost with disk 2"], capture_output=True, timeout=120)
+        check(r.returncode == 0, "coffre repair failed (%d)" % r.returncode, r.stderr.decode(errors="replace"))
+        v.start()
+        check(dek_count(v.data, doc["id"]) == 1, "the key was destroyed after the repair")
+        check(v.download(doc["id"]).status == 404, "a quarantined document is served")
+        acts = doc_actions(v, doc["id"])
+        check(acts[0] == "document.create" and "document.quarantine" in acts, "the repair is not logged", acts)
+        v.stop()
+        # a second repair has nothing to do
+        r = subprocess.run([v.binary, "repair", "--data", v.data, "--document", doc["id"]],
+                           capture_output=True, timeout=120)
+        check(r.returncode == 1, "a repair of a settled document succeeded", r.stderr)
+
+
+def test_unlogged_object_removed():
+    """An object and key no log entry names never belonged to an acknowledged upload: they go."""
+    with Vault(BINARY) as v:
+        v.start()
+        doc = v.upload_ok(b"kept")
+        v.stop()
+        fake = "ab" * 16
+        os.makedirs(os.path.dirname(object_path(v.data, fake)), exist_ok=True)
+        shutil.copy2(object_path(v.data, doc["id"]), object_path(v.data, fake))
+        v.start()
+        check(not os.path.exists(object_path(v.data, fake)), "an unlogged object was kept")
+        check(v.download(doc["id"]).status == 200, "the real document is gone")
+
+
+if __name__ == "__main__":
+    sys.exit(exit_status(run_tests([
+        test_stale_meta_db_rebuilds_row,
+        test_deleted_row_rebuilds_row,
+        test_unrebuildable_refuses_then_repair,
+        test_unlogged_object_removed,
+    ])))
