@@ -1,5 +1,5 @@
 /* cmd_audit.c: `coffre audit verify` and `coffre audit proof`. verify --data recomputes the whole
- * Merkle tree of a stopped vault's log and checks every stored checkpoint (signature, origin,
+ * Merkle tree of a stopped vault's log, read-only, and checks every stored checkpoint (signature, origin,
  * root, order) and that no entry lies outside a signed checkpoint; verify --url does the same
  * from a server's API, trusting nothing it sends but what the log key signed; proof checks a
  * document's log entries against the latest signed checkpoint with inclusion proofs. */
@@ -360,7 +360,8 @@ static int verify_data(const char *data, const char *log_key_file, bool json) {
                 cli_error("%s holds no audit log (no audit/ directory)", show);
                 return CLI_EXIT_FAILURE;
         }
-        r = audit_log_open(audit_dir, false, &log);
+        /* a verifier never changes what it verifies: nothing is recovered, cut or moved */
+        r = audit_log_open_readonly(audit_dir, &log);
         if (r == -EBUSY) {
                 cli_error("the server holds the log: stop it or use --url");
                 return CLI_EXIT_FAILURE;
@@ -379,6 +380,13 @@ static int verify_data(const char *data, const char *log_key_file, bool json) {
         if (r < 0) {
                 cli_error("cannot read the audit log: %s", strerror(-r));
                 return CLI_EXIT_FAILURE;
+        }
+        if (audit_log_trailing_bytes(log) > 0) {
+                fail_at(audit_log_size(log),
+                        "%" PRIu64 " bytes of audit/entries after the last whole record are no valid record (a "
+                        "torn write of a server that did not stop cleanly, or foreign data)",
+                        audit_log_trailing_bytes(log));
+                return report_failure(json);
         }
         r = verify_checkpoints(log, key, cfg.audit_origin, &sum);
         if (r == -EBADMSG)
