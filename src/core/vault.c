@@ -240,10 +240,21 @@ static int vault_open_parts(struct vault *v) {
         r = master_key_load_file(mk, &m);
         if (r < 0)
                 return log_error_errno(r, "cannot load the master key %s: %s", mk, strerror(-r));
+        /* every audit entry carries a MAC under a key only this vault has: after a crash, the
+         * entries no checkpoint covers are signed only if they are provably the server's own */
+        uint8_t record_key[KEYRING_KEY_SIZE];
+        r = master_key_derive(m, "audit record mac", record_key);
+        if (r >= 0)
+                r = ledger_set_record_key(v->ledger, record_key);
+        sodium_memzero(record_key, sizeof record_key);
+        if (r < 0) {
+                master_key_free(m);
+                return log_error_errno(r, "cannot derive the audit record key: %s", strerror(-r));
+        }
         r = keyring_open(kr, false, m, &v->keyring);
         if (r < 0)
                 return log_error_errno(r, "cannot open the keyring %s: %s", kr, strerror(-r));
-        return 0;
+        return ledger_recover_tail(v->ledger);
 }
 
 int vault_open(const char *dir, struct vault **ret) {

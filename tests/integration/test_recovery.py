@@ -48,15 +48,22 @@ def entry_of(rec):
     return json.loads(rec[4:4 + n])
 
 
-def tree_files(root):
+DERIVED = ("audit/offsets", "audit/state", "audit/hashes/")
+
+
+def tree_files(root, derived=True):
     """{relative path: bytes} of every file under root (for "nothing changed" checks). The SQLite
-    databases are compared by content (SQLite itself folds its -wal into the file on close)."""
+    databases are compared by content (SQLite itself folds its -wal into the file on close).
+    derived=False leaves out the log's offsets and hash files, which opening the log may rebuild
+    from the entries (they are an index of them, not evidence)."""
     out = {}
     for d, _, files in os.walk(root):
         for name in files:
             p = os.path.join(d, name)
             rel = os.path.relpath(p, root)
             if os.path.islink(p) or name.endswith(("-wal", "-shm")) or name == "lock":
+                continue
+            if not derived and rel.startswith(DERIVED):
                 continue
             if name.endswith(".db"):
                 with sqlite3.connect(p) as db:
@@ -94,7 +101,7 @@ def object_path(data, doc_id):
     return os.path.join(data, "objects", doc_id[0:2], doc_id[2:4], doc_id)
 
 
-def serve_refuses(v, timeout=90):
+def serve_refuses(v, timeout=45):
     """Runs coffre serve on v's data and expects it to exit non-zero at start; returns the log."""
     r = subprocess.run([v.binary, "serve", "--data", v.data, "--listen", "127.0.0.1:0",
                         "--port-file", os.path.join(v.base, "port-refused")],
@@ -194,10 +201,212 @@ def test_unlogged_object_removed():
         check(v.download(doc["id"]).status == 200, "the real document is gone")
 
 
+# ---- the audit log: never cut below its checkpoint, nothing added while stopped ----
+
+def make_log(v, n_docs=8):
+    """A stopped vault whose last checkpoint covers everything (vault.init + one entry per
+    upload); returns the records."""
+    v.start()
+    for i in range(n_docs):
+        v.upload_ok(b"document %d" % i)
+    v.stop()
+    recs = read_records(os.path.join(v.data, "audit"))
+    check(len(recs) == n_docs + 1, "expected %d entries, found %d" % (n_docs + 1, len(recs)))
+    return recs
+
+
+def audit_verify(v):
+    r = subprocess.run([v.binary, "audit", "verify", "--data", v.data], capture_output=True, timeout=120)
+    return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+
+def flip_bit(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
+def test_damaged_below_checkpoint_refused():
+    with Vault(BINARY) as v:
+        recs = make_log(v)
+        audit = os.path.join(v.data, "audit")
+        os.unlink(os.path.join(audit, "state"))
+        flip_bit(os.path.join(audit, "entries"), sum(len(r) for r in recs[:3]) + 4 + 2)
+        before = tree_files(v.data)
+        out = serve_refuses(v)
+        check("record 3" in out and "checkpoint" in out, "the refusal does not say what and where", out)
+        check(tree_files(v.data) == before, "a refused start changed the data directory")
+        rc, vout = audit_verify(v)
+        check(rc == 3 and "index 3" in vout, "verify --data does not report entry 3 (exit %d)" % rc, vout)
+        check(tree_files(v.data) == before, "audit verify --data changed the data directory")
+
+
+def test_log_cut_below_checkpoint_refused():
+    for lose_state in (False, True):
+        with Vault(BINARY) as v:
+            recs = make_log(v)
+            audit = os.path.join(v.data, "audit")
+            os.truncate(os.path.join(audit, "entries"), sum(len(r) for r in recs[:5]))
+            if lose_state:
+                os.unlink(os.path.join(audit, "state"))
+            before = tree_files(v.data)
+            out = serve_refuses(v)
+            check("records were removed" in out and ("checkpoint covers %d" % len(recs) in out or
+                                                      "durable index" in out),
+                  "the refusal does not say what is wrong (state lost: %s)" % lose_state, out)
+            check(tree_files(v.data) == before, "a refused start changed the data directory")
+            rc, vout = audit_verify(v)
+            check(rc == 3, "verify --data accepted a cut log (exit %d)" % rc, vout)
+
+
+def test_torn_tail_moved_aside_whole():
+    """Bytes past the last whole record, above the checkpoint: kept whole in torn/, then cut.
+    More than the 64 MiB the log once kept, to show nothing is capped."""
+    with Vault(BINARY) as v:
+        recs = make_log(v, n_docs=2)
+        path = os.path.join(v.data, "audit", "entries")
+        size = os.path.getsize(path)
+        tail = os.urandom(1 << 20) * 65 + b"torn"
+        with open(path, "ab") as f:
+            f.write(tail)
+        v.start()
+        v.stop()
+        torn = [os.path.join(v.data, "audit", "torn", n) for n in os.listdir(os.path.join(v.data, "audit", "torn"))
+                if n.startswith("entries-")]
+        check(len(torn) == 1, "expected one torn file", torn)
+        with open(torn[0], "rb") as f:
+            check(f.read() == tail, "the torn tail was not kept whole")
+        check(read_records(os.path.join(v.data, "audit"))[:len(recs)] == recs, "acknowledged entries changed")
+        os.unlink(torn[0])
+        rc, out = audit_verify(v)
+        check(rc == 0, "the log does not verify after recovery (exit %d)" % rc, out)
+
+
+def test_verify_data_is_read_only():
+    with Vault(BINARY) as v:
+        make_log(v, n_docs=1)
+        with open(os.path.join(v.data, "audit", "entries"), "ab") as f:
+            f.write(b"\x07\x00\x00\x00garbage")
+        os.unlink(os.path.join(v.data, "audit", "state"))
+        before = tree_files(v.data)
+        rc, out = audit_verify(v)
+        check(rc == 3, "verify --data accepted a log with trailing garbage (exit %d)" % rc, out)
+        check(tree_files(v.data) == before, "audit verify --data changed the data directory")
+        check(not os.path.exists(os.path.join(v.data, "audit", "torn")), "verify moved records to torn/")
+
+
+def forged_delete(recs, doc_id):
+    e = entry_of(recs[-1])
+    forged = {"action": "document.delete", "actor": e["actor"], "object": doc_id, "org": e["org"],
+              "request_id": "f0f0f0f0f0f0f0f0", "time": e["time"]}
+    return record_of(json.dumps(forged, sort_keys=True, separators=(",", ":")).encode())
+
+
+def test_forged_record_after_clean_stop_refused():
+    with Vault(BINARY) as v:
+        v.start()
+        doc = v.upload_ok(b"an invoice")
+        v.stop()
+        audit = os.path.join(v.data, "audit")
+        recs = read_records(audit)
+        with open(os.path.join(audit, "entries"), "ab") as f:
+            f.write(forged_delete(recs, doc["id"]))
+        before = tree_files(v.data, derived=False)
+        out = serve_refuses(v)
+        check("while the server was stopped" in out and "%d" % len(recs) in out,
+              "the refusal does not say what was added", out)
+        check(tree_files(v.data, derived=False) == before, "a refused start changed the data directory")
+        rc, vout = audit_verify(v)
+        check(rc == 3, "audit verify --data accepted the forged record (exit %d)" % rc, vout)
+
+
+def test_forged_record_after_crash_refused():
+    """Without the stop marker (as after kill -9), a record without this server's MAC is refused."""
+    with Vault(BINARY) as v:
+        v.start()
+        doc = v.upload_ok(b"an invoice")
+        v.stop()
+        audit = os.path.join(v.data, "audit")
+        os.unlink(os.path.join(audit, "stopped"))
+        recs = read_records(audit)
+        with open(os.path.join(audit, "entries"), "ab") as f:
+            f.write(forged_delete(recs, doc["id"]))
+        before = tree_files(v.data, derived=False)
+        out = serve_refuses(v)
+        check("entry %d" % len(recs) in out and "record MAC" in out, "the refusal does not name the entry", out)
+        check(tree_files(v.data, derived=False) == before, "a refused start changed the data directory")
+
+
+def test_replayed_record_after_crash_refused():
+    """A copy of one of the server's own records carries a valid MAC: refused as a copy."""
+    with Vault(BINARY) as v:
+        v.start()
+        v.upload_ok(b"an invoice")
+        v.stop()
+        audit = os.path.join(v.data, "audit")
+        os.unlink(os.path.join(audit, "stopped"))
+        recs = read_records(audit)
+        macd = [r for r in recs if "mac" in entry_of(r)]
+        check(macd, "no entry carries a record MAC")
+        with open(os.path.join(audit, "entries"), "ab") as f:
+            f.write(macd[0])
+        out = serve_refuses(v)
+        check("copy" in out, "the refusal does not say the record is a copy", out)
+
+
+def drop_checkpoints_after(audit, keep_size):
+    """Leaves in audit/checkpoints only the records for sizes <= keep_size: the state a crash
+    leaves when entries were durable but their checkpoint was not yet written."""
+    path = os.path.join(audit, "checkpoints")
+    with open(path, "rb") as f:
+        data = f.read()
+    out, pos = b"", 0
+    while pos < len(data):
+        n, size = struct.unpack_from("<IQ", data, pos)
+        end = pos + 4 + 8 + 32 + n + 32
+        if size <= keep_size:
+            out += data[pos:end]
+        pos = end
+    with open(path, "wb") as f:
+        f.write(out)
+
+
+def test_crash_tail_signed_and_recorded():
+    """Entries a crashed server left past its last checkpoint carry its MACs: signed at start,
+    and the recovery is itself an entry of the log."""
+    with Vault(BINARY) as v:
+        v.start()
+        docs = [v.upload_ok(b"before the crash %d" % i) for i in range(3)]
+        v.stop()
+        audit = os.path.join(v.data, "audit")
+        recs = read_records(audit)
+        os.unlink(os.path.join(audit, "stopped"))
+        drop_checkpoints_after(audit, 1)
+        v.start()
+        for d in docs:
+            check(v.download(d["id"]).status == 200, "a document is gone")
+        v.stop()
+        check(b"carry valid record MACs: signing them now" in v.log_text(), "the tail was not checked",
+              v.log_tail())
+        acts = [entry_of(r)["action"] for r in read_records(audit)]
+        check("audit.recover" in acts[len(recs):], "the recovery is not recorded in the log", acts)
+        rc, out = audit_verify(v)
+        check(rc == 0, "the log does not verify after the recovery (exit %d)" % rc, out)
+
 if __name__ == "__main__":
     sys.exit(exit_status(run_tests([
         test_stale_meta_db_rebuilds_row,
         test_deleted_row_rebuilds_row,
         test_unrebuildable_refuses_then_repair,
         test_unlogged_object_removed,
+        test_damaged_below_checkpoint_refused,
+        test_log_cut_below_checkpoint_refused,
+        test_torn_tail_moved_aside_whole,
+        test_verify_data_is_read_only,
+        test_forged_record_after_clean_stop_refused,
+        test_forged_record_after_crash_refused,
+        test_replayed_record_after_crash_refused,
+        test_crash_tail_signed_and_recorded,
     ])))
