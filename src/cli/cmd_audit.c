@@ -1,6 +1,6 @@
 /* cmd_audit.c: `coffre audit verify` and `coffre audit proof`. verify --data recomputes the whole
- * Merkle tree of a stopped vault's log, read-only, and checks every stored checkpoint (signature, origin,
- * root, order) and that no entry lies outside a signed checkpoint; verify --url does the same
+ * Merkle tree of a stopped vault's log (read-only) and checks every stored checkpoint (signature,
+ * origin, root, order) and that no entry lies outside a signed checkpoint; verify --url does the same
  * from a server's API, trusting nothing it sends but what the log key signed; proof checks a
  * document's log entries against the latest signed checkpoint with inclusion proofs. */
 #include "audit_commands.h"
@@ -696,7 +696,8 @@ static const char audit_help[] =
         "verify --data recomputes the Merkle tree of a stopped vault's audit log from its entries and\n"
         "checks every stored checkpoint: its signature by the log key (DATA/keys/log.vkey unless\n"
         "--log-key), its origin, its root, and their order; entries after the last signed checkpoint\n"
-        "are reported. verify --url fetches the latest checkpoint and every entry from a server and\n"
+        "and bytes after the last whole record are reported. It only reads: nothing is recovered,\n"
+        "cut or moved. verify --url fetches the latest checkpoint and every entry from a server and\n"
         "checks that they hash to the signed root; with --state FILE it also checks that the log\n"
         "extends the checkpoint seen on the last run (and records the new one).\n"
         "proof fetches the log entries of a document and checks each one's inclusion proof against\n"

@@ -395,6 +395,29 @@ def test_crash_tail_signed_and_recorded():
         rc, out = audit_verify(v)
         check(rc == 0, "the log does not verify after the recovery (exit %d)" % rc, out)
 
+def test_checkpoint_header_forged_refused():
+    """The size stored beside the last signed note is not authenticated: the ledger takes the
+    signed note's own size, and refuses a record whose stored size disagrees with it."""
+    with Vault(BINARY) as v:
+        recs = make_log(v, n_docs=3)
+        path = os.path.join(v.data, "audit", "checkpoints")
+        with open(path, "rb") as f:
+            data = f.read()
+        pos, last = 0, 0
+        while pos < len(data):
+            (n,) = struct.unpack_from("<I", data, pos)
+            last = pos
+            pos += 4 + 8 + 32 + n + 32
+        (n, size) = struct.unpack_from("<IQ", data, last)
+        check(size == len(recs), "the last checkpoint is not at the log's size")
+        head = struct.pack("<IQ", n, 2) + data[last + 12:last + 12 + 32 + n]
+        forged = data[:last] + head + hashlib.sha256(head).digest()
+        with open(path, "wb") as f:
+            f.write(forged)
+        out = serve_refuses(v)
+        check("not stored at the size it signs" in out, "the forged header was not refused", out)
+
+
 if __name__ == "__main__":
     sys.exit(exit_status(run_tests([
         test_stale_meta_db_rebuilds_row,
@@ -409,4 +432,5 @@ if __name__ == "__main__":
         test_forged_record_after_crash_refused,
         test_replayed_record_after_crash_refused,
         test_crash_tail_signed_and_recorded,
+        test_checkpoint_header_forged_refused,
     ])))
