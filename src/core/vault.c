@@ -148,31 +148,148 @@ int vault_reindex_audit(struct vault *v) {
         return 0;
 }
 
-int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, uint64_t **ret, size_t *ret_n) {
-        uint64_t *idx = NULL;
-        size_t n = 0;
-
-        if (!vault_id_valid(id))
-                return -ENOENT;
-        int r = v->store->ops->audit_ref_list(v->store, id, &idx, &n);
+/* Whether entry i names object id; *ret_org (malloc'd) is its organisation. 0 = no, 1 = yes. */
+static int entry_names(struct vault *v, uint64_t i, const char *id, char **ret_org) {
+        struct audit_entry e = { 0 };
+        int r = load_entry(v, i, &e);
         if (r < 0)
                 return r;
-        if (n == 0) {
-                free(idx);
-                return -ENOENT;
+        r = e.object && strcmp(e.object, id) == 0;
+        if (r && ret_org) {
+                *ret_org = strdup(e.org);
+                if (!*ret_org)
+                        r = -ENOMEM;
         }
-        /* the trail outlives the document: check the organisation on the first entry */
-        struct audit_entry e = { 0 };
-        r = load_entry(v, idx[0], &e);
-        if (r >= 0 && strcmp(e.org, a->org_id) != 0)
-                r = -ENOENT;
         audit_entry_clear(&e);
+        return r;
+}
+
+/* The references of id rebuilt from the log itself (a scan: only when the stored ones do not
+ * add up); missing ones are stored again. */
+static int rebuild_refs(struct vault *v, const char *id, uint64_t **ret, size_t *ret_n) {
+        struct audit_log *log = ledger_log(v->ledger);
+        uint64_t size = audit_log_size(log), *idx = NULL;
+        size_t n = 0, cap = 0;
+        char needle[STORE_ID_LEN + 16];
+        int r = 0;
+
+        snprintf(needle, sizeof needle, "\"object\":\"%s\"", id);
+        _cleanup_buf_ struct buf b;
+        buf_init(&b, AUDIT_ENTRY_MAX + 1);
+        for (uint64_t i = 0; i < size; i++) {
+                buf_clear(&b);
+                r = audit_log_entry(log, i, &b);
+                if (r < 0)
+                        break;
+                if (!memmem(b.data, b.len, needle, strlen(needle)) || (r = entry_names(v, i, id, NULL)) <= 0) {
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        uint64_t *p = reallocarray(idx, cap, sizeof *idx);
+                        if (!p) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        idx = p;
+                }
+                idx[n++] = i;
+                r = v->store->ops->audit_ref_add(v->store, id, i);
+                if (r < 0)
+                        break;
+        }
         if (r < 0) {
                 free(idx);
                 return r;
         }
+        log_warn("audit: references of %s rebuilt from the log (%zu entries)", id, n);
         *ret = idx;
         *ret_n = n;
+        return 0;
+}
+
+/* The stored references of id, each checked against the log: past its end, or naming another
+ * object, and they are all rebuilt from the log. */
+static int document_refs(struct vault *v, const char *id, uint64_t **ret, size_t *ret_n) {
+        uint64_t next = 0, size = audit_log_size(ledger_log(v->ledger)), *idx = NULL;
+        size_t n = 0;
+        int r = v->store->ops->audit_ref_max(v->store, &next);
+        if (r >= 0 && next < size)
+                r = vault_reindex_audit(v); /* the references lag the log: index the gap */
+        if (r >= 0)
+                r = v->store->ops->audit_ref_list(v->store, id, &idx, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                int k = idx[i] < size ? entry_names(v, idx[i], id, NULL) : 0;
+                if (k < 0 && k != -EBADMSG) {
+                        free(idx);
+                        return k;
+                }
+                if (k <= 0 || (i > 0 && idx[i] <= idx[i - 1])) {
+                        log_warn("audit: reference %llu of %s is stale (past the log's end, or another object's)",
+                                 (unsigned long long) idx[i], id);
+                        free(idx);
+                        return rebuild_refs(v, id, ret, ret_n);
+                }
+        }
+        *ret = idx;
+        *ret_n = n;
+        return 0;
+}
+
+int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, const uint64_t *after,
+                         size_t limit, uint64_t **ret, size_t *ret_n, bool *ret_more) {
+        _cleanup_free_ uint64_t *idx = NULL;
+        _cleanup_free_ char *owner = NULL;
+        size_t n = 0;
+
+        if (!vault_id_valid(id) || limit == 0)
+                return -ENOENT;
+        int r = document_refs(v, id, &idx, &n);
+        if (r < 0)
+                return r;
+        /* the trail outlives the document: it belongs to the organisation of its first entry
+         * that is not the system's own (recovery's entries carry "system") */
+        for (size_t i = 0; i < n && !owner; i++) {
+                _cleanup_free_ char *org = NULL;
+                r = entry_names(v, idx[i], id, &org);
+                if (r < 0)
+                        return r;
+                if (strcmp(org, "system") != 0)
+                        owner = TAKE_PTR(org);
+        }
+        if (!owner || strcmp(owner, a->org_id) != 0)
+                return -ENOENT;
+        _cleanup_free_ uint64_t *page = calloc(MIN(limit, n) + 1, sizeof *page);
+        size_t k = 0;
+        bool more = false;
+        if (!page)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *org = NULL;
+                if (after && idx[i] <= *after)
+                        continue;
+                if (k == limit) {
+                        more = true;
+                        break;
+                }
+                r = entry_names(v, idx[i], id, &org);
+                if (r < 0)
+                        return r;
+                /* every entry is checked: another organisation's entry about this id is not shown */
+                if (strcmp(org, owner) != 0 && strcmp(org, "system") != 0) {
+                        log_warn("audit: entry %llu names %s but belongs to another organisation: not shown",
+                                 (unsigned long long) idx[i], id);
+                        continue;
+                }
+                page[k++] = idx[i];
+        }
+        *ret = TAKE_PTR(page);
+        *ret_n = k;
+        *ret_more = more;
         return 0;
 }
 

@@ -89,7 +89,10 @@ int vault_rotate_keys(struct vault *v, const char *org_id) _warn_unused_;
 
 struct ledger;
 struct ledger *vault_ledger(struct vault *v);
-/* Indexes of the log entries about document id (which may be deleted), ascending; malloc'd.
- * -ENOENT when there are none or they belong to another organisation. */
-int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, uint64_t **ret,
-                         size_t *ret_n) _warn_unused_;
+/* Indexes of the log entries about document id (which may be deleted), ascending, after *after
+ * (NULL: from the start), at most limit; *ret_more when there are more. malloc'd. Each entry is
+ * read and checked to name id; references past the log's end or naming another object make
+ * them all be rebuilt from the log. -ENOENT when there are none or they belong to another
+ * organisation. */
+int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, const uint64_t *after,
+                         size_t limit, uint64_t **ret, size_t *ret_n, bool *ret_more) _warn_unused_;

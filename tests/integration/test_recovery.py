@@ -418,6 +418,68 @@ def test_checkpoint_header_forged_refused():
         check("not stored at the size it signs" in out, "the forged header was not refused", out)
 
 
+# ---- a document's audit trail: every entry checked, references rebuilt, pages ----
+
+def trail(v, doc_id, limit=None):
+    """Every entry of the document's trail, following next_cursor; returns (entries, pages)."""
+    out, pages, cursor = [], 0, None
+    while True:
+        q = []
+        if limit:
+            q.append("limit=%d" % limit)
+        if cursor:
+            q.append("cursor=" + cursor)
+        r = v.request("GET", "/v1/documents/%s/audit%s" % (doc_id, "?" + "&".join(q) if q else ""))
+        check(r.status == 200, "document audit: status %d" % r.status, r)
+        body = r.json()
+        check(limit is None or len(body["entries"]) <= limit, "a page is longer than its limit", body)
+        out += body["entries"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return out, pages
+        check(pages < 100, "too many pages")
+
+
+def test_document_audit_paged():
+    with Vault(BINARY) as v:
+        v.start()
+        doc = v.upload_ok(b"read me")
+        for _ in range(6):
+            check(v.download(doc["id"]).status == 200, "download failed")
+        entries, pages = trail(v, doc["id"], limit=3)
+        acts = [json.loads(e["entry"])["action"] for e in entries]
+        check(acts == ["document.create"] + ["document.read"] * 6, "trail", acts)
+        check(pages == 3, "expected 3 pages of at most 3, got %d" % pages)
+        idx = [e["index"] for e in entries]
+        check(idx == sorted(set(idx)), "indexes repeat or are out of order", idx)
+        for bad in ("limit=0", "limit=1001", "limit=x", "cursor=abc"):
+            r = v.request("GET", "/v1/documents/%s/audit?%s" % (doc["id"], bad))
+            check(r.status == 400 and r.header("Content-Type", "").startswith("application/problem+json"),
+                  "%s: status %d" % (bad, r.status), r)
+
+
+def test_document_audit_stale_references():
+    with Vault(BINARY) as v:
+        v.start()
+        doc = v.upload_ok(b"a statement")
+        other = v.upload_ok(b"another")
+        v.stop()
+        n = len(read_records(os.path.join(v.data, "audit")))
+        with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
+            first_other = db.execute("SELECT min(log_index) FROM audit_refs WHERE object_id = ?",
+                                     (other["id"],)).fetchone()[0]
+            # a reference to another document's entry, and one past the log's end
+            db.execute("INSERT INTO audit_refs VALUES (?, ?)", (doc["id"], first_other))
+            db.execute("INSERT INTO audit_refs VALUES (?, ?)", (doc["id"], n + 5))
+        v.start()
+        entries, _ = trail(v, doc["id"])
+        objs = [json.loads(e["entry"])["object"] for e in entries]
+        check(objs and all(o == doc["id"] for o in objs), "the trail shows another object's entries", objs)
+        check(all(e["index"] < n + 5 for e in entries), "a reference past the log's end was served", entries)
+        check(b"rebuilt from the log" in v.log_text(), "the references were not rebuilt", v.log_tail())
+
+
 if __name__ == "__main__":
     sys.exit(exit_status(run_tests([
         test_stale_meta_db_rebuilds_row,
@@ -433,4 +495,6 @@ if __name__ == "__main__":
         test_replayed_record_after_crash_refused,
         test_crash_tail_signed_and_recorded,
         test_checkpoint_header_forged_refused,
+        test_document_audit_paged,
+        test_document_audit_stale_references,
     ])))
