@@ -16,7 +16,8 @@
  *     and the object, once the object decrypts to exactly that size and sha256; the rebuild is
  *     logged as `document.restore`. When that cannot be done the server refuses to start and names
  *     the document and the `coffre repair` command; nothing is changed.
- * Nothing is removed unless every orphan is settled. */
+ * Nothing is removed unless every orphan is settled. And a row that the log says was deleted
+ * after meta.db last indexed it (an older meta.db put back) has its deletion finished. */
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -348,13 +349,66 @@ static int remove_remains(struct vault *v, const struct orphan *f) {
         return 0;
 }
 
+/* A meta.db older than the log (restored from a backup) holds rows of documents whose deletion
+ * the log records after it: the deletion is finished (the log says it was asked for and allowed;
+ * deletion is logged before it happens). Only the entries meta.db had not indexed are read. */
+static int finish_logged_deletions(struct vault *v, uint64_t from, int *ret_n) {
+        struct audit_log *log = ledger_log(v->ledger);
+        uint64_t size = audit_log_size(log);
+        _cleanup_buf_ struct buf b;
+        buf_init(&b, AUDIT_ENTRY_MAX + 1);
+
+        *ret_n = 0;
+        for (uint64_t i = from; i < size; i++) {
+                struct audit_entry e = { 0 };
+                bool exists = false;
+                buf_clear(&b);
+                int r = audit_log_entry(log, i, &b);
+                if (r < 0)
+                        return r;
+                if (!memmem(b.data, b.len, "\"action\":\"document.delete\"", 26))
+                        continue;
+                r = audit_entry_parse((const char *) b.data, b.len, &e);
+                if (r >= 0 && e.object && strcmp(e.action, "document.delete") == 0 && vault_id_valid(e.object))
+                        r = v->store->ops->document_exists(v->store, e.object, &exists);
+                if (r >= 0 && exists) {
+                        uint8_t raw[KEYRING_ID_SIZE];
+                        log_warn("recovery: document %s has a metadata row but audit entry %llu deletes it (meta.db "
+                                 "older than the log?): finishing the deletion",
+                                 e.object, (unsigned long long) i);
+                        if (hex_decode(e.object, raw, sizeof raw) >= 0) {
+                                r = keyring_dek_destroy(v->keyring, raw);
+                                if (r == -ENOENT)
+                                        r = 0;
+                        }
+                        if (r >= 0)
+                                r = v->store->ops->document_delete(v->store, e.org, e.object);
+                        if (r >= 0) {
+                                r = v->blob->ops->remove(v->blob, e.object);
+                                if (r == -ENOENT)
+                                        r = 0;
+                        }
+                        if (r >= 0)
+                                (*ret_n)++;
+                }
+                audit_entry_clear(&e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int vault_recover(struct vault *v) {
-        struct orphans o;
-        int r, removed_tmp, removed = 0, restored = 0, unresolved = 0, quarantined = 0;
+        struct orphans o = { 0 };
+        uint64_t indexed = 0;
+        int r, removed_tmp, removed = 0, restored = 0, unresolved = 0, quarantined = 0, finished = 0;
 
         removed_tmp = v->blob->ops->cleanup_tmp(v->blob);
         if (removed_tmp < 0)
                 return log_error_errno(removed_tmp, "cannot clean the upload directory: %s", strerror(-removed_tmp));
+        r = v->store->ops->audit_ref_max(v->store, &indexed);
+        if (r < 0)
+                return log_error_errno(r, "recovery: cannot read the audit references: %s", strerror(-r));
         r = vault_reindex_audit(v);
         if (r < 0)
                 return log_error_errno(r, "recovery: cannot index the audit log: %s", strerror(-r));
@@ -405,10 +459,12 @@ int vault_recover(struct vault *v) {
                         goto out;
                 removed++;
         }
-        r = 0;
+        r = finish_logged_deletions(v, MIN(indexed, audit_log_size(ledger_log(v->ledger))), &finished);
+        if (r < 0)
+                goto out;
         log_info("recovery: removed %d temp files and the remains of %d uploads the log proves unfinished or "
-                 "deleted; rebuilt %d rows; %d quarantined left aside",
-                 removed_tmp, removed, restored, quarantined);
+                 "deleted; rebuilt %d rows; finished %d logged deletions; %d quarantined left aside",
+                 removed_tmp, removed, restored, finished, quarantined);
 out:
         free(o.v);
         if (r < 0 && r != -EBADMSG)

@@ -480,12 +480,33 @@ def test_document_audit_stale_references():
         check(b"rebuilt from the log" in v.log_text(), "the references were not rebuilt", v.log_tail())
 
 
+def test_older_meta_db_finishes_logged_deletion():
+    """An older meta.db brings back the row of a document deleted since: the log says it was
+    deleted, so the deletion is finished (not served from a row without a key)."""
+    with Vault(BINARY) as v:
+        v.start()
+        gone = v.upload_ok(b"deleted later")
+        kept = v.upload_ok(b"kept")
+        v.stop()
+        copy_meta(v.data, os.path.join(v.base, "saved"))
+        v.start()
+        r = v.request("DELETE", "/v1/documents/" + gone["id"])
+        check(r.status == 204, "DELETE: %d" % r.status, r)
+        v.stop()
+        restore_meta(os.path.join(v.base, "saved"), v.data)
+        v.start()
+        check(v.request("GET", "/v1/documents/" + gone["id"]).status == 404, "a deleted document is back")
+        check(v.download(kept["id"]).status == 200, "the other document is gone")
+        check(b"finishing the deletion" in v.log_text(), "the finished deletion is not reported", v.log_tail())
+
+
 if __name__ == "__main__":
     sys.exit(exit_status(run_tests([
         test_stale_meta_db_rebuilds_row,
         test_deleted_row_rebuilds_row,
         test_unrebuildable_refuses_then_repair,
         test_unlogged_object_removed,
+        test_older_meta_db_finishes_logged_deletion,
         test_damaged_below_checkpoint_refused,
         test_log_cut_below_checkpoint_refused,
         test_torn_tail_moved_aside_whole,
