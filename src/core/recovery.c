@@ -17,7 +17,9 @@
  *     logged as `document.restore`. When that cannot be done the server refuses to start and names
  *     the document and the `coffre repair` command; nothing is changed.
  * Nothing is removed unless every orphan is settled. And a row that the log says was deleted
- * after meta.db last indexed it (an older meta.db put back) has its deletion finished. */
+ * after meta.db last indexed it (an older meta.db put back) has its deletion finished when its
+ * key or object is already gone; when both are intact the deletion was cut short before it did
+ * anything, and `document.delete_cancelled` records that the document stays. */
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -148,6 +150,8 @@ static int orphans_read_log(struct orphans *o) {
                                 f->state = ORPHAN_GONE;
                         else if (f->state == ORPHAN_LIVE && strcmp(e.action, "document.quarantine") == 0)
                                 f->state = ORPHAN_QUARANTINED;
+                        else if (f->state == ORPHAN_GONE && strcmp(e.action, "document.delete_cancelled") == 0)
+                                f->state = ORPHAN_LIVE; /* the deletion destroyed nothing */
                 }
                 audit_entry_clear(&e);
         }
@@ -371,16 +375,37 @@ static int finish_logged_deletions(struct vault *v, uint64_t from, int *ret_n) {
                 r = audit_entry_parse((const char *) b.data, b.len, &e);
                 if (r >= 0 && e.object && strcmp(e.action, "document.delete") == 0 && vault_id_valid(e.object))
                         r = v->store->ops->document_exists(v->store, e.object, &exists);
-                if (r >= 0 && exists) {
-                        uint8_t raw[KEYRING_ID_SIZE];
-                        log_warn("recovery: document %s has a metadata row but audit entry %llu deletes it (meta.db "
-                                 "older than the log?): finishing the deletion",
-                                 e.object, (unsigned long long) i);
-                        if (hex_decode(e.object, raw, sizeof raw) >= 0) {
-                                r = keyring_dek_destroy(v->keyring, raw);
-                                if (r == -ENOENT)
-                                        r = 0;
+                uint8_t raw[KEYRING_ID_SIZE], dek[KEYRING_KEY_SIZE];
+                bool intact = false;
+                if (r >= 0 && exists && hex_decode(e.object, raw, sizeof raw) >= 0) {
+                        r = keyring_dek_get(v->keyring, raw, dek);
+                        sodium_memzero(dek, sizeof dek);
+                        struct blob_reader *br = NULL;
+                        uint64_t csize;
+                        if (r >= 0 && v->blob->ops->reader_open(v->blob, e.object, &br, &csize) >= 0) {
+                                v->blob->ops->reader_close(br);
+                                intact = true;
                         }
+                        if (r == -ENOENT || r >= 0)
+                                r = 0;
+                }
+                if (r >= 0 && exists && intact) {
+                        /* its key and object are intact: the deletion was cut short before it
+                         * destroyed anything (a full disk...). The document stays, and the log
+                         * says so. */
+                        log_warn("recovery: audit entry %llu deletes document %s, but its key and object are intact: "
+                                 "the deletion did not happen; the document is kept",
+                                 (unsigned long long) i, e.object);
+                        r = vault_record(v, e.org, "system:recovery", "document.delete_cancelled", e.object,
+                                         NULL, NULL, NULL);
+                } else if (r >= 0 && exists) {
+                        /* its key or its object is gone: what is left goes too */
+                        log_warn("recovery: document %s has a metadata row but audit entry %llu deletes it and its key "
+                                 "or object is gone (meta.db older than the log?): finishing the deletion",
+                                 e.object, (unsigned long long) i);
+                        r = keyring_dek_destroy(v->keyring, raw);
+                        if (r == -ENOENT)
+                                r = 0;
                         if (r >= 0)
                                 r = v->store->ops->document_delete(v->store, e.org, e.object);
                         if (r >= 0) {

@@ -472,8 +472,13 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
                 return r;
         /* Crypto-shredding first: once the DEK is gone the ciphertext is noise, even in backups. */
         r = keyring_dek_destroy(v->keyring, raw);
-        if (r < 0 && r != -ENOENT)
+        if (r < 0 && r != -ENOENT) {
+                /* nothing destroyed: the log must not say the document is gone (best effort; the
+                 * next start records it otherwise) */
+                if (vault_record(v, a->org_id, a->actor_id, "document.delete_cancelled", d.id, NULL, request_id, NULL) < 0)
+                        log_warn("document %s: cancelled deletion not logged; the next start logs it", d.id);
                 return r;
+        }
         r = v->store->ops->document_delete(v->store, a->org_id, d.id);
         if (r < 0)
                 return r;

@@ -500,6 +500,36 @@ def test_older_meta_db_finishes_logged_deletion():
         check(b"finishing the deletion" in v.log_text(), "the finished deletion is not reported", v.log_tail())
 
 
+def test_logged_deletion_with_intact_key_kept():
+    """meta.db, keyring.db and the object all put back from before a deletion: as if it had been
+    cut short before it destroyed anything; the document is kept and the log says so."""
+    with Vault(BINARY) as v:
+        v.start()
+        doc = v.upload_ok(b"still here")
+        v.stop()
+        saved = os.path.join(v.base, "saved")
+        copy_meta(v.data, saved)
+        shutil.copy2(os.path.join(v.data, "keyring.db"), os.path.join(saved, "keyring.db"))
+        shutil.copy2(object_path(v.data, doc["id"]), os.path.join(saved, "object"))
+        v.start()
+        check(v.request("DELETE", "/v1/documents/" + doc["id"]).status == 204, "DELETE failed")
+        v.stop()
+        restore_meta(saved, v.data)
+        shutil.copy2(os.path.join(saved, "object"), object_path(v.data, doc["id"]))
+        for suffix in ("-wal", "-shm"):
+            p = os.path.join(v.data, "keyring.db" + suffix)
+            if os.path.exists(p):
+                os.unlink(p)
+        shutil.copy2(os.path.join(saved, "keyring.db"), os.path.join(v.data, "keyring.db"))
+        v.start()
+        r = v.download(doc["id"])
+        check(r.status == 200 and r.body == b"still here", "the document is gone: %d" % r.status, v.log_tail())
+        acts = doc_actions(v, doc["id"])
+        check("document.delete_cancelled" in acts and
+              acts.index("document.delete_cancelled") > acts.index("document.delete"),
+              "the cancelled deletion is not logged after the deletion", acts)
+
+
 if __name__ == "__main__":
     sys.exit(exit_status(run_tests([
         test_stale_meta_db_rebuilds_row,
@@ -507,6 +537,7 @@ if __name__ == "__main__":
         test_unrebuildable_refuses_then_repair,
         test_unlogged_object_removed,
         test_older_meta_db_finishes_logged_deletion,
+        test_logged_deletion_with_intact_key_kept,
         test_damaged_below_checkpoint_refused,
         test_log_cut_below_checkpoint_refused,
         test_torn_tail_moved_aside_whole,
