@@ -47,7 +47,8 @@ int cmd_repair(int argc, char **argv) {
                         return 2;
                 }
         if (!data || !doc || optind != argc) {
-                fprintf(stderr, "coffre repair: --data DIR and --document ID are required\nTry 'coffre repair --help'.\n");
+                fprintf(stderr,
+                        "coffre repair: --data DIR and --document ID are required\nTry 'coffre repair --help'.\n");
                 return 2;
         }
         if (!vault_id_valid(doc)) {
@@ -59,8 +60,9 @@ int cmd_repair(int argc, char **argv) {
                 return 1;
         int r = vault_repair_document(v, doc, reason);
         if (r == -ENOENT) {
-                fprintf(stderr, "coffre repair: document %s is not a logged document without a metadata row; "
-                                "nothing done\n",
+                fprintf(stderr,
+                        "coffre repair: document %s is not a logged document without a metadata row; "
+                        "nothing done\n",
                         doc);
                 return 1;
         }

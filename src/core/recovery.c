@@ -145,8 +145,8 @@ static int orphans_read_log(struct orphans *o) {
                         if (strcmp(e.action, "document.create") == 0) {
                                 f->state = ORPHAN_LIVE;
                                 f->create_index = i;
-                        } else if (f->state == ORPHAN_LIVE &&
-                                   (strcmp(e.action, "document.delete") == 0 || strcmp(e.action, "document.discard") == 0))
+                        } else if (f->state == ORPHAN_LIVE && (strcmp(e.action, "document.delete") == 0 ||
+                                                               strcmp(e.action, "document.discard") == 0))
                                 f->state = ORPHAN_GONE;
                         else if (f->state == ORPHAN_LIVE && strcmp(e.action, "document.quarantine") == 0)
                                 f->state = ORPHAN_QUARANTINED;
@@ -191,10 +191,11 @@ static int hash_sink(void *ud, const uint8_t *p, size_t n) {
 
 /* Decrypts the whole object with its key: 0 when it is this document's object, of size bytes
  * whose SHA-256 is sha256; -EBADMSG (with *ret_why) otherwise. */
-static int check_object(struct vault *v, const char *id, uint64_t size, const uint8_t sha256[32], const char **ret_why) {
+static int check_object(struct vault *v, const char *id, uint64_t size, const uint8_t sha256[32],
+                        const char **ret_why) {
         uint8_t raw[KEYRING_ID_SIZE], dek[KEYRING_KEY_SIZE], got[32];
         struct hash_ctx h = { .blob = v->blob };
-        struct obj_reader *or = NULL;
+        struct obj_reader *rd = NULL;
         uint64_t csize = 0;
         unsigned mdlen = 0;
         int r;
@@ -208,14 +209,14 @@ static int check_object(struct vault *v, const char *id, uint64_t size, const ui
         }
         r = keyring_dek_get(v->keyring, raw, dek);
         if (r >= 0) {
-                r = obj_reader_new(dek, csize, hash_read_at, &h, &or);
+                r = obj_reader_new(dek, csize, hash_read_at, &h, &rd);
                 if (r < 0)
                         *ret_why = "its object does not authenticate under its key";
         } else
                 *ret_why = "its key cannot be unwrapped";
         sodium_memzero(dek, sizeof dek);
-        if (r >= 0 && (memcmp(obj_reader_header(or)->object_id, raw, sizeof raw) != 0 ||
-                       obj_reader_plaintext_size(or) != size)) {
+        if (r >= 0 &&
+            (memcmp(obj_reader_header(rd)->object_id, raw, sizeof raw) != 0 || obj_reader_plaintext_size(rd) != size)) {
                 *ret_why = "its object is not the one the log describes (id or size differ)";
                 r = -EBADMSG;
         }
@@ -224,7 +225,7 @@ static int check_object(struct vault *v, const char *id, uint64_t size, const ui
                 r = h.md && EVP_DigestInit_ex(h.md, EVP_sha256(), NULL) == 1 ? 0 : -ENOMEM;
         }
         for (uint64_t off = 0; r >= 0 && off < size; off += OBJ_SEGMENT_SIZE) {
-                r = obj_reader_read(or, off, MIN((uint64_t) OBJ_SEGMENT_SIZE, size - off), hash_sink, &h);
+                r = obj_reader_read(rd, off, MIN((uint64_t) OBJ_SEGMENT_SIZE, size - off), hash_sink, &h);
                 if (r == -EBADMSG)
                         *ret_why = "a segment of its object does not authenticate";
         }
@@ -234,7 +235,7 @@ static int check_object(struct vault *v, const char *id, uint64_t size, const ui
                 *ret_why = "its object decrypts to content whose SHA-256 is not the logged one";
                 r = -EBADMSG;
         }
-        obj_reader_free(or);
+        obj_reader_free(rd);
         EVP_MD_CTX_free(h.md);
         v->blob->ops->reader_close(h.br);
         return r;
@@ -396,8 +397,8 @@ static int finish_logged_deletions(struct vault *v, uint64_t from, int *ret_n) {
                         log_warn("recovery: audit entry %llu deletes document %s, but its key and object are intact: "
                                  "the deletion did not happen; the document is kept",
                                  (unsigned long long) i, e.object);
-                        r = vault_record(v, e.org, "system:recovery", "document.delete_cancelled", e.object,
-                                         NULL, NULL, NULL);
+                        r = vault_record(v, e.org, "system:recovery", "document.delete_cancelled", e.object, NULL, NULL,
+                                         NULL);
                 } else if (r >= 0 && exists) {
                         /* its key or its object is gone: what is left goes too */
                         log_warn("recovery: document %s has a metadata row but audit entry %llu deletes it and its key "
