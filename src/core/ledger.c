@@ -336,7 +336,8 @@ static int stop_marker_read(const struct ledger *l, uint64_t *ret) {
                 return r;
         unsigned long long size;
         char nl;
-        r = b.len < 64 && sscanf((const char *) b.data, "size %llu%c", &size, &nl) == 2 && nl == '\n' ? 1 : -EBADMSG;
+        const char *text = buf_str(&b);
+        r = text && b.len < 64 && sscanf(text, "size %llu%c", &size, &nl) == 2 && nl == '\n' ? 1 : -EBADMSG;
         buf_free(&b);
         if (r > 0)
                 *ret = size;
