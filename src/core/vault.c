@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "blob/blob.h"
 #include "crypto/keyring.h"
@@ -374,6 +376,35 @@ static int vault_open_parts(struct vault *v) {
         return ledger_recover_tail(v->ledger);
 }
 
+/* ---- room for deletions on a full disk ---- */
+
+#define VAULT_RESERVE_BYTES (1 << 20)
+
+/* A deletion must log, then rewrite the keyring (whose WAL is emptied after every key
+ * destruction, so it needs fresh pages), before it frees anything: on a full disk it could
+ * never start. A little room is kept aside for it in DATA/space-reserve. */
+static void reserve_take(struct vault *v) {
+        if (__atomic_load_n(&v->reserve_held, __ATOMIC_SEQ_CST))
+                return;
+        _cleanup_free_ char *p = path_join(v->dir, "space-reserve");
+        if (!p)
+                return;
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0 && posix_fallocate(fd, 0, VAULT_RESERVE_BYTES) == 0)
+                __atomic_store_n(&v->reserve_held, true, __ATOMIC_SEQ_CST);
+}
+
+/* true when the reserve was given back (so that the caller may try again). */
+static bool reserve_release(struct vault *v) {
+        if (!__atomic_exchange_n(&v->reserve_held, false, __ATOMIC_SEQ_CST))
+                return false;
+        _cleanup_free_ char *p = path_join(v->dir, "space-reserve");
+        if (!p || unlink(p) < 0)
+                return false;
+        log_warn("the disk is full: the space kept for deletions is now used");
+        return true;
+}
+
 int vault_open(const char *dir, struct vault **ret) {
         _cleanup_free_ char *conf = path_join(dir, "coffre.conf");
         _cleanup_(vault_closep) struct vault *v = calloc(1, sizeof *v);
@@ -392,6 +423,7 @@ int vault_open(const char *dir, struct vault **ret) {
         r = vault_open_parts(v);
         if (r < 0)
                 return r;
+        reserve_take(v);
         *ret = TAKE_PTR(v);
         return 0;
 }
@@ -468,10 +500,14 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         /* logged before it happens: a deletion is never unrecorded, even if cut short */
         _cleanup_(vault_free_secret_stringp) char *details = vault_details_json(&d);
         r = details ? vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details) : -ENOMEM;
+        if (r == -ENOSPC && reserve_release(v))
+                r = vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details);
         if (r < 0)
                 return r;
         /* Crypto-shredding first: once the DEK is gone the ciphertext is noise, even in backups. */
         r = keyring_dek_destroy(v->keyring, raw);
+        if (r == -ENOSPC && reserve_release(v))
+                r = keyring_dek_destroy(v->keyring, raw);
         if (r < 0 && r != -ENOENT) {
                 /* nothing destroyed: the log must not say the document is gone (best effort; the
                  * next start records it otherwise) */
@@ -485,6 +521,7 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         r = v->blob->ops->remove(v->blob, d.id);
         if (r < 0 && r != -ENOENT)
                 log_warn("document %s: object not removed (%s); its key is destroyed", d.id, strerror(-r));
+        reserve_take(v); /* again, now that there may be room */
         return 0;
 }
 

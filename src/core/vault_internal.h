@@ -17,6 +17,7 @@ struct vault {
         struct blob *blob;
         struct keyring *keyring;
         struct ledger *ledger;
+        bool reserve_held; /* DATA/space-reserve is allocated (atomic) */
 };
 
 /* Appends an audit entry (durable on return) and indexes it under its object. details_plain
