@@ -435,7 +435,7 @@ int vault_recover(struct vault *v) {
         r = v->store->ops->audit_ref_max(v->store, &indexed);
         if (r < 0)
                 return log_error_errno(r, "recovery: cannot read the audit references: %s", strerror(-r));
-        r = vault_reindex_audit(v);
+        r = vault_reindex_audit_at_start(v);
         if (r < 0)
                 return log_error_errno(r, "recovery: cannot index the audit log: %s", strerror(-r));
         r = collect_orphans(v, &o);

@@ -94,8 +94,14 @@ int vault_record(struct vault *v, const char *org_id, const char *actor_id, cons
         if (object_id) {
                 /* the log itself is the truth; a lost reference is rebuilt at start */
                 int k = v->store->ops->audit_ref_add(v->store, object_id, index);
-                if (k < 0)
+                if (k < 0) {
                         log_warn("audit reference %llu not stored: %s", (unsigned long long) index, strerror(-k));
+                        /* a gap below later references: re-indexed from here when a trail is read */
+                        uint64_t cur = __atomic_load_n(&v->ref_gap, __ATOMIC_SEQ_CST);
+                        while (index < cur && !__atomic_compare_exchange_n(&v->ref_gap, &cur, index, false,
+                                                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                                ;
+                }
         }
         return 0;
 }
@@ -128,12 +134,8 @@ static int load_entry(struct vault *v, uint64_t i, struct audit_entry *ret) {
 }
 
 /* Indexes the log entries that name an object but have no reference yet (lost in a crash). */
-int vault_reindex_audit(struct vault *v) {
-        struct audit_log *log = ledger_log(v->ledger);
-        uint64_t next = 0, size = audit_log_size(log);
-        int r = v->store->ops->audit_ref_max(v->store, &next);
-        if (r < 0)
-                return r;
+static int reindex_range(struct vault *v, uint64_t next, uint64_t size) {
+        int r = 0;
         for (uint64_t i = next; i < size; i++) {
                 struct audit_entry e = { 0 };
                 r = load_entry(v, i, &e);
@@ -150,13 +152,63 @@ int vault_reindex_audit(struct vault *v) {
         return 0;
 }
 
-/* Whether entry i names object id; *ret_org (malloc'd) is its organisation. 0 = no, 1 = yes. */
+int vault_reindex_audit(struct vault *v) {
+        uint64_t next = 0, size = audit_log_size(ledger_log(v->ledger));
+        int r = v->store->ops->audit_ref_max(v->store, &next);
+        if (r < 0)
+                return r;
+        return reindex_range(v, next, size);
+}
+
+/* The references are complete below the log index kept in the setting audit_refs_complete:
+ * written at a clean close (lowered to the first reference that could not be stored), so that
+ * a crash or a full disk, which can leave a reference missing below later ones, is re-indexed
+ * from there at the next start. */
+#define REFS_COMPLETE_SETTING "audit_refs_complete"
+
+int vault_reindex_audit_at_start(struct vault *v) {
+        uint64_t next = 0, complete = 0, size = audit_log_size(ledger_log(v->ledger));
+        _cleanup_free_ char *s = NULL;
+        int r = v->store->ops->audit_ref_max(v->store, &next);
+        if (r < 0)
+                return r;
+        r = v->store->ops->setting_get(v->store, REFS_COMPLETE_SETTING, &s);
+        if (r >= 0) {
+                char *end = NULL;
+                unsigned long long c = strtoull(s, &end, 10);
+                complete = end && *end == 0 && end != s ? (uint64_t) c : 0;
+        } else if (r != -ENOENT)
+                return r;
+        r = reindex_range(v, MIN(MIN(next, complete), size), size);
+        if (r < 0)
+                return r;
+        char text[24];
+        snprintf(text, sizeof text, "%llu", (unsigned long long) size);
+        return v->store->ops->setting_set(v->store, REFS_COMPLETE_SETTING, text);
+}
+
+static void refs_complete_store(struct vault *v) {
+        if (!v->store || !v->ledger)
+                return;
+        uint64_t gap = __atomic_load_n(&v->ref_gap, __ATOMIC_SEQ_CST);
+        uint64_t size = audit_log_size(ledger_log(v->ledger));
+        char text[24];
+        snprintf(text, sizeof text, "%llu", (unsigned long long) MIN(gap, size));
+        if (v->store->ops->setting_set(v->store, REFS_COMPLETE_SETTING, text) < 0)
+                log_warn("audit: could not record how far the audit references are complete; the next start "
+                         "re-indexes more");
+}
+
+/* Whether entry i names object id; *ret_org (malloc'd) is its organisation. 0 = no, 1 = yes,
+ * 2 = yes and it is its document.create. */
 static int entry_names(struct vault *v, uint64_t i, const char *id, char **ret_org) {
         struct audit_entry e = { 0 };
         int r = load_entry(v, i, &e);
         if (r < 0)
                 return r;
         r = e.object && strcmp(e.object, id) == 0;
+        if (r && strcmp(e.action, "document.create") == 0)
+                r = 2;
         if (r && ret_org) {
                 *ret_org = strdup(e.org);
                 if (!*ret_org)
@@ -220,12 +272,21 @@ static int document_refs(struct vault *v, const char *id, uint64_t **ret, size_t
         int r = v->store->ops->audit_ref_max(v->store, &next);
         if (r >= 0 && next < size)
                 r = vault_reindex_audit(v); /* the references lag the log: index the gap */
+        uint64_t gap = __atomic_load_n(&v->ref_gap, __ATOMIC_SEQ_CST);
+        if (r >= 0 && gap < size) {
+                /* a reference could not be stored (a full disk): index again from there */
+                r = reindex_range(v, gap, size);
+                if (r >= 0)
+                        __atomic_compare_exchange_n(&v->ref_gap, &gap, UINT64_MAX, false, __ATOMIC_SEQ_CST,
+                                                    __ATOMIC_SEQ_CST);
+        }
         if (r >= 0)
                 r = v->store->ops->audit_ref_list(v->store, id, &idx, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                int k = idx[i] < size ? entry_names(v, idx[i], id, NULL) : 0;
+                _cleanup_free_ char *org = NULL;
+                int k = idx[i] < size ? entry_names(v, idx[i], id, &org) : 0;
                 if (k < 0 && k != -EBADMSG) {
                         free(idx);
                         return k;
@@ -233,6 +294,14 @@ static int document_refs(struct vault *v, const char *id, uint64_t **ret, size_t
                 if (k <= 0 || (i > 0 && idx[i] <= idx[i - 1])) {
                         log_warn("audit: reference %llu of %s is stale (past the log's end, or another object's)",
                                  (unsigned long long) idx[i], id);
+                        free(idx);
+                        return rebuild_refs(v, id, ret, ret_n);
+                }
+                if (i == 0 && k != 2 && strcmp(org, "system") != 0) {
+                        /* a document's trail starts with its creation: a reference is missing
+                         * (a trail of recovery's own entries, for an upload that never became a
+                         * document, has none) */
+                        log_warn("audit: the references of %s miss its document.create", id);
                         free(idx);
                         return rebuild_refs(v, id, ret, ret_n);
                 }
@@ -415,6 +484,7 @@ int vault_open(const char *dir, struct vault **ret) {
         v->dir = strdup(dir);
         if (!v->dir)
                 return -ENOMEM;
+        v->ref_gap = UINT64_MAX;
         r = vault_config_load(conf, &v->config);
         if (r == -ENOENT)
                 return log_error_errno(r, "%s is not a coffre vault (no coffre.conf); create one with coffre init", dir);
@@ -424,6 +494,7 @@ int vault_open(const char *dir, struct vault **ret) {
         if (r < 0)
                 return r;
         reserve_take(v);
+        v->opened = true;
         *ret = TAKE_PTR(v);
         return 0;
 }
@@ -431,6 +502,8 @@ int vault_open(const char *dir, struct vault **ret) {
 void vault_close(struct vault *v) {
         if (!v)
                 return;
+        if (v->opened)
+                refs_complete_store(v);
         ledger_close(v->ledger);
         keyring_free(v->keyring);
         blob_close(v->blob);

@@ -17,7 +17,10 @@ struct vault {
         struct blob *blob;
         struct keyring *keyring;
         struct ledger *ledger;
+        bool opened;       /* vault_open() succeeded */
         bool reserve_held; /* DATA/space-reserve is allocated (atomic) */
+        uint64_t ref_gap;  /* the first log index whose audit reference could not be stored, or
+                            * UINT64_MAX (atomic): the references are re-indexed from there */
 };
 
 /* Appends an audit entry (durable on return) and indexes it under its object. details_plain
@@ -31,3 +34,6 @@ void vault_free_secret_stringp(char **s);
 /* Indexes the log entries past the last stored audit reference (lost in a crash, or a restored
  * meta.db). */
 int vault_reindex_audit(struct vault *v) _warn_unused_;
+/* At start: indexes from where the references were last known complete (a crash or a failed
+ * store can leave a reference missing below later ones), then records the log's size as such. */
+int vault_reindex_audit_at_start(struct vault *v) _warn_unused_;

@@ -530,6 +530,25 @@ def test_logged_deletion_with_intact_key_kept():
               "the cancelled deletion is not logged after the deletion", acts)
 
 
+def test_document_audit_missing_reference_rebuilt():
+    """A reference missing below later ones (a crash or a full disk between the entry and its
+    reference, or an edited meta.db): the trail is rebuilt from the log, creation included."""
+    with Vault(BINARY) as v:
+        v.start()
+        doc = v.upload_ok(b"a payslip")
+        check(v.download(doc["id"]).status == 200, "download failed")
+        v.upload_ok(b"a later document")
+        v.stop()
+        with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
+            first = db.execute("SELECT min(log_index) FROM audit_refs WHERE object_id = ?",
+                               (doc["id"],)).fetchone()[0]
+            db.execute("DELETE FROM audit_refs WHERE object_id = ? AND log_index = ?", (doc["id"], first))
+        v.start()
+        entries, _ = trail(v, doc["id"])
+        acts = [json.loads(e["entry"])["action"] for e in entries]
+        check(acts[:2] == ["document.create", "document.read"], "the creation is missing from the trail", acts)
+
+
 if __name__ == "__main__":
     sys.exit(exit_status(run_tests([
         test_stale_meta_db_rebuilds_row,
@@ -549,4 +568,5 @@ if __name__ == "__main__":
         test_checkpoint_header_forged_refused,
         test_document_audit_paged,
         test_document_audit_stale_references,
+        test_document_audit_missing_reference_rebuilt,
     ])))
