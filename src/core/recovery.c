@@ -65,6 +65,8 @@ static int orphan_cmp(const void *a, const void *b) {
 
 static struct orphan *orphans_find(struct orphans *o, const char *id) {
         struct orphan key;
+        if (o->n == 0)
+                return NULL;
         snprintf(key.id, sizeof key.id, "%s", id);
         return bsearch(&key, o->v, o->n, sizeof *o->v, orphan_cmp);
 }
