@@ -918,6 +918,7 @@ static void test_checkpoint_floor(void **state) {
 
         /* damaged above the checkpoint (entry 12): the tail from there goes to torn/, whole */
         copy_dir(tmpl, work);
+        buf_free(&b);
         load(work, "entries", &b);
         b.data[ends[11] + 4 + 1] ^= 0x01;
         store(work, "entries", &b);
