@@ -252,14 +252,26 @@ int api_audit_entries(struct http_request *r) {
         return http_respond_json(r, 200, json_pack("{s:o}", "entries", arr));
 }
 
+#define DOCUMENT_AUDIT_LIMIT_DEFAULT 100u
+#define DOCUMENT_AUDIT_LIMIT_MAX 1000u
+
 int api_documents_audit(struct http_request *r) {
         const char *id = http_param(r, "id");
+        const char *lim = http_query(r, "limit"), *cur = http_query(r, "cursor");
         _cleanup_free_ uint64_t *idx = NULL;
+        uint64_t limit = DOCUMENT_AUDIT_LIMIT_DEFAULT, after = 0;
         size_t n = 0;
+        bool more = false;
 
         if (!may_read_entries(http_actor(r)))
                 return forbidden_entries(r);
-        int k = vault_document_audit(http_vault(r), http_actor(r), id, &idx, &n);
+        if (lim && (parse_u64(lim, &limit) < 0 || limit < 1 || limit > DOCUMENT_AUDIT_LIMIT_MAX))
+                return bad_request(r, "limit must be between 1 and 1000.");
+        /* the cursor is the index of the last entry of the previous page */
+        if (cur && parse_u64(cur, &after) < 0)
+                return bad_request(r, "The cursor is not valid.");
+        int k = vault_document_audit(http_vault(r), http_actor(r), id, cur ? &after : NULL, (size_t) limit, &idx, &n,
+                                     &more);
         if (k == -ENOENT)
                 return http_respond_problem(r, 404, "not-found", "Not found", "There is no such document.");
         if (k < 0)
@@ -272,7 +284,11 @@ int api_documents_audit(struct http_request *r) {
                 json_decref(arr);
                 return http_respond_errno(r, k == -ENOENT || k == -EINVAL ? -EIO : k, "cannot read the audit entries");
         }
-        return http_respond_json(r, 200, json_pack("{s:s, s:o}", "document", id, "entries", arr));
+        char next[24];
+        if (more)
+                snprintf(next, sizeof next, "%" PRIu64, idx[n - 1]);
+        return http_respond_json(r, 200, json_pack("{s:s, s:o, s:o}", "document", id, "entries", arr, "next_cursor",
+                                                   more ? json_string(next) : json_null()));
 }
 
 /* ---- witness cosignatures ---- */

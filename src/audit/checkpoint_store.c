@@ -85,13 +85,27 @@ int audit_log_checkpoints_load(struct audit_log *log) {
                         return r;
                 off = end;
         }
-        if (off < limit) {
-                audit_log_keep_torn(log, log->ckpt_fd, "checkpoints", off, limit);
+        if (off < limit && log->readonly)
+                log_warn("audit log: %llu bytes of audit/checkpoints past offset %llu are no whole checkpoint",
+                         (unsigned long long) (limit - off), (unsigned long long) off);
+        else if (off < limit) {
+                r = audit_log_keep_torn(log, log->ckpt_fd, "checkpoints", off, limit);
+                if (r < 0)
+                        return log_error_errno(r, "audit log: cannot keep the torn tail of audit/checkpoints (%s): "
+                                                  "refusing to cut it",
+                                               strerror(-r));
                 if (ftruncate(log->ckpt_fd, (off_t) off) < 0 || fdatasync(log->ckpt_fd) < 0)
                         return negative_errno();
         }
         log->ckpt_end = off;
         return 0;
+}
+
+uint64_t audit_log_checkpoint_floor(struct audit_log *log) {
+        pthread_mutex_lock(&log->ckpt_mu);
+        uint64_t size = log->n_ckpts ? log->ckpts[log->n_ckpts - 1].size : 0;
+        pthread_mutex_unlock(&log->ckpt_mu);
+        return size;
 }
 
 void audit_checkpoint_clear(struct audit_checkpoint *c) {

@@ -27,6 +27,7 @@ static const struct {
         { "action", offsetof(struct audit_entry, action), true },
         { "actor", offsetof(struct audit_entry, actor), true },
         { "details", offsetof(struct audit_entry, details), false },
+        { "mac", offsetof(struct audit_entry, mac), false },
         { "object", offsetof(struct audit_entry, object), false },
         { "object_sha256", offsetof(struct audit_entry, object_sha256), false },
         { "org", offsetof(struct audit_entry, org), true },
@@ -34,6 +35,13 @@ static const struct {
         { "time", offsetof(struct audit_entry, time), true },
 };
 #define FIELD_DETAILS 2u
+#define FIELD_MAC 3u
+
+/* What serialise() writes: the AAD of details has neither details nor mac; the input of the
+ * record MAC has everything but the mac. */
+#define SER_DETAILS 1u
+#define SER_MAC 2u
+#define SER_ALL (SER_DETAILS | SER_MAC)
 
 static char **field_ptr(struct audit_entry *e, size_t i) {
         return (char **) ((uint8_t *) e + fields[i].offset);
@@ -154,19 +162,21 @@ static int validate(const struct audit_entry *e, bool with_details) {
                 return -EINVAL;
         if (e->object_sha256 && (strlen(e->object_sha256) != 64 || !is_lower_hex(e->object_sha256, 64)))
                 return -EINVAL;
+        if (e->mac && (strlen(e->mac) != 64 || !is_lower_hex(e->mac, 64)))
+                return -EINVAL;
         if (with_details && e->details && validate_details(e->details) < 0)
                 return -EINVAL;
         return 0;
 }
 
-/* Canonical JSON of e, with or without the details member. */
-static int serialise(const struct audit_entry *e, bool with_details, struct buf *out) {
+/* Canonical JSON of e, with the members what (SER_*) asks for. */
+static int serialise(const struct audit_entry *e, unsigned what, struct buf *out) {
         int r = buf_append(out, "{", 1);
         bool first = true;
 
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(fields); i++) {
                 const char *v = field_get(e, i);
-                if (!v || (i == FIELD_DETAILS && !with_details))
+                if (!v || (i == FIELD_DETAILS && !(what & SER_DETAILS)) || (i == FIELD_MAC && !(what & SER_MAC)))
                         continue;
                 if (!first)
                         r = buf_append(out, ",", 1);
@@ -240,7 +250,7 @@ int audit_entry_build(const struct audit_entry *e, const uint8_t *details_key, c
                 return r;
         if (details_key) {
                 struct audit_entry copy = *e;
-                r = serialise(e, false, &out);
+                r = serialise(e, 0, &out);
                 if (r < 0)
                         return r;
                 r = seal_details(details_key, &out, details_plain, &sealed);
@@ -248,9 +258,9 @@ int audit_entry_build(const struct audit_entry *e, const uint8_t *details_key, c
                         return r;
                 copy.details = sealed;
                 buf_clear(&out);
-                r = serialise(&copy, true, &out);
+                r = serialise(&copy, SER_ALL, &out);
         } else
-                r = serialise(e, true, &out);
+                r = serialise(e, SER_ALL, &out);
         if (r < 0)
                 return r;
         return buf_append(ret_json, out.data, out.len);
@@ -417,7 +427,7 @@ int audit_entry_parse(const char *json, size_t len, struct audit_entry *ret) {
         r = validate(&e, true);
         if (r < 0)
                 return -EBADMSG;
-        r = serialise(&e, true, &again);
+        r = serialise(&e, SER_ALL, &again);
         if (r < 0)
                 return r == -ENOMEM ? r : -EBADMSG;
         if (again.len != len || memcmp(again.data, json, len) != 0)
@@ -443,7 +453,7 @@ int audit_entry_open_details(const struct audit_entry *e, const uint8_t *details
         r = validate(e, false);
         if (r < 0)
                 return r;
-        r = serialise(e, false, &aad);
+        r = serialise(e, 0, &aad);
         if (r < 0)
                 return r;
         if (base64_decode(e->details, strlen(e->details), &raw, &rawn) < 0 ||
@@ -478,4 +488,10 @@ out:
 
 void audit_entry_format_time(int64_t ms, char out[32]) {
         rfc3339_format(ms, out);
+}
+
+int audit_entry_mac_input(const struct audit_entry *e, struct buf *ret) {
+        if (!e || !ret)
+                return -EINVAL;
+        return serialise(e, SER_DETAILS, ret);
 }

@@ -20,7 +20,7 @@
 #define AUDIT_ENTRY_TAG_SIZE 16u
 
 /* Every field is a NUL-terminated UTF-8 string. Required: time, org, actor, action, request_id.
- * Optional (NULL = absent): object, object_sha256, details. */
+ * Optional (NULL = absent): object, object_sha256, details, mac. */
 struct audit_entry {
         char *time;          /* RFC 3339 UTC with milliseconds: "2026-11-27T11:22:33.123Z" */
         char *org;           /* opaque organisation id */
@@ -30,6 +30,7 @@ struct audit_entry {
         char *object_sha256; /* 64 lower-case hex digits */
         char *request_id;
         char *details;       /* base64(nonce || ciphertext || tag) */
+        char *mac;           /* record MAC: 64 lower-case hex digits (see audit_entry_mac_input) */
 };
 
 /* Serialises e canonically and appends it to ret_json (an initialised buf) on success.
@@ -49,6 +50,12 @@ int audit_entry_parse(const char *json, size_t len, struct audit_entry *ret) _wa
  * -EBADMSG when the key is wrong or anything in the entry was changed. */
 int audit_entry_open_details(const struct audit_entry *e, const uint8_t *details_key,
                              struct buf *ret_plain) _warn_unused_;
+
+/* The bytes a record MAC covers: the canonical JSON of every field of e but mac (details
+ * included), appended to ret. The server puts HMAC-SHA-256 of it, under a key derived from its
+ * master key, in the mac field, so that after a crash it can tell its own unsigned entries from
+ * records written by someone else (docs/audit.md). */
+int audit_entry_mac_input(const struct audit_entry *e, struct buf *ret) _warn_unused_;
 
 /* Formats a time in milliseconds since the epoch as the "time" field wants it. */
 void audit_entry_format_time(int64_t ms, char out[32]);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 
 #include <openssl/evp.h>
 
@@ -70,12 +71,58 @@ static int open_in(const struct audit_log *log, const char *name, int flags) {
         return fd < 0 ? negative_errno() : fd;
 }
 
+/* A read-only log works on private copies of its derived files, so that recovery can rebuild
+ * them in memory: copies fd (-1: none) into a new memory file and closes it. */
+static int memfd_copy(int fd) {
+        int m = memfd_create("coffre-audit", MFD_CLOEXEC);
+        if (m < 0) {
+                int r = negative_errno();
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
+        if (fd < 0)
+                return m;
+        uint8_t buf[65536];
+        int r = 0;
+        for (;;) {
+                ssize_t k = read(fd, buf, sizeof buf);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        r = negative_errno();
+                if (k <= 0)
+                        break;
+                r = write_all(m, buf, (size_t) k);
+                if (r < 0)
+                        break;
+        }
+        close(fd);
+        if (r < 0) {
+                close(m);
+                return r;
+        }
+        return m;
+}
+
+/* Opens a derived file: read-write, or as a private copy for a read-only log. */
+static int open_derived(struct audit_log *log, const char *name, bool create) {
+        if (!log->readonly)
+                return open_in(log, name, O_RDWR | (create ? O_CREAT : 0));
+        int fd = open_in(log, name, O_RDONLY);
+        if (fd == -ENOENT && create)
+                fd = -1;
+        else if (fd < 0)
+                return fd;
+        return memfd_copy(fd);
+}
+
 static int level_open(struct audit_log *log, unsigned level, bool create) {
         char name[16];
         if (log->level_fd[level] >= 0)
                 return 0;
         snprintf(name, sizeof name, "hashes/%02u", level);
-        int fd = open_in(log, name, O_RDWR | (create ? O_CREAT : 0));
+        int fd = open_derived(log, name, create);
         if (fd < 0)
                 return fd;
         log->level_fd[level] = fd;
@@ -593,11 +640,11 @@ static void log_free(struct audit_log *log) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct audit_log *, log_free);
 
-int audit_log_open(const char *dir, bool create, struct audit_log **ret) {
+static int log_open(const char *dir, bool create, bool readonly, struct audit_log **ret) {
         _cleanup_(log_freep) struct audit_log *log = NULL;
         int r;
 
-        if (!dir || !ret)
+        if (!dir || !ret || (create && readonly))
                 return -EINVAL;
         log = calloc(1, sizeof *log);
         if (!log)
@@ -614,6 +661,7 @@ int audit_log_open(const char *dir, bool create, struct audit_log **ret) {
                 pthread_cond_init(&log->gcond[i], NULL);
         pthread_cond_init(&log->pub_cond, NULL);
         log->tail = &log->head;
+        log->readonly = readonly;
         log->dir = strdup(dir);
         if (!log->dir)
                 return -ENOMEM;
@@ -622,27 +670,32 @@ int audit_log_open(const char *dir, bool create, struct audit_log **ret) {
                 if (r < 0)
                         return r;
         }
-        r = open_in(log, "entries", O_RDWR | (create ? O_CREAT : 0));
+        r = open_in(log, "entries", readonly ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0));
         if (r < 0)
                 return r;
         log->entries_fd = r;
-        _cleanup_free_ char *h = path_join(dir, "hashes");
-        if (!h)
-                return -ENOMEM;
-        r = mkdir_p(h, 0700); /* also when missing from an existing log: it is rebuilt */
-        if (r < 0)
+        if (!readonly) {
+                _cleanup_free_ char *h = path_join(dir, "hashes");
+                if (!h)
+                        return -ENOMEM;
+                r = mkdir_p(h, 0700); /* also when missing from an existing log: it is rebuilt */
+                if (r < 0)
+                        return r;
+        }
+        /* a reader shares the lock (so a running server, which holds it exclusively, is seen) */
+        r = open_in(log, "lock", readonly ? O_RDONLY : O_RDWR | O_CREAT);
+        if (r < 0 && !(readonly && r == -ENOENT))
                 return r;
-        r = open_in(log, "lock", O_RDWR | O_CREAT);
-        if (r < 0)
-                return r;
-        log->lock_fd = r;
-        if (flock(log->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        log->lock_fd = r < 0 ? -1 : r;
+        if (log->lock_fd >= 0 && flock(log->lock_fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
                 return errno == EWOULDBLOCK ? -EBUSY : negative_errno();
-        r = open_in(log, "offsets", O_RDWR | O_CREAT);
+        r = open_derived(log, "offsets", true);
         if (r < 0)
                 return r;
         log->offsets_fd = r;
-        r = open_in(log, "checkpoints", O_RDWR | O_CREAT);
+        r = readonly ? open_in(log, "checkpoints", O_RDONLY) : open_in(log, "checkpoints", O_RDWR | O_CREAT);
+        if (r == -ENOENT && readonly)
+                r = memfd_copy(-1);
         if (r < 0)
                 return r;
         log->ckpt_fd = r;
@@ -651,12 +704,15 @@ int audit_log_open(const char *dir, bool create, struct audit_log **ret) {
                 if (r < 0 && r != -ENOENT)
                         return r;
         }
-        r = audit_log_recover(log);
-        if (r < 0)
-                return r;
+        /* checkpoints first: recovery never cuts below the last one */
         r = audit_log_checkpoints_load(log);
         if (r < 0)
                 return r;
+        r = audit_log_recover(log);
+        if (r < 0)
+                return r;
+        if (readonly && log->broken >= 0)
+                log->broken = -EROFS;
         if (create) {
                 r = fsync_dir(dir);
                 if (r < 0)
@@ -666,11 +722,23 @@ int audit_log_open(const char *dir, bool create, struct audit_log **ret) {
         return 0;
 }
 
+int audit_log_open(const char *dir, bool create, struct audit_log **ret) {
+        return log_open(dir, create, false, ret);
+}
+
+int audit_log_open_readonly(const char *dir, struct audit_log **ret) {
+        return log_open(dir, false, true, ret);
+}
+
+uint64_t audit_log_trailing_bytes(struct audit_log *log) {
+        return log->trailing_bytes;
+}
+
 void audit_log_close(struct audit_log *log) {
         if (!log)
                 return;
         leader_acquire(log);
-        if (log->broken >= 0 && log->synced_size != log->frontier.size) {
+        if (!log->readonly && log->broken >= 0 && log->synced_size != log->frontier.size) {
                 int r = audit_log_sync_derived(log);
                 if (r < 0)
                         log_error_errno(r, "audit log: final sync of the hash files failed");

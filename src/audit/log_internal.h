@@ -64,6 +64,9 @@ struct audit_log {
         uint64_t *ends;
         size_t batch_cap;
 
+        bool readonly;           /* opened for verification: nothing on disk is changed */
+        uint64_t trailing_bytes; /* bytes of audit/entries past the last whole record */
+
         pthread_mutex_t ckpt_mu;
         uint64_t ckpt_end;
         struct ckpt_ref *ckpts;
@@ -156,10 +159,14 @@ int audit_log_batch_reserve(struct audit_log *log, size_t n);
 
 /* At open: rebuilds the derived files past the durable state from the entries, cuts a torn tail. */
 int audit_log_recover(struct audit_log *log);
-/* Keeps bytes cut from a file's tail in DIR/torn/ so that recovery never destroys evidence. */
-void audit_log_keep_torn(struct audit_log *log, int fd, const char *what, uint64_t from, uint64_t to);
+/* Copies bytes about to be cut from a file's tail, whole, to DIR/torn/ (durably), so that recovery
+ * never destroys evidence; the caller must not cut when this fails. */
+int audit_log_keep_torn(struct audit_log *log, int fd, const char *what, uint64_t from, uint64_t to) _warn_unused_;
 
 /* ---- checkpoint_store.c ---- */
 
-/* At open: indexes the checkpoints file, cutting a torn or out-of-order tail. */
+/* At open (before audit_log_recover(), which needs the last checkpoint's size): indexes the
+ * checkpoints file, moving a torn or out-of-order tail to torn/ (read-only: only reporting it). */
 int audit_log_checkpoints_load(struct audit_log *log);
+/* The size of the last stored checkpoint (0: none): the floor below which the log is never cut. */
+uint64_t audit_log_checkpoint_floor(struct audit_log *log);

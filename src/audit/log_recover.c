@@ -5,6 +5,7 @@
 #include "log_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,6 @@
 #include "timeutil.h"
 
 #define RECOVER_CHUNK 65536u
-#define TORN_KEEP_MAX (64u * 1024 * 1024)
 
 /* ---- sequential reads, for recovery and verification ---- */
 
@@ -86,21 +86,40 @@ static int seq_record(struct seqread *s, EVP_MD_CTX *hc, uint8_t *ent, size_t *r
 
 /* ---- crash recovery at open ---- */
 
-void audit_log_keep_torn(struct audit_log *log, int fd, const char *what, uint64_t from, uint64_t to) {
+/* Copies [from, to) of fd, whole, to a new file in DIR/torn/, durably. Never caps: what recovery
+ * moves aside is evidence. */
+int audit_log_keep_torn(struct audit_log *log, int fd, const char *what, uint64_t from, uint64_t to) {
         char name[96];
-        _cleanup_free_ uint8_t *p = NULL;
-        size_t n = (size_t) MIN(to - from, (uint64_t) TORN_KEEP_MAX);
-
-        log_warn("audit log: cutting %llu bytes of torn or foreign data from %s at offset %llu",
-                 (unsigned long long) (to - from), what, (unsigned long long) from);
-        p = malloc(n ? n : 1);
+        _cleanup_free_ uint8_t *p = malloc(RECOVER_CHUNK);
         _cleanup_free_ char *dir = path_join(log->dir, "torn");
-        if (!p || !dir || mkdir_p(dir, 0700) < 0 || pread_exact(fd, p, n, from) < 0)
-                return;
+        int r;
+
+        log_warn("audit log: moving %llu bytes of torn or foreign data from %s at offset %llu to torn/",
+                 (unsigned long long) (to - from), what, (unsigned long long) from);
+        if (!p || !dir)
+                return -ENOMEM;
+        r = mkdir_p(dir, 0700);
+        if (r < 0)
+                return r;
         snprintf(name, sizeof name, "torn/%s-%llu-%lld", what, (unsigned long long) from, (long long) now_ms());
         _cleanup_free_ char *path = path_join(log->dir, name);
-        if (path && write_file_atomic(path, p, n, 0600, 1) < 0)
-                log_warn("audit log: could not keep the cut bytes in %s", name);
+        if (!path)
+                return -ENOMEM;
+        _cleanup_close_ int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (out < 0)
+                return negative_errno();
+        for (uint64_t off = from; off < to;) {
+                size_t n = (size_t) MIN(to - off, (uint64_t) RECOVER_CHUNK);
+                r = pread_exact(fd, p, n, off);
+                if (r >= 0)
+                        r = write_all(out, p, n);
+                if (r < 0)
+                        return r;
+                off += n;
+        }
+        if (fsync(out) < 0)
+                return negative_errno();
+        return fsync_dir(dir);
 }
 
 static int read_state(struct audit_log *log, uint64_t *ret) {
@@ -132,9 +151,40 @@ static bool derived_cover(struct audit_log *log, uint64_t w) {
         return true;
 }
 
+/* First pass, changing nothing: how many whole records follow offset start and where they end. */
+static int scan_records(struct audit_log *log, uint64_t start, uint64_t *ret_n, uint64_t *ret_end) {
+        _cleanup_hasher_ EVP_MD_CTX *hc = audit_log_hasher_new();
+        _cleanup_free_ uint8_t *ent = malloc(AUDIT_LOG_ENTRY_MAX);
+        struct seqread s;
+        uint64_t n = 0, pos = start;
+        merkle_hash leaf;
+        size_t len;
+        int r = ent ? seq_init(&s, log->entries_fd, start, 1u << 20) : -ENOMEM;
+
+        while (r >= 0) {
+                r = seq_record(&s, hc, ent, &len, &leaf);
+                if (r == -EBADMSG || r == -ENODATA) {
+                        r = 0;
+                        break;
+                }
+                if (r < 0)
+                        break;
+                pos += REC_OVERHEAD + len;
+                n++;
+        }
+        if (ent)
+                seq_done(&s);
+        if (r < 0)
+                return r;
+        *ret_n = n;
+        *ret_end = pos;
+        return 0;
+}
+
 int audit_log_recover(struct audit_log *log) {
         _cleanup_hasher_ EVP_MD_CTX *hc = audit_log_hasher_new();
-        uint64_t w, start = 0, esize = file_size(log->entries_fd);
+        uint64_t w, start = 0, esize = file_size(log->entries_fd), floor = audit_log_checkpoint_floor(log);
+        uint64_t n_tail = 0, good_end = 0;
         struct seqread s = {};
         _cleanup_free_ uint8_t *ent = NULL;
         int r = read_state(log, &w);
@@ -160,13 +210,48 @@ int audit_log_recover(struct audit_log *log) {
                                 return r;
                 }
         if (start > esize) {
-                /* Entries that were durable are gone: not a crash. Open read-only so that
-                 * verification can say which. */
-                log_error("audit log: entries file shorter than its durable index, refusing appends");
+                /* Entries that were durable are gone: not a crash. */
+                log_error("audit log: audit/entries is %llu bytes but its durable index says %llu records end at "
+                          "offset %llu: records were removed; refusing to open it for writing, nothing was changed "
+                          "(coffre audit verify --data tells which)",
+                          (unsigned long long) esize, (unsigned long long) w, (unsigned long long) start);
+                if (!log->readonly)
+                        return -EBADMSG;
                 log->broken = -EBADMSG;
                 log->entries_end = start;
                 goto publish;
         }
+        r = scan_records(log, start, &n_tail, &good_end);
+        if (r < 0)
+                return r;
+        if (w + n_tail < floor) {
+                /* Never cut what a signed checkpoint covers, and never append after it: new entries
+                 * would take indexes the signed tree already holds. */
+                if (good_end < esize)
+                        log_error("audit log: record %llu (offset %llu of audit/entries) is damaged, and the last "
+                                  "signed checkpoint covers %llu records: refusing to open the log for writing, "
+                                  "nothing was changed",
+                                  (unsigned long long) (w + n_tail), (unsigned long long) good_end,
+                                  (unsigned long long) floor);
+                else
+                        log_error("audit log: audit/entries holds %llu records but the last signed checkpoint covers "
+                                  "%llu: records were removed; refusing to open the log for writing, nothing was "
+                                  "changed",
+                                  (unsigned long long) (w + n_tail), (unsigned long long) floor);
+                if (!log->readonly)
+                        return -EBADMSG;
+                log->broken = -EBADMSG;
+        }
+        if (good_end < esize && !log->readonly) {
+                /* a torn tail above the checkpoint: moved aside whole before it is cut */
+                r = audit_log_keep_torn(log, log->entries_fd, "entries", good_end, esize);
+                if (r < 0)
+                        return log_error_errno(r, "audit log: cannot keep the torn tail of audit/entries (%s): "
+                                                  "refusing to cut it",
+                                               strerror(-r));
+        }
+        log->trailing_bytes = esize - good_end;
+
         /* Forget derived data past w, then rebuild it from the entries. */
         if (ftruncate(log->offsets_fd, (off_t) (w * 8)) < 0)
                 return negative_errno();
@@ -179,13 +264,11 @@ int audit_log_recover(struct audit_log *log) {
                 r = seq_init(&s, log->entries_fd, start, 1u << 20);
         uint64_t pos = start;
         size_t k = 0;
-        while (r >= 0) {
+        for (uint64_t i = 0; r >= 0 && i < n_tail; i++) {
                 size_t n;
                 r = seq_record(&s, hc, ent, &n, &log->leaves[k]);
-                if (r == -EBADMSG || r == -ENODATA) {
-                        r = 0;
-                        break;
-                }
+                if (r == -EBADMSG || r == -ENODATA)
+                        r = -EIO; /* the file changed under us */
                 if (r < 0)
                         break;
                 pos += REC_OVERHEAD + n;
@@ -200,17 +283,16 @@ int audit_log_recover(struct audit_log *log) {
                 r = audit_log_derived_append(log, log->leaves, log->ends, k);
         if (r < 0)
                 return r;
-        if (pos < esize) {
-                audit_log_keep_torn(log, log->entries_fd, "entries", pos, esize);
-                if (ftruncate(log->entries_fd, (off_t) pos) < 0)
-                        return negative_errno();
-        }
-        if (fdatasync(log->entries_fd) < 0)
-                return negative_errno();
         log->entries_end = pos;
-        r = audit_log_sync_derived(log);
-        if (r < 0)
-                return r;
+        if (!log->readonly) {
+                if (pos < esize && ftruncate(log->entries_fd, (off_t) pos) < 0)
+                        return negative_errno();
+                if (fdatasync(log->entries_fd) < 0)
+                        return negative_errno();
+                r = audit_log_sync_derived(log);
+                if (r < 0)
+                        return r;
+        }
 publish:
         log->size = log->frontier.size;
         merkle_frontier_root(&log->frontier, &log->root);

@@ -1,6 +1,6 @@
 /* cmd_audit.c: `coffre audit verify` and `coffre audit proof`. verify --data recomputes the whole
- * Merkle tree of a stopped vault's log and checks every stored checkpoint (signature, origin,
- * root, order) and that no entry lies outside a signed checkpoint; verify --url does the same
+ * Merkle tree of a stopped vault's log (read-only) and checks every stored checkpoint (signature,
+ * origin, root, order) and that no entry lies outside a signed checkpoint; verify --url does the same
  * from a server's API, trusting nothing it sends but what the log key signed; proof checks a
  * document's log entries against the latest signed checkpoint with inclusion proofs. */
 #include "audit_commands.h"
@@ -360,7 +360,8 @@ static int verify_data(const char *data, const char *log_key_file, bool json) {
                 cli_error("%s holds no audit log (no audit/ directory)", show);
                 return CLI_EXIT_FAILURE;
         }
-        r = audit_log_open(audit_dir, false, &log);
+        /* a verifier never changes what it verifies: nothing is recovered, cut or moved */
+        r = audit_log_open_readonly(audit_dir, &log);
         if (r == -EBUSY) {
                 cli_error("the server holds the log: stop it or use --url");
                 return CLI_EXIT_FAILURE;
@@ -379,6 +380,13 @@ static int verify_data(const char *data, const char *log_key_file, bool json) {
         if (r < 0) {
                 cli_error("cannot read the audit log: %s", strerror(-r));
                 return CLI_EXIT_FAILURE;
+        }
+        if (audit_log_trailing_bytes(log) > 0) {
+                fail_at(audit_log_size(log),
+                        "%" PRIu64 " bytes of audit/entries after the last whole record are no valid record (a "
+                        "torn write of a server that did not stop cleanly, or foreign data)",
+                        audit_log_trailing_bytes(log));
+                return report_failure(json);
         }
         r = verify_checkpoints(log, key, cfg.audit_origin, &sum);
         if (r == -EBADMSG)
@@ -599,14 +607,24 @@ static json_t *proved_json(const struct proved *p) {
         return o;
 }
 
+/* A page cursor as a query value: the server's cursors are decimal indexes; anything else is
+ * refused rather than escaped. */
+static char *curl_escape_cursor(const char *cursor) {
+        size_t n = strlen(cursor);
+        if (n == 0 || n > 20 || strspn(cursor, "0123456789") != n)
+                return NULL;
+        return strdup(cursor);
+}
+
 static int proof_cmd(const struct cmd_opts *o, const char *doc, const char *log_key_file) {
         _cleanup_(client_freep) struct client *c = NULL;
         _cleanup_(note_verifier_freep) struct note_verifier *key = NULL;
         _cleanup_(audit_cli_checkpoint_clear) struct audit_cli_checkpoint cp = {};
         _cleanup_free_ char *vkey = NULL;
+        _cleanup_free_ char *cursor = NULL;
         json_t *list = NULL, *out = NULL, *arr, *item;
-        char path[CMD_ID_MAX + 32], root[45];
-        size_t i;
+        char path[CMD_ID_MAX + 80], root[45];
+        size_t i, seen = 0;
         int r;
 
         r = cmd_open_client(o, &c);
@@ -614,21 +632,8 @@ static int proof_cmd(const struct cmd_opts *o, const char *doc, const char *log_
                 r = remote_log_key(c, log_key_file, NULL, &vkey, &key);
         if (r >= 0)
                 r = audit_cli_fetch_checkpoint(c, key, &cp);
-        if (r >= 0) {
-                snprintf(path, sizeof path, "/v1/documents/%s/audit", doc);
-                r = client_get_json(c, path, &list);
-        }
         if (r < 0)
                 goto done;
-        arr = json_object_get(list, "entries");
-        if (!json_is_array(arr)) {
-                r = protocol_error("list of the document's entries");
-                goto done;
-        }
-        if (json_array_size(arr) == 0) {
-                r = fail("the server lists no log entry for the document");
-                goto done;
-        }
         audit_cli_hash_b64(&cp.root, root);
         if (o->json) {
                 out = json_pack("{s:s,s:s,s:s,s:I,s:s,s:[]}", "document", doc, "log_key", vkey, "checkpoint", cp.note,
@@ -638,29 +643,63 @@ static int proof_cmd(const struct cmd_opts *o, const char *doc, const char *log_
                         goto done;
                 }
         }
-        json_array_foreach(arr, i, item) {
-                _cleanup_free_ struct proved *p = calloc(1, sizeof *p);
-                struct audit_entry e = {};
-                if (!p) {
+        /* the trail comes in pages: follow next_cursor to the end */
+        for (;;) {
+                _cleanup_free_ char *q = cursor ? curl_escape_cursor(cursor) : NULL;
+                if (cursor && !q) {
                         r = -ENOMEM;
                         break;
                 }
-                r = prove_one(c, doc, item, &cp, p, &e);
-                if (r >= 0 && out) {
-                        json_t *j = proved_json(p);
-                        if (!j || json_array_append_new(json_object_get(out, "entries"), j) < 0)
-                                r = -ENOMEM;
-                } else if (r >= 0) {
-                        _cleanup_free_ char *action = cli_escape(e.action), *time = cli_escape(e.time);
-                        if (!action || !time)
-                                r = -ENOMEM;
-                        else
-                                printf("%" PRIu64 "  %s  %s  verified\n", p->index, action, time);
-                }
-                audit_entry_clear(&e);
+                snprintf(path, sizeof path, "/v1/documents/%s/audit?limit=1000%s%s", doc, q ? "&cursor=" : "",
+                         q ? q : "");
+                json_decref(list);
+                list = NULL;
+                r = client_get_json(c, path, &list);
                 if (r < 0)
                         break;
+                arr = json_object_get(list, "entries");
+                if (!json_is_array(arr)) {
+                        r = protocol_error("list of the document's entries");
+                        break;
+                }
+                seen += json_array_size(arr);
+                json_array_foreach(arr, i, item) {
+                        _cleanup_free_ struct proved *p = calloc(1, sizeof *p);
+                        struct audit_entry e = {};
+                        if (!p) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        r = prove_one(c, doc, item, &cp, p, &e);
+                        if (r >= 0 && out) {
+                                json_t *j = proved_json(p);
+                                if (!j || json_array_append_new(json_object_get(out, "entries"), j) < 0)
+                                        r = -ENOMEM;
+                        } else if (r >= 0) {
+                                _cleanup_free_ char *action = cli_escape(e.action), *time = cli_escape(e.time);
+                                if (!action || !time)
+                                        r = -ENOMEM;
+                                else
+                                        printf("%" PRIu64 "  %s  %s  verified\n", p->index, action, time);
+                        }
+                        audit_entry_clear(&e);
+                        if (r < 0)
+                                break;
+                }
+                if (r < 0)
+                        break;
+                json_t *next = json_object_get(list, "next_cursor");
+                if (!json_is_string(next))
+                        break;
+                free(cursor);
+                cursor = strdup(json_string_value(next));
+                if (!cursor) {
+                        r = -ENOMEM;
+                        break;
+                }
         }
+        if (r >= 0 && seen == 0)
+                r = fail("the server lists no log entry for the document");
         if (r >= 0 && out)
                 r = cmd_print_json_line(out);
         else if (r >= 0) {
@@ -688,7 +727,8 @@ static const char audit_help[] =
         "verify --data recomputes the Merkle tree of a stopped vault's audit log from its entries and\n"
         "checks every stored checkpoint: its signature by the log key (DATA/keys/log.vkey unless\n"
         "--log-key), its origin, its root, and their order; entries after the last signed checkpoint\n"
-        "are reported. verify --url fetches the latest checkpoint and every entry from a server and\n"
+        "and bytes after the last whole record are reported. It only reads: nothing is recovered,\n"
+        "cut or moved. verify --url fetches the latest checkpoint and every entry from a server and\n"
         "checks that they hash to the signed root; with --state FILE it also checks that the log\n"
         "extends the checkpoint seen on the last run (and records the new one).\n"
         "proof fetches the log entries of a document and checks each one's inclusion proof against\n"

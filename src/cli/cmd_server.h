@@ -6,3 +6,4 @@ int cmd_serve(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 /* coffre tls renew --data DIR [--rotate-key] [--days N] [--force] */
 int cmd_tls(int argc, char **argv);
+int cmd_repair(int argc, char **argv);

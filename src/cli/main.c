@@ -21,6 +21,7 @@ static const struct command commands[] = {
         { "serve", cmd_serve, "serve a vault over HTTPS: coffre serve --data DIR [--listen 127.0.0.1:8443]" },
         { "key", cmd_key, "key management: coffre key rotate --data DIR [--org ID]" },
         { "tls", cmd_tls, "renew the self-signed TLS certificate: coffre tls renew --data DIR" },
+        { "repair", cmd_repair, "settle a document recovery refused: coffre repair --data DIR --document ID" },
         { "put", cmd_put, "upload documents: coffre put FILE... [--class C]" },
         { "get", cmd_get, "download a document: coffre get ID [-o FILE]" },
         { "ls", cmd_ls, "list documents: coffre ls [--class C]" },

@@ -2,7 +2,10 @@
  * in an order that a crash at any instant leaves either nothing visible or a whole document:
  *   DEK stored (keyring, on its own thread) and object encrypted into tmp/ -> object fsync'ed and
  *   renamed into place -> audit entry -> metadata row committed (the commit point) -> 201.
- * vault_recover() at start removes what an interrupted ingest leaves. */
+ * vault_recover() (recovery.c) at start settles what an interrupted ingest leaves, on the audit
+ * log's evidence. It relies on one invariant, which any reordering or batching here must keep:
+ * the document.create entry is durable before the 201. A key or object that no document.create
+ * names was then never acknowledged, and only such remains are removed unasked. */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -102,12 +102,15 @@ static char *token_new(void) {
 }
 
 /* The log's first entry, and its first signed checkpoint. */
-static int record_init(const char *dir, const struct vault_config *c, const char *org_id) {
+static int record_init(const char *dir, const struct vault_config *c, const char *org_id, const uint8_t *record_key) {
         char time[32], rid[17];
         uint8_t raw[8];
         _cleanup_(ledger_closep) struct ledger *l = NULL;
 
         int r = ledger_open(dir, c->audit_origin, NULL, 0, &l);
+        if (r < 0)
+                return r;
+        r = ledger_set_record_key(l, record_key);
         if (r < 0)
                 return r;
         randombytes_buf(raw, sizeof raw);
@@ -123,7 +126,12 @@ static int record_init(const char *dir, const struct vault_config *c, const char
         return ledger_record(l, &e, NULL, NULL, NULL);
 }
 
+static void wipe_key(uint8_t (*k)[KEYRING_KEY_SIZE]) {
+        sodium_memzero(*k, sizeof *k);
+}
+
 int vault_init(const char *dir, const struct vault_init_options *o, char **ret_token) {
+        _cleanup_(wipe_key) uint8_t record_key[KEYRING_KEY_SIZE];
         struct vault_config c;
         uint8_t raw[16];
         int r;
@@ -188,6 +196,11 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         r = master_key_load_file(mk, &m);
         if (r < 0)
                 return log_error_errno(r, "cannot load the master key: %s", strerror(-r));
+        r = master_key_derive(m, "audit record mac", record_key);
+        if (r < 0) {
+                master_key_free(m);
+                return log_error_errno(r, "cannot derive the audit record key: %s", strerror(-r));
+        }
         _cleanup_(keyring_freep) struct keyring *k = NULL;
         r = keyring_open(kr, true, m, &k);
         if (r < 0)
@@ -239,7 +252,7 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         r = ledger_init(dir, c.audit_origin);
         if (r < 0)
                 return r;
-        r = record_init(dir, &c, org.id);
+        r = record_init(dir, &c, org.id, record_key);
         if (r < 0)
                 return r;
 

@@ -22,6 +22,7 @@
 #include "audit/log.h"
 #include "audit/note.h"
 #include "fileio.h"
+#include "hex.h"
 #include "log.h"
 #include "seal/signer.h"
 #include "timeutil.h"
@@ -55,6 +56,11 @@ struct ledger {
         struct cosig *cosigs;
         size_t n_cosigs;
         size_t cosig_checkpoints; /* 1 to COSIG_CHECKPOINTS, see ledger_set_cosigned_checkpoints() */
+
+        /* Record MACs (docs/audit.md): the key, derived from the master key; tail_pending while
+         * entries past the last checkpoint, left by a crash, have not been checked. */
+        uint8_t *record_key;
+        bool tail_pending;
 
         pthread_mutex_t wake_lock;
         pthread_cond_t wake;
@@ -374,6 +380,10 @@ static int checkpoint_locked(struct ledger *l) {
 
         if (size == 0 || size <= l->signed_size)
                 return 0;
+        if (l->tail_pending) {
+                log_error("audit log: entries past the last checkpoint are not checked yet: refusing to sign");
+                return -EPERM;
+        }
         if (l->signed_size > 0) {
                 r = audit_log_root(l->log, l->signed_size, &old_root);
                 if (r < 0)
@@ -472,9 +482,13 @@ int ledger_start(struct ledger *l) {
 
 /* ---- opening and closing ---- */
 
+/* The signed state comes from the signed note itself, checked against the log: the size and root
+ * stored beside it are not authenticated. */
 static int load_last_checkpoint(struct ledger *l) {
         struct audit_checkpoint c = { 0 };
-        _cleanup_free_ char *body = NULL;
+        _cleanup_free_ char *body = NULL, *origin = NULL;
+        merkle_hash root, here;
+        uint64_t size = 0;
 
         int r = audit_log_checkpoint_latest(l->log, &c);
         if (r == -ENOENT)
@@ -484,14 +498,215 @@ static int load_last_checkpoint(struct ledger *l) {
         r = note_open(c.note, strlen(c.note), &l->log_verifier, 1, &body, NULL);
         if (r < 0)
                 log_error("audit log: the latest stored checkpoint does not verify under the log key");
+        if (r >= 0) {
+                r = checkpoint_parse(body, strlen(body), &origin, &size, &root);
+                if (r < 0 || strcmp(origin, l->origin) != 0 || size != c.size) {
+                        log_error("audit log: the latest signed checkpoint is not this log's, or not stored at the "
+                                  "size it signs (%llu)",
+                                  (unsigned long long) c.size);
+                        r = -EBADMSG;
+                }
+        }
+        if (r >= 0 && size > audit_log_size(l->log)) {
+                log_error("audit log: the latest signed checkpoint covers %llu entries, the log holds %llu: refusing "
+                          "to open it",
+                          (unsigned long long) size, (unsigned long long) audit_log_size(l->log));
+                r = -EBADMSG;
+        }
+        if (r >= 0)
+                r = audit_log_root(l->log, size, &here);
+        if (r >= 0 && sodium_memcmp(here.b, root.b, MERKLE_HASH_SIZE) != 0) {
+                log_error("audit log: the log's tree at size %llu is not the one the latest checkpoint signs: refusing "
+                          "to open it (coffre audit verify --data tells where)",
+                          (unsigned long long) size);
+                r = -EBADMSG;
+        }
         /* the signer keeps its own memory of what it signed (keys/log.state): nothing to
          * restore here, and it refuses any tree that does not extend that one */
         if (r >= 0) {
-                l->signed_size = c.size;
-                l->signed_root = c.root;
+                l->signed_size = size;
+                l->signed_root = root;
         }
         audit_checkpoint_clear(&c);
         return r;
+}
+
+/* ---- the stop marker: DATA/audit/stopped holds "size N" after a clean stop ---- */
+
+static char *stop_marker_path(const struct ledger *l) {
+        return path_join(l->audit_dir, "stopped");
+}
+
+/* 1 and the size when present, 0 when absent. */
+static int stop_marker_read(const struct ledger *l, uint64_t *ret) {
+        _cleanup_free_ char *p = stop_marker_path(l);
+        struct buf b;
+        if (!p)
+                return -ENOMEM;
+        int r = read_file(p, 64, &b);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        unsigned long long size;
+        char nl;
+        const char *text = buf_str(&b);
+        r = text && b.len < 64 && sscanf(text, "size %llu%c", &size, &nl) == 2 && nl == '\n' ? 1 : -EBADMSG;
+        buf_free(&b);
+        if (r > 0)
+                *ret = size;
+        return r;
+}
+
+static int stop_marker_remove(const struct ledger *l) {
+        _cleanup_free_ char *p = stop_marker_path(l);
+        if (!p)
+                return -ENOMEM;
+        if (unlink(p) < 0 && errno != ENOENT)
+                return negative_errno();
+        return fsync_dir(l->audit_dir);
+}
+
+static int stop_marker_write(const struct ledger *l, uint64_t size) {
+        _cleanup_free_ char *p = stop_marker_path(l);
+        char text[40];
+        if (!p)
+                return -ENOMEM;
+        int n = snprintf(text, sizeof text, "size %llu\n", (unsigned long long) size);
+        return write_file_atomic(p, text, (size_t) n, 0600, 0);
+}
+
+/* ---- record MACs ---- */
+
+static int record_mac(const uint8_t *key, const struct audit_entry *e, char hex[65]) {
+        _cleanup_buf_ struct buf in;
+        uint8_t mac[crypto_auth_hmacsha256_BYTES];
+        buf_init(&in, AUDIT_ENTRY_MAX);
+        int r = audit_entry_mac_input(e, &in);
+        if (r < 0)
+                return r;
+        crypto_auth_hmacsha256(mac, in.data, in.len, key);
+        hex_encode(mac, sizeof mac, hex);
+        return 0;
+}
+
+int ledger_set_record_key(struct ledger *l, const uint8_t key[32]) {
+        if (!l->record_key) {
+                l->record_key = sodium_malloc(32);
+                if (!l->record_key)
+                        return -ENOMEM;
+        }
+        memcpy(l->record_key, key, 32);
+        return 0;
+}
+
+struct leaf_at {
+        merkle_hash h;
+        uint64_t index;
+};
+
+static int leaf_cmp(const void *a, const void *b) {
+        return memcmp(((const struct leaf_at *) a)->h.b, ((const struct leaf_at *) b)->h.b, MERKLE_HASH_SIZE);
+}
+
+/* A record copied from elsewhere in the log carries a valid MAC: refuse any tail record whose
+ * bytes (leaf hash) appear twice. */
+static int tail_check_replays(struct ledger *l, uint64_t from, uint64_t to) {
+        size_t n = (size_t) (to - from);
+        _cleanup_free_ struct leaf_at *t = calloc(n, sizeof *t);
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                t[i].index = from + i;
+                int r = audit_log_leaf_hash(l->log, from + i, &t[i].h);
+                if (r < 0)
+                        return r;
+        }
+        qsort(t, n, sizeof *t, leaf_cmp);
+        for (size_t i = 1; i < n; i++)
+                if (leaf_cmp(&t[i - 1], &t[i]) == 0)
+                        return log_error_errno(-EBADMSG, "audit log: entries %llu and %llu are the same record: a copy, "
+                                               "refusing to sign it",
+                                               (unsigned long long) t[i - 1].index, (unsigned long long) t[i].index);
+        _cleanup_buf_ struct buf tile;
+        buf_init(&tile, 0);
+        for (uint64_t base = 0; base < from; base += AUDIT_LOG_TILE_WIDTH) {
+                unsigned w = (unsigned) MIN((uint64_t) AUDIT_LOG_TILE_WIDTH, from - base);
+                buf_clear(&tile);
+                int r = audit_log_tile(l->log, 0, base / AUDIT_LOG_TILE_WIDTH, w, &tile);
+                if (r < 0)
+                        return r;
+                for (unsigned j = 0; j < w; j++) {
+                        struct leaf_at k;
+                        memcpy(k.h.b, tile.data + (size_t) j * MERKLE_HASH_SIZE, MERKLE_HASH_SIZE);
+                        const struct leaf_at *f = bsearch(&k, t, n, sizeof *t, leaf_cmp);
+                        if (f)
+                                return log_error_errno(-EBADMSG, "audit log: entry %llu is a copy of entry %llu: "
+                                                       "refusing to sign it",
+                                                       (unsigned long long) f->index, (unsigned long long) (base + j));
+                }
+        }
+        return 0;
+}
+
+int ledger_recover_tail(struct ledger *l) {
+        uint64_t from = l->signed_size, to = audit_log_size(l->log);
+        int r;
+
+        if (!l->tail_pending)
+                return 0;
+        if (!l->record_key)
+                return log_error_errno(-ENOKEY, "audit log: entries %llu to %llu are covered by no checkpoint and "
+                                       "there is no key to check them",
+                                       (unsigned long long) from, (unsigned long long) to - 1);
+        for (uint64_t i = from; i < to; i++) {
+                _cleanup_buf_ struct buf b;
+                struct audit_entry e = { 0 };
+                char want[65];
+                buf_init(&b, AUDIT_ENTRY_MAX + 1);
+                r = audit_log_entry(l->log, i, &b);
+                if (r >= 0)
+                        r = audit_entry_parse((const char *) b.data, b.len, &e);
+                if (r >= 0)
+                        r = e.mac ? record_mac(l->record_key, &e, want) : -EBADMSG;
+                if (r >= 0 && sodium_memcmp(want, e.mac, 64) != 0)
+                        r = -EBADMSG;
+                audit_entry_clear(&e);
+                if (r == -EBADMSG || r == -EINVAL)
+                        return log_error_errno(-EBADMSG, "audit log: entry %llu, past the last checkpoint (%llu "
+                                               "entries), carries no valid record MAC: it was not written by this "
+                                               "server; refusing to sign it or to append after it. Nothing was "
+                                               "changed (coffre audit verify --data shows the log)",
+                                               (unsigned long long) i, (unsigned long long) from);
+                if (r < 0)
+                        return r;
+        }
+        r = tail_check_replays(l, from, to);
+        if (r < 0)
+                return r;
+        /* every record is this server's: a crash cut the run short before its checkpoint */
+        log_warn("audit log: entries %llu to %llu, left by a server that did not stop cleanly, carry valid record "
+                 "MACs: signing them now",
+                 (unsigned long long) from, (unsigned long long) to - 1);
+        l->tail_pending = false;
+        r = ledger_checkpoint_now(l);
+        if (r < 0)
+                return r;
+        char time[32], rid[17], object[64];
+        uint8_t raw[8];
+        randombytes_buf(raw, sizeof raw);
+        hex_encode(raw, sizeof raw, rid);
+        audit_entry_format_time(now_ms(), time);
+        snprintf(object, sizeof object, "entries:%llu-%llu", (unsigned long long) from, (unsigned long long) to - 1);
+        struct audit_entry e = {
+                .time = time,
+                .org = (char *) "system",
+                .actor = (char *) "system:recovery",
+                .action = (char *) "audit.recover",
+                .object = object,
+                .request_id = rid,
+        };
+        return ledger_record(l, &e, NULL, NULL, NULL);
 }
 
 int ledger_open(const char *data_dir, const char *origin, char *const *witness_vkeys, size_t n_witnesses,
@@ -548,15 +763,28 @@ int ledger_open(const char *data_dir, const char *origin, char *const *witness_v
         if (r < 0)
                 return log_error_errno(r, "cannot read the stored cosignatures: %s", strerror(-r));
         l->committed_size = audit_log_size(l->log);
-        if (l->committed_size > l->signed_size) {
-                /* Entries acknowledged after the last checkpoint of a run that did not stop
-                 * cleanly (kill -9, power loss): sign them now, and say so. */
-                log_warn("audit log: entries %llu to %llu were not covered by a checkpoint; signing them now",
-                         (unsigned long long) l->signed_size, (unsigned long long) l->committed_size - 1);
-                r = ledger_checkpoint_now(l);
-                if (r < 0)
-                        return r;
+        uint64_t stopped_at = 0;
+        r = stop_marker_read(l, &stopped_at);
+        if (r < 0)
+                return log_error_errno(r, "audit log: the stop marker audit/stopped is unreadable: %s", strerror(-r));
+        if (l->committed_size > l->signed_size && r > 0) {
+                /* The last run stopped cleanly with a checkpoint covering everything: whatever
+                 * came after was written by something else. */
+                log_error("audit log: entries %llu to %llu were added while the server was stopped (it stopped "
+                          "cleanly with a checkpoint at %llu entries): tampering; refusing to sign them or to append "
+                          "after them. Nothing was changed",
+                          (unsigned long long) l->signed_size, (unsigned long long) l->committed_size - 1,
+                          (unsigned long long) stopped_at);
+                return -EBADMSG;
         }
+        if (r > 0) {
+                r = stop_marker_remove(l);
+                if (r < 0)
+                        return log_error_errno(r, "audit log: cannot remove the stop marker: %s", strerror(-r));
+        }
+        /* Entries after the last checkpoint of a run that did not stop cleanly (kill -9, power
+         * loss): signed by ledger_recover_tail() once their record MACs are checked. */
+        l->tail_pending = l->committed_size > l->signed_size;
         audit_log_set_on_commit(l->log, on_commit, l);
         l->opened = true;
         *ret = TAKE_PTR(l);
@@ -573,10 +801,13 @@ void ledger_close(struct ledger *l) {
                 pthread_mutex_unlock(&l->wake_lock);
                 pthread_join(l->thread, NULL);
         }
-        if (l->opened) {
+        if (l->opened && !l->tail_pending) {
                 int r = ledger_checkpoint_now(l);
                 if (r < 0)
                         log_error("audit log: no final checkpoint: %s", strerror(-r));
+                /* a clean stop: anything found past this size at the next start is not ours */
+                else if (audit_log_size(l->log) == l->signed_size && (r = stop_marker_write(l, l->signed_size)) < 0)
+                        log_error("audit log: cannot write the stop marker: %s", strerror(-r));
         }
         audit_log_close(l->log);
         signer_stop(l->signer);
@@ -587,6 +818,7 @@ void ledger_close(struct ledger *l) {
         for (size_t i = 0; i < l->n_cosigs; i++)
                 free(l->cosigs[i].line);
         free(l->cosigs);
+        sodium_free(l->record_key);
         free(l->vkey);
         free(l->origin);
         free(l->audit_dir);
@@ -617,6 +849,20 @@ int ledger_record(struct ledger *l, const struct audit_entry *e, const uint8_t *
 
         buf_init(&b, AUDIT_ENTRY_MAX);
         int r = audit_entry_build(e, details_key, details_plain, &b);
+        if (r >= 0 && l->record_key) {
+                /* the record MAC covers the entry as built (details sealed): parse it back, add it */
+                struct audit_entry built = { 0 };
+                char mac[65];
+                r = audit_entry_parse((const char *) b.data, b.len, &built);
+                if (r >= 0)
+                        r = record_mac(l->record_key, &built, mac);
+                if (r >= 0) {
+                        built.mac = strdup(mac);
+                        buf_clear(&b);
+                        r = built.mac ? audit_entry_build(&built, NULL, NULL, &b) : -ENOMEM;
+                }
+                audit_entry_clear(&built);
+        }
         if (r < 0)
                 return log_error_errno(r, "audit entry for %s not built: %s", e->action, strerror(-r));
         r = audit_log_append(l->log, b.data, b.len, &index);

@@ -25,6 +25,15 @@ int ledger_open(const char *data_dir, const char *origin, char *const *witness_v
 void ledger_close(struct ledger *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct ledger *, ledger_close);
 
+/* Sets the key of the record MACs (32 bytes, derived from the master key; copied): every entry
+ * recorded from then on carries one. */
+int ledger_set_record_key(struct ledger *l, const uint8_t key[32]) _warn_unused_;
+/* After a crash, signs the entries past the last checkpoint if each carries a valid record MAC
+ * and none is a copy of another, and records that as an audit.recover entry; -EBADMSG (nothing
+ * changed, no checkpoint will be signed) otherwise. No-op when the checkpoint covers everything.
+ * (After a clean stop, ledger_open() itself refuses any entry past the checkpoint.) */
+int ledger_recover_tail(struct ledger *l) _warn_unused_;
+
 /* Starts the checkpointer thread (serve only; CLI commands checkpoint at close). */
 int ledger_start(struct ledger *l) _warn_unused_;
 

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "blob/blob.h"
 #include "crypto/keyring.h"
@@ -92,8 +94,14 @@ int vault_record(struct vault *v, const char *org_id, const char *actor_id, cons
         if (object_id) {
                 /* the log itself is the truth; a lost reference is rebuilt at start */
                 int k = v->store->ops->audit_ref_add(v->store, object_id, index);
-                if (k < 0)
+                if (k < 0) {
                         log_warn("audit reference %llu not stored: %s", (unsigned long long) index, strerror(-k));
+                        /* a gap below later references: re-indexed from here when a trail is read */
+                        uint64_t cur = __atomic_load_n(&v->ref_gap, __ATOMIC_SEQ_CST);
+                        while (index < cur && !__atomic_compare_exchange_n(&v->ref_gap, &cur, index, false,
+                                                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                                ;
+                }
         }
         return 0;
 }
@@ -126,12 +134,8 @@ static int load_entry(struct vault *v, uint64_t i, struct audit_entry *ret) {
 }
 
 /* Indexes the log entries that name an object but have no reference yet (lost in a crash). */
-static int reindex_audit(struct vault *v) {
-        struct audit_log *log = ledger_log(v->ledger);
-        uint64_t next = 0, size = audit_log_size(log);
-        int r = v->store->ops->audit_ref_max(v->store, &next);
-        if (r < 0)
-                return r;
+static int reindex_range(struct vault *v, uint64_t next, uint64_t size) {
+        int r = 0;
         for (uint64_t i = next; i < size; i++) {
                 struct audit_entry e = { 0 };
                 r = load_entry(v, i, &e);
@@ -148,31 +152,215 @@ static int reindex_audit(struct vault *v) {
         return 0;
 }
 
-int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, uint64_t **ret, size_t *ret_n) {
-        uint64_t *idx = NULL;
-        size_t n = 0;
-
-        if (!vault_id_valid(id))
-                return -ENOENT;
-        int r = v->store->ops->audit_ref_list(v->store, id, &idx, &n);
+int vault_reindex_audit(struct vault *v) {
+        uint64_t next = 0, size = audit_log_size(ledger_log(v->ledger));
+        int r = v->store->ops->audit_ref_max(v->store, &next);
         if (r < 0)
                 return r;
-        if (n == 0) {
-                free(idx);
-                return -ENOENT;
-        }
-        /* the trail outlives the document: check the organisation on the first entry */
+        return reindex_range(v, next, size);
+}
+
+/* The references are complete below the log index kept in the setting audit_refs_complete:
+ * written at a clean close (lowered to the first reference that could not be stored), so that
+ * a crash or a full disk, which can leave a reference missing below later ones, is re-indexed
+ * from there at the next start. */
+#define REFS_COMPLETE_SETTING "audit_refs_complete"
+
+int vault_reindex_audit_at_start(struct vault *v) {
+        uint64_t next = 0, complete = 0, size = audit_log_size(ledger_log(v->ledger));
+        _cleanup_free_ char *s = NULL;
+        int r = v->store->ops->audit_ref_max(v->store, &next);
+        if (r < 0)
+                return r;
+        r = v->store->ops->setting_get(v->store, REFS_COMPLETE_SETTING, &s);
+        if (r >= 0) {
+                char *end = NULL;
+                unsigned long long c = strtoull(s, &end, 10);
+                complete = end && *end == 0 && end != s ? (uint64_t) c : 0;
+        } else if (r != -ENOENT)
+                return r;
+        r = reindex_range(v, MIN(MIN(next, complete), size), size);
+        if (r < 0)
+                return r;
+        char text[24];
+        snprintf(text, sizeof text, "%llu", (unsigned long long) size);
+        return v->store->ops->setting_set(v->store, REFS_COMPLETE_SETTING, text);
+}
+
+static void refs_complete_store(struct vault *v) {
+        if (!v->store || !v->ledger)
+                return;
+        uint64_t gap = __atomic_load_n(&v->ref_gap, __ATOMIC_SEQ_CST);
+        uint64_t size = audit_log_size(ledger_log(v->ledger));
+        char text[24];
+        snprintf(text, sizeof text, "%llu", (unsigned long long) MIN(gap, size));
+        if (v->store->ops->setting_set(v->store, REFS_COMPLETE_SETTING, text) < 0)
+                log_warn("audit: could not record how far the audit references are complete; the next start "
+                         "re-indexes more");
+}
+
+/* Whether entry i names object id; *ret_org (malloc'd) is its organisation. 0 = no, 1 = yes,
+ * 2 = yes and it is its document.create. */
+static int entry_names(struct vault *v, uint64_t i, const char *id, char **ret_org) {
         struct audit_entry e = { 0 };
-        r = load_entry(v, idx[0], &e);
-        if (r >= 0 && strcmp(e.org, a->org_id) != 0)
-                r = -ENOENT;
+        int r = load_entry(v, i, &e);
+        if (r < 0)
+                return r;
+        r = e.object && strcmp(e.object, id) == 0;
+        if (r && strcmp(e.action, "document.create") == 0)
+                r = 2;
+        if (r && ret_org) {
+                *ret_org = strdup(e.org);
+                if (!*ret_org)
+                        r = -ENOMEM;
+        }
         audit_entry_clear(&e);
+        return r;
+}
+
+/* The references of id rebuilt from the log itself (a scan: only when the stored ones do not
+ * add up); missing ones are stored again. */
+static int rebuild_refs(struct vault *v, const char *id, uint64_t **ret, size_t *ret_n) {
+        struct audit_log *log = ledger_log(v->ledger);
+        uint64_t size = audit_log_size(log), *idx = NULL;
+        size_t n = 0, cap = 0;
+        char needle[STORE_ID_LEN + 16];
+        int r = 0;
+
+        snprintf(needle, sizeof needle, "\"object\":\"%s\"", id);
+        _cleanup_buf_ struct buf b;
+        buf_init(&b, AUDIT_ENTRY_MAX + 1);
+        for (uint64_t i = 0; i < size; i++) {
+                buf_clear(&b);
+                r = audit_log_entry(log, i, &b);
+                if (r < 0)
+                        break;
+                if (!memmem(b.data, b.len, needle, strlen(needle)) || (r = entry_names(v, i, id, NULL)) <= 0) {
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        uint64_t *p = reallocarray(idx, cap, sizeof *idx);
+                        if (!p) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        idx = p;
+                }
+                idx[n++] = i;
+                r = v->store->ops->audit_ref_add(v->store, id, i);
+                if (r < 0)
+                        break;
+        }
         if (r < 0) {
                 free(idx);
                 return r;
         }
+        log_warn("audit: references of %s rebuilt from the log (%zu entries)", id, n);
         *ret = idx;
         *ret_n = n;
+        return 0;
+}
+
+/* The stored references of id, each checked against the log: past its end, or naming another
+ * object, and they are all rebuilt from the log. */
+static int document_refs(struct vault *v, const char *id, uint64_t **ret, size_t *ret_n) {
+        uint64_t next = 0, size = audit_log_size(ledger_log(v->ledger)), *idx = NULL;
+        size_t n = 0;
+        int r = v->store->ops->audit_ref_max(v->store, &next);
+        if (r >= 0 && next < size)
+                r = vault_reindex_audit(v); /* the references lag the log: index the gap */
+        uint64_t gap = __atomic_load_n(&v->ref_gap, __ATOMIC_SEQ_CST);
+        if (r >= 0 && gap < size) {
+                /* a reference could not be stored (a full disk): index again from there */
+                r = reindex_range(v, gap, size);
+                if (r >= 0)
+                        __atomic_compare_exchange_n(&v->ref_gap, &gap, UINT64_MAX, false, __ATOMIC_SEQ_CST,
+                                                    __ATOMIC_SEQ_CST);
+        }
+        if (r >= 0)
+                r = v->store->ops->audit_ref_list(v->store, id, &idx, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *org = NULL;
+                int k = idx[i] < size ? entry_names(v, idx[i], id, &org) : 0;
+                if (k < 0 && k != -EBADMSG) {
+                        free(idx);
+                        return k;
+                }
+                if (k <= 0 || (i > 0 && idx[i] <= idx[i - 1])) {
+                        log_warn("audit: reference %llu of %s is stale (past the log's end, or another object's)",
+                                 (unsigned long long) idx[i], id);
+                        free(idx);
+                        return rebuild_refs(v, id, ret, ret_n);
+                }
+                if (i == 0 && k != 2 && strcmp(org, "system") != 0) {
+                        /* a document's trail starts with its creation: a reference is missing
+                         * (a trail of recovery's own entries, for an upload that never became a
+                         * document, has none) */
+                        log_warn("audit: the references of %s miss its document.create", id);
+                        free(idx);
+                        return rebuild_refs(v, id, ret, ret_n);
+                }
+        }
+        *ret = idx;
+        *ret_n = n;
+        return 0;
+}
+
+int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, const uint64_t *after,
+                         size_t limit, uint64_t **ret, size_t *ret_n, bool *ret_more) {
+        _cleanup_free_ uint64_t *idx = NULL;
+        _cleanup_free_ char *owner = NULL;
+        size_t n = 0;
+
+        if (!vault_id_valid(id) || limit == 0)
+                return -ENOENT;
+        int r = document_refs(v, id, &idx, &n);
+        if (r < 0)
+                return r;
+        /* the trail outlives the document: it belongs to the organisation of its first entry
+         * that is not the system's own (recovery's entries carry "system") */
+        for (size_t i = 0; i < n && !owner; i++) {
+                _cleanup_free_ char *org = NULL;
+                r = entry_names(v, idx[i], id, &org);
+                if (r < 0)
+                        return r;
+                if (strcmp(org, "system") != 0)
+                        owner = TAKE_PTR(org);
+        }
+        if (!owner || strcmp(owner, a->org_id) != 0)
+                return -ENOENT;
+        _cleanup_free_ uint64_t *page = calloc(MIN(limit, n) + 1, sizeof *page);
+        size_t k = 0;
+        bool more = false;
+        if (!page)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *org = NULL;
+                if (after && idx[i] <= *after)
+                        continue;
+                if (k == limit) {
+                        more = true;
+                        break;
+                }
+                r = entry_names(v, idx[i], id, &org);
+                if (r < 0)
+                        return r;
+                /* every entry is checked: another organisation's entry about this id is not shown */
+                if (strcmp(org, owner) != 0 && strcmp(org, "system") != 0) {
+                        log_warn("audit: entry %llu names %s but belongs to another organisation: not shown",
+                                 (unsigned long long) idx[i], id);
+                        continue;
+                }
+                page[k++] = idx[i];
+        }
+        *ret = TAKE_PTR(page);
+        *ret_n = k;
+        *ret_more = more;
         return 0;
 }
 
@@ -244,10 +432,50 @@ static int vault_open_parts(struct vault *v) {
         r = master_key_load_file(mk, &m);
         if (r < 0)
                 return log_error_errno(r, "cannot load the master key %s: %s", mk, strerror(-r));
+        /* every audit entry carries a MAC under a key only this vault has: after a crash, the
+         * entries no checkpoint covers are signed only if they are provably the server's own */
+        uint8_t record_key[KEYRING_KEY_SIZE];
+        r = master_key_derive(m, "audit record mac", record_key);
+        if (r >= 0)
+                r = ledger_set_record_key(v->ledger, record_key);
+        sodium_memzero(record_key, sizeof record_key);
+        if (r < 0) {
+                master_key_free(m);
+                return log_error_errno(r, "cannot derive the audit record key: %s", strerror(-r));
+        }
         r = keyring_open(kr, false, m, &v->keyring);
         if (r < 0)
                 return log_error_errno(r, "cannot open the keyring %s: %s", kr, strerror(-r));
-        return 0;
+        return ledger_recover_tail(v->ledger);
+}
+
+/* ---- room for deletions on a full disk ---- */
+
+#define VAULT_RESERVE_BYTES (1 << 20)
+
+/* A deletion must log, then rewrite the keyring (whose WAL is emptied after every key
+ * destruction, so it needs fresh pages), before it frees anything: on a full disk it could
+ * never start. A little room is kept aside for it in DATA/space-reserve. */
+static void reserve_take(struct vault *v) {
+        if (__atomic_load_n(&v->reserve_held, __ATOMIC_SEQ_CST))
+                return;
+        _cleanup_free_ char *p = path_join(v->dir, "space-reserve");
+        if (!p)
+                return;
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0 && posix_fallocate(fd, 0, VAULT_RESERVE_BYTES) == 0)
+                __atomic_store_n(&v->reserve_held, true, __ATOMIC_SEQ_CST);
+}
+
+/* true when the reserve was given back (so that the caller may try again). */
+static bool reserve_release(struct vault *v) {
+        if (!__atomic_exchange_n(&v->reserve_held, false, __ATOMIC_SEQ_CST))
+                return false;
+        _cleanup_free_ char *p = path_join(v->dir, "space-reserve");
+        if (!p || unlink(p) < 0)
+                return false;
+        log_warn("the disk is full: the space kept for deletions is now used");
+        return true;
 }
 
 int vault_open(const char *dir, struct vault **ret) {
@@ -260,6 +488,7 @@ int vault_open(const char *dir, struct vault **ret) {
         v->dir = strdup(dir);
         if (!v->dir)
                 return -ENOMEM;
+        v->ref_gap = UINT64_MAX;
         r = vault_config_load(conf, &v->config);
         if (r == -ENOENT)
                 return log_error_errno(r, "%s is not a coffre vault (no coffre.conf); create one with coffre init", dir);
@@ -268,6 +497,8 @@ int vault_open(const char *dir, struct vault **ret) {
         r = vault_open_parts(v);
         if (r < 0)
                 return r;
+        reserve_take(v);
+        v->opened = true;
         *ret = TAKE_PTR(v);
         return 0;
 }
@@ -275,6 +506,8 @@ int vault_open(const char *dir, struct vault **ret) {
 void vault_close(struct vault *v) {
         if (!v)
                 return;
+        if (v->opened)
+                refs_complete_store(v);
         ledger_close(v->ledger);
         keyring_free(v->keyring);
         blob_close(v->blob);
@@ -283,96 +516,7 @@ void vault_close(struct vault *v) {
         free(v);
 }
 
-/* ---- recovery sweep ---- */
-
-struct idlist {
-        char (*ids)[STORE_ID_LEN + 1];
-        size_t n, cap;
-};
-
-static int idlist_add(struct idlist *l, const char *id) {
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? l->cap * 2 : 64;
-                void *p = reallocarray(l->ids, cap, sizeof *l->ids);
-                if (!p)
-                        return -ENOMEM;
-                l->ids = p;
-                l->cap = cap;
-        }
-        snprintf(l->ids[l->n++], STORE_ID_LEN + 1, "%s", id);
-        return 0;
-}
-
-struct sweep {
-        struct vault *v;
-        struct idlist orphans;
-};
-
-static int sweep_check(struct sweep *s, const char *id) {
-        bool exists = false;
-        int r = s->v->store->ops->document_exists(s->v->store, id, &exists);
-        if (r < 0)
-                return r;
-        return exists ? 0 : idlist_add(&s->orphans, id);
-}
-
-static int sweep_blob_cb(const char *id, void *ud) {
-        return sweep_check(ud, id);
-}
-
-static int sweep_dek_cb(const uint8_t object_id[KEYRING_ID_SIZE], void *ud) {
-        char hex[STORE_ID_LEN + 1];
-        hex_encode(object_id, KEYRING_ID_SIZE, hex);
-        return sweep_check(ud, hex);
-}
-
-int vault_recover(struct vault *v) {
-        struct sweep s = { .v = v };
-        int r, removed_tmp, removed_obj = 0, removed_dek = 0;
-
-        removed_tmp = v->blob->ops->cleanup_tmp(v->blob);
-        if (removed_tmp < 0)
-                return log_error_errno(removed_tmp, "cannot clean the upload directory: %s", strerror(-removed_tmp));
-
-        r = v->blob->ops->foreach(v->blob, sweep_blob_cb, &s);
-        if (r < 0)
-                goto out;
-        r = reindex_audit(v);
-        if (r < 0)
-                goto out;
-        for (size_t i = 0; i < s.orphans.n; i++) {
-                r = v->blob->ops->remove(v->blob, s.orphans.ids[i]);
-                if (r < 0 && r != -ENOENT)
-                        goto out;
-                removed_obj++;
-                /* an upload cut short after its object was written: the log may hold its
-                 * document.create, so say that it never became a document */
-                r = vault_record(v, "system", "system:recovery", "document.discard", s.orphans.ids[i], NULL, NULL, NULL);
-                if (r < 0)
-                        goto out;
-        }
-        s.orphans.n = 0;
-        r = keyring_dek_foreach(v->keyring, sweep_dek_cb, &s);
-        if (r < 0)
-                goto out;
-        for (size_t i = 0; i < s.orphans.n; i++) {
-                uint8_t raw[KEYRING_ID_SIZE];
-                if (hex_decode(s.orphans.ids[i], raw, sizeof raw) < 0)
-                        continue;
-                r = keyring_dek_destroy(v->keyring, raw);
-                if (r < 0 && r != -ENOENT)
-                        goto out;
-                removed_dek++;
-        }
-        r = 0;
-        log_info("recovery: removed %d temp files, %d orphan objects, %d orphan keys", removed_tmp, removed_obj,
-                 removed_dek);
-out:
-        free(s.orphans.ids);
-        if (r < 0)
-                log_error("recovery sweep failed: %s", strerror(-r));
-        return r;
-}
+/* The recovery sweep at start (vault_recover) is in recovery.c. */
 
 /* ---- authentication ---- */
 
@@ -444,23 +588,30 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         /* logged before it happens: a deletion is never unrecorded, even if cut short */
         _cleanup_(vault_free_secret_stringp) char *details = vault_details_json(&d);
         r = details ? vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details) : -ENOMEM;
+        if (r == -ENOSPC && reserve_release(v))
+                r = vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details);
         if (r < 0)
                 return r;
-        /* The row goes before the key: cut in between, the next start finds a key without a
-         * document and destroys it (vault_recover); the other way round it would find a listed
-         * document that can never be read again. */
+        /* Crypto-shredding first: once the DEK is gone the ciphertext is noise, even in backups. */
+        r = keyring_dek_destroy(v->keyring, raw);
+        if (r == -ENOSPC && reserve_release(v))
+                r = keyring_dek_destroy(v->keyring, raw);
+        if (r < 0 && r != -ENOENT) {
+                /* nothing destroyed: the log must not say the document is gone (best effort; the
+                 * next start records it otherwise) */
+                if (vault_record(v, a->org_id, a->actor_id, "document.delete_cancelled", d.id, NULL, request_id, NULL) < 0)
+                        log_warn("document %s: cancelled deletion not logged; the next start logs it", d.id);
+                return r;
+        }
         r = v->store->ops->document_delete(v->store, a->org_id, d.id);
         if (r < 0)
                 return r;
         atomic_fetch_sub(&v->n_documents, 1);
         atomic_fetch_sub(&v->n_bytes, d.size);
-        /* Crypto-shredding: once the DEK is gone the ciphertext is noise, even in backups. */
-        r = keyring_dek_destroy(v->keyring, raw);
-        if (r < 0 && r != -ENOENT)
-                return r;
         r = v->blob->ops->remove(v->blob, d.id);
         if (r < 0 && r != -ENOENT)
                 log_warn("document %s: object not removed (%s); its key is destroyed", d.id, strerror(-r));
+        reserve_take(v); /* again, now that there may be room */
         return 0;
 }
 

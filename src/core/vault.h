@@ -39,8 +39,14 @@ const char *vault_dir(const struct vault *v);
 /* Absolute path of a file named in the config (relative to the data directory). malloc'd. */
 char *vault_path(const struct vault *v, const char *rel);
 
-/* Removes what interrupted uploads left: temp files, objects and DEKs without a document row. */
+/* Settles, on the audit log's evidence, objects and DEKs without a document row (recovery.c):
+ * removes what provably never became a document (or was deleted), rebuilds the rows the log proves,
+ * and returns -EBADMSG (having changed nothing) when a logged document cannot be rebuilt. */
 int vault_recover(struct vault *v) _warn_unused_;
+/* coffre repair: rebuilds the row of a logged document that has none, or else records in the log
+ * that its remains (kept, never deleted) are quarantined, so that the server can start. -ENOENT
+ * when id is no such document. */
+int vault_repair_document(struct vault *v, const char *id, const char *reason) _warn_unused_;
 
 /* -EACCES for an unknown, malformed or expired token. */
 int vault_authenticate(struct vault *v, const char *token, struct vault_actor *ret) _warn_unused_;
@@ -86,7 +92,10 @@ int vault_rotate_keys(struct vault *v, const char *org_id) _warn_unused_;
 
 struct ledger;
 struct ledger *vault_ledger(struct vault *v);
-/* Indexes of the log entries about document id (which may be deleted), ascending; malloc'd.
- * -ENOENT when there are none or they belong to another organisation. */
-int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, uint64_t **ret,
-                         size_t *ret_n) _warn_unused_;
+/* Indexes of the log entries about document id (which may be deleted), ascending, after *after
+ * (NULL: from the start), at most limit; *ret_more when there are more. malloc'd. Each entry is
+ * read and checked to name id; references past the log's end or naming another object make
+ * them all be rebuilt from the log. -ENOENT when there are none or they belong to another
+ * organisation. */
+int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, const uint64_t *after,
+                         size_t limit, uint64_t **ret, size_t *ret_n, bool *ret_more) _warn_unused_;

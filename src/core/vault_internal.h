@@ -20,6 +20,10 @@ struct vault {
         struct ledger *ledger;
         /* for /metrics: counted at start (vault_stats_load), then kept by create and delete */
         _Atomic uint64_t n_documents, n_bytes;
+        bool opened;       /* vault_open() succeeded */
+        bool reserve_held; /* DATA/space-reserve is allocated (atomic) */
+        uint64_t ref_gap;  /* the first log index whose audit reference could not be stored, or
+                            * UINT64_MAX (atomic): the references are re-indexed from there */
 };
 
 /* Appends an audit entry (durable on return) and indexes it under its object. details_plain
@@ -30,3 +34,9 @@ int vault_record(struct vault *v, const char *org_id, const char *actor_id, cons
 char *vault_details_json(const struct store_document *d);
 /* For _cleanup_: wipes and frees a string that may hold personal data. */
 void vault_free_secret_stringp(char **s);
+/* Indexes the log entries past the last stored audit reference (lost in a crash, or a restored
+ * meta.db). */
+int vault_reindex_audit(struct vault *v) _warn_unused_;
+/* At start: indexes from where the references were last known complete (a crash or a failed
+ * store can leave a reference missing below later ones), then records the log's size as such. */
+int vault_reindex_audit_at_start(struct vault *v) _warn_unused_;

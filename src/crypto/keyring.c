@@ -81,6 +81,23 @@ static int master_key_derive_id(const uint8_t key[KEYRING_KEY_SIZE], uint8_t id[
         return r;
 }
 
+int master_key_derive(const struct master_key *m, const char *label, uint8_t out[KEYRING_KEY_SIZE]) {
+        crypto_auth_hmacsha256_state st;
+        uint8_t mac[crypto_auth_hmacsha256_BYTES];
+        static const char prefix[] = "coffre derived key v1: ";
+        int r = crypto_auth_hmacsha256_init(&st, m->key, KEYRING_KEY_SIZE) == 0 &&
+                                crypto_auth_hmacsha256_update(&st, (const uint8_t *) prefix, sizeof prefix - 1) == 0 &&
+                                crypto_auth_hmacsha256_update(&st, (const uint8_t *) label, strlen(label)) == 0 &&
+                                crypto_auth_hmacsha256_final(&st, mac) == 0
+                        ? 0
+                        : -EIO;
+        sodium_memzero(&st, sizeof st);
+        if (r == 0)
+                memcpy(out, mac, KEYRING_KEY_SIZE);
+        sodium_memzero(mac, sizeof mac);
+        return r;
+}
+
 void master_key_free(struct master_key *m) {
         if (!m)
                 return;

@@ -17,6 +17,9 @@ struct master_key;
 int master_key_create_file(const char *path) _warn_unused_;
 /* -EPERM when group or others may read the file; -EBADMSG when it is not exactly 32 bytes. */
 int master_key_load_file(const char *path, struct master_key **ret) _warn_unused_;
+/* A key for one purpose of the whole vault (label), derived from the master key by HMAC-SHA-256;
+ * wipe it after use. Used for the audit log's record MACs. */
+int master_key_derive(const struct master_key *m, const char *label, uint8_t out[KEYRING_KEY_SIZE]) _warn_unused_;
 void master_key_free(struct master_key *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct master_key *, master_key_free);
 

@@ -80,9 +80,23 @@ def run(v):
         check(r.status == 200 and r.body == doc_bytes(i), "document %s unreadable on a full disk" % doc_id)
     check(v.request("GET", "/metrics").status == 200, "/metrics fails on a full disk")
 
+    # Take the last free page too, so that the deletion can only proceed on the room the vault
+    # keeps aside for it (DATA/space-reserve), not on what happens to be left.
+    filler = os.path.join(v.base, "filler")
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\1" * 4096) > 0:
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     for doc_id, _ in stored[:4]:
         r = v.request("DELETE", "/v1/documents/" + doc_id)
         check(r.status == 204, "DELETE on a full disk: %d" % r.status, r)
+    check(b"the space kept for deletions is now used" in v.log_text(), "the space reserve was not used",
+          v.log_tail())
+    os.unlink(filler)
     for j in range(2):
         r = v.upload(doc_bytes(500 + j), name="after-%d.bin" % j, cls="fill")
         check(r.status == 201, "upload after freeing 4 MiB: %d" % r.status, r)

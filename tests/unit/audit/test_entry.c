@@ -253,8 +253,48 @@ static void test_details(void **state) {
         buf_free_secure(&out);
 }
 
+/* The record MAC field: parsed and re-serialised in its sorted place, outside the details' AAD
+ * and outside its own input. */
+static void test_mac_field(void **state) {
+        (void) state;
+        const char *mac = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        struct audit_entry e = sample(), p = {};
+        _cleanup_buf_ struct buf b, with, in, in2, out;
+        buf_init(&b, 0);
+        buf_init(&with, 0);
+        buf_init(&in, 0);
+        buf_init(&in2, 0);
+        buf_init(&out, 0);
+        assert_int_equal(audit_entry_build(&e, key1, "{\"name\":\"x\"}", &b), 0);
+        assert_int_equal(audit_entry_parse((const char *) b.data, b.len, &p), 0);
+        assert_int_equal(audit_entry_mac_input(&p, &in), 0);
+        assert_int_equal(in.len, b.len); /* without a mac the input is the entry itself */
+        assert_memory_equal(in.data, b.data, b.len);
+        p.mac = strdup(mac);
+        assert_int_equal(audit_entry_build(&p, NULL, NULL, &with), 0);
+        assert_non_null(strstr(buf_str(&with), "\",\"mac\":\"0011"));
+        assert_true(strstr(buf_str(&with), "\"details\"") < strstr(buf_str(&with), "\"mac\"") &&
+                    strstr(buf_str(&with), "\"mac\"") < strstr(buf_str(&with), "\"object\""));
+        audit_entry_clear(&p);
+        assert_int_equal(audit_entry_parse((const char *) with.data, with.len, &p), 0);
+        assert_string_equal(p.mac, mac);
+        assert_int_equal(audit_entry_mac_input(&p, &in2), 0);
+        assert_int_equal(in2.len, in.len); /* the mac is not part of its own input */
+        assert_memory_equal(in2.data, in.data, in.len);
+        assert_int_equal(audit_entry_open_details(&p, key1, &out), 0); /* nor of the AAD */
+        audit_entry_clear(&p);
+        /* a malformed mac is refused */
+        e = sample(), e.mac = "00112233";
+        buf_clear(&b);
+        assert_int_equal(audit_entry_build(&e, NULL, NULL, &b), -EINVAL);
+        e.mac = "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff";
+        assert_int_equal(audit_entry_build(&e, NULL, NULL, &b), -EINVAL);
+        buf_free_secure(&out);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_mac_field),
                 cmocka_unit_test(test_string_escapes), cmocka_unit_test(test_build_canonical),
                 cmocka_unit_test(test_build_rejects),  cmocka_unit_test(test_parse_roundtrip),
                 cmocka_unit_test(test_parse_rejects),  cmocka_unit_test(test_details),

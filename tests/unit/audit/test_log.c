@@ -766,10 +766,11 @@ static void reorder(const char *tmpl, const char *dir, const uint64_t *ends, con
         store(dir, "entries", &out);
 }
 
+/* Verification opens read-only: a read-write open may refuse a log damaged below its checkpoint. */
 static void expect_bad(const char *dir, uint64_t want) {
         struct audit_log *log = NULL;
         uint64_t bad = UINT64_MAX;
-        assert_int_equal(audit_log_open(dir, false, &log), 0);
+        assert_int_equal(audit_log_open_readonly(dir, &log), 0);
         assert_int_equal(audit_log_verify_all(log, &bad), -EBADMSG);
         assert_int_equal(bad, want);
         audit_log_close(log);
@@ -806,9 +807,13 @@ static void test_tamper(void **state) {
                         order[k++] = i;
         reorder(tmpl, work, ends, order, k, NULL);
         expect_bad(work, 30);
-        assert_int_equal(audit_log_open(work, false, &log), 0);
-        assert_int_equal(audit_log_append(log, "x", 1, NULL), -EBADMSG);
-        audit_log_close(log);
+        /* below the checkpoint at 40: refused for writing, and nothing is cut */
+        _cleanup_buf_ struct buf before, after;
+        load(work, "entries", &before);
+        assert_int_equal(audit_log_open(work, false, &log), -EBADMSG);
+        load(work, "entries", &after);
+        assert_int_equal(after.len, before.len);
+        assert_memory_equal(after.data, before.data, before.len);
 
         /* the last entry deleted */
         copy_dir(tmpl, work);
@@ -869,8 +874,77 @@ static void test_tamper(void **state) {
         rm_rf(tmpl);
 }
 
+/* ---- the last checkpoint is a floor ---- */
+
+static uint64_t file_len(const char *dir, const char *name) {
+        _cleanup_free_ char *p = sub(dir, name);
+        struct stat st;
+        return stat(p, &st) < 0 ? 0 : (uint64_t) st.st_size;
+}
+
+static void test_checkpoint_floor(void **state) {
+        (void) state;
+        _cleanup_free_ char *tmpl = tmpdir(), *work = tmpdir();
+        struct audit_log *log = NULL;
+        uint64_t ends[20];
+
+        assert_int_equal(audit_log_open(tmpl, true, &log), 0);
+        append_range(log, 0, 20);
+        assert_int_equal(audit_log_checkpoint_store(log, 8, "checkpoint at 8\n"), 0);
+        audit_log_close(log);
+        read_ends(tmpl, ends, 20);
+
+        /* the state lost and one bit flipped in entry 3: refused, not cut to 3 entries */
+        copy_dir(tmpl, work);
+        _cleanup_free_ char *stp = sub(work, "state");
+        assert_int_equal(unlink(stp), 0);
+        _cleanup_buf_ struct buf b;
+        load(work, "entries", &b);
+        b.data[ends[2] + 4 + 1] ^= 0x01;
+        store(work, "entries", &b);
+        uint64_t len = file_len(work, "entries");
+        assert_int_equal(audit_log_open(work, false, &log), -EBADMSG);
+        assert_int_equal(file_len(work, "entries"), len);
+        _cleanup_free_ char *torn = sub(work, "torn");
+        struct stat sb;
+        assert_int_equal(stat(torn, &sb), -1); /* nothing moved either */
+        /* a reader still opens it and sees the three good entries */
+        assert_int_equal(audit_log_open_readonly(work, &log), 0);
+        assert_int_equal(audit_log_size(log), 3);
+        assert_int_equal(audit_log_append(log, "x", 1, NULL), -EBADMSG);
+        audit_log_close(log);
+        assert_int_equal(file_len(work, "entries"), len);
+
+        /* cut cleanly at a record boundary below the checkpoint: refused too */
+        copy_dir(tmpl, work);
+        file_cut(work, "entries", ends[5]);
+        assert_int_equal(audit_log_open(work, false, &log), -EBADMSG);
+        assert_int_equal(file_len(work, "entries"), ends[5]);
+
+        /* damaged above the checkpoint (entry 12): the tail from there goes to torn/, whole */
+        copy_dir(tmpl, work);
+        buf_free(&b);
+        load(work, "entries", &b);
+        b.data[ends[11] + 4 + 1] ^= 0x01;
+        store(work, "entries", &b);
+        _cleanup_free_ char *stp2 = sub(work, "state");
+        assert_int_equal(unlink(stp2), 0);
+        assert_int_equal(audit_log_open(work, false, &log), 0);
+        assert_int_equal(audit_log_size(log), 12);
+        audit_log_close(log);
+        assert_int_equal(file_len(work, "entries"), ends[11]);
+        _cleanup_free_ char *expected = sub(work, "expected-tail"), *cmd = NULL;
+        assert_int_equal(write_file_atomic(expected, b.data + ends[11], b.len - ends[11], 0600, 0), 0);
+        assert_true(asprintf(&cmd, "cmp -s '%s' '%s'/torn/entries-*", expected, work) > 0);
+        assert_int_equal(system(cmd), 0);
+
+        rm_rf(work);
+        rm_rf(tmpl);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_checkpoint_floor),
                 cmocka_unit_test(test_against_naive), cmocka_unit_test(test_rfc6962_vector),
                 cmocka_unit_test(test_checkpoints),   cmocka_unit_test(test_concurrent),
                 cmocka_unit_test(test_cut_and_garbage), cmocka_unit_test(test_kill9),
