@@ -188,7 +188,14 @@ class Disk:
         return stats
 
     def unmount(self):
-        r = subprocess.run(["umount", self.mnt], capture_output=True, timeout=60)
+        # A killed process can still hold the mount for a moment after /proc stops showing its
+        # descriptors (its files are released as it exits): retry "busy" within a deadline.
+        deadline = time.monotonic() + 30
+        while True:
+            r = subprocess.run(["umount", self.mnt], capture_output=True, timeout=60)
+            if r.returncode == 0 or b"busy" not in r.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)  # polling interval, bounded by the deadline above
         check(r.returncode == 0, "umount %s: exit %d" % (self.mnt, r.returncode), r.stderr.decode(errors="replace"))
         try:
             rc = self.proc.wait(timeout=60)
