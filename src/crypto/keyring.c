@@ -26,15 +26,6 @@ struct master_key {
 };
 
 /* One queued keyring_dek_new call; lives on the caller's stack until done. */
-struct dek_request {
-        const uint8_t *kek_id;
-        const uint8_t *object_id;
-        const uint8_t *dek;
-        int result;
-        bool done;
-        struct dek_request *next;
-};
-
 struct keyring {
         struct master_key *master;
         sqlite3 *wdb; /* writes, under wlock */
@@ -44,7 +35,7 @@ struct keyring {
         /* group commit */
         pthread_mutex_t qlock;
         pthread_cond_t qcond;
-        struct dek_request *qhead, *qtail;
+        struct keyring_dek_request *qhead, *qtail;
         bool leader_active;
         uint64_t commits; /* transactions written by group commit, for tests and metrics */
         /* rotation tuning and test hook */
@@ -310,7 +301,7 @@ int keyring_kek_destroy(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]
 /* ---- DEKs: group commit ---- */
 
 /* Writes a batch of requests in one transaction (caller holds wlock). Sets each result. */
-static void dek_commit_batch(struct keyring *k, struct dek_request *batch) {
+static void dek_commit_batch(struct keyring *k, struct keyring_dek_request *batch) {
         /* The batch usually names one organisation: keep the last KEK unwrapped. */
         uint8_t kek[KEYRING_KEY_SIZE], kek_for[KEYRING_ID_SIZE];
         uint32_t version = 0;
@@ -318,7 +309,7 @@ static void dek_commit_batch(struct keyring *k, struct dek_request *batch) {
         int r = kdb_begin(k->wdb);
         bool began = r >= 0;
 
-        for (struct dek_request *q = batch; q; q = q->next) {
+        for (struct keyring_dek_request *q = batch; q; q = q->next) {
                 if (r < 0) {
                         q->result = r;
                         continue;
@@ -345,22 +336,29 @@ static void dek_commit_batch(struct keyring *k, struct dek_request *batch) {
         if (began)
                 r = kdb_end(k->wdb, r); /* one commit, one fsync, for the whole batch */
         if (r < 0)
-                for (struct dek_request *q = batch; q; q = q->next)
+                for (struct keyring_dek_request *q = batch; q; q = q->next)
                         if (q->result >= 0)
                                 q->result = r; /* rolled back: nothing of this batch was stored */
 }
 
-static int dek_enqueue_and_wait(struct keyring *k, struct dek_request *req) {
+void keyring_dek_submit(struct keyring *k, struct keyring_dek_request *req, const uint8_t kek_id[KEYRING_ID_SIZE],
+                        const uint8_t object_id[KEYRING_ID_SIZE], const uint8_t dek[KEYRING_KEY_SIZE]) {
+        *req = (struct keyring_dek_request) { .kek_id = kek_id, .object_id = object_id, .dek = dek };
         pthread_mutex_lock(&k->qlock);
         if (k->qtail)
                 k->qtail->next = req;
         else
                 k->qhead = req;
         k->qtail = req;
+        pthread_mutex_unlock(&k->qlock);
+}
+
+int keyring_dek_wait(struct keyring *k, struct keyring_dek_request *req) {
+        pthread_mutex_lock(&k->qlock);
         while (!req->done) {
                 if (!k->leader_active) {
                         /* Lead: take everything queued so far, ours included, and commit it. */
-                        struct dek_request *batch = k->qhead;
+                        struct keyring_dek_request *batch = k->qhead;
                         k->qhead = k->qtail = NULL;
                         k->leader_active = true;
                         pthread_mutex_unlock(&k->qlock);
@@ -371,7 +369,7 @@ static int dek_enqueue_and_wait(struct keyring *k, struct dek_request *req) {
 
                         pthread_mutex_lock(&k->qlock);
                         k->commits++;
-                        for (struct dek_request *q = batch, *next; q; q = next) {
+                        for (struct keyring_dek_request *q = batch, *next; q; q = next) {
                                 next = q->next; /* q may vanish once done is seen */
                                 q->done = true;
                         }
@@ -390,8 +388,9 @@ int keyring_dek_new(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], co
         if (!k || !kek_id || !object_id || !dek)
                 return -EINVAL;
         randombytes_buf(fresh, sizeof fresh);
-        struct dek_request req = { .kek_id = kek_id, .object_id = object_id, .dek = fresh };
-        int r = dek_enqueue_and_wait(k, &req);
+        struct keyring_dek_request req;
+        keyring_dek_submit(k, &req, kek_id, object_id, fresh);
+        int r = keyring_dek_wait(k, &req);
         if (r >= 0)
                 memcpy(dek, fresh, KEYRING_KEY_SIZE);
         sodium_memzero(fresh, sizeof fresh);
@@ -402,8 +401,9 @@ int keyring_dek_store(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], 
                       const uint8_t dek[KEYRING_KEY_SIZE]) {
         if (!k || !kek_id || !object_id || !dek)
                 return -EINVAL;
-        struct dek_request req = { .kek_id = kek_id, .object_id = object_id, .dek = dek };
-        return dek_enqueue_and_wait(k, &req);
+        struct keyring_dek_request req;
+        keyring_dek_submit(k, &req, kek_id, object_id, dek);
+        return keyring_dek_wait(k, &req);
 }
 
 uint64_t keyring_group_commits(struct keyring *k) {

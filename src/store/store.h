@@ -60,6 +60,9 @@ struct store_ops {
 
         /* Durable when it returns 0 (batched with concurrent inserts: group commit). -EEXIST on duplicate id. */
         int (*document_insert)(struct store *s, const struct store_document *d);
+        /* As document_insert, and in the same transaction the audit reference (d->id, audit_index)
+         * of the entry that recorded the creation: one commit makes both durable. */
+        int (*document_insert_ref)(struct store *s, const struct store_document *d, uint64_t audit_index);
         /* -ENOENT when absent or in another organisation. */
         int (*document_get)(struct store *s, const char *org_id, const char *id, struct store_document *ret);
         /* Newest first. *ret is malloc'd (free()); *ret_next_cursor malloc'd or NULL at the end. */
