@@ -420,6 +420,12 @@ int vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes) {
         return v->store->ops->document_stats(v->store, ret_count, ret_bytes);
 }
 
+void vault_durability_stats(struct vault *v, struct vault_durability_stats *ret) {
+        keyring_group_stats(v->keyring, &ret->keyring_commits, &ret->keyring_keys);
+        audit_log_group_stats(ledger_log(v->ledger), &ret->audit_groups, &ret->audit_entries);
+        v->store->ops->commit_stats(v->store, &ret->meta_commits, &ret->meta_rows);
+}
+
 /* ---- deletion and keys ---- */
 
 int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) {

@@ -66,6 +66,14 @@ int vault_document_list(struct vault *v, const struct vault_actor *a, struct sto
                         struct store_document **ret, size_t *ret_n, char **ret_cursor) _warn_unused_;
 int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) _warn_unused_;
 int vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes) _warn_unused_;
+/* How well the group commits of an upload's durable writes batch, since the server started: for
+ * each store, the syncs (commits) done and the items they made durable. */
+struct vault_durability_stats {
+        uint64_t keyring_commits, keyring_keys;
+        uint64_t audit_groups, audit_entries;
+        uint64_t meta_commits, meta_rows;
+};
+void vault_durability_stats(struct vault *v, struct vault_durability_stats *ret);
 
 /* Streaming, random-access reading of one document's plaintext. */
 struct vault_reader;

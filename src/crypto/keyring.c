@@ -38,6 +38,7 @@ struct keyring {
         struct keyring_dek_request *qhead, *qtail;
         bool leader_active;
         uint64_t commits; /* transactions written by group commit, for tests and metrics */
+        uint64_t committed_keys; /* requests those transactions carried */
         /* rotation tuning and test hook */
         unsigned rotate_batch;
         int (*rotate_hook)(unsigned batches_done, void *ud);
@@ -371,6 +372,7 @@ int keyring_dek_wait(struct keyring *k, struct keyring_dek_request *req) {
                         k->commits++;
                         for (struct keyring_dek_request *q = batch, *next; q; q = next) {
                                 next = q->next; /* q may vanish once done is seen */
+                                k->committed_keys++;
                                 q->done = true;
                         }
                         k->leader_active = false;
@@ -404,6 +406,13 @@ int keyring_dek_store(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], 
         struct keyring_dek_request req;
         keyring_dek_submit(k, &req, kek_id, object_id, dek);
         return keyring_dek_wait(k, &req);
+}
+
+void keyring_group_stats(struct keyring *k, uint64_t *ret_commits, uint64_t *ret_keys) {
+        pthread_mutex_lock(&k->qlock);
+        *ret_commits = k->commits;
+        *ret_keys = k->committed_keys;
+        pthread_mutex_unlock(&k->qlock);
 }
 
 uint64_t keyring_group_commits(struct keyring *k) {

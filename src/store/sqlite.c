@@ -433,6 +433,7 @@ static const struct store_ops sqlite_ops = {
         .org_foreach = org_foreach,
         .document_insert = sqlite_document_insert,
         .document_insert_ref = sqlite_document_insert_ref,
+        .commit_stats = sqlite_store_commit_stats,
         .document_get = sqlite_document_get,
         .document_list = sqlite_document_list,
         .document_delete = sqlite_document_delete,

@@ -73,6 +73,8 @@ struct store_ops {
         /* true when a document row with this id exists (any organisation), for orphan sweeps. */
         int (*document_exists)(struct store *s, const char *id, bool *ret);
         int (*document_stats)(struct store *s, uint64_t *ret_count, uint64_t *ret_bytes);
+        /* Transactions of the document group commit and the rows they held, since open. */
+        void (*commit_stats)(struct store *s, uint64_t *ret_commits, uint64_t *ret_rows);
 
         /* Tokens are looked up by the SHA-256 of the secret; the secret itself is never stored. */
         int (*token_insert)(struct store *s, const struct store_token *t, const uint8_t hash[32]);
