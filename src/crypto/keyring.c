@@ -39,6 +39,13 @@ struct keyring {
         bool leader_active;
         uint64_t commits; /* transactions written by group commit, for tests and metrics */
         uint64_t committed_keys; /* requests those transactions carried */
+        /* organisation keys already unwrapped (one per audit entry otherwise): slots in guarded,
+         * locked memory under okc_lock; okc_gen moves on every destruction or rotation, and a key
+         * read before the move is not cached after it */
+        pthread_mutex_t okc_lock;
+        struct org_key_slot *okc;
+        unsigned okc_next;
+        uint64_t okc_gen;
         /* rotation tuning and test hook */
         unsigned rotate_batch;
         int (*rotate_hook)(unsigned batches_done, void *ud);
@@ -46,6 +53,14 @@ struct keyring {
 };
 
 #define KEYRING_ROTATE_BATCH_DEFAULT 1000u
+#define ORG_KEY_CACHE_SLOTS 16u
+
+struct org_key_slot {
+        bool used;
+        uint8_t kek_id[KEYRING_ID_SIZE];
+        char purpose[KEY_WRAP_PURPOSE_MAX + 1];
+        uint8_t key[KEYRING_KEY_SIZE];
+};
 
 /* ---- master key ---- */
 
@@ -133,6 +148,8 @@ void keyring_free(struct keyring *k) {
         sqlite3_close_v2(k->rdb);
         sqlite3_close_v2(k->wdb);
         master_key_free(k->master);
+        sodium_free(k->okc); /* wipes the cached keys */
+        pthread_mutex_destroy(&k->okc_lock);
         pthread_mutex_destroy(&k->wlock);
         pthread_mutex_destroy(&k->rlock);
         pthread_mutex_destroy(&k->qlock);
@@ -186,6 +203,11 @@ int keyring_open(const char *path, bool create, struct master_key *m, struct key
         pthread_mutex_init(&k->rlock, NULL);
         pthread_mutex_init(&k->qlock, NULL);
         pthread_cond_init(&k->qcond, NULL);
+        pthread_mutex_init(&k->okc_lock, NULL);
+        k->okc = sodium_allocarray(ORG_KEY_CACHE_SLOTS, sizeof *k->okc);
+        if (!k->okc)
+                return -ENOMEM;
+        sodium_memzero(k->okc, ORG_KEY_CACHE_SLOTS * sizeof *k->okc);
         k->rotate_batch = KEYRING_ROTATE_BATCH_DEFAULT;
         k->master = TAKE_PTR(owned);
 
@@ -284,10 +306,21 @@ int keyring_kek_current_version(struct keyring *k, const uint8_t kek_id[KEYRING_
         return 0;
 }
 
+/* Forgets (wipes) the cached organisation keys of kek_id. */
+static void org_key_cache_drop(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]) {
+        pthread_mutex_lock(&k->okc_lock);
+        k->okc_gen++;
+        for (unsigned i = 0; i < ORG_KEY_CACHE_SLOTS; i++)
+                if (k->okc[i].used && sodium_memcmp(k->okc[i].kek_id, kek_id, KEYRING_ID_SIZE) == 0)
+                        sodium_memzero(&k->okc[i], sizeof k->okc[i]);
+        pthread_mutex_unlock(&k->okc_lock);
+}
+
 int keyring_kek_destroy(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]) {
         if (!k || !kek_id)
                 return -EINVAL;
         pthread_mutex_lock(&k->wlock);
+        org_key_cache_drop(k, kek_id);
         int r = kdb_begin(k->wdb);
         if (r >= 0) {
                 r = kdb_kek_destroy_all(k->wdb, kek_id);
@@ -295,6 +328,7 @@ int keyring_kek_destroy(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]
         }
         if (r >= 0)
                 kdb_checkpoint(k->wdb);
+        org_key_cache_drop(k, kek_id); /* also what was read while the destruction ran */
         pthread_mutex_unlock(&k->wlock);
         return r;
 }
@@ -527,6 +561,18 @@ int keyring_org_key(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], co
 
         if (!k || !kek_id || !key || !purpose_valid(purpose))
                 return -EINVAL;
+        pthread_mutex_lock(&k->okc_lock);
+        uint64_t gen = k->okc_gen;
+        for (unsigned i = 0; i < ORG_KEY_CACHE_SLOTS; i++) {
+                struct org_key_slot *s = &k->okc[i];
+                if (s->used && memcmp(s->kek_id, kek_id, KEYRING_ID_SIZE) == 0 && strcmp(s->purpose, purpose) == 0) {
+                        memcpy(key, s->key, KEYRING_KEY_SIZE);
+                        pthread_mutex_unlock(&k->okc_lock);
+                        return 0;
+                }
+        }
+        pthread_mutex_unlock(&k->okc_lock);
+
         pthread_mutex_lock(&k->rlock);
         r = kdb_read_begin(k->rdb);
         if (r >= 0) {
@@ -558,8 +604,18 @@ int keyring_org_key(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], co
                 }
                 pthread_mutex_unlock(&k->wlock);
         }
-        if (r >= 0)
+        if (r >= 0) {
                 memcpy(key, out, KEYRING_KEY_SIZE);
+                pthread_mutex_lock(&k->okc_lock);
+                if (k->okc_gen == gen) {
+                        struct org_key_slot *s = &k->okc[k->okc_next++ % ORG_KEY_CACHE_SLOTS];
+                        s->used = true;
+                        memcpy(s->kek_id, kek_id, KEYRING_ID_SIZE);
+                        snprintf(s->purpose, sizeof s->purpose, "%s", purpose);
+                        memcpy(s->key, out, KEYRING_KEY_SIZE);
+                }
+                pthread_mutex_unlock(&k->okc_lock);
+        }
         sodium_memzero(out, sizeof out);
         return r;
 }
@@ -665,6 +721,7 @@ int keyring_rotate(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], uin
 
         if (!k || !kek_id)
                 return -EINVAL;
+        org_key_cache_drop(k, kek_id);
         pthread_mutex_lock(&k->wlock);
         r = rotate_start(k, kek_id, &version);
         pthread_mutex_unlock(&k->wlock);
@@ -689,6 +746,7 @@ int keyring_rotate(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], uin
         pthread_mutex_lock(&k->wlock);
         r = rotate_finish(k, kek_id, version);
         pthread_mutex_unlock(&k->wlock);
+        org_key_cache_drop(k, kek_id);
         if (r < 0)
                 return r;
         if (ret_version)
