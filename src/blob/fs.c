@@ -2,7 +2,7 @@
  *
  * Committed objects live at ROOT/objects/xx/yy/ID (xx, yy = the first four hex characters of the
  * id). An upload is written to a named file in ROOT/tmp/ (same filesystem), through a 1 MiB
- * buffer; commit flushes it, fsyncs it, renames it into place without replacing anything and
+ * buffer; commit flushes it, fdatasyncs it, renames it into place without replacing anything and
  * fsyncs the directory, so an object is either absent or whole and durable. Everything is done
  * relative to directory descriptors opened once, and ids are checked on every call, so no path
  * from outside ever reaches the filesystem. */
@@ -302,13 +302,16 @@ static int fs_writer_commit(struct blob_writer *ww) {
         r = writer_flush(w);
         if (r < 0)
                 goto out;
-        if (fsync(w->fd) < 0) {
-                r = writer_fail(w, negative_errno());
-                goto out;
-        }
+        /* Start the data's writeback now, so that it runs while the directory is opened (or
+         * made and its parent synced); the fdatasync after waits for what is left. */
+        (void) sync_file_range(w->fd, (off64_t) w->writeback_done, 0, SYNC_FILE_RANGE_WRITE);
         r = object_dir(w->b, w->id, &dir_fd);
         if (r < 0) {
                 r = writer_fail(w, r);
+                goto out;
+        }
+        if (fdatasync(w->fd) < 0) {
+                r = writer_fail(w, negative_errno());
                 goto out;
         }
         r = publish(w, dir_fd);
