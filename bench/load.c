@@ -107,7 +107,9 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "coffre-load: cannot open the vault: %s\n", strerror(-r));
                 return 1;
         }
-        r = vault_authenticate(j.v, token, &j.actor);
+        r = vault_prepare_writes(j.v);
+        if (r >= 0)
+                r = vault_authenticate(j.v, token, &j.actor);
         sodium_memzero(token, sizeof token);
         if (r < 0) {
                 fprintf(stderr, "coffre-load: the bootstrap token is not accepted: %s\n", strerror(-r));

@@ -565,6 +565,63 @@ static void fs_close(struct blob *bb) {
         free(b);
 }
 
+/* All 256 objects/xx, one sync of objects/ for their entries, then one sync of each xx for the
+ * entries of the yy that exist: from then on only a directory created by a commit needs its
+ * parent synced. A few hundred directory syncs once at start instead of one per first use. */
+static int fs_prepare_writes(struct blob *bb) {
+        struct fs_blob *b = (struct fs_blob *) bb;
+        static const char hexd[] = "0123456789abcdef";
+
+        for (unsigned ix = 0; ix < 256; ix++) {
+                char xx[3] = { hexd[ix >> 4], hexd[ix & 15], 0 };
+                if (mkdirat(b->objects_fd, xx, 0700) < 0 && errno != EEXIST)
+                        return space_errno(negative_errno());
+        }
+        if (fsync(b->objects_fd) < 0)
+                return negative_errno();
+        for (unsigned ix = 0; ix < 256; ix++) {
+                char xx[3] = { hexd[ix >> 4], hexd[ix & 15], 0 };
+                bool present[256] = { false };
+                bool any = false;
+                int fd = openat(b->objects_fd, xx, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0)
+                        return negative_errno();
+                bit_set(b->durable_xx, ix);
+                int dfd = dup(fd);
+                DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+                if (!d) {
+                        int r = negative_errno();
+                        if (dfd >= 0)
+                                close(dfd);
+                        close(fd);
+                        return r;
+                }
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        struct stat st;
+                        if (!is_hex2(de->d_name))
+                                continue;
+                        if (de->d_type != DT_DIR &&
+                            (de->d_type != DT_UNKNOWN || fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                             !S_ISDIR(st.st_mode)))
+                                continue;
+                        present[hex_byte(de->d_name)] = true;
+                        any = true;
+                }
+                closedir(d);
+                if (any && fsync(fd) < 0) {
+                        int r = negative_errno();
+                        close(fd);
+                        return r;
+                }
+                close(fd);
+                for (unsigned iy = 0; iy < 256; iy++)
+                        if (present[iy])
+                                bit_set(b->durable_yy, ix * 256 + iy);
+        }
+        return 0;
+}
+
 static const struct blob_ops fs_ops = {
         .name = "fs",
         .close = fs_close,
@@ -578,6 +635,7 @@ static const struct blob_ops fs_ops = {
         .remove = fs_remove,
         .cleanup_tmp = fs_cleanup_tmp,
         .foreach = fs_foreach,
+        .prepare_writes = fs_prepare_writes,
 };
 
 static int open_subdir(int root_fd, const char *name, bool create, int *ret) {

@@ -420,6 +420,15 @@ int vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes) {
         return v->store->ops->document_stats(v->store, ret_count, ret_bytes);
 }
 
+int vault_prepare_writes(struct vault *v) {
+        if (!v->blob->ops->prepare_writes)
+                return 0;
+        int r = v->blob->ops->prepare_writes(v->blob);
+        if (r < 0)
+                log_error("cannot prepare the object directories: %s", strerror(-r));
+        return r;
+}
+
 void vault_durability_stats(struct vault *v, struct vault_durability_stats *ret) {
         keyring_group_stats(v->keyring, &ret->keyring_commits, &ret->keyring_keys);
         audit_log_group_stats(ledger_log(v->ledger), &ret->audit_groups, &ret->audit_entries);

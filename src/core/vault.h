@@ -39,6 +39,10 @@ const char *vault_dir(const struct vault *v);
 /* Absolute path of a file named in the config (relative to the data directory). malloc'd. */
 char *vault_path(const struct vault *v, const char *rel);
 
+/* Readies the object store for a server's uploads (fs: the fan-out directories synced once at
+ * start rather than on each one's first use). Writes to DATA/objects: not for read-only tools. */
+int vault_prepare_writes(struct vault *v) _warn_unused_;
+
 /* Removes what interrupted uploads left: temp files, objects and DEKs without a document row. */
 int vault_recover(struct vault *v) _warn_unused_;
 
