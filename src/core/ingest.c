@@ -1,8 +1,8 @@
 /* ingest.c: a document's way in: encrypted as it streams, key stored on the side, made durable
  * in an order that a crash at any instant leaves either nothing visible or a whole document:
- *   DEK stored (keyring group commit, queued at begin) and object encrypted into tmp/ -> object fsync'ed and
- *   renamed into place -> audit entry -> metadata row and the reference to its audit entry
- *   committed together (the commit point) -> 201.
+ *   DEK queued at begin for the keyring's group commit, object encrypted into tmp/ -> object
+ *   synced and renamed into place -> DEK durable (waited for) -> audit entry -> metadata row and
+ *   the reference to its audit entry committed together (the commit point) -> 201.
  * vault_recover() at start removes what an interrupted ingest leaves. */
 #include <errno.h>
 #include <openssl/crypto.h>
