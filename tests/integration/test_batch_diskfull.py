@@ -6,12 +6,15 @@ upload 256 KiB documents at once until each has had a 507. With the group commit
 concurrent uploads, the disk runs out in the middle of batches (an object, a WAL commit or an
 audit append). Every answer must be 201 or 507 insufficient-storage, and afterwards:
   - the listing, DIR/objects and keyring.db's DEK table hold exactly the acknowledged documents,
-    each reading back byte for byte, and DIR/tmp is empty;
+    and DIR/tmp is empty (before the restart, the DEK table may also hold keys whose destruction
+    the full disk refused, no more than the server logged as left to the next start);
   - each acknowledged document has its document.create entry; an entry for any other upload is
     followed by its document.discard;
   - /metrics shows keyring commits that carried several keys, so batches did form (the keys of
     uploads that then failed were stored in batches with others, and destroyed);
-  - the same holds after a restart.
+  - after the filesystem is grown and the server restarted, the same holds, with no key left
+    over and every acknowledged document reading back (on the full disk a read may be refused
+    with 507, as its audit entry cannot be written).
 Needs root (to mount the tmpfs): exits 77 (skipped) otherwise.
 Usage: test_batch_diskfull.py PATH/TO/coffre
 """
@@ -111,7 +114,7 @@ def audit_log_size(v):
     return lo
 
 
-def check_exactly(v, acked):
+def check_exactly(v, acked, after_restart):
     listing = {d["id"]: d for d in v.list_all({"class": "fill"})}
     check(set(listing) == set(acked), "listing has %d documents, %d were acknowledged" % (len(listing), len(acked)))
     objects = {os.path.basename(p) for p in v.object_files()}
@@ -122,7 +125,14 @@ def check_exactly(v, acked):
         n = db.execute("SELECT count(*) FROM dek").fetchone()[0]
     finally:
         db.close()
-    check(n == len(acked), "keyring.db holds %d DEKs for %d documents" % (n, len(acked)))
+    if after_restart:
+        check(n == len(acked), "keyring.db holds %d DEKs for %d documents after the restart" % (n, len(acked)))
+    else:
+        # Destroying a key needs room in keyring.db's WAL too: on a full disk it may fail, and
+        # the server says so and leaves it to the next start (checked after the restart).
+        deferred = v.log_text().count(b"could not destroy the key of an abandoned upload")
+        check(len(acked) <= n <= len(acked) + deferred,
+              "keyring.db holds %d DEKs for %d documents (%d destructions deferred)" % (n, len(acked), deferred))
     created, discarded = {}, set()
     size = audit_log_size(v)
     for start in range(0, size, 1000):
@@ -143,6 +153,9 @@ def check_exactly(v, acked):
     print("%d creation entries, %d discarded" % (len(created), len(discarded)), flush=True)
     for doc_id, sha in acked.items():
         r = v.download(doc_id)
+        if r.status == 507 and not after_restart:
+            expect_problem(r, 507, "insufficient-storage")  # no room for its document.read entry
+            continue
         check(r.status == 200 and hashlib.sha256(r.body).hexdigest() == sha,
               "acknowledged document %s does not read back (status %d)" % (doc_id, r.status))
 
@@ -159,14 +172,17 @@ def batches_formed(v):
           "no keyring group commit carried more than one key: %r" % m)
 
 
-def run(v):
+def run(v, mnt):
     v.start()
     acked = fill(v)
     batches_formed(v)
-    check_exactly(v, acked)
+    check_exactly(v, acked, False)
     check(v.stop() == 0, "SIGTERM on a full disk did not exit 0")
+    # More room, so that every read can append its audit entry.
+    r = subprocess.run(["mount", "-o", "remount,size=%d" % (2 * FS_SIZE), mnt], capture_output=True, timeout=30)
+    check(r.returncode == 0, "cannot grow the tmpfs: %s" % r.stderr.decode(errors="replace"))
     v.start()
-    check_exactly(v, acked)
+    check_exactly(v, acked, True)
     check(v.stop() == 0, "SIGTERM after restart did not exit 0")
 
 
@@ -190,7 +206,7 @@ def main():
         v.run_dir = base  # the port file and the server log go outside the small filesystem
         v.log_path = os.path.join(base, "server.log")
         try:
-            run(v)
+            run(v, mnt)
         except (TestFailure, AssertionError) as e:
             print("FAIL: %s\n%s" % (e, v.log_tail(30)))
             return 1
