@@ -25,6 +25,7 @@
 
 #define BLOB_ID_LEN 32
 #define WRITE_BUF_SIZE ((size_t) 1024 * 1024)
+#define WRITE_BUF_FIRST ((size_t) 128 * 1024) /* grown up to WRITE_BUF_SIZE as an object grows */
 #define WRITEBACK_STEP ((uint64_t) 8 * 1024 * 1024)
 #define TMP_NAME_MAX (BLOB_ID_LEN + 1 + 16 + 4 + 1) /* ID.<16 hex>.tmp */
 
@@ -50,7 +51,7 @@ struct fs_writer {
         int error;  /* sticky: after a failure every call returns it */
         uint64_t written, writeback_done;
         uint8_t *buf;
-        size_t len;
+        size_t len, cap;
 };
 
 struct fs_reader {
@@ -193,7 +194,8 @@ static int fs_writer_open(struct blob *bb, const char *id, struct blob_writer **
                 return -ENOMEM;
         w->b = b;
         w->fd = -1;
-        w->buf = malloc(WRITE_BUF_SIZE);
+        w->buf = malloc(WRITE_BUF_FIRST);
+        w->cap = WRITE_BUF_FIRST;
         if (!w->buf) {
                 free(w);
                 return -ENOMEM;
@@ -254,7 +256,19 @@ static int fs_writer_write(struct blob_writer *ww, const void *p, size_t n) {
                 return -EINVAL;
         if (w->error)
                 return w->error;
-        if (n <= WRITE_BUF_SIZE - w->len) {
+        if (n > w->cap - w->len && w->cap < WRITE_BUF_SIZE) {
+                /* Small objects fit in a small buffer; a larger one grows it once or twice. */
+                size_t cap = w->cap;
+                while (cap < WRITE_BUF_SIZE && n > cap - w->len)
+                        cap *= 2;
+                cap = MIN(cap, WRITE_BUF_SIZE);
+                uint8_t *nb = realloc(w->buf, cap);
+                if (nb) {
+                        w->buf = nb;
+                        w->cap = cap;
+                }
+        }
+        if (n <= w->cap - w->len) {
                 memcpy(w->buf + w->len, p, n);
                 w->len += n;
                 return 0;
@@ -262,7 +276,7 @@ static int fs_writer_write(struct blob_writer *ww, const void *p, size_t n) {
         r = writer_flush(w);
         if (r < 0)
                 return r;
-        if (n >= WRITE_BUF_SIZE) {
+        if (n >= w->cap) {
                 /* Large writes skip the copy. */
                 r = write_all(w->fd, p, n);
                 if (r < 0)
