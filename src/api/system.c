@@ -73,14 +73,29 @@ int api_system_metrics(struct http_request *r) {
         if (k < 0)
                 return k;
         vault_stats(http_vault(r), &count, &bytes);
+        struct vault_durability_stats d;
+        vault_durability_stats(http_vault(r), &d);
         k = buf_printf(&b,
                        "# HELP coffre_documents_stored Documents in the vault.\n"
                        "# TYPE coffre_documents_stored gauge\n"
                        "coffre_documents_stored %llu\n"
                        "# HELP coffre_bytes_stored Plaintext bytes of the documents in the vault.\n"
                        "# TYPE coffre_bytes_stored gauge\n"
-                       "coffre_bytes_stored %llu\n",
-                       (unsigned long long) count, (unsigned long long) bytes);
+                       "coffre_bytes_stored %llu\n"
+                       "# HELP coffre_group_commits_total Syncs of each durable store's group commit since start.\n"
+                       "# TYPE coffre_group_commits_total counter\n"
+                       "coffre_group_commits_total{store=\"keyring\"} %llu\n"
+                       "coffre_group_commits_total{store=\"audit\"} %llu\n"
+                       "coffre_group_commits_total{store=\"meta\"} %llu\n"
+                       "# HELP coffre_group_committed_total Items (keys, audit entries, document rows) those syncs made durable.\n"
+                       "# TYPE coffre_group_committed_total counter\n"
+                       "coffre_group_committed_total{store=\"keyring\"} %llu\n"
+                       "coffre_group_committed_total{store=\"audit\"} %llu\n"
+                       "coffre_group_committed_total{store=\"meta\"} %llu\n",
+                       (unsigned long long) count, (unsigned long long) bytes, (unsigned long long) d.keyring_commits,
+                       (unsigned long long) d.audit_groups, (unsigned long long) d.meta_commits,
+                       (unsigned long long) d.keyring_keys, (unsigned long long) d.audit_entries,
+                       (unsigned long long) d.meta_rows);
         if (k < 0)
                 return k;
         return http_respond_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *) b.data, b.len);

@@ -149,6 +149,13 @@ struct snap audit_log_snapshot(struct audit_log *log, merkle_hash *ret_root) {
         return s;
 }
 
+void audit_log_group_stats(struct audit_log *log, uint64_t *ret_groups, uint64_t *ret_entries) {
+        pthread_mutex_lock(&log->mu);
+        *ret_groups = log->groups_synced;
+        *ret_entries = log->entries_synced;
+        pthread_mutex_unlock(&log->mu);
+}
+
 uint64_t audit_log_size(struct audit_log *log) {
         return audit_log_snapshot(log, NULL).size;
 }
@@ -445,6 +452,8 @@ static void batch_publish(struct audit_log *log, struct batch *b, int r) {
         if (r >= 0) {
                 log->size = log->frontier.size;
                 log->root = root;
+                log->groups_synced++;
+                log->entries_synced += b->n;
         }
         uint64_t next = old;
         for (struct waiter *w = b->waiters; w; w = w->next) {

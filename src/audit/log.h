@@ -63,6 +63,8 @@ void audit_log_set_on_commit(struct audit_log *log, audit_log_commit_fn fn, void
  * group-commit test does not depend on scheduling. One-shot; n appends must come. */
 void audit_log_hold_group(struct audit_log *log, unsigned n);
 
+/* Groups made durable (one fdatasync each) and the entries they held, since the log was opened. */
+void audit_log_group_stats(struct audit_log *log, uint64_t *ret_groups, uint64_t *ret_entries);
 /* Number of durable entries. */
 uint64_t audit_log_size(struct audit_log *log);
 /* Root of the tree of the first size entries (size <= audit_log_size()). */

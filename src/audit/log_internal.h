@@ -43,6 +43,7 @@ struct audit_log {
         pthread_cond_t pub_cond;
         struct waiter *head, **tail; /* queued appends: the next group */
         uint64_t next_seq, pub_seq;  /* next group to form, next group to publish */
+        uint64_t groups_synced, entries_synced; /* since open, for /metrics */
         unsigned in_flight;
         bool forming;   /* a leader is writing its group: owns entries_end */
         bool exclusive; /* leader_acquire() holds the writer state */

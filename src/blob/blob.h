@@ -36,6 +36,10 @@ struct blob_ops {
         int (*cleanup_tmp)(struct blob *b);
         /* Calls cb for each committed object id. */
         int (*foreach)(struct blob *b, int (*cb)(const char *id, void *ud), void *ud);
+        /* Optional (NULL when there is nothing to do): readies the store for a server's writes.
+         * fs: makes every first-level directory and syncs each directory once, so that commits
+         * sync no parent directory they did not create themselves. */
+        int (*prepare_writes)(struct blob *b);
 };
 
 struct blob {

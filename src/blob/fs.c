@@ -2,7 +2,7 @@
  *
  * Committed objects live at ROOT/objects/xx/yy/ID (xx, yy = the first four hex characters of the
  * id). An upload is written to a named file in ROOT/tmp/ (same filesystem), through a 1 MiB
- * buffer; commit flushes it, fsyncs it, renames it into place without replacing anything and
+ * buffer; commit flushes it, fdatasyncs it, renames it into place without replacing anything and
  * fsyncs the directory, so an object is either absent or whole and durable. Everything is done
  * relative to directory descriptors opened once, and ids are checked on every call, so no path
  * from outside ever reaches the filesystem. */
@@ -25,6 +25,7 @@
 
 #define BLOB_ID_LEN 32
 #define WRITE_BUF_SIZE ((size_t) 1024 * 1024)
+#define WRITE_BUF_FIRST ((size_t) 128 * 1024) /* grown up to WRITE_BUF_SIZE as an object grows */
 #define WRITEBACK_STEP ((uint64_t) 8 * 1024 * 1024)
 #define TMP_NAME_MAX (BLOB_ID_LEN + 1 + 16 + 4 + 1) /* ID.<16 hex>.tmp */
 
@@ -50,7 +51,7 @@ struct fs_writer {
         int error;  /* sticky: after a failure every call returns it */
         uint64_t written, writeback_done;
         uint8_t *buf;
-        size_t len;
+        size_t len, cap;
 };
 
 struct fs_reader {
@@ -193,7 +194,8 @@ static int fs_writer_open(struct blob *bb, const char *id, struct blob_writer **
                 return -ENOMEM;
         w->b = b;
         w->fd = -1;
-        w->buf = malloc(WRITE_BUF_SIZE);
+        w->buf = malloc(WRITE_BUF_FIRST);
+        w->cap = WRITE_BUF_FIRST;
         if (!w->buf) {
                 free(w);
                 return -ENOMEM;
@@ -254,7 +256,19 @@ static int fs_writer_write(struct blob_writer *ww, const void *p, size_t n) {
                 return -EINVAL;
         if (w->error)
                 return w->error;
-        if (n <= WRITE_BUF_SIZE - w->len) {
+        if (n > w->cap - w->len && w->cap < WRITE_BUF_SIZE) {
+                /* Small objects fit in a small buffer; a larger one grows it once or twice. */
+                size_t cap = w->cap;
+                while (cap < WRITE_BUF_SIZE && n > cap - w->len)
+                        cap *= 2;
+                cap = MIN(cap, WRITE_BUF_SIZE);
+                uint8_t *nb = realloc(w->buf, cap);
+                if (nb) {
+                        w->buf = nb;
+                        w->cap = cap;
+                }
+        }
+        if (n <= w->cap - w->len) {
                 memcpy(w->buf + w->len, p, n);
                 w->len += n;
                 return 0;
@@ -262,7 +276,7 @@ static int fs_writer_write(struct blob_writer *ww, const void *p, size_t n) {
         r = writer_flush(w);
         if (r < 0)
                 return r;
-        if (n >= WRITE_BUF_SIZE) {
+        if (n >= w->cap) {
                 /* Large writes skip the copy. */
                 r = write_all(w->fd, p, n);
                 if (r < 0)
@@ -302,13 +316,16 @@ static int fs_writer_commit(struct blob_writer *ww) {
         r = writer_flush(w);
         if (r < 0)
                 goto out;
-        if (fsync(w->fd) < 0) {
-                r = writer_fail(w, negative_errno());
-                goto out;
-        }
+        /* Start the data's writeback now, so that it runs while the directory is opened (or
+         * made and its parent synced); the fdatasync after waits for what is left. */
+        (void) sync_file_range(w->fd, (off64_t) w->writeback_done, 0, SYNC_FILE_RANGE_WRITE);
         r = object_dir(w->b, w->id, &dir_fd);
         if (r < 0) {
                 r = writer_fail(w, r);
+                goto out;
+        }
+        if (fdatasync(w->fd) < 0) {
+                r = writer_fail(w, negative_errno());
                 goto out;
         }
         r = publish(w, dir_fd);
@@ -562,6 +579,63 @@ static void fs_close(struct blob *bb) {
         free(b);
 }
 
+/* All 256 objects/xx, one sync of objects/ for their entries, then one sync of each xx for the
+ * entries of the yy that exist: from then on only a directory created by a commit needs its
+ * parent synced. A few hundred directory syncs once at start instead of one per first use. */
+static int fs_prepare_writes(struct blob *bb) {
+        struct fs_blob *b = (struct fs_blob *) bb;
+        static const char hexd[] = "0123456789abcdef";
+
+        for (unsigned ix = 0; ix < 256; ix++) {
+                char xx[3] = { hexd[ix >> 4], hexd[ix & 15], 0 };
+                if (mkdirat(b->objects_fd, xx, 0700) < 0 && errno != EEXIST)
+                        return space_errno(negative_errno());
+        }
+        if (fsync(b->objects_fd) < 0)
+                return negative_errno();
+        for (unsigned ix = 0; ix < 256; ix++) {
+                char xx[3] = { hexd[ix >> 4], hexd[ix & 15], 0 };
+                bool present[256] = { false };
+                bool any = false;
+                int fd = openat(b->objects_fd, xx, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0)
+                        return negative_errno();
+                bit_set(b->durable_xx, ix);
+                int dfd = dup(fd);
+                DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+                if (!d) {
+                        int r = negative_errno();
+                        if (dfd >= 0)
+                                close(dfd);
+                        close(fd);
+                        return r;
+                }
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        struct stat st;
+                        if (!is_hex2(de->d_name))
+                                continue;
+                        if (de->d_type != DT_DIR &&
+                            (de->d_type != DT_UNKNOWN || fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                             !S_ISDIR(st.st_mode)))
+                                continue;
+                        present[hex_byte(de->d_name)] = true;
+                        any = true;
+                }
+                closedir(d);
+                if (any && fsync(fd) < 0) {
+                        int r = negative_errno();
+                        close(fd);
+                        return r;
+                }
+                close(fd);
+                for (unsigned iy = 0; iy < 256; iy++)
+                        if (present[iy])
+                                bit_set(b->durable_yy, ix * 256 + iy);
+        }
+        return 0;
+}
+
 static const struct blob_ops fs_ops = {
         .name = "fs",
         .close = fs_close,
@@ -575,6 +649,7 @@ static const struct blob_ops fs_ops = {
         .remove = fs_remove,
         .cleanup_tmp = fs_cleanup_tmp,
         .foreach = fs_foreach,
+        .prepare_writes = fs_prepare_writes,
 };
 
 static int open_subdir(int root_fd, const char *name, bool create, int *ret) {

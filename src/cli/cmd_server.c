@@ -181,6 +181,9 @@ int cmd_serve(int argc, char **argv) {
                 log_error("cannot count the documents in the store: %s", strerror(-r));
                 return 1;
         }
+        r = vault_prepare_writes(v);
+        if (r < 0)
+                return 1;
         r = ledger_start(vault_ledger(v));
         if (r < 0) {
                 log_error("cannot start the checkpointer: %s", strerror(-r));

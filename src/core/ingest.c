@@ -1,7 +1,8 @@
 /* ingest.c: a document's way in: encrypted as it streams, key stored on the side, made durable
  * in an order that a crash at any instant leaves either nothing visible or a whole document:
- *   DEK stored (keyring, on its own thread) and object encrypted into tmp/ -> object fsync'ed and
- *   renamed into place -> audit entry -> metadata row committed (the commit point) -> 201.
+ *   DEK queued at begin for the keyring's group commit, object encrypted into tmp/ -> object
+ *   synced and renamed into place -> DEK durable (waited for) -> audit entry -> metadata row and
+ *   the reference to its audit entry committed together (the commit point) -> 201.
  * vault_recover() (recovery.c) at start settles what an interrupted ingest leaves, on the audit
  * log's evidence. It relies on one invariant, which any reordering or batching here must keep:
  * the document.create entry is durable before the 201. A key or object that no document.create
@@ -9,7 +10,6 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,25 +45,20 @@ struct vault_upload {
         uint8_t expected[32];
         uint8_t kek_id[KEYRING_ID_SIZE];
         uint8_t dek[KEYRING_KEY_SIZE];
-        /* the DEK is made durable on a thread of its own while the body streams in */
-        pthread_t dek_thread;
-        bool dek_thread_running;
+        /* the DEK is queued for the keyring's group commit when the upload begins: any upload
+         * finishing meanwhile makes it durable with its own; finish waits for it */
+        struct keyring_dek_request dek_req;
+        bool dek_submitted;
         int dek_result;
         bool dek_stored;
         int error;
 };
 
-static void *dek_store_thread(void *arg) {
-        struct vault_upload *u = arg;
-        u->dek_result = keyring_dek_store(u->v->keyring, u->kek_id, u->id, u->dek);
-        return NULL;
-}
-
 /* Waits for the DEK to be durable; returns the keyring's answer. */
 static int upload_join_dek(struct vault_upload *u) {
-        if (u->dek_thread_running) {
-                pthread_join(u->dek_thread, NULL);
-                u->dek_thread_running = false;
+        if (u->dek_submitted) {
+                u->dek_result = keyring_dek_wait(u->v->keyring, &u->dek_req);
+                u->dek_submitted = false;
                 u->dek_stored = u->dek_result >= 0;
         }
         return u->dek_result;
@@ -135,10 +130,8 @@ int vault_upload_begin(struct vault *v, const struct vault_actor *a, const char 
         r = obj_writer_new(u->dek, u->id, u->kek_id, upload_sink, u, &u->ow);
         if (r < 0)
                 goto fail;
-        r = -pthread_create(&u->dek_thread, NULL, dek_store_thread, u);
-        if (r < 0)
-                goto fail;
-        u->dek_thread_running = true;
+        keyring_dek_submit(v->keyring, &u->dek_req, u->kek_id, u->id, u->dek);
+        u->dek_submitted = true;
         *ret = u;
         return 0;
 fail:
@@ -163,6 +156,7 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         struct store_document d = { 0 };
         _cleanup_(vault_free_secret_stringp) char *details = NULL;
         unsigned mdlen = 0;
+        uint64_t index = 0;
         int r;
 
         if (u->error) {
@@ -199,11 +193,20 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         d.size = u->size;
         d.created_at = now_ms();
         details = vault_details_json(&d);
-        r = details ? vault_record(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id, details) : -ENOMEM;
+        r = details ? vault_record_entry(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id,
+                                         details, &index)
+                    : -ENOMEM;
         if (r >= 0) {
-                r = v->store->ops->document_insert(v->store, &d);
-                if (r < 0 && vault_record(v, d.org_id, d.created_by, "document.discard", d.id, NULL, request_id, NULL) < 0)
-                        log_warn("document %s: discard not logged; the next start logs it", d.id);
+                /* the row and the reference to its create entry: one commit (the commit point) */
+                r = v->store->ops->document_insert_ref(v->store, &d, index);
+                if (r < 0) {
+                        int k = v->store->ops->audit_ref_add(v->store, d.id, index);
+                        if (k < 0)
+                                log_warn("audit reference %llu not stored: %s", (unsigned long long) index,
+                                         strerror(-k));
+                        if (vault_record(v, d.org_id, d.created_by, "document.discard", d.id, NULL, request_id, NULL) < 0)
+                                log_warn("document %s: discard not logged; the next start logs it", d.id);
+                }
         }
         if (r < 0) {
                 int k = v->blob->ops->remove(v->blob, u->id_hex);

@@ -53,14 +53,14 @@ bool vault_id_valid(const char *id) {
 
 /* ---- audit ---- */
 
-/* Appends an audit entry (durable on return) and indexes it under its object. details_plain
- * (which may hold personal data) is sealed under the organisation's audit key. */
-int vault_record(struct vault *v, const char *org_id, const char *actor_id, const char *action, const char *object_id,
-                 const uint8_t *sha256, const char *request_id, const char *details_plain) {
+/* Appends an audit entry (durable on return); its index in *ret_index. details_plain (which may
+ * hold personal data) is sealed under the organisation's audit key. */
+int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id, const char *action,
+                       const char *object_id, const uint8_t *sha256, const char *request_id, const char *details_plain,
+                       uint64_t *ret_index) {
         char time[32], sha_hex[65], rid[17];
         uint8_t kek_id[KEYRING_ID_SIZE], key[KEYRING_KEY_SIZE];
         bool have_key = false;
-        uint64_t index;
         int r;
 
         if (!request_id) {
@@ -87,8 +87,16 @@ int vault_record(struct vault *v, const char *org_id, const char *actor_id, cons
                         return log_error_errno(r, "no audit key for organisation %s: %s", org_id, strerror(-r));
                 have_key = true;
         }
-        r = ledger_record(v->ledger, &e, have_key ? key : NULL, have_key ? details_plain : NULL, &index);
+        r = ledger_record(v->ledger, &e, have_key ? key : NULL, have_key ? details_plain : NULL, ret_index);
         sodium_memzero(key, sizeof key);
+        return r;
+}
+
+/* vault_record_entry, then the entry indexed under its object. */
+int vault_record(struct vault *v, const char *org_id, const char *actor_id, const char *action, const char *object_id,
+                 const uint8_t *sha256, const char *request_id, const char *details_plain) {
+        uint64_t index;
+        int r = vault_record_entry(v, org_id, actor_id, action, object_id, sha256, request_id, details_plain, &index);
         if (r < 0)
                 return r;
         if (object_id) {
@@ -569,6 +577,21 @@ int vault_stats_load(struct vault *v) {
 void vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes) {
         *ret_count = atomic_load(&v->n_documents);
         *ret_bytes = atomic_load(&v->n_bytes);
+}
+
+int vault_prepare_writes(struct vault *v) {
+        if (!v->blob->ops->prepare_writes)
+                return 0;
+        int r = v->blob->ops->prepare_writes(v->blob);
+        if (r < 0)
+                log_error("cannot prepare the object directories: %s", strerror(-r));
+        return r;
+}
+
+void vault_durability_stats(struct vault *v, struct vault_durability_stats *ret) {
+        keyring_group_stats(v->keyring, &ret->keyring_commits, &ret->keyring_keys);
+        audit_log_group_stats(ledger_log(v->ledger), &ret->audit_groups, &ret->audit_entries);
+        v->store->ops->commit_stats(v->store, &ret->meta_commits, &ret->meta_rows);
 }
 
 /* ---- deletion and keys ---- */

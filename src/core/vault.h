@@ -39,6 +39,10 @@ const char *vault_dir(const struct vault *v);
 /* Absolute path of a file named in the config (relative to the data directory). malloc'd. */
 char *vault_path(const struct vault *v, const char *rel);
 
+/* Readies the object store for a server's uploads (fs: the fan-out directories synced once at
+ * start rather than on each one's first use). Writes to DATA/objects: not for read-only tools. */
+int vault_prepare_writes(struct vault *v) _warn_unused_;
+
 /* Settles, on the audit log's evidence, objects and DEKs without a document row (recovery.c):
  * removes what provably never became a document (or was deleted), rebuilds the rows the log proves,
  * and returns -EBADMSG (having changed nothing) when a logged document cannot be rebuilt. */
@@ -75,6 +79,14 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
 int vault_stats_load(struct vault *v) _warn_unused_;
 /* The counts from vault_stats_load, kept up to date by uploads and deletions: no query. */
 void vault_stats(struct vault *v, uint64_t *ret_count, uint64_t *ret_bytes);
+/* How well the group commits of an upload's durable writes batch, since the server started: for
+ * each store, the syncs (commits) done and the items they made durable. */
+struct vault_durability_stats {
+        uint64_t keyring_commits, keyring_keys;
+        uint64_t audit_groups, audit_entries;
+        uint64_t meta_commits, meta_rows;
+};
+void vault_durability_stats(struct vault *v, struct vault_durability_stats *ret);
 
 /* Streaming, random-access reading of one document's plaintext. */
 struct vault_reader;

@@ -30,6 +30,11 @@ struct vault {
  * (which may hold personal data) is sealed under the organisation's audit key. */
 int vault_record(struct vault *v, const char *org_id, const char *actor_id, const char *action, const char *object_id,
                  const uint8_t *sha256, const char *request_id, const char *details_plain) _warn_unused_;
+/* The same without the index: the caller stores the reference itself (in the document's own
+ * metadata transaction at ingest). */
+int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id, const char *action,
+                       const char *object_id, const uint8_t *sha256, const char *request_id, const char *details_plain,
+                       uint64_t *ret_index) _warn_unused_;
 /* {"class","name","size"} of a document, for an audit entry's details. malloc'd. */
 char *vault_details_json(const struct store_document *d);
 /* For _cleanup_: wipes and frees a string that may hold personal data. */

@@ -28,15 +28,6 @@ struct master_key {
 };
 
 /* One queued keyring_dek_new call; lives on the caller's stack until done. */
-struct dek_request {
-        const uint8_t *kek_id;
-        const uint8_t *object_id;
-        const uint8_t *dek;
-        int result;
-        bool done;
-        struct dek_request *next;
-};
-
 struct keyring {
         struct master_key *master;
         sqlite3 *wdb; /* writes, under wlock */
@@ -50,10 +41,18 @@ struct keyring {
         /* group commit */
         pthread_mutex_t qlock;
         pthread_cond_t qcond;
-        struct dek_request *qhead, *qtail;
+        struct keyring_dek_request *qhead, *qtail;
         bool leader_active;
         uint64_t commits; /* transactions written by group commit, for tests and metrics */
         unsigned queued, hold; /* test seam (keyring_hold_group): no batch until hold are queued */
+        uint64_t committed_keys; /* requests those transactions carried */
+        /* organisation keys already unwrapped (one per audit entry otherwise): slots in guarded,
+         * locked memory under okc_lock; okc_gen moves on every destruction or rotation, and a key
+         * read before the move is not cached after it */
+        pthread_mutex_t okc_lock;
+        struct org_key_slot *okc;
+        unsigned okc_next;
+        uint64_t okc_gen;
         /* rotation tuning and test hook */
         unsigned rotate_batch;
         int (*rotate_hook)(unsigned batches_done, void *ud);
@@ -61,6 +60,14 @@ struct keyring {
 };
 
 #define KEYRING_ROTATE_BATCH_DEFAULT 1000u
+#define ORG_KEY_CACHE_SLOTS 16u
+
+struct org_key_slot {
+        bool used;
+        uint8_t kek_id[KEYRING_ID_SIZE];
+        char purpose[KEY_WRAP_PURPOSE_MAX + 1];
+        uint8_t key[KEYRING_KEY_SIZE];
+};
 
 /* ---- master key ---- */
 
@@ -185,6 +192,8 @@ void keyring_free(struct keyring *k) {
         sqlite3_close_v2(k->rdb);
         sqlite3_close_v2(k->wdb);
         master_key_free(k->master);
+        sodium_free(k->okc); /* wipes the cached keys */
+        pthread_mutex_destroy(&k->okc_lock);
         pthread_mutex_destroy(&k->wlock);
         pthread_mutex_destroy(&k->rlock);
         pthread_mutex_destroy(&k->clock);
@@ -240,6 +249,11 @@ int keyring_open(const char *path, bool create, struct master_key *m, struct key
         pthread_mutex_init(&k->clock, NULL);
         pthread_mutex_init(&k->qlock, NULL);
         pthread_cond_init(&k->qcond, NULL);
+        pthread_mutex_init(&k->okc_lock, NULL);
+        k->okc = sodium_allocarray(ORG_KEY_CACHE_SLOTS, sizeof *k->okc);
+        if (!k->okc)
+                return -ENOMEM;
+        sodium_memzero(k->okc, ORG_KEY_CACHE_SLOTS * sizeof *k->okc);
         k->rotate_batch = KEYRING_ROTATE_BATCH_DEFAULT;
         k->master = TAKE_PTR(owned);
 
@@ -341,15 +355,27 @@ int keyring_kek_current_version(struct keyring *k, const uint8_t kek_id[KEYRING_
         return 0;
 }
 
+/* Forgets (wipes) the cached organisation keys of kek_id. */
+static void org_key_cache_drop(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]) {
+        pthread_mutex_lock(&k->okc_lock);
+        k->okc_gen++;
+        for (unsigned i = 0; i < ORG_KEY_CACHE_SLOTS; i++)
+                if (k->okc[i].used && sodium_memcmp(k->okc[i].kek_id, kek_id, KEYRING_ID_SIZE) == 0)
+                        sodium_memzero(&k->okc[i], sizeof k->okc[i]);
+        pthread_mutex_unlock(&k->okc_lock);
+}
+
 int keyring_kek_destroy(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]) {
         if (!k || !kek_id)
                 return -EINVAL;
         pthread_mutex_lock(&k->wlock);
+        org_key_cache_drop(k, kek_id);
         int r = kdb_begin(k->wdb);
         if (r >= 0) {
                 r = kdb_kek_destroy_all(k->wdb, kek_id);
                 r = kdb_end(k->wdb, r);
         }
+        org_key_cache_drop(k, kek_id); /* also what was read while the destruction ran */
         pthread_mutex_unlock(&k->wlock);
         if (r >= 0)
                 (void) keyring_wal_wipe(k); /* logged; retried later */
@@ -359,7 +385,7 @@ int keyring_kek_destroy(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]
 /* ---- DEKs: group commit ---- */
 
 /* Writes a batch of requests in one transaction (caller holds wlock). Sets each result. */
-static void dek_commit_batch(struct keyring *k, struct dek_request *batch) {
+static void dek_commit_batch(struct keyring *k, struct keyring_dek_request *batch) {
         /* The batch usually names one organisation: keep the last KEK unwrapped. */
         uint8_t kek[KEYRING_KEY_SIZE], kek_for[KEYRING_ID_SIZE];
         uint32_t version = 0;
@@ -367,7 +393,7 @@ static void dek_commit_batch(struct keyring *k, struct dek_request *batch) {
         int r = kdb_begin(k->wdb);
         bool began = r >= 0;
 
-        for (struct dek_request *q = batch; q; q = q->next) {
+        for (struct keyring_dek_request *q = batch; q; q = q->next) {
                 if (r < 0) {
                         q->result = r;
                         continue;
@@ -394,12 +420,14 @@ static void dek_commit_batch(struct keyring *k, struct dek_request *batch) {
         if (began)
                 r = kdb_end(k->wdb, r); /* one commit, one fsync, for the whole batch */
         if (r < 0)
-                for (struct dek_request *q = batch; q; q = q->next)
+                for (struct keyring_dek_request *q = batch; q; q = q->next)
                         if (q->result >= 0)
                                 q->result = r; /* rolled back: nothing of this batch was stored */
 }
 
-static int dek_enqueue_and_wait(struct keyring *k, struct dek_request *req) {
+void keyring_dek_submit(struct keyring *k, struct keyring_dek_request *req, const uint8_t kek_id[KEYRING_ID_SIZE],
+                        const uint8_t object_id[KEYRING_ID_SIZE], const uint8_t dek[KEYRING_KEY_SIZE]) {
+        *req = (struct keyring_dek_request) { .kek_id = kek_id, .object_id = object_id, .dek = dek };
         pthread_mutex_lock(&k->qlock);
         if (k->qtail)
                 k->qtail->next = req;
@@ -407,10 +435,15 @@ static int dek_enqueue_and_wait(struct keyring *k, struct dek_request *req) {
                 k->qhead = req;
         k->qtail = req;
         k->queued++;
+        pthread_mutex_unlock(&k->qlock);
+}
+
+int keyring_dek_wait(struct keyring *k, struct keyring_dek_request *req) {
+        pthread_mutex_lock(&k->qlock);
         while (!req->done) {
                 if (!k->leader_active && k->queued >= k->hold) {
                         /* Lead: take everything queued so far, ours included, and commit it. */
-                        struct dek_request *batch = k->qhead;
+                        struct keyring_dek_request *batch = k->qhead;
                         k->qhead = k->qtail = NULL;
                         k->queued = k->hold = 0;
                         k->leader_active = true;
@@ -422,8 +455,9 @@ static int dek_enqueue_and_wait(struct keyring *k, struct dek_request *req) {
 
                         pthread_mutex_lock(&k->qlock);
                         k->commits++;
-                        for (struct dek_request *q = batch, *next; q; q = next) {
+                        for (struct keyring_dek_request *q = batch, *next; q; q = next) {
                                 next = q->next; /* q may vanish once done is seen */
+                                k->committed_keys++;
                                 q->done = true;
                         }
                         k->leader_active = false;
@@ -441,8 +475,9 @@ int keyring_dek_new(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], co
         if (!k || !kek_id || !object_id || !dek)
                 return -EINVAL;
         randombytes_buf(fresh, sizeof fresh);
-        struct dek_request req = { .kek_id = kek_id, .object_id = object_id, .dek = fresh };
-        int r = dek_enqueue_and_wait(k, &req);
+        struct keyring_dek_request req;
+        keyring_dek_submit(k, &req, kek_id, object_id, fresh);
+        int r = keyring_dek_wait(k, &req);
         if (r >= 0)
                 memcpy(dek, fresh, KEYRING_KEY_SIZE);
         sodium_memzero(fresh, sizeof fresh);
@@ -453,8 +488,16 @@ int keyring_dek_store(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], 
                       const uint8_t dek[KEYRING_KEY_SIZE]) {
         if (!k || !kek_id || !object_id || !dek)
                 return -EINVAL;
-        struct dek_request req = { .kek_id = kek_id, .object_id = object_id, .dek = dek };
-        return dek_enqueue_and_wait(k, &req);
+        struct keyring_dek_request req;
+        keyring_dek_submit(k, &req, kek_id, object_id, dek);
+        return keyring_dek_wait(k, &req);
+}
+
+void keyring_group_stats(struct keyring *k, uint64_t *ret_commits, uint64_t *ret_keys) {
+        pthread_mutex_lock(&k->qlock);
+        *ret_commits = k->commits;
+        *ret_keys = k->committed_keys;
+        pthread_mutex_unlock(&k->qlock);
 }
 
 void keyring_hold_group(struct keyring *k, unsigned n) {
@@ -575,6 +618,18 @@ int keyring_org_key(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], co
 
         if (!k || !kek_id || !key || !purpose_valid(purpose))
                 return -EINVAL;
+        pthread_mutex_lock(&k->okc_lock);
+        uint64_t gen = k->okc_gen;
+        for (unsigned i = 0; i < ORG_KEY_CACHE_SLOTS; i++) {
+                struct org_key_slot *s = &k->okc[i];
+                if (s->used && memcmp(s->kek_id, kek_id, KEYRING_ID_SIZE) == 0 && strcmp(s->purpose, purpose) == 0) {
+                        memcpy(key, s->key, KEYRING_KEY_SIZE);
+                        pthread_mutex_unlock(&k->okc_lock);
+                        return 0;
+                }
+        }
+        pthread_mutex_unlock(&k->okc_lock);
+
         pthread_mutex_lock(&k->rlock);
         r = kdb_read_begin(k->rdb);
         if (r >= 0) {
@@ -606,8 +661,18 @@ int keyring_org_key(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], co
                 }
                 pthread_mutex_unlock(&k->wlock);
         }
-        if (r >= 0)
+        if (r >= 0) {
                 memcpy(key, out, KEYRING_KEY_SIZE);
+                pthread_mutex_lock(&k->okc_lock);
+                if (k->okc_gen == gen) {
+                        struct org_key_slot *s = &k->okc[k->okc_next++ % ORG_KEY_CACHE_SLOTS];
+                        s->used = true;
+                        memcpy(s->kek_id, kek_id, KEYRING_ID_SIZE);
+                        snprintf(s->purpose, sizeof s->purpose, "%s", purpose);
+                        memcpy(s->key, out, KEYRING_KEY_SIZE);
+                }
+                pthread_mutex_unlock(&k->okc_lock);
+        }
         sodium_memzero(out, sizeof out);
         return r;
 }
@@ -710,6 +775,7 @@ int keyring_rotate(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], uin
 
         if (!k || !kek_id)
                 return -EINVAL;
+        org_key_cache_drop(k, kek_id);
         pthread_mutex_lock(&k->wlock);
         r = rotate_start(k, kek_id, &version);
         pthread_mutex_unlock(&k->wlock);
@@ -734,6 +800,7 @@ int keyring_rotate(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], uin
         pthread_mutex_lock(&k->wlock);
         r = rotate_finish(k, kek_id, version);
         pthread_mutex_unlock(&k->wlock);
+        org_key_cache_drop(k, kek_id);
         if (r < 0)
                 return r;
         (void) keyring_wal_wipe(k); /* the old KEK versions out of the WAL; logged, retried later */

@@ -45,6 +45,20 @@ int keyring_dek_new(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], co
  * encryption start while the key is being made durable. */
 int keyring_dek_store(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], const uint8_t object_id[KEYRING_ID_SIZE],
                       const uint8_t dek[KEYRING_KEY_SIZE]) _warn_unused_;
+/* keyring_dek_store in two halves, with no thread of the caller's own: submit queues the request
+ * and returns at once; the next group commit, led by whichever caller waits first, stores it
+ * together with every other request queued by then; wait returns its result once it is durable
+ * (leading a commit itself when no one else is). req and the three buffers must stay alive and
+ * unchanged until wait returns; every submitted request must be waited for. */
+struct keyring_dek_request {
+        const uint8_t *kek_id, *object_id, *dek; /* the fields are the keyring's own */
+        int result;
+        bool done;
+        struct keyring_dek_request *next;
+};
+void keyring_dek_submit(struct keyring *k, struct keyring_dek_request *req, const uint8_t kek_id[KEYRING_ID_SIZE],
+                        const uint8_t object_id[KEYRING_ID_SIZE], const uint8_t dek[KEYRING_KEY_SIZE]);
+int keyring_dek_wait(struct keyring *k, struct keyring_dek_request *req) _warn_unused_;
 /* -ENOENT when the DEK was destroyed or never existed; -EBADMSG when a wrapped key fails to authenticate. */
 int keyring_dek_get(struct keyring *k, const uint8_t object_id[KEYRING_ID_SIZE], uint8_t dek[KEYRING_KEY_SIZE]) _warn_unused_;
 /* Durable destruction of the wrapped DEK (crypto-shredding). -ENOENT when absent. */
@@ -61,6 +75,8 @@ uint64_t keyring_group_commits(struct keyring *k);
 /* For tests: the next group commit starts only once n requests are queued (then takes them all),
  * so a batching test does not depend on scheduling. One-shot; n requests must come. */
 void keyring_hold_group(struct keyring *k, unsigned n);
+/* The same and the DEK requests those transactions carried. */
+void keyring_group_stats(struct keyring *k, uint64_t *ret_commits, uint64_t *ret_keys);
 /* Tuning and test hook for keyring_rotate: batch_size keys per transaction (0: default 1000); hook is
  * called after the new version exists (batches_done 0) and after each committed batch; a negative
  * return stops the rotation with that error, as an interruption would. Not thread-safe; set it before use. */

@@ -2,7 +2,8 @@
  *
  * Inserts go through a group commit: each caller queues its row; the first waiter with no leader
  * running becomes the leader, takes the whole queue, inserts it in one transaction (one fsync of
- * the WAL) and wakes every caller with its own result. Listing is newest first with keyset
+ * the WAL) and wakes every caller with its own result. A row may bring the audit reference of its
+ * creation entry, inserted in the same transaction (no commit of its own). Listing is newest first with keyset
  * pagination: the opaque cursor is base64url(version, created_at, id) of the last row given. */
 #include "store/sqlite_internal.h"
 
@@ -41,6 +42,16 @@ static int insert_row(struct sqlite_conn *c, const struct store_document *d) {
         return sqlite_step_done(q);
 }
 
+static int insert_ref(struct sqlite_conn *c, const char *id, uint64_t index) {
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        int r = sqlite_conn_stmt(c, STMT_AUDIT_REF_ADD, &q);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, (int64_t) index);
+        return sqlite_step_done(q);
+}
+
 static int run_simple(struct sqlite_conn *c, enum sqlite_stmt_id id) {
         _cleanup_stmt_ sqlite3_stmt *q = NULL;
         int r = sqlite_conn_stmt(c, id, &q);
@@ -59,7 +70,7 @@ static void rollback(struct sqlite_conn *c) {
  * have undone the whole transaction: then every row is retried alone and gets its own result.
  * Must be called with write_lock held. Returns how many transactions committed. */
 static unsigned insert_batch_locked(struct sqlite_store *s, const struct store_document *const *docs,
-                                    int *results, size_t n) {
+                                    const uint64_t *refs, int *results, size_t n) {
         struct sqlite_conn *c = s->writer;
         int r = run_simple(c, STMT_BEGIN);
         bool fallback = false;
@@ -68,6 +79,13 @@ static unsigned insert_batch_locked(struct sqlite_store *s, const struct store_d
                 fallback = true;
         for (size_t i = 0; i < n && !fallback; i++) {
                 r = insert_row(c, docs[i]);
+                if (r >= 0 && refs && refs[i] != SQLITE_NO_REF) {
+                        r = insert_ref(c, docs[i]->id, refs[i]);
+                        if (r < 0) {
+                                fallback = true; /* the row is in without its reference: redo alone */
+                                break;
+                        }
+                }
                 if (r == -EEXIST || r == -ENOENT)
                         results[i] = r;
                 else if (r < 0)
@@ -88,7 +106,7 @@ static unsigned insert_batch_locked(struct sqlite_store *s, const struct store_d
         }
         unsigned commits = 0;
         for (size_t i = 0; i < n; i++)
-                commits += insert_batch_locked(s, docs + i, results + i, 1);
+                commits += insert_batch_locked(s, docs + i, refs ? refs + i : NULL, results + i, 1);
         return commits;
 }
 
@@ -98,7 +116,7 @@ int sqlite_store_insert_batch(struct store *st, const struct store_document *con
                 if (!document_is_valid(docs[i]))
                         return -EINVAL;
         pthread_mutex_lock(&s->write_lock);
-        unsigned commits = insert_batch_locked(s, docs, results, n);
+        unsigned commits = insert_batch_locked(s, docs, NULL, results, n);
         pthread_mutex_unlock(&s->write_lock);
         pthread_mutex_lock(&s->queue_lock);
         s->commits += commits;
@@ -126,18 +144,21 @@ void sqlite_store_hold_group(struct store *st, unsigned n) {
 static unsigned lead_batch(struct sqlite_store *s, struct insert_req *batch, size_t n) {
         _cleanup_free_ const struct store_document **docs = calloc(n, sizeof *docs);
         _cleanup_free_ int *results = calloc(n, sizeof *results);
+        _cleanup_free_ uint64_t *refs = calloc(n, sizeof *refs);
         struct insert_req *q;
         size_t i = 0;
 
-        if (!docs || !results) {
+        if (!docs || !results || !refs) {
                 for (q = batch; q; q = q->next)
                         q->result = -ENOMEM;
                 return 0;
         }
-        for (q = batch; q; q = q->next)
-                docs[i++] = q->doc;
+        for (q = batch; q; q = q->next, i++) {
+                docs[i] = q->doc;
+                refs[i] = q->ref_index;
+        }
         pthread_mutex_lock(&s->write_lock);
-        unsigned commits = insert_batch_locked(s, docs, results, n);
+        unsigned commits = insert_batch_locked(s, docs, refs, results, n);
         pthread_mutex_unlock(&s->write_lock);
         i = 0;
         for (q = batch; q; q = q->next)
@@ -146,10 +167,14 @@ static unsigned lead_batch(struct sqlite_store *s, struct insert_req *batch, siz
 }
 
 int sqlite_document_insert(struct store *st, const struct store_document *d) {
-        struct sqlite_store *s = sqlite_store_of(st);
-        struct insert_req req = { .doc = d };
+        return sqlite_document_insert_ref(st, d, SQLITE_NO_REF);
+}
 
-        if (!document_is_valid(d))
+int sqlite_document_insert_ref(struct store *st, const struct store_document *d, uint64_t audit_index) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct insert_req req = { .doc = d, .ref_index = audit_index };
+
+        if (!document_is_valid(d) || (audit_index != SQLITE_NO_REF && audit_index > (uint64_t) INT64_MAX))
                 return -EINVAL;
         pthread_mutex_lock(&s->queue_lock);
         if (s->queue_tail)

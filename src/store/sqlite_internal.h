@@ -71,8 +71,11 @@ int sqlite_schema_migrate(struct sqlite_conn *c, bool create) _warn_unused_;
 #define SQLITE_SCHEMA_VERSION 2
 
 /* A queued document insert, on its caller's stack until the leader marks it done. */
+#define SQLITE_NO_REF UINT64_MAX /* an insert without an audit reference */
+
 struct insert_req {
         const struct store_document *doc;
+        uint64_t ref_index; /* SQLITE_NO_REF or the audit entry to reference in the same transaction */
         int result;
         bool done;
         struct insert_req *next;
@@ -130,6 +133,7 @@ void sqlite_reader_put(struct sqlite_store *s, struct sqlite_conn *c);
 
 /* The document operations (sqlite_documents.c). */
 int sqlite_document_insert(struct store *st, const struct store_document *d);
+int sqlite_document_insert_ref(struct store *st, const struct store_document *d, uint64_t audit_index);
 int sqlite_document_get(struct store *st, const char *org_id, const char *id, struct store_document *ret);
 int sqlite_document_list(struct store *st, const struct store_document_filter *f, struct store_document **ret,
                          size_t *ret_n, char **ret_next_cursor);

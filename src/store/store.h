@@ -60,6 +60,9 @@ struct store_ops {
 
         /* Durable when it returns 0 (batched with concurrent inserts: group commit). -EEXIST on duplicate id. */
         int (*document_insert)(struct store *s, const struct store_document *d);
+        /* As document_insert, and in the same transaction the audit reference (d->id, audit_index)
+         * of the entry that recorded the creation: one commit makes both durable. */
+        int (*document_insert_ref)(struct store *s, const struct store_document *d, uint64_t audit_index);
         /* -ENOENT when absent or in another organisation. */
         int (*document_get)(struct store *s, const char *org_id, const char *id, struct store_document *ret);
         /* Newest first. *ret is malloc'd (free()); *ret_next_cursor malloc'd or NULL at the end. */
@@ -70,6 +73,8 @@ struct store_ops {
         /* true when a document row with this id exists (any organisation), for orphan sweeps. */
         int (*document_exists)(struct store *s, const char *id, bool *ret);
         int (*document_stats)(struct store *s, uint64_t *ret_count, uint64_t *ret_bytes);
+        /* Transactions of the document group commit and the rows they held, since open. */
+        void (*commit_stats)(struct store *s, uint64_t *ret_commits, uint64_t *ret_rows);
 
         /* Tokens are looked up by the SHA-256 of the secret; the secret itself is never stored. */
         int (*token_insert)(struct store *s, const struct store_token *t, const uint8_t hash[32]);

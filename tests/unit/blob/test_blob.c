@@ -278,6 +278,37 @@ static int cmp_id(const void *a, const void *b) {
         return strcmp(a, b);
 }
 
+/* prepare_writes: every first-level directory afterwards, nothing stored is touched, foreach
+ * still finds exactly the objects, new objects commit into old and new directories, and it can
+ * run again on a store that has objects everywhere. */
+static void test_prepare_writes(void **state) {
+        struct fixture *f = *state;
+        struct collect c = {};
+        const char *ids[] = { "abcd0000000000000000000000000001", "ab000000000000000000000000000002",
+                              "00ff0000000000000000000000000003" };
+
+        assert_int_equal(put_object(f->b, ids[0], 1, 3000, 700), 0);
+        assert_non_null(f->b->ops->prepare_writes);
+        assert_int_equal(f->b->ops->prepare_writes(f->b), 0);
+        for (unsigned ix = 0; ix < 256; ix++) {
+                char rel[16];
+                struct stat st;
+                snprintf(rel, sizeof rel, "objects/%02x", ix);
+                _cleanup_free_ char *p = path_join(f->root, rel);
+                assert_int_equal(stat(p, &st), 0);
+                assert_true(S_ISDIR(st.st_mode));
+                assert_int_equal(st.st_mode & 0777, 0700);
+        }
+        check_object(f->b, ids[0], 1, 3000);
+        assert_int_equal(put_object(f->b, ids[1], 2, 10, 10), 0); /* known xx, new yy */
+        assert_int_equal(put_object(f->b, ids[2], 3, 65537, 4096), 0);
+        assert_int_equal(f->b->ops->prepare_writes(f->b), 0);
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++)
+                check_object(f->b, ids[i], (unsigned) i + 1, i == 0 ? 3000 : i == 1 ? 10 : 65537);
+        assert_int_equal(f->b->ops->foreach(f->b, collect_cb, &c), 0);
+        assert_int_equal(c.n, 3);
+}
+
 static void test_foreach(void **state) {
         struct fixture *f = *state;
         struct collect c = {};
@@ -422,6 +453,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cleanup_tmp, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_invalid_ids, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_prepare_writes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
         };
