@@ -9,7 +9,7 @@ Reads the sources (the route table, the problem answers, the constants) and the 
 - the checkpoint cadence, the cosignature cap, the `limit` bounds and the tile width limit are
   the code's constants wherever the documents give them;
 - the audit append figures of docs/audit.md and docs/performance.md are the same;
-- the HSTS promise names the libmicrohttpd exception; performance.md names one build type.
+- the HSTS promise names the libmicrohttpd exception; performance.md reproduces with make build's build type and each set of figures names its own.
 usage: test_docs.py SOURCE_ROOT
 """
 import glob
@@ -165,10 +165,17 @@ for rel in ("README.md", "docs/api.md", "docs/security.md"):
                   "%s promises HSTS on every answer without naming libmicrohttpd's own answers" % rel)
 
 perf = read("docs/performance.md")
-types = set(re.findall(r"--buildtype=(\w+)", perf)) | set(re.findall(r"\b(debugoptimized|release|debug|plain) build\b", perf))
-check(len(types) == 1, "docs/performance.md names several build types: %s" % sorted(types))
+# the command of "How to reproduce" is make build's; each set of figures names its own build
+repro = re.search(r"## How to reproduce\n(.*?)\n## ", perf, re.S)
+check(repro is not None, "docs/performance.md has no 'How to reproduce' section")
+types = set(re.findall(r"--buildtype=(\w+)", repro.group(1).split("(`make bench`")[0])) if repro else set()
 make = set(re.findall(r"meson setup \$\(BUILD\) --buildtype=(\w+)", read("Makefile")))
-check(types == make, "docs/performance.md's build type %s is not make build's %s" % (sorted(types), sorted(make)))
+check(len(types) == 1 and types == make,
+      "docs/performance.md's reproduce command builds %s, make build %s" % (sorted(types), sorted(make)))
+for m in re.finditer(r"### Results|## Small uploads: where", perf):
+    section = perf[m.start():m.start() + 600]
+    check(re.search(r"\b(debugoptimized|release|debug|plain) build\b", section),
+          "docs/performance.md: figures at '%s' do not name their build type" % section[:40])
 check(not re.search(r"every `GET`[^.]*close", ops), "docs/operations.md still says every GET closes the connection")
 
 # No retention is enforced (nothing in src/ refuses a deletion with 409), so no document may
