@@ -34,5 +34,17 @@ int api_system_healthz(struct http_request *r);
 int api_system_metrics(struct http_request *r);
 int api_system_openapi(struct http_request *r);
 
+/* Probes of the sandbox for the integration tests (testhook.c): only in a build made with
+ * meson -Dtest_hooks=true, and not part of the API (nor of docs/openapi.yaml). */
+#ifdef COFFRE_TEST_HOOKS
+int api_test_open(struct http_request *r);
+int api_test_unshare(struct http_request *r);
+#define API_TEST_ROUTES                                                           \
+        { "GET", "/v1/_test/open", "test.open", .begin = api_test_open },         \
+        { "GET", "/v1/_test/unshare", "test.unshare", .begin = api_test_unshare },
+#else
+#define API_TEST_ROUTES
+#endif
+
 /* JSON of a document as the API shows it. */
 json_t *api_document_json(const struct store_document *d);

@@ -13,6 +13,7 @@
 #include "cmd_server.h"
 #include "commands.h"
 #include "core/ledger.h"
+#include "core/sandbox.h"
 #include "core/vault.h"
 #include "fileio.h"
 #include "http/http.h"
@@ -78,6 +79,23 @@ int cmd_init(int argc, char **argv) {
         sodium_memzero(token, strlen(token));
         free(token);
         return 0;
+}
+
+/* Everything is open and no thread runs yet: confine the process, then start the checkpointer. */
+static int serve_lock_down(void *ud) {
+        struct vault *v = ud;
+        int r;
+
+        if (vault_get_config(v)->sandbox) {
+                r = vault_sandbox(v);
+                if (r < 0)
+                        return r;
+        } else
+                log_warn("sandbox disabled by [server] sandbox = false: the server can read every file it can reach");
+        r = ledger_start(vault_ledger(v));
+        if (r < 0)
+                log_error("cannot start the checkpointer: %s", strerror(-r));
+        return r;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -157,12 +175,6 @@ int cmd_serve(int argc, char **argv) {
         r = vault_recover(v);
         if (r < 0)
                 return 1;
-        r = ledger_start(vault_ledger(v));
-        if (r < 0) {
-                log_error("cannot start the checkpointer: %s", strerror(-r));
-                return 1;
-        }
-
         _cleanup_free_ char *cert_path = vault_path(v, cfg->tls_cert);
         _cleanup_free_ char *key_path = vault_path(v, cfg->tls_key);
         struct buf cert, key;
@@ -177,6 +189,8 @@ int cmd_serve(int argc, char **argv) {
                 buf_free(&cert);
                 return 1;
         }
+        o.before_threads = serve_lock_down;
+        o.before_threads_ud = v;
         o.cert_pem = (const char *) cert.data;
         o.key_pem = (const char *) key.data;
         struct http_server *s = NULL;

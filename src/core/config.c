@@ -18,6 +18,7 @@ void vault_config_defaults(struct vault_config *c) {
                 .max_connections_per_ip = 64,
                 .idle_timeout = 30,
                 .shutdown_timeout = 30,
+                .sandbox = true,
         };
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
         snprintf(c->tls_cert, sizeof c->tls_cert, "tls/cert.pem");
@@ -71,6 +72,16 @@ static int parse_uint(const char *v, unsigned *ret) {
         return 1;
 }
 
+static int parse_bool(const char *v, bool *ret) {
+        if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+                *ret = true;
+        else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
+                *ret = false;
+        else
+                return 0;
+        return 1;
+}
+
 static int handler(void *ud, const char *section, const char *name, const char *value) {
         struct vault_config *c = ud;
 #define IS(s, n) (strcmp(section, s) == 0 && strcmp(name, n) == 0)
@@ -90,6 +101,8 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return parse_uint(value, &c->idle_timeout);
         if (IS("server", "shutdown_timeout"))
                 return parse_uint(value, &c->shutdown_timeout);
+        if (IS("server", "sandbox"))
+                return parse_bool(value, &c->sandbox);
         if (IS("tls", "cert"))
                 return copy_str(c->tls_cert, sizeof c->tls_cert, value);
         if (IS("tls", "key"))

@@ -1,6 +1,7 @@
 /* config.h: the vault's settings file DATA/coffre.conf (INI). Holds paths and limits, never secrets. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "macro.h"
@@ -15,6 +16,7 @@ struct vault_config {
         unsigned max_connections_per_ip;
         unsigned idle_timeout;        /* seconds */
         unsigned shutdown_timeout;    /* seconds to let in-flight requests finish */
+        bool sandbox;                 /* [server] sandbox: Landlock + seccomp once serving */
         char tls_cert[256];           /* relative to DATA or absolute */
         char tls_key[256];
         char master_key[256];
