@@ -153,6 +153,8 @@ int cmd_serve(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        if (vault_sandbox_prepare() < 0)
+                return 1;
         _cleanup_(vault_closep) struct vault *v = NULL;
         r = vault_open(data, &v);
         if (r < 0)
