@@ -23,7 +23,7 @@ test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 
 test-asan: deps
-	[ -f build-asan/build.ninja ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
+	[ -f build-asan/build.ninja ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug -Dtest_hooks=true
 	meson compile -C build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		meson test -C build-asan --suite unit --suite integration --print-errorlogs --num-processes 2
