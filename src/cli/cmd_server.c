@@ -153,7 +153,7 @@ int cmd_serve(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        if (vault_sandbox_prepare() < 0)
+        if (vault_sandbox_prepare(data) < 0)
                 return 1;
         _cleanup_(vault_closep) struct vault *v = NULL;
         r = vault_open(data, &v);

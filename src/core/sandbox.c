@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "sandbox.h"
 #include "vault.h"
@@ -111,18 +112,6 @@ static int landlock_allow_in(int ruleset, const struct vault *v, const char *rel
         return landlock_allow(ruleset, p, access, handled, optional);
 }
 
-/* Where sqlite puts the temporary files of large sorts and statement journals: the first of these
- * it finds writable (the same order as its unix VFS). */
-static const char *sqlite_temp_dir(void) {
-        const char *dirs[] = { getenv("SQLITE_TMPDIR"), getenv("TMPDIR"), "/var/tmp", "/usr/tmp", "/tmp" };
-        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                struct stat st;
-                if (dirs[i] && stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode) && access(dirs[i], W_OK | X_OK) == 0)
-                        return dirs[i];
-        }
-        return NULL;
-}
-
 static int sandbox_landlock(const struct vault *v, int *ret_abi) {
         int abi = landlock_abi();
         *ret_abi = abi;
@@ -145,14 +134,20 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
                 attr.scoped = SB_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET;
                 attr_size = sizeof attr;
         }
+        if (abi < 2) {
+                /* ABI 1 refuses every cross-directory rename, so no upload could reach objects/. */
+                log_warn("sandbox: Landlock ABI 1 cannot allow the move from tmp/ to objects/: the server's file "
+                         "access is NOT restricted");
+                *ret_abi = 0;
+                return 0;
+        }
         if (abi < 3)
-                log_warn("sandbox: Landlock ABI %d cannot restrict truncate() or cross-directory renames fully", abi);
+                log_warn("sandbox: Landlock ABI %d cannot restrict truncate()", abi);
         long k = syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
         if (k < 0)
                 return log_error_errno(-errno, "sandbox: cannot create a Landlock ruleset: %m");
         int rs = (int) k;
         const struct vault_config *c = vault_get_config(v);
-        const char *tmpdir = sqlite_temp_dir();
         int r = 0;
         /* What the server opens after start, and nothing else: keys/ and coffre.conf stay out. */
         static const struct {
@@ -174,6 +169,10 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
                 r = landlock_allow_in(rs, v, "tmp", FS_TREE_RW, handled, false);
         if (r >= 0)
                 r = landlock_allow_in(rs, v, "audit", FS_TREE_RW, handled, false);
+        /* tls/ as a directory, so that a renewed pair (a new file renamed in) stays readable;
+         * a pair configured elsewhere, as those two files only. */
+        if (r >= 0)
+                r = landlock_allow_in(rs, v, "tls", FS_READ, handled, true);
         if (r >= 0)
                 r = landlock_allow_in(rs, v, c->tls_cert, LANDLOCK_ACCESS_FS_READ_FILE, handled, false);
         if (r >= 0)
@@ -182,9 +181,6 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
                 r = landlock_allow(rs, "/dev/urandom", LANDLOCK_ACCESS_FS_READ_FILE, handled, true);
         if (r >= 0)
                 r = landlock_allow(rs, "/dev/null", FS_FILE_RW, handled, true);
-        if (r >= 0 && tmpdir)
-                r = landlock_allow(rs, tmpdir, FS_FILE_RW | LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_REMOVE_FILE,
-                                   handled, false);
 #ifdef SANDBOX_FOR_SANITIZER
         if (r >= 0)
                 r = landlock_allow(rs, "/proc/self", FS_READ, handled, false);
@@ -282,14 +278,23 @@ static int count_threads(void) {
  * keyring.db is there at the next start (an older copy put back, say), and would keep wrapped
  * keys an erasure destroyed. In persistent-WAL mode with a size limit, sqlite instead truncates
  * the -wal to zero bytes at the last close, once its checkpoint has completed. */
-static int sqlite_persist_wal(sqlite3 *db, char **err, const struct sqlite3_api_routines *api) {
+static int sqlite_keep_wal(sqlite3 *db, char **err, const struct sqlite3_api_routines *api) {
         int one = 1;
         (void) sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
         return sqlite3_exec(db, "PRAGMA journal_size_limit = 1073741824", NULL, NULL, err);
 }
 
-int vault_sandbox_prepare(void) {
-        int rc = sqlite3_auto_extension((void (*)(void)) sqlite_persist_wal);
+int vault_sandbox_prepare(const char *data_dir) {
+        /* sqlite's temporary files (large sorts, statement journals; unlinked as soon as made)
+         * go to DATA/tmp/, inside the sandbox, rather than /var/tmp or /tmp. Set before any
+         * connection exists, as sqlite requires. */
+        _cleanup_free_ char *tmp = path_join(data_dir, "tmp");
+        char *dir = tmp ? sqlite3_mprintf("%s", tmp) : NULL;
+        if (!dir)
+                return log_error_errno(-ENOMEM, "sandbox: out of memory");
+        sqlite3_free(sqlite3_temp_directory);
+        sqlite3_temp_directory = dir;
+        int rc = sqlite3_auto_extension((void (*)(void)) sqlite_keep_wal);
         return rc == SQLITE_OK ? 0 : log_error_errno(-ENOMEM, "sandbox: cannot prepare sqlite: %s", sqlite3_errstr(rc));
 }
 
