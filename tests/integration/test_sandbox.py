@@ -11,6 +11,7 @@ Usage: test_sandbox.py PATH/TO/coffre hooks|no-hooks
 """
 
 import os
+import subprocess
 import sys
 import urllib.parse
 
@@ -140,9 +141,19 @@ def test_confined_server_keeps_documents():
         check(v.stop() == 0, "SIGTERM did not exit 0", v.log_tail())
 
 
+def test_bad_sandbox_setting_refused():
+    with Vault(BINARY) as v:
+        with open(os.path.join(v.data, "coffre.conf"), "a") as f:
+            f.write("\n[server]\nsandbox = maybe\n")
+        r = subprocess.run([v.binary, "serve", "--data", v.data, "--listen", "127.0.0.1:0"],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 1, "serve with sandbox = maybe exited %d, not 1" % r.returncode, r.stderr)
+        check("invalid setting on line" in r.stderr, "no clear error for sandbox = maybe", r.stderr)
+
+
 TESTS = ([test_keys_unreadable, test_outside_data_dir_denied, test_served_files_reachable,
           test_syscall_outside_allow_list, test_sandbox_can_be_disabled] if HOOKS
-         else [test_hooks_absent]) + [test_confined_server_keeps_documents]
+         else [test_hooks_absent]) + [test_confined_server_keeps_documents, test_bad_sandbox_setting_refused]
 
 
 if __name__ == "__main__":
