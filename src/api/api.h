@@ -38,10 +38,10 @@ int api_system_openapi(struct http_request *r);
  * meson -Dtest_hooks=true, and not part of the API (nor of docs/openapi.yaml). */
 #ifdef COFFRE_TEST_HOOKS
 int api_test_open(struct http_request *r);
-int api_test_unshare(struct http_request *r);
+int api_test_syscall(struct http_request *r);
 #define API_TEST_ROUTES                                                           \
         { "GET", "/v1/_test/open", "test.open", .begin = api_test_open },         \
-        { "GET", "/v1/_test/unshare", "test.unshare", .begin = api_test_unshare },
+        { "GET", "/v1/_test/syscall", "test.syscall", .begin = api_test_syscall },
 #else
 #define API_TEST_ROUTES
 #endif

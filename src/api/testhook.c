@@ -3,9 +3,9 @@
  * open() of a key file or a system call outside the allow-list gives. Never in a release build. */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -38,8 +38,24 @@ int api_test_open(struct http_request *r) {
         return http_respond_json(r, 200, errno_json("open", err));
 }
 
-/* GET /v1/_test/unshare: unshare(0), a no-op the seccomp allow-list does not let through. */
-int api_test_unshare(struct http_request *r) {
-        long k = syscall(SYS_unshare, 0);
-        return http_respond_json(r, 200, errno_json("unshare", k < 0 ? errno : 0));
+/* GET /v1/_test/syscall?call=unshare|fork: unshare(0), a no-op, or fork() with a child that exits
+ * at once; the seccomp allow-list lets neither through. */
+int api_test_syscall(struct http_request *r) {
+        const char *call = http_query(r, "call");
+        int err = 0;
+        if (call && strcmp(call, "unshare") == 0) {
+                if (syscall(SYS_unshare, 0) < 0)
+                        err = errno;
+        } else if (call && strcmp(call, "fork") == 0) {
+                pid_t pid = fork();
+                if (pid == 0)
+                        _exit(0);
+                if (pid < 0)
+                        err = errno;
+                else
+                        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                                ;
+        } else
+                return http_respond_problem(r, 400, "bad-parameter", "call is unshare or fork", NULL);
+        return http_respond_json(r, 200, errno_json(call, err));
 }

@@ -28,9 +28,9 @@ def probe_open(v, path, mode="read"):
     return resp.json()["error"]
 
 
-def probe_unshare(v):
-    resp = v.request("GET", "/v1/_test/unshare")
-    check(resp.status == 200, "unshare probe answered %d" % resp.status, resp)
+def probe_syscall(v, call):
+    resp = v.request("GET", "/v1/_test/syscall?call=" + call)
+    check(resp.status == 200, "%s probe answered %d" % (call, resp.status), resp)
     return resp.json()["error"]
 
 
@@ -89,7 +89,8 @@ def test_served_files_reachable():
 def test_syscall_outside_allow_list():
     with Vault(BINARY) as v:
         v.start()
-        check(probe_unshare(v) == "EPERM", "unshare(0) went through the seccomp filter")
+        check(probe_syscall(v, "unshare") == "EPERM", "unshare(0) went through the seccomp filter")
+        check(probe_syscall(v, "fork") == "EPERM", "fork() went through the seccomp filter")
         # The server carries on after a refused call.
         v.upload_ok(b"still serving\n")
         check(v.stop() == 0, "SIGTERM did not exit 0", v.log_tail())
@@ -103,14 +104,15 @@ def test_sandbox_can_be_disabled():
               "no warning that the sandbox is off", v.log_tail())
         check(probe_open(v, "keys/log.key") == "OK", "keys/log.key unreadable without sandbox")
         check(probe_open(v, "/etc/passwd", "write") == "OK", "/etc/passwd unwritable without sandbox")
-        check(probe_unshare(v) == "OK", "unshare(0) refused without sandbox")
+        check(probe_syscall(v, "unshare") == "OK", "unshare(0) refused without sandbox")
+        check(probe_syscall(v, "fork") == "OK", "fork() refused without sandbox")
         check(v.stop() == 0, "SIGTERM did not exit 0", v.log_tail())
 
 
 def test_hooks_absent():
     with Vault(BINARY) as v:
         v.start()
-        for path in ("/v1/_test/open?path=keys/log.key", "/v1/_test/unshare"):
+        for path in ("/v1/_test/open?path=keys/log.key", "/v1/_test/syscall?call=fork"):
             resp = v.request("GET", path)
             check(resp.status == 404, "%s answered %d in a build without test hooks" % (path, resp.status),
                   resp)
