@@ -3,7 +3,7 @@ BUILD ?= build
 DATA ?= var
 LISTEN ?= 127.0.0.1:8443
 
-.PHONY: all deps build run test test-asan bench clean
+.PHONY: all deps build run test test-asan build-asan-clang bench clean
 
 all: build
 
@@ -22,11 +22,24 @@ run: build
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 
-test-asan: deps
-	[ -f build-asan/build.ninja ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug -Dtest_hooks=true
-	meson compile -C build-asan
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		meson test -C build-asan --suite unit --suite integration --print-errorlogs --num-processes 2
+# Memory safety (issue 7): clang, AddressSanitizer + UndefinedBehaviorSanitizer, -O0, and no
+# -ftrivial-auto-var-init (meson.build adds it for gcc only), so a variable used or freed before
+# it is set shows up instead of reading as zero. A build-asan made by another compiler is redone.
+ASAN_BUILD ?= build-asan
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1
+
+test-asan: build-asan-clang
+	$(SAN_ENV) meson test -C $(ASAN_BUILD) --suite unit --suite integration --print-errorlogs --num-processes 2 \
+		--timeout-multiplier 3
+
+build-asan-clang: deps
+	@if [ -f $(ASAN_BUILD)/build.ninja ] && ! grep -q '^ command = clang ' $(ASAN_BUILD)/build.ninja; then \
+		echo "$(ASAN_BUILD) was not made with clang: setting it up again"; rm -rf $(ASAN_BUILD); fi
+	[ -f $(ASAN_BUILD)/build.ninja ] || CC=clang meson setup $(ASAN_BUILD) --buildtype=debug \
+		-Db_sanitize=address,undefined -Db_lundef=false -Dtest_hooks=true
+	meson configure $(ASAN_BUILD) -Dtest_hooks=true  # the sandbox probes, also in an older build-asan
+	meson compile -C $(ASAN_BUILD)
 
 bench: build
 	./bench/run $(BUILD)/coffre
@@ -34,4 +47,4 @@ bench: build
 	$(BUILD)/bench/audit-bench
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -6,7 +6,7 @@ Seeds named ok-* must be accepted by the target's parser and bad-* refused: the 
 ids and nonces), so re-running it only changes files when this script changes.
 Needs python3-cryptography (for the AES-GCM seeds). The note corpus is not written here.
 
-usage: fuzz/make_corpus.py [SHARED_DATA_DIR]   (default: ../shared/data beside the repository)
+usage: fuzz/make_corpus.py [TEST_DATA_DIR]   (default: tests/data of this repository)
 """
 import base64
 import glob
@@ -18,7 +18,7 @@ import sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "shared", "data")
+TEST_DATA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "tests", "data")
 
 ENTRY_KEY = bytes(range(1, 33))           # entry_fuzz.c fuzz_details_key
 OBJECT_KEY = bytes(range(0xA0, 0xC0))     # object_fuzz.c fuzz_dek
@@ -200,7 +200,7 @@ def merkle_corpus():
             "size1-plus", "swapped-roots", "empty-proof", "wrong-leaf"]
     n = 0
     for kind, mode in (("inclusion", 0), ("consistency", 1)):
-        for path in sorted(glob.glob(os.path.join(SHARED, "merkle", "golden", kind, "*", "*.json"))):
+        for path in sorted(glob.glob(os.path.join(TEST_DATA, "merkle", "golden", kind, "*", "*.json"))):
             base = os.path.basename(path)[:-5]
             sub = os.path.basename(os.path.dirname(path))
             if not any(base.startswith(p) for p in pick) or sub != ("1" if kind == "inclusion" else "2"):
@@ -217,7 +217,7 @@ def merkle_corpus():
             write("merkle_proof", "%s-%s-%s-%s" % (prefix, kind, sub, base.replace("@", "").replace("[", "").replace("]", "")), data)
             n += 1
     if n == 0:
-        sys.exit("no golden Merkle vectors under " + SHARED)
+        sys.exit("no golden Merkle vectors under " + TEST_DATA)
     # generated trees: mode, size (2 bytes), index/old size (2 bytes), bit to flip, leaf data
     for name, params in {"ok-gen-inclusion-1": (2, 0, 0, 0), "ok-gen-inclusion-7": (2, 6, 3, 9),
                          "ok-gen-inclusion-512": (2, 511, 300, 200), "ok-gen-consistency-6-7": (3, 6, 5, 1),

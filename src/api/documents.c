@@ -42,6 +42,8 @@ int api_documents_create_begin(struct http_request *r) {
         const char *why = NULL;
         uint8_t expected[32];
 
+        if (api_refuse_if_stalled(r))
+                return 0;
         if (!class_)
                 class_ = vault_get_config(v)->default_class;
         if (!name)
@@ -117,12 +119,14 @@ int api_documents_list(struct http_request *r) {
                 return http_respond_problem(r, 400, "bad-request", "Bad request",
                                             "created_after and created_before must be RFC 3339 dates.");
         if (lim) {
-                char *end = NULL;
-                long l = strtol(lim, &end, 10);
-                if (*end || end == lim || l < 1 || l > 1000)
+                /* plain decimal digits like every number of the API: strtol would take "+5" and " 5" */
+                size_t l = 0, i = 0;
+                for (; lim[i] >= '0' && lim[i] <= '9' && l <= 1000; i++)
+                        l = l * 10 + (size_t) (lim[i] - '0');
+                if (i == 0 || lim[i] || l < 1 || l > 1000)
                         return http_respond_problem(r, 400, "bad-request", "Bad request",
-                                                    "limit must be between 1 and 1000.");
-                f.limit = (size_t) l;
+                                                    "limit must be a number between 1 and 1000.");
+                f.limit = l;
         }
         struct store_document *docs = NULL;
         size_t n = 0;
@@ -301,6 +305,8 @@ int api_documents_content(struct http_request *r) {
 }
 
 int api_documents_delete(struct http_request *r) {
+        if (api_refuse_if_stalled(r))
+                return 0;
         int k = vault_document_delete(http_vault(r), http_actor(r), http_param(r, "id"), http_request_id(r));
         if (k == -EPERM)
                 return http_respond_problem(r, 403, "forbidden", "Forbidden", "Only an admin may delete documents.");

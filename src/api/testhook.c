@@ -18,7 +18,7 @@ static json_t *errno_json(const char *what, int err) {
 int api_test_open(struct http_request *r) {
         const char *path = http_query(r, "path"), *mode = http_query(r, "mode");
         if (!path || !path[0])
-                return http_respond_problem(r, 400, "bad-parameter", "path is required", NULL);
+                return http_respond_problem(r, 400, "bad-request", "path is required", NULL);
         if (!mode)
                 mode = "read";
         int flags;
@@ -27,7 +27,7 @@ int api_test_open(struct http_request *r) {
         else if (strcmp(mode, "write") == 0)
                 flags = O_WRONLY | O_APPEND; /* opens for writing, writes nothing */
         else
-                return http_respond_problem(r, 400, "bad-parameter", "mode is read or write", NULL);
+                return http_respond_problem(r, 400, "bad-request", "mode is read or write", NULL);
         _cleanup_free_ char *p = vault_path(http_vault(r), path);
         if (!p)
                 return http_respond_errno(r, -ENOMEM, "out of memory");
@@ -56,6 +56,6 @@ int api_test_syscall(struct http_request *r) {
                         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                                 ;
         } else
-                return http_respond_problem(r, 400, "bad-parameter", "call is unshare or fork", NULL);
+                return http_respond_problem(r, 400, "bad-request", "call is unshare or fork", NULL);
         return http_respond_json(r, 200, errno_json(call, err));
 }

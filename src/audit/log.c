@@ -432,7 +432,8 @@ static void post_commit(struct audit_log *log) {
 }
 
 static bool may_lead(const struct audit_log *log) {
-        return !log->forming && !log->exclusive && log->want_exclusive == 0 && log->in_flight < PIPELINE;
+        return !log->forming && !log->exclusive && log->want_exclusive == 0 && log->in_flight < PIPELINE &&
+               log->queued >= log->hold;
 }
 
 /* Under mu: wakes one queued append to lead the next group, when one may start. */
@@ -451,6 +452,7 @@ static void lead_group(struct audit_log *log) {
                 w->taken = true;
         log->head = NULL;
         log->tail = &log->head;
+        log->queued = log->hold = 0;
         log->forming = true;
         log->in_flight++;
         int r = log->broken;
@@ -503,6 +505,7 @@ int audit_log_append_batch(struct audit_log *log, const struct iovec *entries, s
         w.seq = log->next_seq;
         *log->tail = &w;
         log->tail = &w.next;
+        log->queued++;
         while (!w.done) {
                 if (!w.taken && may_lead(log)) {
                         lead_group(log);
@@ -549,6 +552,12 @@ int audit_log_sync(struct audit_log *log) {
         int r = log->broken < 0 ? log->broken : audit_log_sync_derived(log);
         leader_release(log);
         return r;
+}
+
+void audit_log_hold_group(struct audit_log *log, unsigned n) {
+        pthread_mutex_lock(&log->mu);
+        log->hold = n;
+        pthread_mutex_unlock(&log->mu);
 }
 
 void audit_log_set_on_commit(struct audit_log *log, audit_log_commit_fn fn, void *userdata) {

@@ -50,6 +50,9 @@ int audit_log_append_batch(struct audit_log *log, const struct iovec *entries, s
 int audit_log_sync(struct audit_log *log) _warn_unused_;
 
 void audit_log_set_on_commit(struct audit_log *log, audit_log_commit_fn fn, void *userdata);
+/* For tests: the next group starts only once n appends are queued (then it takes them all), so a
+ * group-commit test does not depend on scheduling. One-shot; n appends must come. */
+void audit_log_hold_group(struct audit_log *log, unsigned n);
 
 /* Number of durable entries. */
 uint64_t audit_log_size(struct audit_log *log);

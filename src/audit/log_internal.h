@@ -52,6 +52,7 @@ struct audit_log {
         merkle_hash root;
         audit_log_commit_fn on_commit;
         void *on_commit_ud;
+        unsigned queued, hold; /* test seam (audit_log_hold_group): no group until hold are queued */
 
         /* owned by the group being published (or by leader_acquire()) */
         uint64_t entries_end; /* (owned by the group being formed) */

@@ -618,7 +618,7 @@ int checkpoint_parse(const char *body, size_t len, char **ret_origin, uint64_t *
 int cosignature_sign(const struct note_signer *witness, const char *checkpoint_body, size_t len, uint64_t timestamp,
                      char **ret_line) {
         uint8_t sig[TIMESTAMP_SIZE + ED25519_SIG];
-        _cleanup_buf_ struct buf m;
+        _cleanup_buf_ struct buf m = {}; /* freed on the early -EINVAL returns */
         int r;
 
         if (!witness || !ret_line || timestamp > INT64_MAX)

@@ -18,6 +18,7 @@ void vault_config_defaults(struct vault_config *c) {
                 .max_connections_per_ip = 64,
                 .idle_timeout = 30,
                 .shutdown_timeout = 30,
+                .stall_timeout = 10,
                 .sandbox = true,
         };
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
@@ -111,6 +112,8 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return copy_str(c->master_key, sizeof c->master_key, value);
         if (IS("audit", "origin"))
                 return copy_str(c->audit_origin, sizeof c->audit_origin, value);
+        if (IS("audit", "stall_timeout"))
+                return parse_uint(value, &c->stall_timeout) && c->stall_timeout > 0;
         if (IS("audit", "witness")) {
                 if (c->n_witness >= VAULT_MAX_WITNESSES)
                         return 0;

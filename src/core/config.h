@@ -24,6 +24,7 @@ struct vault_config {
         char default_class[65];
         char witness[VAULT_MAX_WITNESSES][512]; /* [audit] witness = <vkey>, one line each */
         size_t n_witness;
+        unsigned stall_timeout;       /* [audit] seconds without a checkpoint before writes get 503 */
 };
 
 void vault_config_defaults(struct vault_config *c);

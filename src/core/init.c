@@ -6,6 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "blob/blob.h"
 #include "crypto/keyring.h"
@@ -16,6 +19,49 @@
 #include "selfsigned.h"
 #include "timeutil.h"
 #include "vault.h"
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u) {
+        (void) buf, (void) size, (void) rwflag, (void) u;
+        return 0; /* an encrypted key is refused, never prompted for */
+}
+
+/* The pair given to --tls-cert/--tls-key, checked before anything is created: a PEM certificate,
+ * an unencrypted PEM private key, and the key is the certificate's. */
+static int tls_pair_check(const char *cert_path, const char *key_path) {
+        X509 *x = NULL;
+        EVP_PKEY *k = NULL;
+        FILE *f;
+        int r = 0;
+
+        if (!(f = fopen(cert_path, "re"))) {
+                r = negative_errno();
+                return log_error_errno(r, "cannot read %s: %s", cert_path, strerror(-r));
+        }
+        x = PEM_read_X509(f, NULL, no_passphrase, NULL);
+        fclose(f);
+        if (!x) {
+                r = log_error_errno(-EINVAL, "%s is not a PEM certificate", cert_path);
+                goto out;
+        }
+        if (!(f = fopen(key_path, "re"))) {
+                r = negative_errno();
+                log_error("cannot read %s: %s", key_path, strerror(-r));
+                goto out;
+        }
+        setvbuf(f, NULL, _IONBF, 0); /* no copy of the key left in a stdio buffer */
+        k = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+        fclose(f);
+        if (!k)
+                r = log_error_errno(-EINVAL, "%s is not an unencrypted PEM private key", key_path);
+        else if (X509_check_private_key(x, k) != 1)
+                r = log_error_errno(-EINVAL, "the key in %s is not the key of the certificate in %s", key_path,
+                                    cert_path);
+out:
+        ERR_clear_error();
+        EVP_PKEY_free(k);
+        X509_free(x);
+        return r;
+}
 
 static int dir_is_empty_or_missing(const char *dir) {
         DIR *d = opendir(dir);
@@ -93,6 +139,8 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
                 log_error("--tls-cert and --tls-key go together");
                 return -EINVAL;
         }
+        if (o->tls_cert && (r = tls_pair_check(o->tls_cert, o->tls_key)) < 0)
+                return r;
         r = mkdir_p(dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "cannot create %s: %s", dir, strerror(-r));

@@ -26,6 +26,7 @@
 
 #define CHECKPOINT_MIN_SPACING_MS 500  /* at most two checkpoints a second */
 #define COSIG_PER_CHECKPOINT 32        /* cosignature lines kept for one checkpoint */
+#define STALL_TIMEOUT_DEFAULT_MS 10000 /* [audit] stall_timeout */
 
 struct cosig {
         uint64_t size;
@@ -45,6 +46,7 @@ struct ledger {
         pthread_mutex_t lock; /* checkpoints and cosignatures */
         uint64_t signed_size;
         merkle_hash signed_root;
+        int last_sign_error; /* of the last attempt, 0 when it was signed */
         struct cosig *cosigs;
         size_t n_cosigs;
 
@@ -55,6 +57,10 @@ struct ledger {
         bool thread_running;
         bool opened; /* ledger_open() succeeded: closing signs a last checkpoint */
         pthread_t thread;
+
+        /* under wake_lock: since when (monotonic ms) entries wait for a checkpoint, 0 when none */
+        int64_t uncovered_since_ms;
+        int64_t stall_timeout_ms;
 };
 
 static char *audit_dir_of(const char *data_dir) {
@@ -164,9 +170,46 @@ static int cosig_persist(struct ledger *l, uint64_t size, const char *line, size
 
 /* ---- checkpoints ---- */
 
+static void mark_covered(struct ledger *l, uint64_t size) {
+        pthread_mutex_lock(&l->wake_lock);
+        /* what arrived meanwhile waits from now on */
+        l->uncovered_since_ms = l->committed_size > size ? (int64_t) (mono_ns() / 1000000) : 0;
+        pthread_mutex_unlock(&l->wake_lock);
+}
+
+/* The consistency proof the signer wants: from the tree it last signed (its own memory) to
+ * size. -ESTALE when it signed a tree this log does not hold. */
+static int proof_for_signer(struct ledger *l, uint64_t size, merkle_hash *proof, size_t *ret_len) {
+        merkle_hash sroot, here;
+        uint64_t ssize;
+        bool have;
+        int r = signer_state(l->signer, &have, &ssize, &sroot);
+
+        *ret_len = 0;
+        if (r < 0)
+                return r;
+        if (!have || ssize == 0 || ssize == size)
+                return 0;
+        if (ssize > size) {
+                log_error("audit log: the signer has signed a tree of %llu entries but the log holds %llu: refusing to sign",
+                          (unsigned long long) ssize, (unsigned long long) size);
+                return -ESTALE;
+        }
+        r = audit_log_root(l->log, ssize, &here);
+        if (r < 0)
+                return r;
+        if (sodium_memcmp(here.b, sroot.b, MERKLE_HASH_SIZE) != 0) {
+                log_error("audit log: the tree no longer extends the one the signer signed at size %llu: refusing to sign",
+                          (unsigned long long) ssize);
+                return -ESTALE;
+        }
+        return audit_log_consistency_proof(l->log, ssize, size, proof, ret_len);
+}
+
 static int checkpoint_locked(struct ledger *l) {
         uint64_t size = audit_log_size(l->log);
-        merkle_hash root, old_root;
+        merkle_hash root, old_root, proof[MERKLE_MAX_PROOF];
+        size_t proof_len = 0;
         int r;
 
         if (size == 0 || size <= l->signed_size)
@@ -188,17 +231,28 @@ static int checkpoint_locked(struct ledger *l) {
         r = checkpoint_format(l->origin, size, &root, NULL, 0, &body);
         if (r < 0)
                 return r;
+        r = proof_for_signer(l, size, proof, &proof_len);
         _cleanup_free_ char *note = NULL;
-        r = signer_sign_checkpoint(l->signer, body, strlen(body), &note);
-        if (r < 0)
-                return log_error_errno(r, "audit log: the signer refused checkpoint %llu: %s", (unsigned long long) size,
-                                       strerror(-r));
+        if (r >= 0)
+                r = signer_sign_checkpoint(l->signer, body, strlen(body), proof, proof_len, &note);
+        if (r < 0) {
+                /* the checkpointer retries every second: say it once per kind of failure */
+                if (r != l->last_sign_error && r != -ESTALE)
+                        log_error("audit log: no checkpoint %llu: %s%s", (unsigned long long) size, strerror(-r),
+                                  r == -EPIPE ? " (the signer is down)" : "");
+                l->last_sign_error = r;
+                return r;
+        }
+        if (l->last_sign_error != 0)
+                log_info("audit log: checkpoints resume at %llu", (unsigned long long) size);
+        l->last_sign_error = 0;
         r = audit_log_checkpoint_store(l->log, size, note);
         if (r < 0)
                 return log_error_errno(r, "audit log: cannot store checkpoint %llu: %s", (unsigned long long) size,
                                        strerror(-r));
         l->signed_size = size;
         l->signed_root = root;
+        mark_covered(l, size);
         return 0;
 }
 
@@ -214,6 +268,8 @@ static void on_commit(void *ud, uint64_t size, const merkle_hash *root) {
         (void) root;
         pthread_mutex_lock(&l->wake_lock);
         l->committed_size = size;
+        if (l->uncovered_since_ms == 0)
+                l->uncovered_since_ms = (int64_t) (mono_ns() / 1000000);
         pthread_cond_signal(&l->wake);
         pthread_mutex_unlock(&l->wake_lock);
 }
@@ -258,7 +314,7 @@ int ledger_start(struct ledger *l) {
 
 static int load_last_checkpoint(struct ledger *l) {
         struct audit_checkpoint c = { 0 };
-        _cleanup_free_ char *body = NULL, *again = NULL;
+        _cleanup_free_ char *body = NULL;
 
         int r = audit_log_checkpoint_latest(l->log, &c);
         if (r == -ENOENT)
@@ -268,10 +324,8 @@ static int load_last_checkpoint(struct ledger *l) {
         r = note_open(c.note, strlen(c.note), &l->log_verifier, 1, &body, NULL);
         if (r < 0)
                 log_error("audit log: the latest stored checkpoint does not verify under the log key");
-        /* The signer forgets what it signed when it exits: signing the last checkpoint again
-         * (same size, same root) restores its floor against rollbacks. */
-        if (r >= 0)
-                r = signer_sign_checkpoint(l->signer, body, strlen(body), &again);
+        /* the signer keeps its own memory of what it signed (keys/log.state): nothing to
+         * restore here, and it refuses any tree that does not extend that one */
         if (r >= 0) {
                 l->signed_size = c.size;
                 l->signed_root = c.root;
@@ -291,12 +345,17 @@ int ledger_open(const char *data_dir, const char *origin, char *const *witness_v
         pthread_mutex_init(&l->lock, NULL);
         pthread_mutex_init(&l->wake_lock, NULL);
         pthread_cond_init(&l->wake, NULL);
+        l->stall_timeout_ms = STALL_TIMEOUT_DEFAULT_MS;
         l->audit_dir = audit_dir_of(data_dir);
         l->origin = strdup(origin);
         if (!l->audit_dir || !l->origin)
                 return -ENOMEM;
         /* the signer first: it is forked, and must not inherit other threads' locks */
         r = signer_start(keys, origin, &l->signer);
+        if (r == -ENOENT)
+                return log_error_errno(r, "cannot start the signer: %s/log.key or %s/log.state is missing (a vault made "
+                                       "before log.state existed needs an empty one, mode 0600: its first checkpoint "
+                                       "is then trusted as new)", keys, keys);
         if (r < 0)
                 return log_error_errno(r, "cannot start the signer: %s", strerror(-r));
         r = signer_log_vkey(l->signer, &l->vkey);
@@ -500,4 +559,36 @@ int ledger_add_cosignatures(struct ledger *l, const char *note, size_t len, unsi
                 return result;
         *ret_added = added;
         return 0;
+}
+
+/* ---- health ---- */
+
+void ledger_set_stall_timeout(struct ledger *l, int64_t ms) {
+        pthread_mutex_lock(&l->wake_lock);
+        l->stall_timeout_ms = ms > 0 ? ms : STALL_TIMEOUT_DEFAULT_MS;
+        pthread_mutex_unlock(&l->wake_lock);
+}
+
+int ledger_health(struct ledger *l, struct ledger_health *ret) {
+        bool have;
+        uint64_t size;
+        merkle_hash root;
+        int64_t now = (int64_t) (mono_ns() / 1000000);
+
+        *ret = (struct ledger_health){ 0 };
+        ret->signer_up = signer_state(l->signer, &have, &size, &root) == 0;
+        pthread_mutex_lock(&l->wake_lock);
+        if (l->uncovered_since_ms > 0)
+                ret->uncovered_ms = now - l->uncovered_since_ms;
+        ret->stalled = l->uncovered_since_ms > 0 && ret->uncovered_ms >= l->stall_timeout_ms;
+        pthread_mutex_unlock(&l->wake_lock);
+        return 0;
+}
+
+bool ledger_stalled(struct ledger *l) {
+        int64_t now = (int64_t) (mono_ns() / 1000000);
+        pthread_mutex_lock(&l->wake_lock);
+        bool stalled = l->uncovered_since_ms > 0 && now - l->uncovered_since_ms >= l->stall_timeout_ms;
+        pthread_mutex_unlock(&l->wake_lock);
+        return stalled;
 }

@@ -47,3 +47,18 @@ int ledger_checkpoint_note(struct ledger *l, uint64_t size, char **ret_note) _wa
  * witness key and whose body is exactly a stored checkpoint. Returns how many were new.
  * -EBADMSG when none verifies, -ENOENT when the body is no stored checkpoint. */
 int ledger_add_cosignatures(struct ledger *l, const char *note, size_t len, unsigned *ret_added) _warn_unused_;
+
+/* ---- health ---- */
+
+struct ledger_health {
+        bool signer_up;       /* the signer answers */
+        bool stalled;         /* entries have waited for a checkpoint longer than the stall timeout */
+        int64_t uncovered_ms; /* how long the oldest entry not covered by a checkpoint has waited */
+};
+/* [audit] stall_timeout, in ms (<= 0: the default, 10 s). */
+void ledger_set_stall_timeout(struct ledger *l, int64_t ms);
+/* Probes the signer (a round trip) and reads the checkpointing state. */
+int ledger_health(struct ledger *l, struct ledger_health *ret) _warn_unused_;
+/* True when no checkpoint has covered the log for longer than the stall timeout: state-changing
+ * requests are then refused (503) rather than piling up entries that cannot be proved. Cheap. */
+bool ledger_stalled(struct ledger *l);

@@ -231,6 +231,7 @@ static int vault_open_parts(struct vault *v) {
         r = ledger_open(v->dir, v->config.audit_origin, witnesses, v->config.n_witness, &v->ledger);
         if (r < 0)
                 return r;
+        ledger_set_stall_timeout(v->ledger, (int64_t) v->config.stall_timeout * 1000);
         r = store_sqlite_open(meta, false, &v->store);
         if (r < 0)
                 return log_error_errno(r, "cannot open the metadata store %s: %s", meta, strerror(-r));
@@ -431,12 +432,15 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         r = details ? vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details) : -ENOMEM;
         if (r < 0)
                 return r;
-        /* Crypto-shredding first: once the DEK is gone the ciphertext is noise, even in backups. */
-        r = keyring_dek_destroy(v->keyring, raw);
-        if (r < 0 && r != -ENOENT)
-                return r;
+        /* The row goes before the key: cut in between, the next start finds a key without a
+         * document and destroys it (vault_recover); the other way round it would find a listed
+         * document that can never be read again. */
         r = v->store->ops->document_delete(v->store, a->org_id, d.id);
         if (r < 0)
+                return r;
+        /* Crypto-shredding: once the DEK is gone the ciphertext is noise, even in backups. */
+        r = keyring_dek_destroy(v->keyring, raw);
+        if (r < 0 && r != -ENOENT)
                 return r;
         r = v->blob->ops->remove(v->blob, d.id);
         if (r < 0 && r != -ENOENT)

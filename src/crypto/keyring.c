@@ -47,6 +47,7 @@ struct keyring {
         struct dek_request *qhead, *qtail;
         bool leader_active;
         uint64_t commits; /* transactions written by group commit, for tests and metrics */
+        unsigned queued, hold; /* test seam (keyring_hold_group): no batch until hold are queued */
         /* rotation tuning and test hook */
         unsigned rotate_batch;
         int (*rotate_hook)(unsigned batches_done, void *ud);
@@ -357,11 +358,13 @@ static int dek_enqueue_and_wait(struct keyring *k, struct dek_request *req) {
         else
                 k->qhead = req;
         k->qtail = req;
+        k->queued++;
         while (!req->done) {
-                if (!k->leader_active) {
+                if (!k->leader_active && k->queued >= k->hold) {
                         /* Lead: take everything queued so far, ours included, and commit it. */
                         struct dek_request *batch = k->qhead;
                         k->qhead = k->qtail = NULL;
+                        k->queued = k->hold = 0;
                         k->leader_active = true;
                         pthread_mutex_unlock(&k->qlock);
 
@@ -404,6 +407,12 @@ int keyring_dek_store(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], 
                 return -EINVAL;
         struct dek_request req = { .kek_id = kek_id, .object_id = object_id, .dek = dek };
         return dek_enqueue_and_wait(k, &req);
+}
+
+void keyring_hold_group(struct keyring *k, unsigned n) {
+        pthread_mutex_lock(&k->qlock);
+        k->hold = n;
+        pthread_mutex_unlock(&k->qlock);
 }
 
 uint64_t keyring_group_commits(struct keyring *k) {

@@ -55,6 +55,9 @@ int keyring_rotate(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], uin
 
 /* Transactions written by the DEK group commit so far (for /metrics and tests). */
 uint64_t keyring_group_commits(struct keyring *k);
+/* For tests: the next group commit starts only once n requests are queued (then takes them all),
+ * so a batching test does not depend on scheduling. One-shot; n requests must come. */
+void keyring_hold_group(struct keyring *k, unsigned n);
 /* Tuning and test hook for keyring_rotate: batch_size keys per transaction (0: default 1000); hook is
  * called after the new version exists (batches_done 0) and after each committed batch; a negative
  * return stops the rotation with that error, as an interruption would. Not thread-safe; set it before use. */

@@ -368,7 +368,7 @@ static bool has_body(struct http_request *r) {
 
 static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url,
                                   const char *method) {
-        _cleanup_buf_ struct buf allow;
+        _cleanup_buf_ struct buf allow = {}; /* freed on the early 503 return */
         bool path_matched;
 
         if (atomic_load(&s->stopping)) {
@@ -537,7 +537,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         atomic_fetch_sub(&s->in_flight, 1);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
+/* fmt comes from libmicrohttpd, hence the attribute: clang checks the call with it. */
+static _printf_(2, 0) void mhd_log(void *cls, const char *fmt, va_list ap) {
         char msg[512];
         (void) cls;
         vsnprintf(msg, sizeof msg, fmt, ap);

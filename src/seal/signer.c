@@ -1,24 +1,31 @@
-/* signer.c: the signer process and its parent-side client. The child is forked early, keeps the
- * log key to itself and only signs checkpoints that pass its own checks; the parent talks to
- * it through one SOCK_SEQPACKET socket, one request at a time. */
+/* signer.c: the signer's supervisor and the server's client of the signer (the signer itself is
+ * in signer_child.c). The signer keeps the log key and the memory of what it signed to itself,
+ * and only signs checkpoints that pass its own checks; the server talks to it through one
+ * SOCK_SEQPACKET socket, one request at a time.
+ *
+ * Process tree: the server forks a small supervisor once, before any thread starts; the
+ * supervisor forks the signer and forks a new one, with back-off, whenever the signer dies.
+ * Each signer reads keys/log.key and opens keys/log.state itself, before it locks itself down,
+ * so neither the server nor the supervisor ever holds the key. The supervisor hands the server
+ * the channel of each new signer over a control socket (SCM_RIGHTS). */
 #include "seal/signer.h"
+#include "seal/signer_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -28,54 +35,48 @@
 #include "fileio.h"
 #include "log.h"
 
-#define HDR 4u
-#define KEY_FILE_MAX 4096u
 #define REPLY_TIMEOUT_SEC 30
 
+/* back-off between restarts of a signer that died */
+#define RESTART_MIN_MS 100
+#define RESTART_MAX_MS 5000
+#define RESTART_STABLE_MS 10000 /* a signer that ran this long resets the back-off */
+
 struct signer {
-        int fd;
-        pid_t pid;
+        int fd;  /* channel to the current signer; -1 while there is none */
+        int ctl; /* control socket to the supervisor: new channels arrive there */
+        pid_t sup_pid;
+        pid_t pid; /* the current signer */
         pthread_mutex_t lock;
         bool dead; /* a request timed out or the channel broke: answers may be out of step */
+        char *vkey;
         struct note_verifier *verifier;
 };
 
 /* ---- shared helpers ---- */
 
-static void put_i32(uint8_t *p, int32_t v) {
-        memcpy(p, &v, sizeof v); /* same host on both ends */
-}
-
-static int32_t get_i32(const uint8_t *p) {
-        int32_t v;
-        memcpy(&v, p, sizeof v);
-        return v;
-}
-
-static int send_msg(int fd, int32_t head, const void *payload, size_t len) {
+int signer_send_msg(int fd, int32_t head, const void *payload, size_t len) {
         uint8_t *m;
         ssize_t n;
 
-        if (len > SIGNER_MAX_MSG - HDR)
+        if (len > SIGNER_MAX_MSG - SIGNER_HDR)
                 return -EMSGSIZE;
-        m = malloc(HDR + len);
+        m = malloc(SIGNER_HDR + len);
         if (!m)
                 return -ENOMEM;
-        put_i32(m, head);
+        signer_put_i32(m, head);
         if (len)
-                memcpy(m + HDR, payload, len);
+                memcpy(m + SIGNER_HDR, payload, len);
         do
-                n = send(fd, m, HDR + len, MSG_NOSIGNAL);
+                n = send(fd, m, SIGNER_HDR + len, MSG_NOSIGNAL);
         while (n < 0 && errno == EINTR);
         free(m);
         if (n < 0)
                 return negative_errno();
-        return (size_t) n == HDR + len ? 0 : -EIO;
+        return (size_t) n == SIGNER_HDR + len ? 0 : -EIO;
 }
 
-/* Receives one packet into buf (SIGNER_MAX_MSG + 1 bytes); returns its length, 0 at end of
- * stream, -EMSGSIZE when it was longer than allowed. */
-static ssize_t recv_msg(int fd, uint8_t *buf) {
+ssize_t signer_recv_msg(int fd, uint8_t *buf) {
         ssize_t n;
 
         do
@@ -88,207 +89,201 @@ static ssize_t recv_msg(int fd, uint8_t *buf) {
         return n;
 }
 
-/* ---- the child ---- */
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
-struct child_state {
-        struct note_signer *key;
-        const char *origin;
-        bool signed_any;
-        uint64_t max_size;
-        merkle_hash max_root;
-};
+/* ---- the supervisor ---- */
 
-static int load_key(const char *keys_dir, struct note_signer **ret) {
-        _cleanup_free_ char *path = path_join(keys_dir, "log.key");
-        _cleanup_close_ int fd = -1;
-        struct stat st;
-        char *text;
+/* Hands the parent a new channel and the pid of the signer behind it. */
+static int send_channel(int ctl, int fd, pid_t pid) {
+        union {
+                struct cmsghdr h;
+                char space[CMSG_SPACE(sizeof(int))];
+        } u;
+        struct iovec iov = { .iov_base = &pid, .iov_len = sizeof pid };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.space, .msg_controllen = sizeof u.space };
+        struct cmsghdr *c;
         ssize_t n;
-        int r;
 
-        if (!path)
-                return -ENOMEM;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
-        if ((st.st_mode & 077) != 0 || st.st_uid != geteuid())
-                return -EPERM; /* readable by others, or not ours: refuse to use it */
-        if (st.st_size <= 0 || (uint64_t) st.st_size > KEY_FILE_MAX)
-                return -EINVAL;
-        text = sodium_malloc(KEY_FILE_MAX + 1);
-        if (!text)
-                return -ENOMEM;
-        n = read_full(fd, text, KEY_FILE_MAX);
-        if (n < 0) {
-                sodium_free(text);
-                return (int) n;
-        }
-        text[n] = 0;
-        if (n > 0 && text[n - 1] == '\n')
-                text[--n] = 0;
-        if ((size_t) n != strlen(text))
-                r = -EINVAL;
-        else
-                r = note_signer_from_skey(text, ret);
-        sodium_free(text); /* wipes */
-        return r;
+        memset(&u, 0, sizeof u);
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        do
+                n = sendmsg(ctl, &mh, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        return n < 0 ? negative_errno() : 0;
 }
 
-/* A deny-list seccomp filter: no sockets, no program execution, no new processes, no peeking
- * into other processes. Everything the signer needs (read/send on its socket, memory, exit)
- * stays allowed. */
-static int install_seccomp(void) {
-#if defined(__x86_64__)
-#define DENY(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM)
-        struct sock_filter f[] = {
-                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xc000003e /* AUDIT_ARCH_X86_64 */, 1, 0),
-                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-                /* the x32 ABI shares the arch value: refuse it outright */
-                BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1),
-                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-                DENY(SYS_socket), DENY(SYS_socketpair), DENY(SYS_connect), DENY(SYS_bind), DENY(SYS_listen),
-                DENY(SYS_accept), DENY(SYS_accept4), DENY(SYS_execve), DENY(SYS_execveat), DENY(SYS_fork),
-                DENY(SYS_vfork), DENY(SYS_clone), DENY(SYS_clone3), DENY(SYS_ptrace), DENY(SYS_process_vm_readv),
-                DENY(SYS_process_vm_writev), DENY(SYS_open), DENY(SYS_openat), DENY(SYS_creat),
-                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        };
-#undef DENY
-        struct sock_fprog prog = { .len = ELEMENTSOF(f), .filter = f };
-
-        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
-                return negative_errno();
-#endif
-        return 0;
+/* 1 when the parent closed the control socket (it never writes to it). */
+static int parent_gone(int ctl, int timeout_ms) {
+        struct pollfd p = { .fd = ctl, .events = POLLIN };
+        int n = poll(&p, 1, timeout_ms);
+        return n > 0;
 }
 
-static int lock_down(int *fdp) {
-        int keep_fd = *fdp;
-        struct rlimit zero = { 0, 0 };
-
-        /* park the channel on descriptor 0 so one close_range(3, ~0) keeps it */
-        if (keep_fd != 0) {
-                if (dup2(keep_fd, 0) < 0)
-                        return negative_errno();
-                close(keep_fd);
-                keep_fd = 0;
-        }
-        *fdp = keep_fd;
-
-        /* every descriptor but the channel (0) and stderr (for the log) */
-        close(STDOUT_FILENO);
-        if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0) {
-                long max = sysconf(_SC_OPEN_MAX); /* kernels before 5.9 */
-                for (long fd = 3; fd < (max > 0 ? max : 65536); fd++)
-                        close((int) fd);
-        }
-
-        if (prctl(PR_SET_DUMPABLE, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                return negative_errno();
-        /* RLIMIT_NOFILE 0: no new descriptor of any kind, whatever the filter allows */
-        if (setrlimit(RLIMIT_CORE, &zero) < 0 || setrlimit(RLIMIT_NOFILE, &zero) < 0 ||
-            setrlimit(RLIMIT_NPROC, &zero) < 0)
-                return negative_errno();
-        return install_seccomp();
-}
-
-static int handle_sign(struct child_state *st, const uint8_t *body, size_t len, char **ret_line) {
-        _cleanup_free_ char *origin = NULL;
-        uint64_t size;
-        merkle_hash root;
-        int r;
-
-        r = checkpoint_parse((const char *) body, len, &origin, &size, &root);
-        if (r < 0)
-                return -EBADMSG;
-        if (strcmp(origin, st->origin) != 0)
-                return -EPERM;
-        if (st->signed_any) {
-                if (size < st->max_size)
-                        return -EPERM; /* rollback */
-                if (size == st->max_size && sodium_memcmp(root.b, st->max_root.b, MERKLE_HASH_SIZE) != 0)
-                        return -EPERM; /* fork: two roots for one size */
-        }
-        r = note_signature_line(st->key, (const char *) body, len, ret_line);
-        if (r < 0)
-                return r;
-        if (!st->signed_any || size > st->max_size) {
-                st->max_size = size;
-                st->max_root = root;
-        }
-        st->signed_any = true;
-        return 0;
-}
-
-static _noreturn_ void child_main(int fd, const char *keys_dir, const char *origin, pid_t parent) {
-        struct child_state st = { .origin = origin };
-        _cleanup_free_ char *vkey = NULL;
-        uint8_t *buf;
-        int r;
+static _noreturn_ void supervisor_main(int ctl, const char *keys_dir, const char *origin, char *const *extensions,
+                                       size_t n_extensions, pid_t parent) {
+        int64_t delay = RESTART_MIN_MS;
+        pid_t self;
 
         log_set_component("signer");
+        (void) prctl(PR_SET_NAME, "coffre-sigsup");
+        signer_ignore_terminal_signals();
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(1);
-        r = load_key(keys_dir, &st.key);
-        if (r == 0 && strcmp(note_signer_name(st.key), origin) != 0)
-                r = -EINVAL; /* the log key is named after the log */
-        if (r == 0)
-                r = note_signer_vkey(st.key, &vkey);
-        buf = malloc(SIGNER_MAX_MSG + 1);
-        if (r == 0 && !buf)
-                r = -ENOMEM;
-        if (r == 0)
-                r = lock_down(&fd);
-        if (r < 0) {
-                (void) send_msg(fd, r, NULL, 0);
-                _exit(1);
-        }
-        if (send_msg(fd, 0, vkey, strlen(vkey)) < 0)
-                _exit(1);
+        (void) prctl(PR_SET_DUMPABLE, 0);
+        /* nothing of the server but the control socket and stderr */
+        if (ctl > 3)
+                (void) syscall(SYS_close_range, 3u, (unsigned) ctl - 1, 0u);
+        (void) syscall(SYS_close_range, (unsigned) ctl + 1, ~0u, 0u);
+        self = getpid();
+        for (bool first = true;; first = false) {
+                int sv[2];
+                pid_t pid;
 
-        for (;;) {
-                ssize_t n = recv_msg(fd, buf);
-                char *line = NULL;
-                int32_t type;
-
-                /* n == 0 is an empty packet or the end of the stream: either way the answer
-                 * below is refused (EPIPE) once the parent is gone, which ends the loop */
-                if (n == -EMSGSIZE || (n >= 0 && (size_t) n < HDR)) {
-                        if (send_msg(fd, n < 0 ? -EMSGSIZE : -EBADMSG, NULL, 0) < 0)
-                                break;
+                if (!first) {
+                        /* wait out the back-off, or leave when the parent has gone */
+                        if (parent_gone(ctl, (int) delay))
+                                _exit(0);
+                        delay = MIN(delay * 2, RESTART_MAX_MS);
+                }
+                if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                        continue;
+                pid = fork();
+                if (pid < 0) {
+                        close(sv[0]);
+                        close(sv[1]);
                         continue;
                 }
-                if (n < 0)
-                        break;
-                type = get_i32(buf);
-                switch (type) {
-                case SIGNER_MSG_GET_LOG_VKEY:
-                        r = n == HDR ? send_msg(fd, 0, vkey, strlen(vkey)) : send_msg(fd, -EBADMSG, NULL, 0);
-                        break;
-                case SIGNER_MSG_SIGN_CHECKPOINT:
-                        r = handle_sign(&st, buf + HDR, (size_t) n - HDR, &line);
-                        r = r < 0 ? send_msg(fd, r, NULL, 0) : send_msg(fd, 0, line, strlen(line));
-                        free(line);
-                        break;
-                default:
-                        r = send_msg(fd, -EOPNOTSUPP, NULL, 0);
+                if (pid == 0) {
+                        close(ctl);
+                        close(sv[0]);
+                        signer_child_main(sv[1], keys_dir, origin, extensions, n_extensions, self);
                 }
-                if (r < 0)
-                        break;
+                close(sv[1]);
+                int r = send_channel(ctl, sv[0], pid);
+                close(sv[0]);
+                if (r < 0) {
+                        kill(pid, SIGKILL);
+                        _exit(0); /* the parent is gone */
+                }
+                int64_t started = mono_ms();
+                int status;
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                        ;
+                if (parent_gone(ctl, 0))
+                        _exit(0);
+                if (mono_ms() - started >= RESTART_STABLE_MS)
+                        delay = RESTART_MIN_MS;
+                if (WIFSIGNALED(status))
+                        log_error("the signer (pid %d) was killed by signal %d; restarting it", (int) pid,
+                                  WTERMSIG(status));
+                else
+                        log_error("the signer (pid %d) exited with status %d; restarting it", (int) pid,
+                                  WEXITSTATUS(status));
         }
-        note_signer_free(st.key);
-        _exit(0);
 }
 
 /* ---- the parent ---- */
 
+/* A new channel from the supervisor, if one is waiting (-EAGAIN when not). */
+static int recv_channel(int ctl, int *ret_fd, pid_t *ret_pid) {
+        union {
+                struct cmsghdr h;
+                char space[CMSG_SPACE(sizeof(int))];
+        } u;
+        pid_t pid = 0;
+        struct iovec iov = { .iov_base = &pid, .iov_len = sizeof pid };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.space, .msg_controllen = sizeof u.space };
+        struct cmsghdr *c;
+        ssize_t n;
+        int fd = -1;
+
+        do
+                n = recvmsg(ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+        if (n == 0)
+                return -EPIPE; /* the supervisor is gone: no more signers */
+        for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+                        memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        if (fd < 0 || n != sizeof pid || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+                if (fd >= 0)
+                        close(fd);
+                return -EBADMSG;
+        }
+        *ret_fd = fd;
+        *ret_pid = pid;
+        return 0;
+}
+
+/* The first packet of a new signer: ready with its vkey, or why it could not start. */
+static int await_ready(int fd, char **ret_vkey) {
+        struct timeval tv = { .tv_sec = REPLY_TIMEOUT_SEC };
+        _cleanup_free_ uint8_t *buf = malloc(SIGNER_MAX_MSG + 1);
+        ssize_t n;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+                return negative_errno();
+        n = signer_recv_msg(fd, buf);
+        if (n == 0)
+                return -EPIPE;
+        if (n < 0)
+                return n == -EAGAIN ? -ETIMEDOUT : (int) n;
+        if ((size_t) n < SIGNER_HDR)
+                return -EBADMSG;
+        r = signer_get_i32(buf);
+        if (r < 0)
+                return r;
+        *ret_vkey = strndup((const char *) buf + SIGNER_HDR, (size_t) n - SIGNER_HDR);
+        return *ret_vkey ? 0 : -ENOMEM;
+}
+
+/* Under the lock, with no live channel: takes the newest signer the supervisor started. */
+static int reconnect_locked(struct signer *s) {
+        int r = -EPIPE;
+
+        for (;;) {
+                _cleanup_free_ char *vkey = NULL;
+                pid_t pid;
+                int fd, k = recv_channel(s->ctl, &fd, &pid);
+
+                if (k == -EAGAIN)
+                        return r; /* none waiting: the supervisor is backing off */
+                if (k < 0)
+                        return k;
+                k = await_ready(fd, &vkey);
+                if (k == 0 && strcmp(vkey, s->vkey) != 0)
+                        k = -EBADMSG; /* a signer with another key: not ours */
+                if (k < 0) {
+                        close(fd);
+                        r = k == -EPIPE ? -EPIPE : k;
+                        continue; /* it failed to start; maybe a newer one waits */
+                }
+                if (s->fd >= 0)
+                        close(s->fd);
+                s->fd = fd;
+                s->pid = pid;
+                s->dead = false;
+                log_info("the signer is back (pid %d)", (int) pid);
+                return 0;
+        }
+}
+
 /* One request and its answer, under the lock so threads do not interleave packets. */
-static int call(struct signer *s, const void *msg, size_t len, char **ret_payload, int *ret_status) {
+static int call(struct signer *s, const void *msg, size_t len, char **ret_payload, size_t *ret_len,
+                int *ret_status) {
         _cleanup_free_ uint8_t *buf = malloc(SIGNER_MAX_MSG + 1);
         ssize_t n;
         int r;
@@ -296,9 +291,9 @@ static int call(struct signer *s, const void *msg, size_t len, char **ret_payloa
         if (!buf)
                 return -ENOMEM;
         pthread_mutex_lock(&s->lock);
-        if (s->dead) {
+        if (s->dead && (r = reconnect_locked(s)) < 0) {
                 pthread_mutex_unlock(&s->lock);
-                return -EPIPE;
+                return r;
         }
         do
                 n = send(s->fd, msg, len, MSG_NOSIGNAL);
@@ -308,42 +303,51 @@ static int call(struct signer *s, const void *msg, size_t len, char **ret_payloa
         else if ((size_t) n != len)
                 r = -EIO;
         else {
-                n = recv_msg(s->fd, buf);
+                n = signer_recv_msg(s->fd, buf);
                 r = n == 0 || n == -ECONNRESET ? -EPIPE : n < 0 ? (int) n : 0;
         }
-        if (r < 0 && r != -EMSGSIZE)
+        if (r < 0 && r != -EMSGSIZE) {
+                /* out of step or gone: drop this signer; the supervisor starts another */
                 s->dead = true;
+                if (r == -EAGAIN && s->pid > 0)
+                        (void) kill(s->pid, SIGKILL); /* silent for too long */
+                close(s->fd);
+                s->fd = -1;
+        }
         pthread_mutex_unlock(&s->lock);
         if (r < 0)
                 return r == -EAGAIN ? -ETIMEDOUT : r;
-        if ((size_t) n < HDR)
+        if ((size_t) n < SIGNER_HDR)
                 return -EBADMSG;
         if (ret_payload) {
-                char *p = malloc((size_t) n - HDR + 1);
+                char *p = malloc((size_t) n - SIGNER_HDR + 1);
                 if (!p)
                         return -ENOMEM;
-                memcpy(p, buf + HDR, (size_t) n - HDR);
-                p[n - HDR] = 0;
+                memcpy(p, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR);
+                p[n - SIGNER_HDR] = 0;
                 *ret_payload = p;
+                if (ret_len)
+                        *ret_len = (size_t) n - SIGNER_HDR;
         }
-        *ret_status = get_i32(buf);
+        *ret_status = signer_get_i32(buf);
         return 0;
 }
 
-static int request(struct signer *s, int32_t type, const void *payload, size_t len, char **ret_payload) {
+static int request(struct signer *s, int32_t type, const void *payload, size_t len, char **ret_payload,
+                   size_t *ret_len) {
         _cleanup_free_ uint8_t *m = NULL;
         _cleanup_free_ char *p = NULL;
         int status = 0, r;
 
-        if (len > SIGNER_MAX_MSG - HDR)
+        if (len > SIGNER_MAX_MSG - SIGNER_HDR)
                 return -EMSGSIZE;
-        m = malloc(HDR + len);
+        m = malloc(SIGNER_HDR + len);
         if (!m)
                 return -ENOMEM;
-        put_i32(m, type);
+        signer_put_i32(m, type);
         if (len)
-                memcpy(m + HDR, payload, len);
-        r = call(s, m, HDR + len, &p, &status);
+                memcpy(m + SIGNER_HDR, payload, len);
+        r = call(s, m, SIGNER_HDR + len, &p, ret_len, &status);
         if (r < 0)
                 return r;
         if (status < 0)
@@ -355,99 +359,139 @@ static int request(struct signer *s, int32_t type, const void *payload, size_t l
 int signer_send_raw(struct signer *s, const void *msg, size_t len, int *ret_status) {
         if (!s || (!msg && len))
                 return -EINVAL;
-        return call(s, msg, len, NULL, ret_status);
+        return call(s, msg, len, NULL, NULL, ret_status);
 }
 
-int signer_pid(const struct signer *s) {
-        return s->pid;
+int signer_pid(struct signer *s) {
+        pthread_mutex_lock(&s->lock);
+        int pid = s->pid;
+        pthread_mutex_unlock(&s->lock);
+        return pid;
 }
 
 void signer_stop(struct signer *s) {
         if (!s)
                 return;
+        /* the supervisor first, so that it does not start another signer */
+        if (s->ctl >= 0)
+                close(s->ctl);
         if (s->fd >= 0)
-                close(s->fd); /* the child sees end of stream and exits */
-        if (s->pid > 0)
-                while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
+                close(s->fd); /* the signer sees end of stream and exits */
+        if (s->sup_pid > 0)
+                while (waitpid(s->sup_pid, NULL, 0) < 0 && errno == EINTR)
                         ;
         note_verifier_free(s->verifier);
+        free(s->vkey);
         pthread_mutex_destroy(&s->lock);
         free(s);
 }
 
-int signer_start(const char *keys_dir, const char *log_origin, struct signer **ret) {
+int signer_start_ext(const char *keys_dir, const char *log_origin, char *const *extensions, size_t n_extensions,
+                     struct signer **ret) {
         _cleanup_(signer_stopp) struct signer *s = NULL;
-        struct timeval tv = { .tv_sec = REPLY_TIMEOUT_SEC };
-        _cleanup_free_ uint8_t *buf = NULL;
-        _cleanup_free_ char *vkey = NULL;
         pid_t parent = getpid();
+        struct pollfd p;
         int sv[2], r;
-        ssize_t n;
 
-        if (!keys_dir || !ret || !note_name_is_valid(log_origin))
+        if (!keys_dir || !ret || !note_name_is_valid(log_origin) || n_extensions > SIGNER_MAX_EXTENSIONS ||
+            (n_extensions && !extensions))
                 return -EINVAL;
+        for (size_t i = 0; i < n_extensions; i++)
+                if (!extensions[i] || !*extensions[i] || strchr(extensions[i], '\n'))
+                        return -EINVAL;
         if (sodium_init() < 0)
                 return -EIO;
-        buf = malloc(SIGNER_MAX_MSG + 1);
         s = calloc(1, sizeof *s);
-        if (!buf || !s)
+        if (!s)
                 return -ENOMEM;
         s->fd = -1;
+        s->ctl = -1;
         pthread_mutex_init(&s->lock, NULL);
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return negative_errno();
-        s->pid = fork();
-        if (s->pid < 0) {
+        s->sup_pid = fork();
+        if (s->sup_pid < 0) {
                 r = negative_errno();
                 close(sv[0]);
                 close(sv[1]);
                 return r;
         }
-        if (s->pid == 0) {
+        if (s->sup_pid == 0) {
                 close(sv[0]);
-                child_main(sv[1], keys_dir, log_origin, parent);
+                supervisor_main(sv[1], keys_dir, log_origin, extensions, n_extensions, parent);
         }
         close(sv[1]);
-        s->fd = sv[0];
-        if (setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
-                return negative_errno();
+        s->ctl = sv[0];
 
-        /* the child's first packet: ready with the vkey, or why it could not start */
-        n = recv_msg(s->fd, buf);
-        if (n == 0)
-                return -EPIPE;
-        if (n < 0)
-                return (int) n;
-        if ((size_t) n < HDR)
-                return -EBADMSG;
-        r = get_i32(buf);
+        /* the first signer: wait for its channel, then for its first packet */
+        p = (struct pollfd){ .fd = s->ctl, .events = POLLIN };
+        do
+                r = poll(&p, 1, REPLY_TIMEOUT_SEC * 1000);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0)
+                return r < 0 ? negative_errno() : -ETIMEDOUT;
+        r = recv_channel(s->ctl, &s->fd, &s->pid);
         if (r < 0)
                 return r;
-        vkey = strndup((const char *) buf + HDR, (size_t) n - HDR);
-        if (!vkey)
-                return -ENOMEM;
-        r = note_verifier_from_vkey(vkey, &s->verifier);
+        r = await_ready(s->fd, &s->vkey);
+        if (r < 0)
+                return r;
+        r = note_verifier_from_vkey(s->vkey, &s->verifier);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
 }
 
+int signer_start(const char *keys_dir, const char *log_origin, struct signer **ret) {
+        return signer_start_ext(keys_dir, log_origin, NULL, 0, ret);
+}
+
 int signer_log_vkey(struct signer *s, char **ret_vkey) {
         if (!s || !ret_vkey)
                 return -EINVAL;
-        return request(s, SIGNER_MSG_GET_LOG_VKEY, NULL, 0, ret_vkey);
+        return request(s, SIGNER_MSG_GET_LOG_VKEY, NULL, 0, ret_vkey, NULL);
 }
 
-int signer_sign_checkpoint(struct signer *s, const char *body, size_t len, char **ret_note) {
-        _cleanup_free_ char *line = NULL, *opened = NULL;
-        struct note_verifier *const vs[1] = { s ? s->verifier : NULL };
-        struct buf b;
+int signer_state(struct signer *s, bool *ret_have, uint64_t *ret_size, merkle_hash *ret_root) {
+        _cleanup_free_ char *p = NULL;
+        size_t len = 0;
         int r;
 
-        if (!s || !body || !ret_note)
+        if (!s || !ret_have || !ret_size || !ret_root)
                 return -EINVAL;
-        r = request(s, SIGNER_MSG_SIGN_CHECKPOINT, body, len, &line);
+        r = request(s, SIGNER_MSG_GET_STATE, NULL, 0, &p, &len);
+        if (r < 0)
+                return r;
+        if (len != 1 + 8 + MERKLE_HASH_SIZE || (uint8_t) p[0] > 1)
+                return -EBADMSG;
+        *ret_have = p[0] == 1;
+        *ret_size = signer_get_u64((const uint8_t *) p + 1);
+        memcpy(ret_root->b, p + 9, MERKLE_HASH_SIZE);
+        return 0;
+}
+
+int signer_sign_checkpoint(struct signer *s, const char *body, size_t len, const merkle_hash *proof, size_t proof_len,
+                           char **ret_note) {
+        _cleanup_free_ char *line = NULL, *opened = NULL;
+        _cleanup_free_ uint8_t *m = NULL;
+        struct note_verifier *const vs[1] = { s ? s->verifier : NULL };
+        struct buf b;
+        uint32_t blen;
+        int r;
+
+        if (!s || !body || !ret_note || (proof_len && !proof) || proof_len > MERKLE_MAX_PROOF ||
+            len > SIGNER_MAX_MSG)
+                return -EINVAL;
+        blen = (uint32_t) len;
+        m = malloc(4 + len + proof_len * MERKLE_HASH_SIZE);
+        if (!m)
+                return -ENOMEM;
+        memcpy(m, &blen, 4);
+        memcpy(m + 4, body, len);
+        if (proof_len)
+                memcpy(m + 4 + len, proof, proof_len * MERKLE_HASH_SIZE);
+        r = request(s, SIGNER_MSG_SIGN_CHECKPOINT, m, 4 + len + proof_len * MERKLE_HASH_SIZE, &line, NULL);
         if (r < 0)
                 return r;
         buf_init(&b, NOTE_MAX_SIZE);
@@ -467,17 +511,19 @@ int signer_sign_checkpoint(struct signer *s, const char *body, size_t len, char 
 }
 
 int signer_init_keys(const char *keys_dir, const char *log_origin) {
-        _cleanup_free_ char *key_path = NULL, *vkey_path = NULL, *vkey = NULL;
-        _cleanup_buf_ struct buf vb;
+        _cleanup_free_ char *key_path = NULL, *vkey_path = NULL, *state_path = NULL, *vkey = NULL;
+        _cleanup_buf_ struct buf vb = {}; /* freed on every return before buf_init */
         char *skey = NULL;
         struct buf sb;
         int r;
 
+        buf_init(&vb, SIGNER_KEY_FILE_MAX);
         if (!keys_dir || !note_name_is_valid(log_origin))
                 return -EINVAL;
         key_path = path_join(keys_dir, "log.key");
         vkey_path = path_join(keys_dir, "log.vkey");
-        if (!key_path || !vkey_path)
+        state_path = path_join(keys_dir, "log.state");
+        if (!key_path || !vkey_path || !state_path)
                 return -ENOMEM;
         r = mkdir_p(keys_dir, 0700);
         if (r < 0)
@@ -487,7 +533,7 @@ int signer_init_keys(const char *keys_dir, const char *log_origin) {
         r = note_key_generate(log_origin, &skey, &vkey);
         if (r < 0)
                 return r;
-        buf_init(&sb, KEY_FILE_MAX);
+        buf_init(&sb, SIGNER_KEY_FILE_MAX);
         r = buf_reserve(&sb, strlen(skey) + 1); /* one allocation: no stray copy of the key */
         if (r >= 0 && (r = buf_append_str(&sb, skey)) >= 0)
                 r = buf_append(&sb, "\n", 1);
@@ -497,7 +543,10 @@ int signer_init_keys(const char *keys_dir, const char *log_origin) {
         buf_free_secure(&sb);
         if (r < 0)
                 return r;
-        buf_init(&vb, KEY_FILE_MAX);
+        /* an empty state: the first checkpoint the signer is asked for starts its memory */
+        r = write_file_atomic(state_path, "", 0, 0600, 1);
+        if (r < 0)
+                return r;
         if ((r = buf_append_str(&vb, vkey)) < 0 || (r = buf_append(&vb, "\n", 1)) < 0)
                 return r;
         return write_file_atomic(vkey_path, vb.data, vb.len, 0644, 0);

@@ -3,9 +3,11 @@
  * checks every checkpoint it is asked to sign (right origin, no rollback, no fork). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit/merkle.h"
 #include "macro.h"
 
 #define SIGNER_MAX_MSG ((size_t) 64 * 1024) /* one request or response, header included */
@@ -14,19 +16,32 @@
  * Request header: the message type. Response header: 0 or a negative errno (int32). */
 enum signer_msg_type {
         SIGNER_MSG_GET_LOG_VKEY = 1,      /* payload: none; answer: the log vkey text */
-        SIGNER_MSG_SIGN_CHECKPOINT = 2,   /* payload: checkpoint body; answer: one signature line */
+        SIGNER_MSG_SIGN_CHECKPOINT = 2,   /* payload: body length (u32), checkpoint body, consistency
+                                           * proof (32-byte hashes); answer: one signature line */
+        SIGNER_MSG_GET_STATE = 3,         /* payload: none; answer: 1 byte "has signed", size (u64 LE),
+                                           * root (32 bytes) of the last tree it signed */
 };
 
 struct signer;
 
-/* Creates keys_dir (0700) with log.key (PRIVATE+KEY text, 0600) and log.vkey (0644) for a new
- * Ed25519 key named after the log origin. -EEXIST when a log key is already there. */
+/* Creates keys_dir (0700) with log.key (PRIVATE+KEY text, 0600), log.vkey (0644) for a new
+ * Ed25519 key named after the log origin, and an empty log.state (0600): the signer's memory of
+ * what it signed, empty until the first checkpoint. -EEXIST when a log key is already there. */
 int signer_init_keys(const char *keys_dir, const char *log_origin) _warn_unused_;
 
-/* Forks the signer. The child loads keys_dir/log.key (a regular file of ours, mode 0600 or
- * stricter, named log_origin), closes every other descriptor but stderr, drops what it can
- * (no new privileges, no new files or sockets, no core dumps, dies with the parent) and serves
- * requests. Call it before starting threads. -EPERM for a key file with loose permissions. */
+/* Forks the signer's supervisor, which forks the signer and restarts it with back-off whenever it
+ * dies. Each signer loads keys_dir/log.key (a regular file of ours, mode 0600 or stricter, named
+ * log_origin) and opens keys_dir/log.state (same rules), closes every other descriptor but
+ * stderr, drops what it can (no new privileges, no new files or sockets, no core dumps, a
+ * seccomp allow-list, dies with its parent) and serves requests. It signs a checkpoint only for
+ * its origin, with no extension line other than one starting with a prefix in extensions (each
+ * at most once), and only with a valid consistency proof from the last tree it signed, which it
+ * writes to log.state (fdatasync) before it answers. Call it before starting threads. -EPERM for
+ * a key or state file with loose permissions, -ENOENT when one is missing, -EBADMSG for a damaged
+ * state file, -EXDEV for the state file of another log. */
+int signer_start_ext(const char *keys_dir, const char *log_origin, char *const *extensions, size_t n_extensions,
+                     struct signer **ret) _warn_unused_;
+/* signer_start_ext() with no extension line allowed. */
 int signer_start(const char *keys_dir, const char *log_origin, struct signer **ret) _warn_unused_;
 /* Closes the channel and reaps the child (NULL-safe). */
 void signer_stop(struct signer *s);
@@ -34,14 +49,24 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct signer *, signer_stop);
 
 /* The log's verifier key, from the signer (malloc'd). */
 int signer_log_vkey(struct signer *s, char **ret_vkey) _warn_unused_;
+/* What the signer last signed, from its own state file: *ret_have false before its first
+ * checkpoint. Also a liveness probe: -EPIPE while no signer is up. */
+int signer_state(struct signer *s, bool *ret_have, uint64_t *ret_size, merkle_hash *ret_root) _warn_unused_;
 /* Signs a checkpoint body: the signed note (body, blank line, signature line), checked against
- * the log vkey before it is returned. -EPERM when the signer refuses (other origin, a size
- * below one it signed, or another root for a size it signed), -EBADMSG for a body that is not a
- * checkpoint, -EPIPE when the signer is gone. Thread-safe. */
-int signer_sign_checkpoint(struct signer *s, const char *body, size_t len, char **ret_note) _warn_unused_;
+ * the log vkey before it is returned. proof is the RFC 9162 consistency proof from the tree the
+ * signer last signed (signer_state()) to this one; none for the first checkpoint or the same
+ * tree again. -EPERM when the signer refuses (other origin, unexpected extension line, a size
+ * below one it signed, another root for a size it signed, a proof that does not hold), -EBADMSG
+ * for a body that is not a checkpoint, -EPIPE while the signer is down (a call after the
+ * supervisor restarted it reaches the new one). Thread-safe. */
+int signer_sign_checkpoint(struct signer *s, const char *body, size_t len, const merkle_hash *proof, size_t proof_len,
+                           char **ret_note) _warn_unused_;
 
 /* Sends one raw packet and returns the status of the answer: for tests of the child's input
  * handling only. */
 int signer_send_raw(struct signer *s, const void *msg, size_t len, int *ret_status) _warn_unused_;
-/* The child's pid, for tests. */
-int signer_pid(const struct signer *s);
+/* The current signer's pid, for tests. */
+int signer_pid(struct signer *s);
+/* Installs the signer's seccomp allow-list on the calling process (fd 0 the channel, 2 stderr,
+ * 3 the state file); anything else kills the process. Exposed for tests. */
+int signer_seccomp_install(void) _warn_unused_;

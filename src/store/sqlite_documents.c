@@ -115,6 +115,13 @@ void sqlite_store_commit_stats(struct store *st, uint64_t *ret_commits, uint64_t
         pthread_mutex_unlock(&s->queue_lock);
 }
 
+void sqlite_store_hold_group(struct store *st, unsigned n) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        pthread_mutex_lock(&s->queue_lock);
+        s->hold = n;
+        pthread_mutex_unlock(&s->queue_lock);
+}
+
 /* Runs a batch taken from the queue (called by the leader without queue_lock). */
 static unsigned lead_batch(struct sqlite_store *s, struct insert_req *batch, size_t n) {
         _cleanup_free_ const struct store_document **docs = calloc(n, sizeof *docs);
@@ -150,8 +157,9 @@ int sqlite_document_insert(struct store *st, const struct store_document *d) {
         else
                 s->queue_head = &req;
         s->queue_tail = &req;
+        s->queued++;
         while (!req.done) {
-                if (s->leader_active) {
+                if (s->leader_active || s->queued < s->hold) {
                         pthread_cond_wait(&s->queue_cond, &s->queue_lock);
                         continue;
                 }
@@ -161,6 +169,7 @@ int sqlite_document_insert(struct store *st, const struct store_document *d) {
                 for (struct insert_req *q = batch; q; q = q->next)
                         n++;
                 s->queue_head = s->queue_tail = NULL;
+                s->queued = s->hold = 0;
                 s->leader_active = true;
                 pthread_mutex_unlock(&s->queue_lock);
 

@@ -92,6 +92,7 @@ struct sqlite_store {
         struct insert_req *queue_head, *queue_tail;
         bool leader_active;
         uint64_t commits, committed_rows;
+        unsigned queued, hold; /* test seam (sqlite_store_hold_group): no batch until hold are queued */
 
         pthread_mutex_t pool_lock;
         pthread_cond_t pool_cond;
@@ -141,3 +142,6 @@ int sqlite_document_stats(struct store *st, uint64_t *ret_count, uint64_t *ret_b
 int sqlite_store_insert_batch(struct store *s, const struct store_document *const *docs, int *results, size_t n);
 /* How many commit transactions the group commit ran, and how many rows they carried. */
 void sqlite_store_commit_stats(struct store *s, uint64_t *ret_commits, uint64_t *ret_rows);
+/* The next group commit starts only once n inserts are queued (then takes them all), so a
+ * batching test does not depend on scheduling. One-shot; n inserts must come. */
+void sqlite_store_hold_group(struct store *s, unsigned n);

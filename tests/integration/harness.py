@@ -456,6 +456,10 @@ def run_tests(tests, setup=None):
     only = os.environ.get("COFFRE_ITEST_ONLY")  # run only the tests whose name contains this
     if only:
         tests = [fn for fn in tests if only in fn.__name__]
+        if not tests:  # a filter that leaves nothing is a mistake, not a pass
+            print("COFFRE_ITEST_ONLY=%r matches no test of this file" % only)
+            print("0 passed, 1 failed: no test ran")
+            return 1
     for fn in tests:
         t0 = time.monotonic()
         try:

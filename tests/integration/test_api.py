@@ -259,6 +259,12 @@ def test_listing_paging_and_filters():
         q["class"] = cls
         n = len(V.list_all(q))
         check(n == want, "listing with %r gave %d, expected %d" % (q, n, want))
+    # limit is plain decimal digits (docs/api.md), like the audit parameters
+    for lim in ("+5", " 5", "5 ", "0x10", "1e2", "", "0", "1001", "99999999999999999999999"):
+        r = V.request("GET", "/v1/documents?" + urllib.parse.urlencode({"class": cls, "limit": lim}))
+        expect_problem(r, 400, "bad-request")
+    r = V.request("GET", "/v1/documents?" + urllib.parse.urlencode({"class": cls, "limit": "0002"}))
+    check(r.status == 200 and len(r.json()["documents"]) == 2, "limit=0002: %d" % r.status, r)
     for bad in ({"limit": "abc"}, {"limit": "-1"}, {"created_after": "yesterday"},
                 {"created_before": "2024-13-45T99:00:00Z"}, {"class": "No Such/Class"},
                 {"cursor": "%%%garbage%%%"}):

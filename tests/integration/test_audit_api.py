@@ -328,7 +328,7 @@ def test_consistency_between_checkpoints():
 
 
 def test_redaction_across_organisations():
-    V.upload_ok(b"org A only", name="a.txt")
+    doc = V.upload_ok(b"org A only", name="a.txt")
     cp = latest_checkpoint(1)
     other_org = secrets.token_hex(16)
     tok_b = add_token("admin", org=other_org)
@@ -346,13 +346,12 @@ def test_redaction_across_organisations():
         else:
             check(b64d(b["leaf_hash"]) == leaf_hash(a["entry"].encode()), "redacted leaf_hash is not the entry's")
     # the other organisation cannot see the first organisation's document trail either
-    doc = V.list_all()[0]
     expect_problem(get("/v1/documents/%s/audit" % doc["id"], token=tok_b, expect=None), 404, "not-found")
 
 
 def test_roles():
     member = add_token("member")
-    doc = V.list_all()[0]
+    doc = V.upload_ok(b"for the roles", name="roles.txt")
     expect_problem(get("/v1/audit/entries?start=0&end=1", token=member, expect=None), 403, "forbidden")
     expect_problem(get("/v1/documents/%s/audit" % doc["id"], token=member, expect=None), 403, "forbidden")
     expect_problem(get("/v1/audit/tile/entries/000.p/1", token=member, expect=None), 403, "forbidden")
@@ -370,6 +369,7 @@ def test_roles():
 
 
 def test_bad_parameters():
+    V.upload_ok(b"for the parameters", name="params.txt")
     cp = latest_checkpoint(1)
     n = cp.size
     bad = [
@@ -394,6 +394,7 @@ def test_bad_parameters():
 
 
 def test_not_found():
+    V.upload_ok(b"for not-found", name="nf.txt")
     cp = latest_checkpoint(1)
     expect_problem(get("/v1/audit/checkpoint?size=%d" % (cp.size + 1000000), expect=None), 404, "not-found")
     expect_problem(get("/v1/documents/%s/audit" % secrets.token_hex(16), expect=None), 404, "not-found")

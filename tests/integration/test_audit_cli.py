@@ -5,11 +5,13 @@ After uploads, downloads and a delete over two server runs, the stopped vault's 
 (exit 0); copies of the data directory with an edited, deleted, swapped or appended entry, or
 with the latest checkpoint replaced by an older one, each fail with exit 3 naming the index.
 `audit verify --url` and `audit proof` against the running server exit 0, and 3 with the log
-key of another vault.
+key of another vault; `audit verify --state` moves its checkpoint forward as the log grows and
+refuses (exit 3, state unchanged) a copy of the vault rolled back to an older log.
 Usage: test_audit_cli.py PATH/TO/coffre
 """
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -269,17 +271,6 @@ def test_verify_url_and_proof():
         check(r.returncode == 3, "audit verify --url with another vault's key exited %d" % r.returncode,
               r.stdout, r.stderr)
 
-        state = os.path.join(V.base, "verify.state")
-        r = coffre("audit", "verify", "--log-key", log_key, "--state", state)
-        check(r.returncode == 0, "audit verify --state (first) exited %d" % r.returncode, r.stderr)
-        check(os.stat(state).st_mode & 0o777 == 0o600, "state file mode %o" % (os.stat(state).st_mode & 0o777))
-        before = open(state).read()
-        V.upload_ok(b"one more\n", name="more.txt")
-        r = coffre("audit", "verify", "--state", state)
-        check(r.returncode == 0, "audit verify --state (second) exited %d" % r.returncode, r.stderr)
-        m = re.search(r"checkpoint (\d+) ", before)
-        check(m, "no checkpoint line in the state", before)
-
         r = coffre("audit", "proof", doc, "--log-key", log_key)
         check(r.returncode == 0, "audit proof exited %d" % r.returncode, r.stdout, r.stderr)
         lines = r.stdout.decode().splitlines()
@@ -308,6 +299,65 @@ def test_verify_url_and_proof():
         V.stop()
 
 
+def state_checkpoint(path):
+    """(size, root) of the checkpoint line of an `audit verify --state` file."""
+    with open(path) as f:
+        text = f.read()
+    m = re.search(r"^checkpoint (\d+) (\S+)$", text, re.M)
+    check(m, "no checkpoint line in the state file", text)
+    return int(m.group(1)), m.group(2)
+
+
+def test_verify_state_advances_and_refuses_rollback():
+    """--state remembers the verified checkpoint, moves forward with the log, and refuses a
+    server whose log is older than the remembered checkpoint (a rolled-back vault)."""
+    V.stop()
+    old_copy = os.path.join(V.base, "rolled-back")
+    shutil.rmtree(old_copy, ignore_errors=True)
+    shutil.copytree(V.data, old_copy, symlinks=True)  # the vault as it is now, server stopped
+    V.start()
+    try:
+        log_key = os.path.join(V.data, "keys", "log.vkey")
+        state = os.path.join(V.base, "verify-advance.state")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(state)
+        r = coffre("audit", "verify", "--log-key", log_key, "--state", state)
+        check(r.returncode == 0, "audit verify --state (first) exited %d" % r.returncode, r.stderr)
+        check(os.stat(state).st_mode & 0o777 == 0o600, "state file mode %o" % (os.stat(state).st_mode & 0o777))
+        size1, root1 = state_checkpoint(state)
+        V.upload_ok(b"one more\n", name="more.txt")
+        wait_checkpoint_covers(size1 + 1)
+        r = coffre("audit", "verify", "--state", state)
+        check(r.returncode == 0, "audit verify --state (second) exited %d" % r.returncode, r.stdout, r.stderr)
+        size2, root2 = state_checkpoint(state)
+        check(size2 > size1, "the state did not advance: checkpoint %d, then %d" % (size1, size2))
+        check(root2 != root1, "the state's root did not change with the log")
+    finally:
+        V.stop()
+
+    # the same vault, rolled back to before the upload: a checkpoint older than the state's
+    with open(state, "rb") as f:
+        state_before = f.read()
+    old = Vault(BINARY, base=os.path.join(V.base, "rollback-run"), init=False)
+    try:
+        os.makedirs(old.base, exist_ok=True)
+        old.data = old_copy
+        old.token = V.token
+        old.cacert = os.path.join(old_copy, "tls", "cert.pem")
+        old.start()
+        served = int(old.request("GET", "/v1/audit/checkpoint").body.decode().split("\n")[1])
+        check(served < size2, "the rolled-back vault serves checkpoint %d, not older than %d" % (served, size2))
+        r = old.cli("audit", "verify", "--state", state)
+        check(r.returncode == 3, "audit verify --state against a rolled-back log exited %d, expected 3"
+              % r.returncode, r.stdout, r.stderr)
+        check(b"audit log verification failed" in r.stderr, "no failure message", r.stderr)
+        with open(state, "rb") as f:
+            check(f.read() == state_before, "a refused verification changed the state file")
+    finally:
+        old.close()
+        shutil.rmtree(old_copy, ignore_errors=True)
+
+
 def test_usage_errors():
     for args in (["audit"], ["audit", "frobnicate"], ["audit", "proof"], ["audit", "proof", "a/b"],
                  ["audit", "verify", "--data", V.data, "--url", "https://127.0.0.1:1"]):
@@ -320,7 +370,8 @@ def main():
         setup()
         rc = run_tests([test_verify_stopped_vault, test_edited_entry, test_deleted_entry, test_swapped_entries,
                         test_appended_entry, test_older_checkpoint_replaces_latest, test_wrong_log_key_data,
-                        test_server_holds_log, test_verify_url_and_proof, test_usage_errors])
+                        test_server_holds_log, test_verify_url_and_proof,
+                        test_verify_state_advances_and_refuses_rollback, test_usage_errors])
     finally:
         for v in (V, OTHER):
             if v is not None:

@@ -9,6 +9,10 @@ byte-identical, and every listed document downloads and matches its listed sha25
 The delays and contents come from one seeded RNG: COFFRE_CRASH_SEED (default below) replays a
 run; COFFRE_CRASH_ROUNDS changes the number of rounds, COFFRE_CRASH_MAX_DELAY the longest
 time before a kill.
+The test also requires that the server did its job, so that a server that fails every upload
+cannot pass: the random kill moment is counted from the MIN_ACKED_PER_ROUND-th acknowledgement
+of the round (waited for with a deadline), an uploader that loses its connection before the kill
+is an error, and the total of acknowledged documents must reach ROUNDS * MIN_ACKED_PER_ROUND.
 Usage: test_crash.py PATH/TO/coffre
 """
 
@@ -35,6 +39,9 @@ MAX_SIZE = 300 * 1024
 # Seconds of uploading before the kill, at most. Every round re-downloads every document, so the
 # total work grows with the square of the rounds: keep the rounds short.
 MAX_DELAY = float(os.environ.get("COFFRE_CRASH_MAX_DELAY", "0.3"))
+# Acknowledgements each round must see before the kill moment is drawn, and the deadline for them.
+MIN_ACKED_PER_ROUND = 4
+ACK_DEADLINE = 60.0
 
 
 class Ledger:
@@ -45,6 +52,8 @@ class Ledger:
         self.acked = {}  # id -> (sha256, size)
         self.sent = set()  # sha256 of every body we tried to upload
         self.errors = []
+        self.round_acked = 0  # acknowledgements in the current round
+        self.acked_cond = threading.Condition(self.lock)
 
 
 def uploader(v, ledger, rng, stop, round_no, worker):
@@ -64,7 +73,10 @@ def uploader(v, ledger, rng, stop, round_no, worker):
                 conn.request("POST", "/v1/documents?" + q, body=data, headers=headers)
                 r = conn.getresponse()
                 body = r.read()
-            except (OSError, http.client.HTTPException, ssl.SSLError):
+            except (OSError, http.client.HTTPException, ssl.SSLError) as e:
+                if not stop.is_set():
+                    with ledger.lock:
+                        ledger.errors.append("round %d: upload failed before the kill: %r" % (round_no, e))
                 return  # the server is gone
             n += 1
             if r.status != 201:
@@ -76,6 +88,8 @@ def uploader(v, ledger, rng, stop, round_no, worker):
                 if meta.get("sha256") != digest or meta.get("size") != size:
                     ledger.errors.append("round %d: 201 with wrong sha256/size %r" % (round_no, meta))
                 ledger.acked[meta["id"]] = (digest, size)
+                ledger.round_acked += 1
+                ledger.acked_cond.notify_all()
     finally:
         conn.close()
 
@@ -156,18 +170,33 @@ def main():
                           r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
                     break
                 before = len(ledger.acked)
+                with ledger.lock:
+                    ledger.round_acked = 0
                 stop = threading.Event()
                 delay = rng.uniform(0.0, MAX_DELAY)
                 threads = [threading.Thread(target=uploader, args=(
                     v, ledger, random.Random(rng.getrandbits(64)), stop, round_no, w)) for w in range(WORKERS)]
                 for t in threads:
                     t.start()
+                with ledger.lock:
+                    got = ledger.acked_cond.wait_for(
+                        lambda: ledger.round_acked >= MIN_ACKED_PER_ROUND or ledger.errors, ACK_DEADLINE)
+                if not got or ledger.errors:
+                    stop.set()
+                    v.kill()
+                    for t in threads:
+                        t.join(60)
+                    check(not ledger.errors, "uploaders saw errors:\n  " + "\n  ".join(ledger.errors[:10]))
+                    check(False, "round %d: fewer than %d uploads acknowledged within %.0fs"
+                          % (round_no, MIN_ACKED_PER_ROUND, ACK_DEADLINE))
                 stop.wait(delay)  # the random kill moment (not a synchronisation)
+                stop.set()  # first, so that the uploaders take the coming errors for the kill
                 v.kill()
-                stop.set()
                 for t in threads:
                     t.join(60)
                     check(not t.is_alive(), "an uploader hung after the kill")
+                check(len(ledger.acked) - before >= MIN_ACKED_PER_ROUND,
+                      "round %d: only %d uploads acknowledged" % (round_no, len(ledger.acked) - before))
                 print("round %2d: killed after %.3fs, %d acknowledged (%d total), %d listed, %d objects, %.1fs"
                       % (round_no, delay, len(ledger.acked) - before, len(ledger.acked), listed, objects,
                          time.monotonic() - t0), flush=True)
@@ -175,6 +204,10 @@ def main():
             print("FAIL: %s" % e)
             print("seed %d; %s" % (SEED, v.log_tail(30)))
             return 1
+    if len(ledger.acked) < ROUNDS * MIN_ACKED_PER_ROUND:
+        print("FAIL: %d documents acknowledged over %d rounds, fewer than %d"
+              % (len(ledger.acked), ROUNDS, ROUNDS * MIN_ACKED_PER_ROUND))
+        return 1
     print("ok: %d rounds, %d documents acknowledged and intact, %.0fs"
           % (ROUNDS, len(ledger.acked), time.monotonic() - t_start))
     return 0

@@ -5,7 +5,8 @@ A vault on a 64 MiB tmpfs: one upload larger than the whole filesystem, then 1 M
 until 507. Each refused upload must answer problem+json insufficient-storage and leave DIR/tmp,
 DIR/objects and the listing as they were; earlier documents still download, /healthz still
 answers; after deleting a few documents uploads succeed again.
-Needs root (to mount the tmpfs): exits 77 (skipped) otherwise.
+Mounts the tmpfs as root, or else (not root, or root without CAP_SYS_ADMIN) as root of a user
+namespace (util-linux unshare); exits 77 (skipped) only when neither is possible.
 Usage: test_diskfull.py PATH/TO/coffre
 """
 
@@ -93,10 +94,30 @@ def run(v):
     check(v.stop() == 0, "SIGTERM after restart did not exit 0")
 
 
+IN_NAMESPACE = "COFFRE_DISKFULL_USERNS"
+
+
+def reexec_in_user_namespace(why):
+    """Runs this test again as root of a user namespace with a mount namespace of its own, where
+    a tmpfs can be mounted without privileges outside (not root, or root without CAP_SYS_ADMIN
+    as in many containers). Returns only when that is not possible."""
+    if os.environ.get(IN_NAMESPACE):
+        print("SKIP: cannot mount a tmpfs, even in a user namespace: %s" % why)
+        return SKIP
+    print("%s: running in a user namespace" % why, flush=True)
+    env = dict(os.environ, **{IN_NAMESPACE: "1"})
+    cmd = ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private",
+           sys.executable, os.path.abspath(__file__), os.path.abspath(BINARY)]
+    try:
+        return subprocess.run(cmd, env=env, timeout=280).returncode
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print("SKIP: cannot enter a user namespace: %s" % e)
+        return SKIP
+
+
 def main():
     if os.geteuid() != 0:
-        print("SKIP: test_diskfull needs root to mount a tmpfs")
-        return SKIP
+        return reexec_in_user_namespace("not root")
     base = tempfile.mkdtemp(prefix="coffre-diskfull-")
     mnt = os.path.join(base, "mnt")
     os.mkdir(mnt)
@@ -106,8 +127,7 @@ def main():
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % FS_SIZE, "tmpfs", mnt],
                            capture_output=True, timeout=30)
         if r.returncode != 0:
-            print("SKIP: cannot mount a tmpfs: %s" % r.stderr.decode(errors="replace").strip())
-            return SKIP
+            return reexec_in_user_namespace("cannot mount a tmpfs (%s)" % r.stderr.decode(errors="replace").strip())
         mounted = True
         v = Vault(BINARY, base=mnt, serve_args=["--max-body", str(4 * FS_SIZE)])
         # The port file and the server log go outside the small filesystem.

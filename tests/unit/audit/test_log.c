@@ -250,12 +250,12 @@ static void hex_to_hash(const char *s, merkle_hash *h) {
         assert_int_equal(hex_decode(s, h->b, MERKLE_HASH_SIZE), 0);
 }
 
-/* The RFC 6962 8-leaf reference vector from ../shared/data/merkle. */
+/* The RFC 6962 8-leaf reference vector from tests/data/merkle. */
 static void test_rfc6962_vector(void **state) {
         (void) state;
-        const char *shared = getenv("COFFRE_SHARED_DATA");
-        assert_non_null(shared);
-        _cleanup_free_ char *path = path_join(shared, "merkle/rfc6962_8leaf_reference.json");
+        const char *data = getenv("COFFRE_TEST_DATA");
+        assert_non_null(data);
+        _cleanup_free_ char *path = path_join(data, "merkle/rfc6962_8leaf_reference.json");
         json_error_t err;
         json_t *v = json_load_file(path, 0, &err);
         assert_non_null(v);
@@ -313,7 +313,7 @@ static void test_rfc6962_vector(void **state) {
 /* ---- checkpoints and the commit hook ---- */
 
 struct hook {
-        uint64_t calls, last_size;
+        uint64_t calls, last_size, first_size;
         merkle_hash last_root;
         int ordered;
 };
@@ -322,7 +322,8 @@ static void on_commit(void *ud, uint64_t size, const merkle_hash *root) {
         struct hook *h = ud;
         if (size <= h->last_size && h->calls > 0)
                 h->ordered = 0;
-        h->calls++;
+        if (h->calls++ == 0)
+                h->first_size = size;
         h->last_size = size;
         h->last_root = *root;
 }
@@ -439,6 +440,8 @@ static void test_concurrent(void **state) {
 
         assert_int_equal(audit_log_open(dir, true, &log), 0);
         audit_log_set_on_commit(log, on_commit, &hk);
+        /* the first group waits for one append of every writer: batching without hoping */
+        audit_log_hold_group(log, THREADS);
         for (int i = 0; i < THREADS; i++) {
                 w[i] = (struct writer){ .log = log, .id = i };
                 assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
@@ -474,6 +477,8 @@ static void test_concurrent(void **state) {
         free(seen);
         assert_true(hk.ordered);
         assert_int_equal(hk.last_size, total);
+        /* the held first group carried one append of each writer, in one sync */
+        assert_int_equal(hk.first_size, THREADS);
         assert_true(hk.calls < total); /* group commit shared syncs */
         print_message("64 writers: %llu appends in %llu groups\n", (unsigned long long) total,
                       (unsigned long long) hk.calls);

@@ -1,5 +1,6 @@
-/* test_merkle.c: RFC 9162 Merkle hashing and proofs against the shared vectors (RFC 6962 8-leaf
- * reference, transparency-dev golden probes) and against a naive recursive recomputation. */
+/* test_merkle.c: RFC 9162 Merkle hashing and proofs against the vectors in tests/data/merkle
+ * (RFC 6962 8-leaf reference, transparency-dev golden probes) and against a naive recursive
+ * recomputation. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -136,9 +137,11 @@ static void hex_hash(const char *s, merkle_hash *ret) {
         assert_int_equal(hex_decode(s, ret->b, MERKLE_HASH_SIZE), 0);
 }
 
+/* tests/data of the repository, set by tests/unit/meson.build. */
 static const char *data_dir(void) {
-        const char *d = getenv("COFFRE_SHARED_DATA");
-        return d ? d : "/work/shared/data";
+        const char *d = getenv("COFFRE_TEST_DATA");
+        assert_non_null(d);
+        return d;
 }
 
 /* ---- RFC 6962 8-leaf reference ---- */

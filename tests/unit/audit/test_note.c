@@ -471,6 +471,65 @@ static void test_cosignature(void **state) {
         free(wvkey);
 }
 
+/* A cosignature made by another implementation (the openssl command line, see
+ * tests/data/cosignature/SOURCES.md) verifies with coffre's verifier, and stops verifying when
+ * the body or the signature changes. The transparency-dev vector has no published key or
+ * message: coffre refuses it under the remora key, whose ID is not the one it carries. */
+static void test_cosignature_independent_vector(void **state) {
+        (void) state;
+        const char *data = getenv("COFFRE_TEST_DATA");
+        assert_non_null(data); /* set by the build: the vector is part of the repository */
+        _cleanup_free_ char *np = path_join(data, "cosignature/cosigned-checkpoint.txt");
+        _cleanup_free_ char *kp = path_join(data, "cosignature/witness.vkey");
+        _cleanup_buf_ struct buf note, vkey;
+        struct note_verifier *v = NULL, *remora = NULL;
+        uint64_t ts = 0;
+
+        buf_init(&note, NOTE_MAX_SIZE);
+        buf_init(&vkey, 1024);
+        assert_int_equal(read_file(np, NOTE_MAX_SIZE, &note), 0);
+        assert_int_equal(read_file(kp, 1024, &vkey), 0);
+        assert_true(vkey.len > 1 && vkey.data[vkey.len - 1] == '\n');
+        vkey.data[--vkey.len] = 0;
+        assert_int_equal(note_verifier_cosignature_from_vkey((char *) vkey.data, &v), 0);
+        assert_int_equal(note_verifier_alg(v), NOTE_ALG_COSIGNATURE_V1);
+        assert_int_equal(note_verifier_key_id(v), 0x7f6e9115);
+
+        assert_int_equal(cosignature_verify(v, (char *) note.data, note.len, &ts), 0);
+        assert_int_equal(ts, 1679315147);
+
+        /* another tree size in the body: the cosignature no longer covers it */
+        char *changed = strndup((char *) note.data, note.len);
+        assert_non_null(changed);
+        char *size = strstr(changed, "\n20852163\n");
+        assert_non_null(size);
+        size[8] = '4';
+        assert_int_equal(cosignature_verify(v, changed, note.len, &ts), -EBADMSG);
+        free(changed);
+        /* one bit of the Ed25519 signature (the last base64 character before "==") */
+        changed = strndup((char *) note.data, note.len);
+        assert_non_null(changed);
+        char *end = strstr(changed, "==\n");
+        assert_non_null(end);
+        end[-1] = end[-1] == 'Q' ? 'g' : 'Q';
+        assert_int_equal(cosignature_verify(v, changed, note.len, &ts), -EBADMSG);
+        free(changed);
+
+        /* the transparency-dev cosignature, presented as remora.n621.de's */
+        const char *td = "ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+8qT7S5gxEHWWOworDcFiEBYJXORmnFBOBA==";
+        assert_int_equal(note_verifier_cosignature_from_vkey(
+                                 "remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2", &remora), 0);
+        _cleanup_buf_ struct buf n2;
+        buf_init(&n2, NOTE_MAX_SIZE);
+        const char *body_end = strstr((char *) note.data, "\n\n");
+        assert_non_null(body_end);
+        assert_int_equal(buf_printf(&n2, "%.*s\n\xe2\x80\x94 remora.n621.de %s\n",
+                                    (int) (body_end - (char *) note.data + 1), (char *) note.data, td), 0);
+        assert_int_equal(cosignature_verify(remora, (char *) n2.data, n2.len, &ts), -EBADMSG);
+        note_verifier_free(remora);
+        note_verifier_free(v);
+}
+
 static void test_names(void **state) {
         (void) state;
         assert_true(note_name_is_valid("example.com/log42"));
@@ -534,6 +593,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_roundtrip_and_forgeries),
                 cmocka_unit_test(test_checkpoint_parse_strict),
                 cmocka_unit_test(test_cosignature),
+                cmocka_unit_test(test_cosignature_independent_vector),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_fuzz_corpus_replay),
         };

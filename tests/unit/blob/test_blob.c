@@ -289,7 +289,7 @@ static void test_foreach(void **state) {
                 assert_int_equal(put_object(f->b, want[i], i, i, 7), 0);
         }
         /* Things that are not objects: wrong names, wrong places, a directory, a symlink. */
-        const char *dirs[] = { "objects/zz", "objects/ab/cd", "objects/00/00/" "0000000000000000000000000000000d" };
+        const char *dirs[] = { "objects/zz", "objects/ab/cd", ("objects/00/00/" "0000000000000000000000000000000d") };
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
                 _cleanup_free_ char *p = path_join(f->root, dirs[i]);
                 assert_int_equal(mkdir_p(p, 0700), 0);

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """fake_server.py: a stand-in for `coffre serve` for the CLI tests: the documents API over HTTPS
-(stdlib only), with a few deliberate faults the client must catch.
+(stdlib only), with a few deliberate faults the client must catch. test_cli.c runs most of its
+tests against the real server; this one serves only what the real server cannot be made to do.
 
 Usage: fake_server.py --cert PEM --key PEM --token TOKEN --dir DIR [--page N]
 Prints "PORT <n>" on stdout once it listens on 127.0.0.1, then serves until killed.
@@ -11,7 +12,6 @@ Faults, chosen by the document's name at upload:
   lie-*      the answer to the upload carries a wrong sha256
   corrupt-*  the content is served with one byte flipped
   short-*    the content is served one byte short
-  class "locked" documents answer 409 to DELETE
 """
 import argparse
 import datetime
@@ -206,8 +206,6 @@ def make_handler(store, token, page, log_path):
             d = store.get(parts[2])
             if d is None:
                 return self.problem(404, "Not Found", "no document %s" % parts[2])
-            if d["class"] == "locked":
-                return self.problem(409, "Retained", "document %s is retained until 2036-12-31" % d["id"])
             store.remove(d["id"])
             os.unlink(os.path.join(store.root, d["id"]))
             self.send_response(204)

@@ -331,6 +331,8 @@ static void test_group_commit(void **state) {
         unsigned ok, dup;
         struct store_document got;
 
+        /* the first commit waits for one row of every writer: batching without hoping */
+        sqlite_store_hold_group(s, GC_THREADS);
         run_gc_threads(s, 0, &ok, &dup);
         assert_int_equal(ok, GC_ROWS);
         assert_int_equal(s->ops->document_stats(s, &count, &bytes), 0);
@@ -342,8 +344,8 @@ static void test_group_commit(void **state) {
         }
         sqlite_store_commit_stats(s, &commits, &rows);
         assert_int_equal(rows, GC_ROWS);
-        /* Sixteen writers at once share commits: fewer transactions than rows. */
-        assert_true(commits < rows);
+        /* Sixteen writers share commits: the held first one carried a row of each. */
+        assert_true(commits <= rows - GC_THREADS + 1);
         print_message("group commit: %" PRIu64 " rows in %" PRIu64 " commits\n", rows, commits);
 
         /* Still there after closing and reopening. */

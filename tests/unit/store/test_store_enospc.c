@@ -1,5 +1,5 @@
 /* test_store_enospc.c: the store on a full filesystem: inserts fail with -ENOSPC, and every
- * insert that was acknowledged before is still there after reopening. Runs in a private mount
+ * insert that was acknowledged before is still there, with its content, after reopening. Runs in a private mount
  * namespace on a small tmpfs; skipped (exit 77) where namespaces or tmpfs mounts are not allowed. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,9 +48,14 @@ static void test_full_disk(void **state) {
         assert_int_equal(store_sqlite_open(path, false, &s), 0);
         assert_int_equal(s->ops->document_stats(s, &count, &bytes), 0);
         assert_int_equal(count, acked);
+        /* every acknowledged row comes back as it was written, not only as a row that exists */
         for (unsigned n = 0; n < acked; n++) {
                 struct store_document d = make_doc(n, ORG_A, n, "accounting-10y"), got;
+                memset(d.name, 'n', sizeof d.name - 1);
+                d.name[sizeof d.name - 1] = 0;
+                memset(&got, 0, sizeof got);
                 assert_int_equal(s->ops->document_get(s, d.org_id, d.id, &got), 0);
+                assert_doc_equal(&got, &d);
         }
         print_message("full disk after %u acknowledged inserts\n", acked);
         store_close(s);

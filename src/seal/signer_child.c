@@ -1,0 +1,476 @@
+/* signer_child.c: the signer process itself: loads the log key and its state file, locks
+ * itself down (descriptors, limits, a seccomp allow-list) and answers requests, signing only
+ * checkpoints that extend the tree it last signed, with a proof it checks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "audit/note.h"
+#include "fileio.h"
+#include "log.h"
+#include "seal/signer.h"
+#include "seal/signer_internal.h"
+
+/* the descriptors of a locked-down signer */
+#define CHANNEL_FD 0
+#define STATE_FD 3
+
+/* keys/log.state: two fixed-size slots written in turn, each
+ * magic(8) seq(8) size(8) root(32) origin-hash(32) zero(8) | BLAKE2b-256 of the 96 bytes before */
+#define STATE_SLOT 128u
+#define STATE_BODY 96u
+static const uint8_t state_magic[8] = { 'c', 'o', 'f', 's', 'i', 'g', '0', '1' };
+
+struct child_state {
+        struct note_signer *key;
+        const char *origin;
+        uint8_t origin_hash[32];
+        char *const *extensions; /* allowed extension-line prefixes */
+        size_t n_extensions;
+        int state_fd;
+        uint64_t file_len;
+        /* what it last signed, from its own file */
+        bool have;
+        uint64_t seq;
+        uint64_t size;
+        merkle_hash root;
+};
+
+static int load_key(const char *keys_dir, struct note_signer **ret) {
+        _cleanup_free_ char *path = path_join(keys_dir, "log.key");
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        char *text;
+        ssize_t n;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if ((st.st_mode & 077) != 0 || st.st_uid != geteuid())
+                return -EPERM; /* readable by others, or not ours: refuse to use it */
+        if (st.st_size <= 0 || (uint64_t) st.st_size > SIGNER_KEY_FILE_MAX)
+                return -EINVAL;
+        text = sodium_malloc(SIGNER_KEY_FILE_MAX + 1);
+        if (!text)
+                return -ENOMEM;
+        n = read_full(fd, text, SIGNER_KEY_FILE_MAX);
+        if (n < 0) {
+                sodium_free(text);
+                return (int) n;
+        }
+        text[n] = 0;
+        if (n > 0 && text[n - 1] == '\n')
+                text[--n] = 0;
+        if ((size_t) n != strlen(text))
+                r = -EINVAL;
+        else
+                r = note_signer_from_skey(text, ret);
+        sodium_free(text); /* wipes */
+        return r;
+}
+
+static void state_checksum(const uint8_t *slot, uint8_t out[32]) {
+        crypto_generichash(out, 32, slot, STATE_BODY, NULL, 0);
+}
+
+/* 1 and the slot's content when slot i holds a valid record for this origin, 0 when not. */
+static int state_slot_read(struct child_state *st, unsigned i, uint64_t *ret_seq, uint64_t *ret_size,
+                           merkle_hash *ret_root) {
+        uint8_t slot[STATE_SLOT], sum[32];
+        ssize_t n;
+
+        if (st->file_len < (uint64_t) (i + 1) * STATE_SLOT)
+                return 0;
+        do
+                n = pread(st->state_fd, slot, STATE_SLOT, (off_t) i * STATE_SLOT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+        if ((size_t) n != STATE_SLOT)
+                return 0;
+        state_checksum(slot, sum);
+        if (memcmp(slot, state_magic, sizeof state_magic) != 0 || sodium_memcmp(sum, slot + STATE_BODY, 32) != 0)
+                return 0;
+        if (sodium_memcmp(slot + 56, st->origin_hash, 32) != 0)
+                return -EXDEV; /* a state file of another log */
+        *ret_seq = signer_get_u64(slot + 8);
+        *ret_size = signer_get_u64(slot + 16);
+        memcpy(ret_root->b, slot + 24, MERKLE_HASH_SIZE);
+        return 1;
+}
+
+/* Reads keys/log.state: the newest valid slot wins. An empty file is the trust-on-first-use
+ * start; so is a file holding only a torn first slot (nothing was ever answered from it: the
+ * first answer waits for both slots). A longer file without a valid slot is damage: refuse to
+ * start. */
+static int state_load(struct child_state *st) {
+        uint64_t seq[2] = { 0 }, size[2] = { 0 };
+        merkle_hash root[2];
+        int ok[2];
+        struct stat sb;
+
+        if (fstat(st->state_fd, &sb) < 0)
+                return negative_errno();
+        if (!S_ISREG(sb.st_mode))
+                return -EINVAL;
+        if ((sb.st_mode & 077) != 0 || sb.st_uid != geteuid())
+                return -EPERM;
+        if (sb.st_size > (off_t) (2 * STATE_SLOT))
+                return -EBADMSG;
+        st->file_len = (uint64_t) sb.st_size;
+        for (unsigned i = 0; i < 2; i++) {
+                ok[i] = state_slot_read(st, i, &seq[i], &size[i], &root[i]);
+                if (ok[i] < 0)
+                        return ok[i];
+        }
+        if (!ok[0] && !ok[1]) {
+                if (st->file_len > STATE_SLOT)
+                        return -EBADMSG;
+                st->have = false;
+                return 0;
+        }
+        unsigned best = ok[0] && (!ok[1] || seq[0] > seq[1]) ? 0 : 1;
+        if (seq[best] == 0)
+                return -EBADMSG;
+        if (ok[0] && ok[1] && seq[0] == seq[1])
+                return -EBADMSG; /* two records of one generation: not written by us */
+        if ((seq[best] - 1) % 2 != best)
+                return -EBADMSG; /* record seq k lives in slot (k-1) % 2 */
+        st->have = true;
+        st->seq = seq[best];
+        st->size = size[best];
+        st->root = root[best];
+        return 0;
+}
+
+/* Writes record seq into its slot ((seq - 1) % 2) and makes it durable. */
+static int state_write(struct child_state *st, uint64_t seq, uint64_t size, const merkle_hash *root) {
+        uint8_t slot[STATE_SLOT] = { 0 };
+        unsigned i = (unsigned) ((seq - 1) % 2);
+        ssize_t n;
+
+        memcpy(slot, state_magic, sizeof state_magic);
+        signer_put_u64(slot + 8, seq);
+        signer_put_u64(slot + 16, size);
+        memcpy(slot + 24, root->b, MERKLE_HASH_SIZE);
+        memcpy(slot + 56, st->origin_hash, 32);
+        state_checksum(slot, slot + STATE_BODY);
+        do
+                n = pwrite(st->state_fd, slot, STATE_SLOT, (off_t) i * STATE_SLOT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+        if ((size_t) n != STATE_SLOT)
+                return -EIO;
+        if (fdatasync(st->state_fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+/* Records a newly signed tree, durably, in the slot not holding the current record. The first
+ * record is written to both slots (generations 1 and 2), so that once anything was answered the
+ * file is two slots long and a file without a valid slot is always damage, never a new vault. */
+static int state_store(struct child_state *st, uint64_t size, const merkle_hash *root) {
+        uint64_t seq = st->seq + 1;
+        int r = state_write(st, seq, size, root);
+
+        if (r == 0 && !st->have)
+                r = state_write(st, ++seq, size, root);
+        if (r < 0)
+                return r;
+        st->seq = seq;
+        st->have = true;
+        st->size = size;
+        st->root = *root;
+        return 0;
+}
+
+static int open_state(const char *keys_dir) {
+        _cleanup_free_ char *path = path_join(keys_dir, "log.state");
+        int fd;
+
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+int signer_seccomp_install(void) {
+        /* everything else kills the process: the signer has no reason to call it */
+        static const struct {
+                int nr;
+                int fd; /* -1: any argument */
+        } allow[] = {
+                { SCMP_SYS(recvfrom), CHANNEL_FD },   { SCMP_SYS(sendto), CHANNEL_FD },
+                { SCMP_SYS(recvmsg), CHANNEL_FD },    { SCMP_SYS(sendmsg), CHANNEL_FD },
+                { SCMP_SYS(read), CHANNEL_FD },       { SCMP_SYS(write), STDERR_FILENO },
+                { SCMP_SYS(pwrite64), STATE_FD },     { SCMP_SYS(fdatasync), STATE_FD },
+                { SCMP_SYS(mmap), -1 },               { SCMP_SYS(munmap), -1 },
+                { SCMP_SYS(mremap), -1 },             { SCMP_SYS(brk), -1 },
+                { SCMP_SYS(madvise), -1 },            { SCMP_SYS(mprotect), -1 },
+                { SCMP_SYS(mlock), -1 },              { SCMP_SYS(munlock), -1 },
+                { SCMP_SYS(clock_gettime), -1 },      { SCMP_SYS(gettimeofday), -1 },
+                { SCMP_SYS(getrandom), -1 },          { SCMP_SYS(futex), -1 },
+                { SCMP_SYS(rt_sigreturn), -1 },       { SCMP_SYS(exit_group), -1 },
+                { SCMP_SYS(exit), -1 },               { SCMP_SYS(sched_yield), -1 },
+                { SCMP_SYS(getpid), -1 },             { SCMP_SYS(gettid), -1 },
+                { SCMP_SYS(sigaltstack), -1 }, /* sanitizers, at exit */
+                /* the names some 32-bit architectures use for the same calls */
+                { SCMP_SYS(mmap2), -1 },              { SCMP_SYS(clock_gettime64), -1 },
+                { SCMP_SYS(futex_time64), -1 },
+        };
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+        int r;
+
+        if (!ctx)
+                return -ENOMEM;
+        /* a call of a foreign architecture (or the x32 ABI) kills as well */
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        for (size_t i = 0; r == 0 && i < ELEMENTSOF(allow); i++) {
+                if (allow[i].fd < 0)
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow[i].nr, 0);
+                else
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow[i].nr, 1,
+                                             SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t) allow[i].fd));
+                if (r == -EDOM || r == -EOPNOTSUPP)
+                        r = 0; /* cannot be filtered that way on this architecture */
+        }
+        if (r == 0)
+                r = seccomp_load(ctx);
+        seccomp_release(ctx);
+        return r;
+}
+
+static int lock_down(int *fdp, int *state_fdp) {
+        struct rlimit zero = { 0, 0 };
+
+        /* park the channel on descriptor 0 and the state file on 3 */
+        if (*fdp != CHANNEL_FD) {
+                if (*state_fdp == CHANNEL_FD) {
+                        int k = fcntl(*state_fdp, F_DUPFD_CLOEXEC, 4);
+                        if (k < 0)
+                                return negative_errno();
+                        *state_fdp = k;
+                }
+                if (dup2(*fdp, CHANNEL_FD) < 0)
+                        return negative_errno();
+                close(*fdp);
+                *fdp = CHANNEL_FD;
+        }
+        if (*state_fdp != STATE_FD) {
+                if (dup2(*state_fdp, STATE_FD) < 0)
+                        return negative_errno();
+                close(*state_fdp);
+                *state_fdp = STATE_FD;
+        }
+
+        /* every descriptor but the channel, stderr (for the log) and the state file */
+        close(STDOUT_FILENO);
+        if (syscall(SYS_close_range, STATE_FD + 1u, ~0u, 0u) < 0) {
+                long max = sysconf(_SC_OPEN_MAX); /* kernels before 5.9 */
+                for (long fd = STATE_FD + 1; fd < (max > 0 ? max : 65536); fd++)
+                        close((int) fd);
+        }
+
+        if (prctl(PR_SET_DUMPABLE, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return negative_errno();
+        /* RLIMIT_NOFILE 0: no new descriptor of any kind, whatever the filter allows */
+        if (setrlimit(RLIMIT_CORE, &zero) < 0 || setrlimit(RLIMIT_NOFILE, &zero) < 0 ||
+            setrlimit(RLIMIT_NPROC, &zero) < 0)
+                return negative_errno();
+        return signer_seccomp_install();
+}
+
+/* Every extension line must start with a configured prefix, each prefix at most once. */
+static int check_extensions(const struct child_state *st, const char *body, size_t len) {
+        const char *p = body, *end = body + len;
+        bool used[SIGNER_MAX_EXTENSIONS] = { false };
+
+        for (unsigned line = 0; p < end; line++) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                if (!nl)
+                        return -EBADMSG;
+                if (line >= 3) {
+                        size_t k, n = (size_t) (nl - p);
+                        for (k = 0; k < st->n_extensions; k++) {
+                                size_t pl = strlen(st->extensions[k]);
+                                if (!used[k] && n >= pl && memcmp(p, st->extensions[k], pl) == 0)
+                                        break;
+                        }
+                        if (k == st->n_extensions)
+                                return -EPERM;
+                        used[k] = true;
+                }
+                p = nl + 1;
+        }
+        return 0;
+}
+
+/* Payload: body length (u32), the checkpoint body, then the consistency proof from the tree the
+ * signer last signed to this one (32-byte hashes). */
+static int handle_sign(struct child_state *st, const uint8_t *msg, size_t msg_len, char **ret_line) {
+        _cleanup_free_ char *origin = NULL;
+        uint32_t body_len;
+        const char *body;
+        const merkle_hash *proof;
+        size_t proof_len;
+        uint64_t size;
+        merkle_hash root;
+        int r;
+
+        if (msg_len < 4)
+                return -EBADMSG;
+        memcpy(&body_len, msg, 4);
+        if (body_len > msg_len - 4 || (msg_len - 4 - body_len) % MERKLE_HASH_SIZE != 0)
+                return -EBADMSG;
+        body = (const char *) msg + 4;
+        proof_len = (msg_len - 4 - body_len) / MERKLE_HASH_SIZE;
+        if (proof_len > MERKLE_MAX_PROOF)
+                return -EBADMSG;
+        merkle_hash proof_buf[MERKLE_MAX_PROOF];
+        if (proof_len)
+                memcpy(proof_buf, body + body_len, proof_len * MERKLE_HASH_SIZE);
+        proof = proof_buf;
+
+        r = checkpoint_parse(body, body_len, &origin, &size, &root);
+        if (r < 0)
+                return -EBADMSG;
+        if (strcmp(origin, st->origin) != 0)
+                return -EPERM;
+        r = check_extensions(st, body, body_len);
+        if (r < 0)
+                return r;
+        if (st->have) {
+                if (size < st->size)
+                        return -EPERM; /* rollback */
+                if (size == st->size) {
+                        if (proof_len != 0 || sodium_memcmp(root.b, st->root.b, MERKLE_HASH_SIZE) != 0)
+                                return -EPERM; /* fork: two roots for one size */
+                } else if (st->size > 0 &&
+                           merkle_verify_consistency(st->size, size, &st->root, &root, proof, proof_len) < 0)
+                        return -EPERM; /* the new tree does not extend the one it signed */
+        } else if (proof_len != 0)
+                return -EPERM; /* first checkpoint: nothing to prove against */
+
+        /* on disk before the answer: a restarted signer remembers it */
+        if (!st->have || size > st->size) {
+                r = state_store(st, size, &root);
+                if (r < 0)
+                        return r;
+        }
+        return note_signature_line(st->key, body, body_len, ret_line);
+}
+
+static int handle_state(const struct child_state *st, int fd) {
+        uint8_t out[1 + 8 + MERKLE_HASH_SIZE] = { 0 };
+
+        out[0] = st->have;
+        if (st->have) {
+                signer_put_u64(out + 1, st->size);
+                memcpy(out + 9, st->root.b, MERKLE_HASH_SIZE);
+        }
+        return signer_send_msg(fd, 0, out, sizeof out);
+}
+
+/* A Ctrl-C in the terminal reaches the whole process group: the server stops cleanly and
+ * signs a last checkpoint, so the signer and its supervisor leave only with it. */
+void signer_ignore_terminal_signals(void) {
+        (void) signal(SIGINT, SIG_IGN);
+        (void) signal(SIGQUIT, SIG_IGN);
+        (void) signal(SIGHUP, SIG_IGN);
+}
+
+_noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *origin, char *const *extensions,
+                                  size_t n_extensions, pid_t parent) {
+        struct child_state st = { .origin = origin, .extensions = extensions, .n_extensions = n_extensions,
+                                  .state_fd = -1 };
+        _cleanup_free_ char *vkey = NULL;
+        uint8_t *buf;
+        int r;
+
+        log_set_component("signer");
+        (void) prctl(PR_SET_NAME, "coffre-signer");
+        signer_ignore_terminal_signals();
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(1);
+        crypto_generichash(st.origin_hash, sizeof st.origin_hash, (const uint8_t *) origin, strlen(origin), NULL, 0);
+        r = load_key(keys_dir, &st.key);
+        if (r == 0 && strcmp(note_signer_name(st.key), origin) != 0)
+                r = -EINVAL; /* the log key is named after the log */
+        if (r == 0)
+                r = note_signer_vkey(st.key, &vkey);
+        if (r == 0) {
+                st.state_fd = open_state(keys_dir);
+                if (st.state_fd < 0) {
+                        r = st.state_fd;
+                        log_error("cannot open %s/log.state: %s", keys_dir, strerror(-r));
+                } else if ((r = state_load(&st)) < 0)
+                        log_error("%s/log.state is not a state file of this log (%s): refusing to sign", keys_dir,
+                                  strerror(-r));
+        }
+        buf = malloc(SIGNER_MAX_MSG + 1);
+        if (r == 0 && !buf)
+                r = -ENOMEM;
+        if (r == 0)
+                r = lock_down(&fd, &st.state_fd);
+        if (r < 0) {
+                (void) signer_send_msg(fd, r, NULL, 0);
+                _exit(1);
+        }
+        if (signer_send_msg(fd, 0, vkey, strlen(vkey)) < 0)
+                _exit(1);
+
+        for (;;) {
+                ssize_t n = signer_recv_msg(fd, buf);
+                char *line = NULL;
+                int32_t type;
+
+                /* n == 0 is an empty packet or the end of the stream: either way the answer
+                 * below is refused (EPIPE) once the parent is gone, which ends the loop */
+                if (n == -EMSGSIZE || (n >= 0 && (size_t) n < SIGNER_HDR)) {
+                        if (signer_send_msg(fd, n < 0 ? -EMSGSIZE : -EBADMSG, NULL, 0) < 0)
+                                break;
+                        continue;
+                }
+                if (n < 0)
+                        break;
+                type = signer_get_i32(buf);
+                switch (type) {
+                case SIGNER_MSG_GET_LOG_VKEY:
+                        r = n == SIGNER_HDR ? signer_send_msg(fd, 0, vkey, strlen(vkey)) : signer_send_msg(fd, -EBADMSG, NULL, 0);
+                        break;
+                case SIGNER_MSG_SIGN_CHECKPOINT:
+                        r = handle_sign(&st, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR, &line);
+                        r = r < 0 ? signer_send_msg(fd, r, NULL, 0) : signer_send_msg(fd, 0, line, strlen(line));
+                        free(line);
+                        break;
+                case SIGNER_MSG_GET_STATE:
+                        r = n == SIGNER_HDR ? handle_state(&st, fd) : signer_send_msg(fd, -EBADMSG, NULL, 0);
+                        break;
+                default:
+                        r = signer_send_msg(fd, -EOPNOTSUPP, NULL, 0);
+                }
+                if (r < 0)
+                        break;
+        }
+        note_signer_free(st.key);
+        _exit(0);
+}
