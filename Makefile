@@ -37,7 +37,8 @@ build-asan-clang: deps
 	@if [ -f $(ASAN_BUILD)/build.ninja ] && ! grep -q '^ command = clang ' $(ASAN_BUILD)/build.ninja; then \
 		echo "$(ASAN_BUILD) was not made with clang: setting it up again"; rm -rf $(ASAN_BUILD); fi
 	[ -f $(ASAN_BUILD)/build.ninja ] || CC=clang meson setup $(ASAN_BUILD) --buildtype=debug \
-		-Db_sanitize=address,undefined -Db_lundef=false
+		-Db_sanitize=address,undefined -Db_lundef=false -Dtest_hooks=true
+	meson configure $(ASAN_BUILD) -Dtest_hooks=true  # the sandbox probes, also in an older build-asan
 	meson compile -C $(ASAN_BUILD)
 
 bench: build

@@ -37,5 +37,17 @@ int api_system_openapi(struct http_request *r);
  * no checkpoint has been possible for longer than [audit] stall_timeout; 0 otherwise. */
 int api_refuse_if_stalled(struct http_request *r);
 
+/* Probes of the sandbox for the integration tests (testhook.c): only in a build made with
+ * meson -Dtest_hooks=true, and not part of the API (nor of docs/openapi.yaml). */
+#ifdef COFFRE_TEST_HOOKS
+int api_test_open(struct http_request *r);
+int api_test_syscall(struct http_request *r);
+#define API_TEST_ROUTES                                                           \
+        { "GET", "/v1/_test/open", "test.open", .begin = api_test_open },         \
+        { "GET", "/v1/_test/syscall", "test.syscall", .begin = api_test_syscall },
+#else
+#define API_TEST_ROUTES
+#endif
+
 /* JSON of a document as the API shows it. */
 json_t *api_document_json(const struct store_document *d);

@@ -24,5 +24,6 @@ const struct http_route api_routes[] = {
         { "GET", "/v1/audit/tile/{l}/{a}", "audit.tile", .begin = api_audit_tile },
         { "GET", "/v1/audit/tile/{l}/{a}/{b}", "audit.tile", .begin = api_audit_tile },
         { "GET", "/v1/audit/tile/{l}/{a}/{b}/{c}", "audit.tile", .begin = api_audit_tile },
+        API_TEST_ROUTES
 };
 const size_t api_routes_count = sizeof api_routes / sizeof api_routes[0];

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "core/ledger.h"
 #include "core/selfsigned.h"
+#include "core/sandbox.h"
 #include "core/vault.h"
 #include "fileio.h"
 #include "http/http.h"
@@ -96,6 +97,23 @@ int cmd_init(int argc, char **argv) {
         return 0;
 }
 
+/* Everything is open and no thread runs yet: confine the process, then start the checkpointer. */
+static int serve_lock_down(void *ud) {
+        struct vault *v = ud;
+        int r;
+
+        if (vault_get_config(v)->sandbox) {
+                r = vault_sandbox(v);
+                if (r < 0)
+                        return r;
+        } else
+                log_warn("sandbox disabled by [server] sandbox = false: the server can read every file it can reach");
+        r = ledger_start(vault_ledger(v));
+        if (r < 0)
+                log_error("cannot start the checkpointer: %s", strerror(-r));
+        return r;
+}
+
 int cmd_serve(int argc, char **argv) {
         static const struct option opts[] = {
                 { "data", required_argument, NULL, 'd' },
@@ -151,6 +169,8 @@ int cmd_serve(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        if (vault_sandbox_prepare(data) < 0)
+                return 1;
         _cleanup_(vault_closep) struct vault *v = NULL;
         r = vault_open(data, &v);
         if (r < 0)
@@ -184,11 +204,7 @@ int cmd_serve(int argc, char **argv) {
         r = vault_prepare_writes(v);
         if (r < 0)
                 return 1;
-        r = ledger_start(vault_ledger(v));
-        if (r < 0) {
-                log_error("cannot start the checkpointer: %s", strerror(-r));
-                return 1;
-        }
+        /* the checkpointer starts in serve_lock_down, once the sandbox is on */
 
         _cleanup_free_ char *cert_path = vault_path(v, cfg->tls_cert);
         _cleanup_free_ char *key_path = vault_path(v, cfg->tls_key);
@@ -212,6 +228,8 @@ int cmd_serve(int argc, char **argv) {
                 buf_free(&cert);
                 return 1;
         }
+        o.before_threads = serve_lock_down;
+        o.before_threads_ud = v;
         o.cert_pem = (const char *) cert.data;
         o.key_pem = (const char *) key.data;
         struct http_server *s = NULL;

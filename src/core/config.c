@@ -23,6 +23,7 @@ void vault_config_defaults(struct vault_config *c) {
                 .body_min_rate = 1024,
                 .body_rate_window = 30,
                 .cosigned_checkpoints = 1024,
+                .sandbox = true,
         };
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
         snprintf(c->metrics_access, sizeof c->metrics_access, "token");
@@ -77,6 +78,16 @@ static int parse_uint(const char *v, unsigned *ret) {
         return 1;
 }
 
+static int parse_bool(const char *v, bool *ret) {
+        if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+                *ret = true;
+        else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
+                *ret = false;
+        else
+                return 0;
+        return 1;
+}
+
 static int handler(void *ud, const char *section, const char *name, const char *value) {
         struct vault_config *c = ud;
 #define IS(s, n) (strcmp(section, s) == 0 && strcmp(name, n) == 0)
@@ -106,6 +117,8 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return (strcmp(value, "token") == 0 || strcmp(value, "loopback") == 0 ||
                         strcmp(value, "public") == 0) &&
                        copy_str(c->metrics_access, sizeof c->metrics_access, value);
+        if (IS("server", "sandbox"))
+                return parse_bool(value, &c->sandbox);
         if (IS("tls", "cert"))
                 return copy_str(c->tls_cert, sizeof c->tls_cert, value);
         if (IS("tls", "key"))

@@ -1,6 +1,7 @@
 /* config.h: the vault's settings file DATA/coffre.conf (INI). Holds paths and limits, never secrets. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "macro.h"
@@ -19,6 +20,7 @@ struct vault_config {
         unsigned body_min_rate;       /* bytes per second a body must keep up... */
         unsigned body_rate_window;    /* ...over each window of this many seconds */
         char metrics_access[16];      /* who may read /metrics: "token", "loopback" or "public" */
+        bool sandbox;                 /* [server] sandbox: Landlock + seccomp once serving */
         char tls_cert[256];           /* relative to DATA or absolute */
         char tls_key[256];
         char master_key[256];

@@ -80,6 +80,10 @@ struct http_server_options {
         const struct http_route *routes;
         size_t n_routes;
         struct vault *vault;
+        /* Called once the socket listens and the port file is written, before the server starts
+         * any thread (the last moment to confine every thread alike); a negative errno aborts. */
+        int (*before_threads)(void *ud);
+        void *before_threads_ud;
 };
 
 struct http_server;

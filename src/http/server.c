@@ -801,6 +801,21 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &bound)->sin6_port
                                                     : ((struct sockaddr_in *) &bound)->sin_port);
 
+        if (o->port_file) {
+                char p[16];
+                int n = snprintf(p, sizeof p, "%u\n", s->port);
+                r = write_file_atomic(o->port_file, p, (size_t) n, 0644, 0);
+                if (r < 0) {
+                        log_error("cannot write %s: %s", o->port_file, strerror(-r));
+                        goto fail;
+                }
+        }
+        if (o->before_threads) {
+                r = o->before_threads(o->before_threads_ud);
+                if (r < 0)
+                        goto fail;
+        }
+
         s->daemon = MHD_start_daemon(
                 MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                         MHD_USE_ITC | MHD_USE_ERROR_LOG,
@@ -831,15 +846,6 @@ int http_server_start(const struct http_server_options *o, struct http_server **
                 goto fail;
         }
         s->watchdog_started = true;
-        if (o->port_file) {
-                char p[16];
-                int n = snprintf(p, sizeof p, "%u\n", s->port);
-                r = write_file_atomic(o->port_file, p, (size_t) n, 0644, 0);
-                if (r < 0) {
-                        log_error("cannot write %s: %s", o->port_file, strerror(-r));
-                        goto fail;
-                }
-        }
         *ret = s;
         return 0;
 fail:
