@@ -105,7 +105,7 @@ uint64_t audit_log_checkpoint_floor(struct audit_log *log) {
         pthread_mutex_lock(&log->ckpt_mu);
         uint64_t size = log->n_ckpts ? log->ckpts[log->n_ckpts - 1].size : 0;
         pthread_mutex_unlock(&log->ckpt_mu);
-        return size;
+        return size > log->signed_floor ? size : log->signed_floor;
 }
 
 void audit_checkpoint_clear(struct audit_checkpoint *c) {

@@ -649,7 +649,7 @@ static void log_free(struct audit_log *log) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct audit_log *, log_free);
 
-static int log_open(const char *dir, bool create, bool readonly, struct audit_log **ret) {
+static int log_open(const char *dir, bool create, bool readonly, uint64_t floor, struct audit_log **ret) {
         _cleanup_(log_freep) struct audit_log *log = NULL;
         int r;
 
@@ -659,6 +659,7 @@ static int log_open(const char *dir, bool create, bool readonly, struct audit_lo
         if (!log)
                 return -ENOMEM;
         log->lock_fd = log->entries_fd = log->offsets_fd = log->ckpt_fd = -1;
+        log->signed_floor = floor;
         for (unsigned l = 0; l < LEVELS; l++) {
                 log->level_fd[l] = -1;
                 buf_init(&log->lvl[l], 0);
@@ -732,11 +733,15 @@ static int log_open(const char *dir, bool create, bool readonly, struct audit_lo
 }
 
 int audit_log_open(const char *dir, bool create, struct audit_log **ret) {
-        return log_open(dir, create, false, ret);
+        return log_open(dir, create, false, 0, ret);
+}
+
+int audit_log_open_floor(const char *dir, bool readonly, uint64_t floor, struct audit_log **ret) {
+        return log_open(dir, false, readonly, floor, ret);
 }
 
 int audit_log_open_readonly(const char *dir, struct audit_log **ret) {
-        return log_open(dir, false, true, ret);
+        return log_open(dir, false, true, 0, ret);
 }
 
 uint64_t audit_log_trailing_bytes(struct audit_log *log) {

@@ -39,6 +39,11 @@ int audit_log_open(const char *dir, bool create, struct audit_log **ret) _warn_u
  * holds it). Recovery runs on private copies of the derived files; nothing is cut. Appends fail
  * with -EROFS, or -EBADMSG when the log is damaged below its last checkpoint. */
 int audit_log_open_readonly(const char *dir, struct audit_log **ret) _warn_unused_;
+/* Opens an existing log as audit_log_open() (readonly: audit_log_open_readonly()), with floor as
+ * if a checkpoint of that size were stored: a size signed elsewhere (the signer's memory), which
+ * holds when audit/checkpoints is gone. Never cut below; fewer whole records: -EBADMSG, nothing
+ * changed (readonly: the log opens, appends fail with -EBADMSG). */
+int audit_log_open_floor(const char *dir, bool readonly, uint64_t floor, struct audit_log **ret) _warn_unused_;
 /* Bytes of the entries file past the last whole record (torn write or foreign data), as found at
  * open (a read-write open has moved them to torn/ and cut them). */
 uint64_t audit_log_trailing_bytes(struct audit_log *log);

@@ -67,6 +67,7 @@ struct audit_log {
 
         bool readonly;           /* opened for verification: nothing on disk is changed */
         uint64_t trailing_bytes; /* bytes of audit/entries past the last whole record */
+        uint64_t signed_floor;   /* a size signed elsewhere (the signer's memory): never cut below */
 
         pthread_mutex_t ckpt_mu;
         uint64_t ckpt_end;
@@ -169,5 +170,6 @@ int audit_log_keep_torn(struct audit_log *log, int fd, const char *what, uint64_
 /* At open (before audit_log_recover(), which needs the last checkpoint's size): indexes the
  * checkpoints file, moving a torn or out-of-order tail to torn/ (read-only: only reporting it). */
 int audit_log_checkpoints_load(struct audit_log *log);
-/* The size of the last stored checkpoint (0: none): the floor below which the log is never cut. */
+/* The size of the last stored checkpoint, or the floor given at open when larger (0: none): the
+ * floor below which the log is never cut. */
 uint64_t audit_log_checkpoint_floor(struct audit_log *log);

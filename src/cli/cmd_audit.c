@@ -6,6 +6,7 @@
 #include "audit_commands.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit/entry.h"
 #include "audit/log.h"
@@ -22,6 +24,7 @@
 #include "fileio.h"
 #include "hex.h"
 #include "progress.h"
+#include "seal/signer.h"
 
 #define ENTRIES_PAGE 1000u
 #define VKEY_FILE_MAX 4096u
@@ -332,6 +335,57 @@ static int verify_checkpoints(struct audit_log *log, struct note_verifier *key, 
         return r;
 }
 
+/* The signer's memory (DATA/keys/log.state, read only): the log must hold the tree it last
+ * signed. Skipped, with a note, when the file is missing or unreadable (an auditor's copy). */
+static int verify_signer_state(struct audit_log *log, const char *data, const char *show, const char *origin) {
+        _cleanup_free_ char *path = path_join(data, "keys/log.state");
+        _cleanup_close_ int fd = -1;
+        merkle_hash sroot, here;
+        uint64_t ssize, size = audit_log_size(log);
+        bool have;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+                if (errno != ENOENT)
+                        cli_error("note: cannot read %s/keys/log.state (%s): the log is not compared with the "
+                                  "signer's memory",
+                                  show, strerror(errno));
+                return 0;
+        }
+        r = signer_state_file_read(fd, origin, &have, &ssize, &sroot);
+        if (r == -ENOMEM)
+                return r;
+        if (r == -EXDEV)
+                return fail("keys/log.state is the signer state of another log");
+        if (r < 0)
+                return fail("keys/log.state is damaged (%s): the signer would not start", strerror(-r));
+        if (!have || ssize == 0)
+                return 0;
+        if (size < ssize)
+                return fail_at(size,
+                               "the log holds %" PRIu64 " entries but the signer has signed a tree of %" PRIu64
+                               " entries (keys/log.state): audit/ was rolled back or cut",
+                               size, ssize);
+        r = audit_log_root(log, ssize, &here);
+        if (r < 0) {
+                cli_error("cannot compute the root at size %" PRIu64 ": %s", ssize, strerror(-r));
+                return r;
+        }
+        if (!hash_eq(&here, &sroot)) {
+                char a[45], b[45];
+                audit_cli_hash_b64(&here, a);
+                audit_cli_hash_b64(&sroot, b);
+                return fail_at(ssize - 1,
+                               "the log's root at size %" PRIu64 " is %s but the signer signed %s (keys/log.state): "
+                               "audit/ was rolled back or rewritten",
+                               ssize, a, b);
+        }
+        return 0;
+}
+
 static int verify_data(const char *data, const char *log_key_file, bool json) {
         _cleanup_free_ char *conf = path_join(data, "coffre.conf");
         _cleanup_free_ char *audit_dir = path_join(data, "audit");
@@ -381,6 +435,11 @@ static int verify_data(const char *data, const char *log_key_file, bool json) {
                 cli_error("cannot read the audit log: %s", strerror(-r));
                 return CLI_EXIT_FAILURE;
         }
+        r = verify_signer_state(log, data, show, cfg.audit_origin);
+        if (r == -EBADMSG)
+                return report_failure(json);
+        if (r < 0)
+                return cmd_exit_code(r);
         if (audit_log_trailing_bytes(log) > 0) {
                 fail_at(audit_log_size(log),
                         "%" PRIu64 " bytes of audit/entries after the last whole record are no valid record (a "
@@ -727,8 +786,9 @@ static const char audit_help[] =
         "verify --data recomputes the Merkle tree of a stopped vault's audit log from its entries and\n"
         "checks every stored checkpoint: its signature by the log key (DATA/keys/log.vkey unless\n"
         "--log-key), its origin, its root, and their order; entries after the last signed checkpoint\n"
-        "and bytes after the last whole record are reported. It only reads: nothing is recovered,\n"
-        "cut or moved. verify --url fetches the latest checkpoint and every entry from a server and\n"
+        "and bytes after the last whole record are reported, and so is a log shorter than, or\n"
+        "other than, the tree the signer last signed (DATA/keys/log.state, when readable). It only\n"
+        "reads: nothing is recovered, cut or moved. verify --url fetches the latest checkpoint and every entry from a server and\n"
         "checks that they hash to the signed root; with --state FILE it also checks that the log\n"
         "extends the checkpoint seen on the last run (and records the new one).\n"
         "proof fetches the log entries of a document and checks each one's inclusion proof against\n"

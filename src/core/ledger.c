@@ -531,6 +531,48 @@ static int load_last_checkpoint(struct ledger *l) {
         return r;
 }
 
+/* The log must hold the tree the signer last signed (keys/log.state, its own memory): a log
+ * that is shorter, or another tree at that size, was rolled back or rewritten (audit/ restored
+ * from an older copy, edited). Nothing may be cut, swept or appended then. */
+static int check_signer_tree(struct audit_log *log, uint64_t ssize, const merkle_hash *sroot) {
+        uint64_t size = audit_log_size(log);
+        merkle_hash here;
+        char a[2 * MERKLE_HASH_SIZE + 1], b[2 * MERKLE_HASH_SIZE + 1];
+
+        if (size < ssize) {
+                log_error("audit log: the log holds %llu entries but the signer has signed a tree of %llu entries "
+                          "(keys/log.state): audit/ was rolled back or cut; refusing to start. Nothing was changed "
+                          "(coffre audit verify --data tells more)",
+                          (unsigned long long) size, (unsigned long long) ssize);
+                return -EBADMSG;
+        }
+        int r = audit_log_root(log, ssize, &here);
+        if (r < 0)
+                return log_error_errno(r, "audit log: cannot compute the root at size %llu: %s",
+                                       (unsigned long long) ssize, strerror(-r));
+        if (sodium_memcmp(here.b, sroot->b, MERKLE_HASH_SIZE) != 0) {
+                hex_encode(here.b, MERKLE_HASH_SIZE, a);
+                hex_encode(sroot->b, MERKLE_HASH_SIZE, b);
+                log_error("audit log: the log's root at size %llu is %s but the signer signed root %s at that size "
+                          "(keys/log.state): audit/ was rolled back or rewritten; refusing to start. Nothing was "
+                          "changed (coffre audit verify --data tells where)",
+                          (unsigned long long) ssize, a, b);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* Before the log is opened for writing (which cuts a torn tail and rebuilds hashes): a read-only
+ * look, so that a log the signer's memory refuses is left exactly as found. An error opening it
+ * read-only is left to the real open to report. */
+static int precheck_signer_tree(const char *audit_dir, uint64_t ssize, const merkle_hash *sroot) {
+        _cleanup_(audit_log_closep) struct audit_log *ro = NULL;
+
+        if (audit_log_open_floor(audit_dir, true, ssize, &ro) < 0)
+                return 0;
+        return check_signer_tree(ro, ssize, sroot);
+}
+
 /* ---- the stop marker: DATA/audit/stopped holds "size N" after a clean stop ---- */
 
 static char *stop_marker_path(const struct ledger *l) {
@@ -751,11 +793,30 @@ int ledger_open(const char *data_dir, const char *origin, char *const *witness_v
                         l->n_witnesses++;
                 }
         }
-        r = audit_log_open(l->audit_dir, false, &l->log);
+        /* what the signer last signed is a floor the log is never cut below, and must match */
+        bool shave;
+        uint64_t ssize;
+        merkle_hash sroot;
+        r = signer_state(l->signer, &shave, &ssize, &sroot);
+        if (r < 0)
+                return log_error_errno(r, "cannot ask the signer for its state: %s", strerror(-r));
+        if (!shave)
+                ssize = 0;
+        if (ssize > 0) {
+                r = precheck_signer_tree(l->audit_dir, ssize, &sroot);
+                if (r < 0)
+                        return r;
+        }
+        r = audit_log_open_floor(l->audit_dir, false, ssize, &l->log);
         if (r == -EBUSY)
                 return log_error_errno(r, "the audit log in %s is in use by another coffre process", l->audit_dir);
         if (r < 0)
                 return log_error_errno(r, "cannot open the audit log in %s: %s", l->audit_dir, strerror(-r));
+        if (ssize > 0) {
+                r = check_signer_tree(l->log, ssize, &sroot);
+                if (r < 0)
+                        return r;
+        }
         r = load_last_checkpoint(l);
         if (r < 0)
                 return r;

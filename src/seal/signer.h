@@ -52,6 +52,11 @@ int signer_log_vkey(struct signer *s, char **ret_vkey) _warn_unused_;
 /* What the signer last signed, from its own state file: *ret_have false before its first
  * checkpoint. Also a liveness probe: -EPIPE while no signer is up. */
 int signer_state(struct signer *s, bool *ret_have, uint64_t *ret_size, merkle_hash *ret_root) _warn_unused_;
+/* Parses a keys/log.state file open on fd (read-only: nothing is written, no permission rule
+ * applied) for the log log_origin, by the signer's own rules: *ret_have false while it is empty.
+ * -EBADMSG when damaged, -EXDEV for the state file of another log. For verifiers. */
+int signer_state_file_read(int fd, const char *log_origin, bool *ret_have, uint64_t *ret_size,
+                           merkle_hash *ret_root) _warn_unused_;
 /* Signs a checkpoint body: the signed note (body, blank line, signature line), checked against
  * the log vkey before it is returned. proof is the RFC 9162 consistency proof from the tree the
  * signer last signed (signer_state()) to this one; none for the first checkpoint or the same

@@ -121,21 +121,16 @@ static int state_slot_read(struct child_state *st, unsigned i, uint64_t *ret_seq
  * start; so is a file holding only a torn first slot (nothing was ever answered from it: the
  * first answer waits for both slots). A longer file without a valid slot is damage: refuse to
  * start. */
-static int state_load(struct child_state *st) {
+static int state_parse(struct child_state *st, const struct stat *sb) {
         uint64_t seq[2] = { 0 }, size[2] = { 0 };
         merkle_hash root[2];
         int ok[2];
-        struct stat sb;
 
-        if (fstat(st->state_fd, &sb) < 0)
-                return negative_errno();
-        if (!S_ISREG(sb.st_mode))
+        if (!S_ISREG(sb->st_mode))
                 return -EINVAL;
-        if ((sb.st_mode & 077) != 0 || sb.st_uid != geteuid())
-                return -EPERM;
-        if (sb.st_size > (off_t) (2 * STATE_SLOT))
+        if (sb->st_size > (off_t) (2 * STATE_SLOT))
                 return -EBADMSG;
-        st->file_len = (uint64_t) sb.st_size;
+        st->file_len = (uint64_t) sb->st_size;
         for (unsigned i = 0; i < 2; i++) {
                 ok[i] = state_slot_read(st, i, &seq[i], &size[i], &root[i]);
                 if (ok[i] < 0)
@@ -158,6 +153,35 @@ static int state_load(struct child_state *st) {
         st->seq = seq[best];
         st->size = size[best];
         st->root = root[best];
+        return 0;
+}
+
+static int state_load(struct child_state *st) {
+        struct stat sb;
+
+        if (fstat(st->state_fd, &sb) < 0)
+                return negative_errno();
+        if (S_ISREG(sb.st_mode) && ((sb.st_mode & 077) != 0 || sb.st_uid != geteuid()))
+                return -EPERM;
+        return state_parse(st, &sb);
+}
+
+int signer_state_file_read(int fd, const char *log_origin, bool *ret_have, uint64_t *ret_size, merkle_hash *ret_root) {
+        struct child_state st = { .state_fd = fd };
+        struct stat sb;
+
+        if (fd < 0 || !log_origin || !ret_have || !ret_size || !ret_root)
+                return -EINVAL;
+        crypto_generichash(st.origin_hash, sizeof st.origin_hash, (const uint8_t *) log_origin, strlen(log_origin),
+                           NULL, 0);
+        if (fstat(fd, &sb) < 0)
+                return negative_errno();
+        int r = state_parse(&st, &sb);
+        if (r < 0)
+                return r;
+        *ret_have = st.have;
+        *ret_size = st.have ? st.size : 0;
+        *ret_root = st.have ? st.root : (merkle_hash){};
         return 0;
 }
 

@@ -201,6 +201,123 @@ def test_unlogged_object_removed():
         check(v.download(doc["id"]).status == 200, "the real document is gone")
 
 
+# ---- an audit log older than the signer's memory (keys/log.state) ----
+
+def replace_audit(saved, data):
+    shutil.rmtree(os.path.join(data, "audit"))
+    shutil.copytree(saved, os.path.join(data, "audit"), symlinks=True)
+
+
+def check_signer_refusal(out, signed):
+    check("the signer has signed a tree of %d entries" % signed in out and "Nothing was changed" in out,
+          "the refusal does not say what is wrong and that nothing was changed", out)
+    check("removed the remains" not in out, "the recovery sweep ran before the refusal", out)
+
+
+def test_older_audit_and_meta_db_refused():
+    """F1: older audit/ and meta.db beside current objects/, keyring.db and keys/log.state: the
+    log proves nothing about what it no longer holds; nothing is shredded, the start refused."""
+    with Vault(BINARY) as v:
+        v.start()
+        v.upload_ok(b"before the backup")
+        v.stop()
+        saved = os.path.join(v.base, "saved")
+        copy_meta(v.data, saved)
+        shutil.copytree(os.path.join(v.data, "audit"), os.path.join(saved, "audit"), symlinks=True)
+        v.start()
+        doc = v.upload_ok(b"acknowledged after the backup", name="p.pdf")
+        v.stop()
+        signed = len(read_records(os.path.join(v.data, "audit")))
+        restore_meta(saved, v.data)
+        replace_audit(os.path.join(saved, "audit"), v.data)
+        before = tree_files(v.data)
+        out = serve_refuses(v)
+        check_signer_refusal(out, signed)
+        check(tree_files(v.data) == before, "a refused start changed the data directory")
+        check(os.path.exists(object_path(v.data, doc["id"])), "the acknowledged document's object is gone")
+        check(dek_count(v.data, doc["id"]) == 1, "the acknowledged document's key was destroyed")
+
+
+def test_emptied_audit_and_rows_refused():
+    """F1, worse: audit/ emptied and every documents row deleted: nothing is shredded."""
+    with Vault(BINARY) as v:
+        v.start()
+        docs = [v.upload_ok(b"document %d" % i) for i in range(3)]
+        v.stop()
+        audit = os.path.join(v.data, "audit")
+        signed = len(read_records(audit))
+        for name in ("entries", "offsets"):
+            os.truncate(os.path.join(audit, name), 0)
+        for name in os.listdir(os.path.join(audit, "hashes")):
+            os.truncate(os.path.join(audit, "hashes", name), 0)
+        for name in ("state", "checkpoints", "stopped"):
+            os.unlink(os.path.join(audit, name))
+        with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
+            db.execute("DELETE FROM documents")
+        before = tree_files(v.data)
+        out = serve_refuses(v)
+        check_signer_refusal(out, signed)
+        check(tree_files(v.data) == before, "a refused start changed the data directory")
+        for d in docs:
+            check(os.path.exists(object_path(v.data, d["id"])) and dek_count(v.data, d["id"]) == 1,
+                  "document %s was shredded" % d["id"])
+
+
+def test_damaged_without_checkpoints_file_refused():
+    """F2: audit/checkpoints gone, a bit flipped below the size the signer signed: the signer's
+    size is the floor, nothing is cut."""
+    with Vault(BINARY) as v:
+        recs = make_log(v)
+        audit = os.path.join(v.data, "audit")
+        flip_bit(os.path.join(audit, "entries"), sum(len(r) for r in recs[:3]) + 4 + 2)
+        os.unlink(os.path.join(audit, "state"))
+        os.unlink(os.path.join(audit, "checkpoints"))
+        before = tree_files(v.data)
+        out = serve_refuses(v)
+        check_signer_refusal(out, len(recs))
+        check("record 3" in out, "the refusal does not name the damaged record", out)
+        check("while the server was stopped" not in out, "a wrong reason is given", out)
+        check(tree_files(v.data) == before, "a refused start changed the data directory")
+        check(not os.path.exists(os.path.join(audit, "torn")), "records were moved to torn/")
+
+
+def test_rolled_back_audit_refused():
+    """F4: an older audit/ alone is never served (no 201 for entries that can never be signed);
+    verify --data compares with keys/log.state. So is a log grown past it with other entries."""
+    with Vault(BINARY) as v:
+        v.start()
+        doc = v.upload_ok(b"an invoice")
+        v.stop()
+        saved = os.path.join(v.base, "audit-saved")
+        shutil.copytree(os.path.join(v.data, "audit"), saved, symlinks=True)
+        v.start()
+        for i in range(2):
+            v.upload_ok(b"later %d" % i)
+        v.stop()
+        signed = len(read_records(os.path.join(v.data, "audit")))
+        replace_audit(saved, v.data)
+        before = tree_files(v.data)
+        out = serve_refuses(v)
+        check_signer_refusal(out, signed)
+        check(tree_files(v.data) == before, "a refused start changed the data directory")
+        rc, vout = audit_verify(v)
+        check(rc == 3 and "keys/log.state" in vout and "%d" % signed in vout,
+              "verify --data accepted a log older than the signer's memory (exit %d)" % rc, vout)
+        check(tree_files(v.data) == before, "audit verify --data changed the data directory")
+        # the same size as the signed tree, other entries: another root
+        recs = read_records(os.path.join(v.data, "audit"))
+        with open(os.path.join(v.data, "audit", "entries"), "ab") as f:
+            for _ in range(signed - len(recs)):
+                f.write(forged_delete(recs, doc["id"]))
+        before = tree_files(v.data, derived=False)
+        out = serve_refuses(v)
+        check("root at size %d" % signed in out and "Nothing was changed" in out,
+              "the refusal does not say the roots differ", out)
+        check(tree_files(v.data, derived=False) == before, "a refused start changed the data directory")
+        rc, vout = audit_verify(v)
+        check(rc == 3 and "keys/log.state" in vout, "verify --data accepted another tree (exit %d)" % rc, vout)
+
+
 # ---- the audit log: never cut below its checkpoint, nothing added while stopped ----
 
 def make_log(v, n_docs=8):
@@ -559,6 +676,10 @@ if __name__ == "__main__":
         test_logged_deletion_with_intact_key_kept,
         test_damaged_below_checkpoint_refused,
         test_log_cut_below_checkpoint_refused,
+        test_older_audit_and_meta_db_refused,
+        test_emptied_audit_and_rows_refused,
+        test_damaged_without_checkpoints_file_refused,
+        test_rolled_back_audit_refused,
         test_torn_tail_moved_aside_whole,
         test_verify_data_is_read_only,
         test_forged_record_after_clean_stop_refused,
