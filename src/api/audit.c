@@ -107,7 +107,7 @@ int api_audit_checkpoint(struct http_request *r) {
 }
 
 int api_audit_verifier_key(struct http_request *r) {
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         const char *vkey = ledger_vkey(vault_ledger(http_vault(r)));
         buf_init(&b, 4096);
         if (!vkey)
@@ -211,7 +211,7 @@ static int entry_json(struct audit_log *log, const struct vault_actor *a, uint64
 /* Appends the JSON of each index to arr. */
 static int entries_append(struct http_request *r, const uint64_t *idx, uint64_t start, size_t n, json_t *arr) {
         struct audit_log *log = log_of(r);
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, AUDIT_LOG_ENTRY_MAX + 1);
         for (size_t i = 0; i < n; i++) {
                 json_t *o = NULL;
@@ -394,7 +394,7 @@ static int parse_tile_path(const char *const *seg, size_t n, uint64_t *ret_index
 /* Entry bundles carry raw entries: served only when every one is the caller's organisation's. */
 static int bundle_is_callers(struct http_request *r, uint64_t index, unsigned width) {
         struct audit_log *log = log_of(r);
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, AUDIT_LOG_ENTRY_MAX + 1);
         for (unsigned i = 0; i < width; i++) {
                 struct audit_entry e = {};
@@ -427,7 +427,7 @@ int api_audit_tile(struct http_request *r) {
         if (parse_tile_path(seg, n, &index, &width) < 0)
                 return http_respond_problem(r, 404, "not-found", "Not found", "There is no such tile.");
 
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, (size_t) AUDIT_LOG_TILE_WIDTH * (AUDIT_LOG_ENTRY_MAX + 2) + 1);
         int k;
         if (entries) {

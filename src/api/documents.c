@@ -270,7 +270,7 @@ int api_documents_content(struct http_request *r) {
         len = doc.size;
         hex_encode(doc.sha256, 32, sha);
         snprintf(etag, sizeof etag, "\"%s\"", sha);
-        _cleanup_buf_ struct buf cd;
+        _cleanup_buf_ struct buf cd = {};
         buf_init(&cd, 4096);
         if ((k = http_header_add(r, "ETag", etag)) < 0 || (k = http_header_add(r, "Accept-Ranges", "bytes")) < 0 ||
             (content_disposition(doc.name, &cd) >= 0 &&

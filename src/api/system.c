@@ -67,7 +67,7 @@ int api_system_metrics(struct http_request *r) {
                                             "/metrics is not open to this caller (see [server] metrics).");
         if (k < 0)
                 return k;
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, 1 << 20);
         k = http_server_metrics(http_request_server(r), &b);
         if (k < 0)

@@ -238,7 +238,7 @@ out:
 
 int audit_entry_build(const struct audit_entry *e, const uint8_t *details_key, const char *details_plain,
                       struct buf *ret_json) {
-        _cleanup_buf_ struct buf out;
+        _cleanup_buf_ struct buf out = {};
         _cleanup_free_ char *sealed = NULL;
         int r;
 
@@ -383,7 +383,7 @@ static inline void audit_entry_clearp(struct audit_entry *e) {
 
 int audit_entry_parse(const char *json, size_t len, struct audit_entry *ret) {
         _cleanup_(audit_entry_clearp) struct audit_entry e = {};
-        _cleanup_buf_ struct buf again;
+        _cleanup_buf_ struct buf again = {};
         struct cursor c = { json, json + len };
         int r;
 
@@ -438,7 +438,7 @@ int audit_entry_parse(const char *json, size_t len, struct audit_entry *ret) {
 }
 
 int audit_entry_open_details(const struct audit_entry *e, const uint8_t *details_key, struct buf *ret_plain) {
-        _cleanup_buf_ struct buf aad;
+        _cleanup_buf_ struct buf aad = {};
         _cleanup_free_ uint8_t *raw = NULL;
         uint8_t *plain = NULL;
         size_t rawn = 0, pn = 0;

@@ -257,7 +257,7 @@ int audit_log_tile(struct audit_log *log, unsigned level, uint64_t index, unsign
 
 int audit_log_entry_bundle(struct audit_log *log, uint64_t index, unsigned width, struct buf *ret) {
         struct snap s = audit_log_snapshot(log, NULL);
-        _cleanup_buf_ struct buf out;
+        _cleanup_buf_ struct buf out = {};
         int r = 0;
 
         buf_init(&out, 0);

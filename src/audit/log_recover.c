@@ -123,7 +123,7 @@ int audit_log_keep_torn(struct audit_log *log, int fd, const char *what, uint64_
 }
 
 static int read_state(struct audit_log *log, uint64_t *ret) {
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         _cleanup_free_ char *p = path_join(log->dir, "state");
         buf_init(&b, 64);
         if (!p)

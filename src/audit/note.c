@@ -410,7 +410,7 @@ static int verify_one(const struct note_verifier *v, const char *text, size_t te
         uint64_t t = get_be64(sig);
         if (t > INT64_MAX)
                 return -EBADMSG;
-        _cleanup_buf_ struct buf m;
+        _cleanup_buf_ struct buf m = {};
         buf_init(&m, NOTE_MAX_SIZE + 64);
         int r = cosignature_message(t, text, text_len, &m);
         if (r < 0)

@@ -159,7 +159,7 @@ int vault_config_load(const char *path, struct vault_config *c) {
 }
 
 int vault_config_write(const char *path, const struct vault_config *c) {
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, 0);
         int r = buf_printf(&b,
                            "# coffre vault settings. Secrets never go here: only paths.\n"

@@ -185,7 +185,7 @@ static int cosig_verify_stored(struct ledger *l, uint64_t size, const char *line
         if (r < 0)
                 return r;
         const char *sep = strstr(c.note, "\n\n");
-        _cleanup_buf_ struct buf one;
+        _cleanup_buf_ struct buf one = {};
         buf_init(&one, NOTE_MAX_SIZE);
         r = sep ? 0 : -EBADMSG;
         if (r >= 0 && (buf_append(&one, c.note, (size_t) (sep + 2 - c.note)) < 0 || buf_append(&one, line, len) < 0))
@@ -203,7 +203,7 @@ static int cosig_verify_stored(struct ledger *l, uint64_t size, const char *line
 
 static int cosig_rewrite_locked(struct ledger *l) {
         _cleanup_free_ char *path = path_join(l->audit_dir, "cosignatures");
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         int r = 0;
         if (!path)
                 return -ENOMEM;
@@ -249,7 +249,7 @@ int ledger_set_cosigned_checkpoints(struct ledger *l, size_t n) {
 static int cosig_load(struct ledger *l) {
         _cleanup_free_ char *path = path_join(l->audit_dir, "cosignatures");
         _cleanup_free_ char *rejected = path_join(l->audit_dir, "cosignatures.rejected");
-        _cleanup_buf_ struct buf bad;
+        _cleanup_buf_ struct buf bad = {};
         struct buf b;
         unsigned n_bad = 0, lineno = 0;
         size_t n_lines = 0;
@@ -324,7 +324,7 @@ static int cosig_persist(struct ledger *l, uint64_t size, const char *line, size
                 return -ENOMEM;
         char head[32];
         int n = snprintf(head, sizeof head, "%llu ", (unsigned long long) size);
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, 0);
         int r = buf_append(&b, head, (size_t) n);
         if (r >= 0)
@@ -621,7 +621,7 @@ static int stop_marker_write(const struct ledger *l, uint64_t size) {
 /* ---- record MACs ---- */
 
 static int record_mac(const uint8_t *key, const struct audit_entry *e, char hex[65]) {
-        _cleanup_buf_ struct buf in;
+        _cleanup_buf_ struct buf in = {};
         uint8_t mac[crypto_auth_hmacsha256_BYTES];
         buf_init(&in, AUDIT_ENTRY_MAX);
         int r = audit_entry_mac_input(e, &in);
@@ -670,7 +670,7 @@ static int tail_check_replays(struct ledger *l, uint64_t from, uint64_t to) {
                         return log_error_errno(-EBADMSG, "audit log: entries %llu and %llu are the same record: a copy, "
                                                "refusing to sign it",
                                                (unsigned long long) t[i - 1].index, (unsigned long long) t[i].index);
-        _cleanup_buf_ struct buf tile;
+        _cleanup_buf_ struct buf tile = {};
         buf_init(&tile, 0);
         for (uint64_t base = 0; base < from; base += AUDIT_LOG_TILE_WIDTH) {
                 unsigned w = (unsigned) MIN((uint64_t) AUDIT_LOG_TILE_WIDTH, from - base);
@@ -702,7 +702,7 @@ int ledger_recover_tail(struct ledger *l) {
                                        "there is no key to check them",
                                        (unsigned long long) from, (unsigned long long) to - 1);
         for (uint64_t i = from; i < to; i++) {
-                _cleanup_buf_ struct buf b;
+                _cleanup_buf_ struct buf b = {};
                 struct audit_entry e = { 0 };
                 char want[65];
                 buf_init(&b, AUDIT_ENTRY_MAX + 1);
@@ -905,7 +905,7 @@ const char *ledger_vkey(const struct ledger *l) {
 
 int ledger_record(struct ledger *l, const struct audit_entry *e, const uint8_t *details_key, const char *details_plain,
                   uint64_t *ret_index) {
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         uint64_t index;
 
         buf_init(&b, AUDIT_ENTRY_MAX);
@@ -941,7 +941,7 @@ int ledger_checkpoint_note(struct ledger *l, uint64_t size, char **ret_note) {
         int r = size ? audit_log_checkpoint_at(l->log, size, &c) : audit_log_checkpoint_latest(l->log, &c);
         if (r < 0)
                 return r;
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, 0);
         r = buf_append_str(&b, c.note);
         pthread_mutex_lock(&l->lock);
@@ -997,7 +997,7 @@ int ledger_add_cosignatures(struct ledger *l, const char *note, size_t len, unsi
                 if (!nl)
                         break;
                 size_t line_len = (size_t) (nl + 1 - p);
-                _cleanup_buf_ struct buf one;
+                _cleanup_buf_ struct buf one = {};
                 buf_init(&one, NOTE_MAX_SIZE);
                 if (buf_append(&one, body, body_len) < 0 || buf_append_str(&one, "\n") < 0 ||
                     buf_append(&one, p, line_len) < 0)

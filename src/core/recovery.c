@@ -120,7 +120,7 @@ static int dek_cb(const uint8_t object_id[KEYRING_ID_SIZE], void *ud) {
 static int orphans_read_log(struct orphans *o) {
         struct audit_log *log = ledger_log(o->vault->ledger);
         uint64_t size = audit_log_size(log);
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, AUDIT_ENTRY_MAX + 1);
 
         for (uint64_t i = 0; i < size; i++) {
@@ -247,7 +247,7 @@ static int check_object(struct vault *v, const char *id, uint64_t size, const ui
 static int row_from_entry(struct vault *v, const struct orphan *f, struct store_document *d, const char **ret_why) {
         struct audit_entry e = { 0 };
         uint8_t kek_id[KEYRING_ID_SIZE], key[KEYRING_KEY_SIZE];
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         struct buf plain;
         int r;
 
@@ -362,7 +362,7 @@ static int remove_remains(struct vault *v, const struct orphan *f) {
 static int finish_logged_deletions(struct vault *v, uint64_t from, int *ret_n) {
         struct audit_log *log = ledger_log(v->ledger);
         uint64_t size = audit_log_size(log);
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, AUDIT_ENTRY_MAX + 1);
 
         *ret_n = 0;
@@ -537,7 +537,7 @@ int vault_repair_document(struct vault *v, const char *id, const char *reason) {
         char *details = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(d);
         struct audit_entry e = { 0 };
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, AUDIT_ENTRY_MAX + 1);
         r = details ? audit_log_entry(ledger_log(v->ledger), f->create_index, &b) : -ENOMEM;
         if (r >= 0)

@@ -157,6 +157,7 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
         } db_files[] = {
                 { "meta.db", false },    { "meta.db-wal", true },    { "meta.db-shm", true },
                 { "keyring.db", false }, { "keyring.db-wal", true }, { "keyring.db-shm", true },
+                { "space-reserve", true }, /* room for deletions on a full disk (vault.c) */
         };
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(db_files); i++)
                 r = landlock_allow_in(rs, v, db_files[i].name, FS_FILE_RW, handled, db_files[i].optional);
@@ -199,7 +200,7 @@ static const int seccomp_allowed[] = {
         /* files and descriptors: which files, Landlock decides */
         SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(openat), SCMP_SYS(close),
         SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(fsync),
-        SCMP_SYS(fdatasync), SCMP_SYS(sync_file_range), SCMP_SYS(ftruncate), SCMP_SYS(fchmod), SCMP_SYS(rename),
+        SCMP_SYS(fdatasync), SCMP_SYS(sync_file_range), SCMP_SYS(ftruncate), SCMP_SYS(truncate), SCMP_SYS(fallocate), SCMP_SYS(fchmod), SCMP_SYS(rename),
         SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(mkdirat),
         SCMP_SYS(linkat),      /* blob/fs.c: where renameat2(RENAME_NOREPLACE) is not supported */
         SCMP_SYS(unlink),      /* fileio.c: a failed atomic write removes its temporary file */

@@ -130,7 +130,7 @@ void vault_free_secret_stringp(char **s) {
 
 /* Reads and parses log entry i; release ret with audit_entry_clear(). */
 static int load_entry(struct vault *v, uint64_t i, struct audit_entry *ret) {
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, AUDIT_ENTRY_MAX + 1);
         int r = audit_log_entry(ledger_log(v->ledger), i, &b);
         if (r < 0)
@@ -236,7 +236,7 @@ static int rebuild_refs(struct vault *v, const char *id, uint64_t **ret, size_t 
         int r = 0;
 
         snprintf(needle, sizeof needle, "\"object\":\"%s\"", id);
-        _cleanup_buf_ struct buf b;
+        _cleanup_buf_ struct buf b = {};
         buf_init(&b, AUDIT_ENTRY_MAX + 1);
         for (uint64_t i = 0; i < size; i++) {
                 buf_clear(&b);
@@ -480,7 +480,9 @@ static bool reserve_release(struct vault *v) {
         if (!__atomic_exchange_n(&v->reserve_held, false, __ATOMIC_SEQ_CST))
                 return false;
         _cleanup_free_ char *p = path_join(v->dir, "space-reserve");
-        if (!p || unlink(p) < 0)
+        /* emptied, not removed: the sandbox lets the server write this one file of DATA/, but
+         * remove none */
+        if (!p || truncate(p, 0) < 0)
                 return false;
         log_warn("the disk is full: the space kept for deletions is now used");
         return true;

@@ -161,7 +161,8 @@ def check_exactly(v, acked, after_restart):
 
 
 def batches_formed(v):
-    r = v.request("GET", "/metrics", auth=False)
+    r = v.request("GET", "/metrics")  # [server] metrics = token (the default): an admin token
+    check(r.status == 200, "/metrics: %d" % r.status, r)
     m = {(k, s): int(n) for k, s, n in re.findall(r'^coffre_group_(commits|committed)_total\{store="(\w+)"\} (\d+)$',
                                                      r.body.decode(), re.M)}
     # On a tmpfs a sync costs nothing, so the audit and meta groups rarely wait long enough to
