@@ -574,6 +574,43 @@ def test_older_meta_db_finishes_logged_deletion():
         check(b"finishing the deletion" in v.log_text(), "the finished deletion is not reported", v.log_tail())
 
 
+def test_crash_after_key_destroyed_finishes_deletion():
+    """A crash between the destruction of a document's key and the removal of its row leaves the
+    row, its audit references included (the delete's too): the state after a DELETE with the row
+    put back. The start finishes the deletion: 404, not a listed document whose content is 500."""
+    with Vault(BINARY) as v:
+        v.start()
+        gone = v.upload_ok(b"deleted, then a crash")
+        kept = v.upload_ok(b"kept")
+        v.stop()
+        meta = os.path.join(v.data, "meta.db")
+        with sqlite3.connect(meta) as db:
+            db.row_factory = None
+            cols = [r[1] for r in db.execute("PRAGMA table_info(documents)")]
+            row = db.execute("SELECT * FROM documents WHERE id = ?", (gone["id"],)).fetchone()
+        check(row is not None, "no documents row for the upload")
+        v.start()
+        r = v.request("DELETE", "/v1/documents/" + gone["id"])
+        check(r.status == 204, "DELETE: %d" % r.status, r)
+        v.stop()
+        with sqlite3.connect(meta) as db:
+            refs = db.execute("SELECT count(*) FROM audit_refs WHERE object_id = ?", (gone["id"],)).fetchone()[0]
+            db.execute("INSERT INTO documents (%s) VALUES (%s)" % (",".join(cols), ",".join("?" * len(cols))), row)
+        check(refs >= 2, "the delete's audit reference is not stored", refs)
+        check(dek_count(v.data, gone["id"]) == 0, "the key survived the deletion")
+        v.start()
+        check(v.request("GET", "/v1/documents/" + gone["id"]).status == 404, "the deleted document is back")
+        r = v.download(gone["id"])
+        check(r.status == 404, "content of the deleted document: %d" % r.status, r)
+        check(gone["id"] not in [d["id"] for d in v.list_all()], "the deleted document is listed")
+        check(v.download(kept["id"]).status == 200, "the other document is gone")
+        check(b"finishing the deletion" in v.log_text(), "the finished deletion is not reported", v.log_tail())
+        v.stop()
+        with sqlite3.connect(meta) as db:
+            left = db.execute("SELECT count(*) FROM documents WHERE id = ?", (gone["id"],)).fetchone()[0]
+        check(left == 0, "the row is still in meta.db")
+
+
 def test_logged_deletion_with_intact_key_kept():
     """meta.db, keyring.db and the object all put back from before a deletion: as if it had been
     cut short before it destroyed anything; the document is kept and the log says so."""
@@ -631,6 +668,7 @@ if __name__ == "__main__":
         test_unlogged_object_removed,
         test_older_meta_db_finishes_logged_deletion,
         test_logged_deletion_with_intact_key_kept,
+        test_crash_after_key_destroyed_finishes_deletion,
         test_damaged_below_checkpoint_refused,
         test_log_cut_below_checkpoint_refused,
         test_foreign_tail_refused,
