@@ -445,8 +445,11 @@ static int keyless_org_cb(const struct store_org *org, void *ud) {
         int r = 0;
 
         do {
-                struct store_document_filter f = { .org_id = org->id, .created_after = INT64_MIN,
-                                                   .created_before = INT64_MAX, .cursor = cursor, .limit = 1000 };
+                struct store_document_filter f = { .org_id = org->id,
+                                                   .created_after = INT64_MIN,
+                                                   .created_before = INT64_MAX,
+                                                   .cursor = cursor,
+                                                   .limit = 1000 };
                 struct store_document *page = NULL;
                 char *next = NULL;
                 size_t n = 0;

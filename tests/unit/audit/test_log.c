@@ -603,8 +603,10 @@ static void test_cut_and_garbage(void **state) {
                 const void *p;
                 size_t n;
                 bool torn;
-        } tails[] = { { junk, 61, false },          { junk, sizeof junk, false }, { fake, sizeof fake, false },
-                      { fake, 9, true },            { fake, 3, true },            { zeros, sizeof zeros, true } };
+        } tails[] = {
+                { junk, 61, false }, { junk, sizeof junk, false }, { fake, sizeof fake, false }, { fake, 9, true },
+                { fake, 3, true },   { zeros, sizeof zeros, true }
+        };
         for (size_t t = 0; t < ELEMENTSOF(tails); t++) {
                 _cleanup_free_ char *torn = sub(work, "torn"), *ent = sub(work, "entries");
                 struct stat sb, before;
