@@ -748,6 +748,10 @@ uint64_t audit_log_trailing_bytes(struct audit_log *log) {
         return log->trailing_bytes;
 }
 
+bool audit_log_tail_damaged(struct audit_log *log) {
+        return log->tail_damaged;
+}
+
 void audit_log_close(struct audit_log *log) {
         if (!log)
                 return;

@@ -33,7 +33,8 @@ void audit_checkpoint_clear(struct audit_checkpoint *c);
  * another process holds it) and recovers from a crash: a torn tail above the last stored
  * checkpoint is moved whole to torn/ and cut off, and the stored hashes of the tail are rebuilt
  * from the entries. -EBADMSG (nothing changed) when the log holds fewer whole records than its
- * last checkpoint covers, or is shorter than its durable index. */
+ * last checkpoint covers, is shorter than its durable index, or holds past its last whole record
+ * more than a torn write leaves (a damaged record that is not a short last one). */
 int audit_log_open(const char *dir, bool create, struct audit_log **ret) _warn_unused_;
 /* Opens the log for verification, changing nothing on disk (shared lock: -EBUSY while a server
  * holds it). Recovery runs on private copies of the derived files; nothing is cut. Appends fail
@@ -47,6 +48,9 @@ int audit_log_open_floor(const char *dir, bool readonly, uint64_t floor, struct 
 /* Bytes of the entries file past the last whole record (torn write or foreign data), as found at
  * open (a read-write open has moved them to torn/ and cut them). */
 uint64_t audit_log_trailing_bytes(struct audit_log *log);
+/* Whether those bytes are damage rather than a torn write: more than a short last record (the
+ * only thing a write cut short leaves). A read-write open refuses such a log (-EBADMSG). */
+bool audit_log_tail_damaged(struct audit_log *log);
 /* Makes everything durable and frees the log. NULL-safe. No appends may be running. */
 void audit_log_close(struct audit_log *log);
 static inline void audit_log_closep(struct audit_log **l) {

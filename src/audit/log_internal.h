@@ -68,6 +68,7 @@ struct audit_log {
         bool readonly;           /* opened for verification: nothing on disk is changed */
         uint64_t trailing_bytes; /* bytes of audit/entries past the last whole record */
         uint64_t signed_floor;   /* a size signed elsewhere (the signer's memory): never cut below */
+        bool tail_damaged;       /* ... and they are no torn write (log_recover.c: tail_is_torn) */
 
         pthread_mutex_t ckpt_mu;
         uint64_t ckpt_end;

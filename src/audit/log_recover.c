@@ -1,5 +1,5 @@
 /* log_recover.c: crash recovery when the audit log opens (the derived files rebuilt from the
- * entries past the durable state, a torn tail cut and kept in torn/) and audit_log_verify_all(),
+ * entries past the durable state, a torn tail cut and kept in torn/, damage refused) and audit_log_verify_all(),
  * which recomputes the whole tree from the entries and compares everything stored with it. Both
  * read the files front to back through a small buffered reader. */
 #include "log_internal.h"
@@ -151,6 +151,73 @@ static bool derived_cover(struct audit_log *log, uint64_t w) {
         return true;
 }
 
+/* Whether the bytes of the entries file from pos (where no whole record reads back) to its end,
+ * esize, can be what a torn append leaves. An append writes whole records, length first, at the
+ * end of the file, and neither kill -9 nor a power cut (only fdatasync makes bytes durable) leaves
+ * anything but a prefix of what it wrote. So a torn record is the last thing in the file, and it
+ * is short: fewer than REC_HDR bytes, or a length of at most AUDIT_LOG_ENTRY_MAX (what every
+ * writer writes) whose record reaches past the end. Anything else is damage, not a crash: a
+ * length no writer writes, a record of full length that does not hash to its leaf (a flipped
+ * bit), or a whole record somewhere after it (a flipped bit in a length, which makes the record
+ * seem to reach past the end: every offset past its header is tried, at most one record's worth
+ * of bytes). One more tail counts as torn: zero bytes only, which a filesystem may leave when the
+ * file grew before the data reached the disk; zeros hold no record. */
+static int tail_is_torn(struct audit_log *log, uint64_t pos, uint64_t esize, bool *ret) {
+        _cleanup_hasher_ EVP_MD_CTX *hc = audit_log_hasher_new();
+        uint64_t rem = esize - pos;
+        uint8_t hdr[REC_HDR];
+        int r;
+
+        if (rem < REC_HDR) {
+                *ret = true;
+                return 0;
+        }
+        r = pread_exact(log->entries_fd, hdr, REC_HDR, pos);
+        if (r < 0)
+                return r;
+        uint32_t n = get_le32(hdr);
+        if (n <= AUDIT_LOG_ENTRY_MAX && rem < REC_OVERHEAD + (uint64_t) n) {
+                /* short: torn, unless a whole record follows inside it */
+                _cleanup_free_ uint8_t *p = malloc(rem);
+                if (!p)
+                        return -ENOMEM;
+                r = pread_exact(log->entries_fd, p, rem, pos);
+                if (r < 0)
+                        return r;
+                for (uint64_t o = REC_OVERHEAD; o + REC_OVERHEAD <= rem; o++) {
+                        uint32_t k = get_le32(p + o);
+                        merkle_hash leaf;
+                        if (k > AUDIT_LOG_ENTRY_MAX || o + REC_OVERHEAD + k > rem)
+                                continue;
+                        audit_log_hasher_leaf(hc, p + o + REC_HDR, k, &leaf);
+                        if (memcmp(leaf.b, p + o + REC_HDR + k, MERKLE_HASH_SIZE) == 0) {
+                                *ret = false;
+                                return 0;
+                        }
+                }
+                *ret = true;
+                return 0;
+        }
+        /* zeros only? */
+        _cleanup_free_ uint8_t *p = malloc(RECOVER_CHUNK);
+        if (!p)
+                return -ENOMEM;
+        for (uint64_t off = pos; off < esize;) {
+                size_t c = (size_t) MIN(esize - off, (uint64_t) RECOVER_CHUNK);
+                r = pread_exact(log->entries_fd, p, c, off);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < c; i++)
+                        if (p[i] != 0) {
+                                *ret = false;
+                                return 0;
+                        }
+                off += c;
+        }
+        *ret = true;
+        return 0;
+}
+
 /* First pass, changing nothing: how many whole records follow offset start and where they end. */
 static int scan_records(struct audit_log *log, uint64_t start, uint64_t *ret_n, uint64_t *ret_end) {
         _cleanup_hasher_ EVP_MD_CTX *hc = audit_log_hasher_new();
@@ -224,6 +291,26 @@ int audit_log_recover(struct audit_log *log) {
         r = scan_records(log, start, &n_tail, &good_end);
         if (r < 0)
                 return r;
+        bool torn = true;
+        if (good_end < esize) {
+                r = tail_is_torn(log, good_end, esize, &torn);
+                if (r < 0)
+                        return r;
+        }
+        if (!torn && w + n_tail >= floor) {
+                /* damage above the checkpoint: cutting it would drop acknowledged entries and hand
+                 * their indexes to new ones */
+                log_error("audit log: record %llu (offset %llu of audit/entries) is damaged, and the %llu bytes from "
+                          "there to the end are more than a torn write leaves (a write cut short leaves only a "
+                          "short last record): refusing to open the log for writing, nothing was changed "
+                          "(coffre audit verify --data tells more)",
+                          (unsigned long long) (w + n_tail), (unsigned long long) good_end,
+                          (unsigned long long) (esize - good_end));
+                if (!log->readonly)
+                        return -EBADMSG;
+                log->broken = -EBADMSG;
+        }
+        log->tail_damaged = !torn;
         if (w + n_tail < floor) {
                 /* Never cut what a signed checkpoint covers, and never append after it: new entries
                  * would take indexes the signed tree already holds. */
@@ -242,7 +329,7 @@ int audit_log_recover(struct audit_log *log) {
                         return -EBADMSG;
                 log->broken = -EBADMSG;
         }
-        if (good_end < esize && !log->readonly) {
+        if (good_end < esize && torn && !log->readonly) {
                 /* a torn tail above the checkpoint: moved aside whole before it is cut */
                 r = audit_log_keep_torn(log, log->entries_fd, "entries", good_end, esize);
                 if (r < 0)

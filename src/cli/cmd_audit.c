@@ -435,6 +435,13 @@ static int verify_data(const char *data, const char *log_key_file, bool json) {
                 cli_error("cannot read the audit log: %s", strerror(-r));
                 return CLI_EXIT_FAILURE;
         }
+        if (audit_log_trailing_bytes(log) > 0 && audit_log_tail_damaged(log)) {
+                fail_at(audit_log_size(log),
+                        "record %" PRIu64 " of audit/entries is damaged and %" PRIu64 " bytes from it to the end are "
+                        "more than a torn write leaves (a flipped bit, or foreign data): the server refuses to start",
+                        audit_log_size(log), audit_log_trailing_bytes(log));
+                return report_failure(json);
+        }
         r = verify_signer_state(log, data, show, cfg.audit_origin);
         if (r == -EBADMSG)
                 return report_failure(json);

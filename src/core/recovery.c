@@ -19,7 +19,9 @@
  * Nothing is removed unless every orphan is settled. And a row that the log says was deleted
  * after meta.db last indexed it (an older meta.db put back) has its deletion finished when its
  * key or object is already gone; when both are intact the deletion was cut short before it did
- * anything, and `document.delete_cancelled` records that the document stays. */
+ * anything, and `document.delete_cancelled` records that the document stays. A row whose key is
+ * gone (a crash between the key's destruction and the row's removal) has its deletion finished
+ * when its trail ends in a `document.delete`. */
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -57,6 +59,7 @@ struct orphans {
         struct orphan *v;
         size_t n, cap;
         struct vault *vault;
+        uint64_t keyed_rows; /* keys whose row exists: fewer than rows when a row lost its key */
 };
 
 static int orphan_cmp(const void *a, const void *b) {
@@ -103,6 +106,8 @@ static int check_row(struct orphans *o, const char *id, bool is_object) {
         int r = o->vault->store->ops->document_exists(o->vault->store, id, &exists);
         if (r < 0)
                 return r;
+        if (exists && !is_object)
+                o->keyed_rows++;
         return exists ? 0 : orphans_mark(o, id, is_object);
 }
 
@@ -426,9 +431,139 @@ static int finish_logged_deletions(struct vault *v, uint64_t from, int *ret_n) {
         return 0;
 }
 
+/* ---- rows whose key is gone ---- */
+
+struct keyless {
+        struct vault *v;
+        struct store_document *docs; /* rows without a key */
+        size_t n, cap;
+};
+
+static int keyless_org_cb(const struct store_org *org, void *ud) {
+        struct keyless *k = ud;
+        _cleanup_free_ char *cursor = NULL;
+        int r = 0;
+
+        do {
+                struct store_document_filter f = { .org_id = org->id,
+                                                   .created_after = INT64_MIN,
+                                                   .created_before = INT64_MAX,
+                                                   .cursor = cursor,
+                                                   .limit = 1000 };
+                struct store_document *page = NULL;
+                char *next = NULL;
+                size_t n = 0;
+                r = k->v->store->ops->document_list(k->v->store, &f, &page, &n, &next);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; r >= 0 && i < n; i++) {
+                        uint8_t raw[KEYRING_ID_SIZE], dek[KEYRING_KEY_SIZE];
+                        if (hex_decode(page[i].id, raw, sizeof raw) < 0)
+                                continue;
+                        int g = keyring_dek_get(k->v->keyring, raw, dek);
+                        sodium_memzero(dek, sizeof dek);
+                        if (g != -ENOENT)
+                                continue;
+                        if (k->n == k->cap) {
+                                size_t cap = k->cap ? k->cap * 2 : 8;
+                                void *p = reallocarray(k->docs, cap, sizeof *k->docs);
+                                if (!p) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                k->docs = p;
+                                k->cap = cap;
+                        }
+                        k->docs[k->n++] = page[i];
+                }
+                sodium_memzero(page, n * sizeof *page);
+                free(page);
+                free(cursor);
+                cursor = next;
+        } while (r >= 0 && cursor);
+        return r;
+}
+
+/* Whether the trail of id ends in a deletion (a document.delete not followed by a
+ * document.delete_cancelled); *ret_index is that entry. */
+static int trail_deleted(struct vault *v, const char *id, bool *ret, uint64_t *ret_index) {
+        _cleanup_free_ uint64_t *idx = NULL;
+        _cleanup_buf_ struct buf b;
+        size_t n = 0;
+        bool deleted = false;
+        uint64_t at = 0;
+
+        buf_init(&b, AUDIT_ENTRY_MAX + 1);
+        int r = vault_document_trail(v, id, &idx, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                struct audit_entry e = { 0 };
+                buf_clear(&b);
+                r = audit_log_entry(ledger_log(v->ledger), idx[i], &b);
+                if (r >= 0)
+                        r = audit_entry_parse((const char *) b.data, b.len, &e);
+                if (r >= 0 && e.object && strcmp(e.object, id) == 0) {
+                        if (strcmp(e.action, "document.delete") == 0) {
+                                deleted = true;
+                                at = idx[i];
+                        } else if (strcmp(e.action, "document.delete_cancelled") == 0)
+                                deleted = false;
+                }
+                audit_entry_clear(&e);
+        }
+        if (r < 0)
+                return r;
+        *ret = deleted;
+        *ret_index = at;
+        return 0;
+}
+
+/* A crash between the destruction of a document's key and the removal of its row (a deletion
+ * is logged, then the key goes, then the row) leaves a row without a key: listed, and never
+ * readable again. Such rows are found without a look at every row: the sweep already counted
+ * the keys that have a row, and only when the store holds more rows than that are the rows
+ * read, to find those without a key. A row whose trail ends in its deletion has the deletion
+ * finished; one whose trail does not is reported and left. */
+static int finish_keyless_deletions(struct vault *v, int *ret_n) {
+        struct keyless k = { .v = v };
+        int r = v->store->ops->org_foreach(v->store, keyless_org_cb, &k);
+
+        *ret_n = 0;
+        for (size_t i = 0; r >= 0 && i < k.n; i++) {
+                struct store_document *d = &k.docs[i];
+                bool deleted = false;
+                uint64_t at = 0;
+                r = trail_deleted(v, d->id, &deleted, &at);
+                if (r < 0)
+                        break;
+                if (!deleted) {
+                        log_error("recovery: document %s has a metadata row but no key, and the audit log records "
+                                  "no deletion of it: its content cannot be read; left as it is",
+                                  d->id);
+                        continue;
+                }
+                log_warn("recovery: document %s has a metadata row but its key is gone and audit entry %llu deletes "
+                         "it (a crash during its deletion): finishing the deletion",
+                         d->id, (unsigned long long) at);
+                r = v->store->ops->document_delete(v->store, d->org_id, d->id);
+                if (r == -ENOENT)
+                        r = 0;
+                if (r >= 0) {
+                        r = v->blob->ops->remove(v->blob, d->id);
+                        if (r == -ENOENT)
+                                r = 0;
+                }
+                if (r >= 0)
+                        (*ret_n)++;
+        }
+        if (k.docs)
+                sodium_memzero(k.docs, k.cap * sizeof *k.docs);
+        free(k.docs);
+        return r;
+}
+
 int vault_recover(struct vault *v) {
         struct orphans o = { 0 };
-        uint64_t indexed = 0;
+        uint64_t indexed = 0, rows = 0, bytes = 0;
         int r, removed_tmp, removed = 0, restored = 0, unresolved = 0, quarantined = 0, finished = 0;
 
         removed_tmp = v->blob->ops->cleanup_tmp(v->blob);
@@ -441,6 +576,8 @@ int vault_recover(struct vault *v) {
         if (r < 0)
                 return log_error_errno(r, "recovery: cannot index the audit log: %s", strerror(-r));
         r = collect_orphans(v, &o);
+        if (r >= 0)
+                r = v->store->ops->document_stats(v->store, &rows, &bytes);
         if (r < 0)
                 goto out;
 
@@ -487,9 +624,16 @@ int vault_recover(struct vault *v) {
                         goto out;
                 removed++;
         }
-        r = finish_logged_deletions(v, MIN(indexed, audit_log_size(ledger_log(v->ledger))), &finished);
+        if (rows > o.keyed_rows) {
+                r = finish_keyless_deletions(v, &finished);
+                if (r < 0)
+                        goto out;
+        }
+        int more = 0;
+        r = finish_logged_deletions(v, MIN(indexed, audit_log_size(ledger_log(v->ledger))), &more);
         if (r < 0)
                 goto out;
+        finished += more;
         log_info("recovery: removed %d temp files and the remains of %d uploads the log proves unfinished or "
                  "deleted; rebuilt %d rows; finished %d logged deletions; %d quarantined left aside",
                  removed_tmp, removed, restored, finished, quarantined);

@@ -319,6 +319,10 @@ static int document_refs(struct vault *v, const char *id, uint64_t **ret, size_t
         return 0;
 }
 
+int vault_document_trail(struct vault *v, const char *id, uint64_t **ret, size_t *ret_n) {
+        return document_refs(v, id, ret, ret_n);
+}
+
 int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, const uint64_t *after,
                          size_t limit, uint64_t **ret, size_t *ret_n, bool *ret_more) {
         _cleanup_free_ uint64_t *idx = NULL;

@@ -45,3 +45,6 @@ int vault_reindex_audit(struct vault *v) _warn_unused_;
 /* At start: indexes from where the references were last known complete (a crash or a failed
  * store can leave a reference missing below later ones), then records the log's size as such. */
 int vault_reindex_audit_at_start(struct vault *v) _warn_unused_;
+/* The log indexes of the entries that name id, ascending, checked against the log (rebuilt from
+ * it when they do not add up); *ret malloc'd. */
+int vault_document_trail(struct vault *v, const char *id, uint64_t **ret, size_t *ret_n) _warn_unused_;

@@ -9,6 +9,7 @@ stopped are refused, and `coffre audit verify --data` changes nothing.
 Usage: test_recovery.py PATH/TO/coffre
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +18,8 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import threading
+import time
 
 from harness import TestFailure, Vault, check, exit_status, run_tests
 
@@ -378,24 +381,95 @@ def test_log_cut_below_checkpoint_refused():
             check(rc == 3, "verify --data accepted a cut log (exit %d)" % rc, vout)
 
 
-def test_torn_tail_moved_aside_whole():
-    """Bytes past the last whole record, above the checkpoint: kept whole in torn/, then cut.
-    More than the 64 MiB the log once kept, to show nothing is capped."""
+def test_foreign_tail_refused():
+    """Bytes past the last whole record that no write cut short leaves (random bytes, not a
+    short record): refused like damage, nothing cut or moved."""
     with Vault(BINARY) as v:
         recs = make_log(v, n_docs=2)
+        with open(os.path.join(v.data, "audit", "entries"), "ab") as f:
+            f.write(b"\xff\xff\x00\x01" + os.urandom(1 << 20))
+        before = tree_files(v.data)
+        out = serve_refuses(v)
+        check("record %d" % len(recs) in out and "damaged" in out, "the refusal does not name the record", out)
+        check(tree_files(v.data) == before, "a refused start changed the data directory")
+        rc, vout = audit_verify(v)
+        check(rc == 3, "verify --data accepted foreign bytes (exit %d)" % rc, vout)
+
+
+def crash_image(v, n_acked=4):
+    """A vault killed (kill -9) while uploads were in flight, with entries above its last
+    checkpoint: n_acked acknowledged uploads, the checkpoints file left as a crash before the
+    next checkpoint leaves it. Returns (records, last checkpoint size, acknowledged ids)."""
+    v.start()
+    v.upload_ok(b"checkpointed")
+    acked, stop = [], threading.Event()
+
+    def uploader(k):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            with contextlib.suppress(Exception):  # the kill cuts the requests in flight
+                r = v.request("POST", "/v1/documents?name=f%d-%d.bin" % (k, i), body=b"in flight %d.%d" % (k, i),
+                              headers={"Content-Type": "application/octet-stream"}, fresh=True)
+                if r.status == 201:
+                    acked.append(r.json()["id"])
+
+    threads = [threading.Thread(target=uploader, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    while len(acked) < n_acked:
+        time.sleep(0.01)  # polling the uploaders' progress
+    v.kill()
+    stop.set()
+    for t in threads:
+        t.join()
+    audit = os.path.join(v.data, "audit")
+    floor = 2  # vault.init and the first upload
+    drop_checkpoints_after(audit, floor)
+    recs = read_records(audit)
+    check(len(recs) >= floor + n_acked, "the log holds %d records" % len(recs))
+    return recs, floor, acked
+
+
+def test_damage_above_checkpoint_refused():
+    """A flipped bit in a record above the checkpoint that is not the last: no torn write
+    (that leaves only a short last record) but damage. Refused, nothing cut, and verify
+    --data reports it; the acknowledged entries after it are not given away."""
+    with Vault(BINARY) as v:
+        recs, floor, _ = crash_image(v)
+        bad = floor + 1
+        check(bad < len(recs) - 1, "no record above the checkpoint before the last one")
+        flip_bit(os.path.join(v.data, "audit", "entries"), sum(len(r) for r in recs[:bad]) + 4 + 3)
+        before = tree_files(v.data)
+        out = serve_refuses(v)
+        check("record %d" % bad in out and "damaged" in out, "the refusal does not name record %d" % bad, out)
+        check(tree_files(v.data) == before, "a refused start changed the data directory")
+        check(not os.path.exists(os.path.join(v.data, "audit", "torn")), "records were moved to torn/")
+        rc, vout = audit_verify(v)
+        check(rc == 3 and "index %d" % bad in vout, "verify --data does not report record %d (exit %d)"
+              % (bad, rc), vout)
+        check(tree_files(v.data) == before, "audit verify --data changed the data directory")
+
+
+def test_torn_last_record_recovered():
+    """A short last record (a write cut short) above the checkpoint is still moved whole to
+    torn/ and cut; the records before it stay, and the server starts."""
+    with Vault(BINARY) as v:
+        recs, floor, _ = crash_image(v)
         path = os.path.join(v.data, "audit", "entries")
-        size = os.path.getsize(path)
-        tail = os.urandom(1 << 20) * 65 + b"torn"
-        with open(path, "ab") as f:
-            f.write(tail)
+        keep = sum(len(r) for r in recs[:-1])
+        tail = recs[-1][:len(recs[-1]) - 7]
+        os.truncate(path, keep + len(tail))
+        os.unlink(os.path.join(v.data, "audit", "state"))
         v.start()
         v.stop()
         torn = [os.path.join(v.data, "audit", "torn", n) for n in os.listdir(os.path.join(v.data, "audit", "torn"))
                 if n.startswith("entries-")]
         check(len(torn) == 1, "expected one torn file", torn)
         with open(torn[0], "rb") as f:
-            check(f.read() == tail, "the torn tail was not kept whole")
-        check(read_records(os.path.join(v.data, "audit"))[:len(recs)] == recs, "acknowledged entries changed")
+            check(f.read() == tail, "the torn record was not kept whole")
+        check(read_records(os.path.join(v.data, "audit"))[:len(recs) - 1] == recs[:-1],
+              "entries before the torn record changed")
         os.unlink(torn[0])
         rc, out = audit_verify(v)
         check(rc == 0, "the log does not verify after recovery (exit %d)" % rc, out)
@@ -617,6 +691,43 @@ def test_older_meta_db_finishes_logged_deletion():
         check(b"finishing the deletion" in v.log_text(), "the finished deletion is not reported", v.log_tail())
 
 
+def test_crash_after_key_destroyed_finishes_deletion():
+    """A crash between the destruction of a document's key and the removal of its row leaves the
+    row, its audit references included (the delete's too): the state after a DELETE with the row
+    put back. The start finishes the deletion: 404, not a listed document whose content is 500."""
+    with Vault(BINARY) as v:
+        v.start()
+        gone = v.upload_ok(b"deleted, then a crash")
+        kept = v.upload_ok(b"kept")
+        v.stop()
+        meta = os.path.join(v.data, "meta.db")
+        with sqlite3.connect(meta) as db:
+            db.row_factory = None
+            cols = [r[1] for r in db.execute("PRAGMA table_info(documents)")]
+            row = db.execute("SELECT * FROM documents WHERE id = ?", (gone["id"],)).fetchone()
+        check(row is not None, "no documents row for the upload")
+        v.start()
+        r = v.request("DELETE", "/v1/documents/" + gone["id"])
+        check(r.status == 204, "DELETE: %d" % r.status, r)
+        v.stop()
+        with sqlite3.connect(meta) as db:
+            refs = db.execute("SELECT count(*) FROM audit_refs WHERE object_id = ?", (gone["id"],)).fetchone()[0]
+            db.execute("INSERT INTO documents (%s) VALUES (%s)" % (",".join(cols), ",".join("?" * len(cols))), row)
+        check(refs >= 2, "the delete's audit reference is not stored", refs)
+        check(dek_count(v.data, gone["id"]) == 0, "the key survived the deletion")
+        v.start()
+        check(v.request("GET", "/v1/documents/" + gone["id"]).status == 404, "the deleted document is back")
+        r = v.download(gone["id"])
+        check(r.status == 404, "content of the deleted document: %d" % r.status, r)
+        check(gone["id"] not in [d["id"] for d in v.list_all()], "the deleted document is listed")
+        check(v.download(kept["id"]).status == 200, "the other document is gone")
+        check(b"finishing the deletion" in v.log_text(), "the finished deletion is not reported", v.log_tail())
+        v.stop()
+        with sqlite3.connect(meta) as db:
+            left = db.execute("SELECT count(*) FROM documents WHERE id = ?", (gone["id"],)).fetchone()[0]
+        check(left == 0, "the row is still in meta.db")
+
+
 def test_logged_deletion_with_intact_key_kept():
     """meta.db, keyring.db and the object all put back from before a deletion: as if it had been
     cut short before it destroyed anything; the document is kept and the log says so."""
@@ -674,13 +785,16 @@ if __name__ == "__main__":
         test_unlogged_object_removed,
         test_older_meta_db_finishes_logged_deletion,
         test_logged_deletion_with_intact_key_kept,
+        test_crash_after_key_destroyed_finishes_deletion,
         test_damaged_below_checkpoint_refused,
         test_log_cut_below_checkpoint_refused,
         test_older_audit_and_meta_db_refused,
         test_emptied_audit_and_rows_refused,
         test_damaged_without_checkpoints_file_refused,
         test_rolled_back_audit_refused,
-        test_torn_tail_moved_aside_whole,
+        test_foreign_tail_refused,
+        test_damage_above_checkpoint_refused,
+        test_torn_last_record_recovered,
         test_verify_data_is_read_only,
         test_forged_record_after_clean_stop_refused,
         test_forged_record_after_crash_refused,

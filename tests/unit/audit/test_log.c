@@ -590,7 +590,9 @@ static void test_cut_and_garbage(void **state) {
                 check_recovered(work, n);
         }
 
-        /* garbage tails after a clean close: random bytes, a plausible record, zeros */
+        /* tails after a clean close. What a write cut short can leave (a short record, zeros) is
+         * cut and kept; anything else (random bytes, a whole record that does not hash to its
+         * leaf) is damage: refused, nothing changed */
         uint8_t junk[4096];
         for (size_t i = 0; i < sizeof junk; i++)
                 junk[i] = (uint8_t) random();
@@ -600,14 +602,30 @@ static void test_cut_and_garbage(void **state) {
         const struct {
                 const void *p;
                 size_t n;
-        } tails[] = { { junk, 61 }, { junk, sizeof junk }, { fake, sizeof fake }, { fake, 9 }, { zeros, sizeof zeros } };
+                bool torn;
+        } tails[] = {
+                { junk, 61, false }, { junk, sizeof junk, false }, { fake, sizeof fake, false }, { fake, 9, true },
+                { fake, 3, true },   { zeros, sizeof zeros, true }
+        };
         for (size_t t = 0; t < ELEMENTSOF(tails); t++) {
+                _cleanup_free_ char *torn = sub(work, "torn"), *ent = sub(work, "entries");
+                struct stat sb, before;
                 copy_dir(clean, work);
                 file_append(work, "entries", tails[t].p, tails[t].n);
-                check_recovered(work, 100);
-                _cleanup_free_ char *torn = sub(work, "torn");
-                struct stat sb;
-                assert_int_equal(stat(torn, &sb), 0); /* the cut bytes are kept */
+                if (tails[t].torn) {
+                        check_recovered(work, 100);
+                        assert_int_equal(stat(torn, &sb), 0); /* the cut bytes are kept */
+                        continue;
+                }
+                assert_int_equal(stat(ent, &before), 0);
+                assert_int_equal(audit_log_open(work, false, &log), -EBADMSG);
+                assert_int_equal(stat(ent, &sb), 0);
+                assert_int_equal(sb.st_size, before.st_size);
+                assert_int_equal(stat(torn, &sb), -1);
+                assert_int_equal(audit_log_open_readonly(work, &log), 0);
+                assert_int_equal(audit_log_size(log), 100);
+                assert_true(audit_log_tail_damaged(log));
+                audit_log_close(log);
         }
 
         /* hash files damaged below the state: everything is rebuilt from the entries */
@@ -921,20 +939,44 @@ static void test_checkpoint_floor(void **state) {
         assert_int_equal(audit_log_open(work, false, &log), -EBADMSG);
         assert_int_equal(file_len(work, "entries"), ends[5]);
 
-        /* damaged above the checkpoint (entry 12): the tail from there goes to torn/, whole */
+        /* Damaged above the checkpoint, with whole records after it: no torn write (that can
+         * only be a short last record) but damage, refused like damage below it. A bit in the
+         * entry of record 12; in the length of record 18, making it reach past the end of the
+         * file; in the entry of the last record, which is of full length. */
+        const struct {
+                uint64_t at;
+                uint8_t bit;
+        } flips[] = { { ends[11] + 4 + 1, 0x01 }, { ends[17] + 1, 0x80 }, { ends[18] + 4 + 1, 0x01 } };
+        for (size_t t = 0; t < ELEMENTSOF(flips); t++) {
+                copy_dir(tmpl, work);
+                buf_free(&b);
+                load(work, "entries", &b);
+                b.data[flips[t].at] ^= flips[t].bit;
+                store(work, "entries", &b);
+                _cleanup_free_ char *stp2 = sub(work, "state");
+                assert_int_equal(unlink(stp2), 0);
+                assert_int_equal(audit_log_open(work, false, &log), -EBADMSG);
+                assert_int_equal(file_len(work, "entries"), len);
+                assert_int_equal(stat(torn, &sb), -1);
+                assert_int_equal(audit_log_open_readonly(work, &log), 0);
+                assert_true(audit_log_tail_damaged(log));
+                assert_int_equal(audit_log_append(log, "x", 1, NULL), -EBADMSG);
+                audit_log_close(log);
+        }
+
+        /* a short last record (a write cut short): moved to torn/ whole, then cut */
         copy_dir(tmpl, work);
         buf_free(&b);
         load(work, "entries", &b);
-        b.data[ends[11] + 4 + 1] ^= 0x01;
-        store(work, "entries", &b);
-        _cleanup_free_ char *stp2 = sub(work, "state");
-        assert_int_equal(unlink(stp2), 0);
+        file_cut(work, "entries", ends[19] - 5);
+        _cleanup_free_ char *stp3 = sub(work, "state");
+        assert_int_equal(unlink(stp3), 0); /* a crash leaves the state behind the entries */
         assert_int_equal(audit_log_open(work, false, &log), 0);
-        assert_int_equal(audit_log_size(log), 12);
+        assert_int_equal(audit_log_size(log), 19);
         audit_log_close(log);
-        assert_int_equal(file_len(work, "entries"), ends[11]);
+        assert_int_equal(file_len(work, "entries"), ends[18]);
         _cleanup_free_ char *expected = sub(work, "expected-tail"), *cmd = NULL;
-        assert_int_equal(write_file_atomic(expected, b.data + ends[11], b.len - ends[11], 0600, 0), 0);
+        assert_int_equal(write_file_atomic(expected, b.data + ends[18], ends[19] - 5 - ends[18], 0600, 0), 0);
         assert_true(asprintf(&cmd, "cmp -s '%s' '%s'/torn/entries-*", expected, work) > 0);
         assert_int_equal(system(cmd), 0);
 
