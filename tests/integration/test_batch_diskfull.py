@@ -139,6 +139,10 @@ def check_exactly(v, acked, after_restart):
         r = v.request("GET", "/v1/audit/entries?start=%d&end=%d" % (start, min(size, start + 1000)))
         check(r.status == 200, "audit entries: %d" % r.status, r)
         for e in r.json()["entries"]:
+            if e.get("redacted"):
+                # an entry of no organisation (an audit.recover after a stop that the full disk
+                # kept from being recorded as clean, say): none of this vault's documents
+                continue
             entry = json.loads(e["entry"])
             if entry.get("action") == "document.create":
                 created[entry["object"]] = e["index"]
