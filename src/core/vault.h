@@ -14,10 +14,31 @@
 
 struct vault;
 
+/* What a credential is: an API token (scoped), a login session (all of its user's rights), a
+ * session that may only enrol its user's second factor, or the bootstrap token of coffre init
+ * (may only create the first owner and the operator). */
+enum vault_credential {
+        VAULT_CRED_TOKEN,
+        VAULT_CRED_SESSION,
+        VAULT_CRED_ENROL,
+        VAULT_CRED_BOOTSTRAP,
+};
+
+/* Token scopes (a subset of the creator's rights); a session holds VAULT_SCOPE_ALL. */
+#define VAULT_SCOPE_DOCUMENTS_READ (1u << 0)  /* "documents:read" */
+#define VAULT_SCOPE_DOCUMENTS_WRITE (1u << 1) /* "documents:write" */
+#define VAULT_SCOPE_AUDIT_READ (1u << 2)      /* "audit:read" */
+#define VAULT_SCOPE_WITNESS (1u << 3)         /* "witness": checkpoints and cosignatures only */
+#define VAULT_SCOPE_ACCOUNTS (1u << 4)        /* "accounts": users, tokens, organisation settings */
+#define VAULT_SCOPE_ALL 0x1fu
+
 struct vault_actor {
-        char org_id[STORE_ID_LEN + 1];
-        char actor_id[STORE_ID_LEN + 1]; /* token id: opaque, no personal data */
-        char role[32];
+        char org_id[STORE_ID_LEN + 1];   /* the operator's is the instance's own organisation */
+        char actor_id[STORE_ID_LEN + 1]; /* user id (or the bootstrap token's id): opaque, no personal data */
+        char credential_id[STORE_ID_LEN + 1]; /* session or token id */
+        char role[32];                   /* owner, admin, accountant, viewer, auditor, operator */
+        enum vault_credential credential;
+        uint32_t scopes;                 /* VAULT_SCOPE_* */
 };
 
 struct vault_init_options {
