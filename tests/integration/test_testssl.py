@@ -98,7 +98,11 @@ def test_testssl_finds_nothing_but_the_demo_certificate():
     ids = {f["id"] for f in findings}
     missing = [i for i in EXPECTED if i not in ids]
     check(not missing, "testssl did not run these checks: %s" % ", ".join(missing), r.stdout[-3000:])
-    problems = [f for f in findings if f["severity"] in ("WARN", "FATAL")]
+    # testssl warns when the openssl it drives has no GOST engine (Debian ships none): a limit of
+    # the scanning client, not of the server, which offers no GOST cipher anyway. Only that exact
+    # warning is let through; every other scan problem fails.
+    problems = [f for f in findings if f["severity"] in ("WARN", "FATAL")
+                and not (f["id"] == "engine_problem" and f["finding"].startswith("No engine or GOST support"))]
     check(not problems, "testssl had scan problems", json.dumps(problems, indent=1))
     bad = []
     for f in findings:
