@@ -3,7 +3,7 @@
  * Properties: what decodes encodes back to the input with spaces and padding dropped and letters
  * upper-cased (one value per spelling, no lost or invented bits); one byte less of room gives
  * -E2BIG, never a short result; arbitrary bytes survive encode then decode; a recovery code that
- * hashes has exactly 12 significant characters and hashes like its normal form. */
+ * hashes has exactly 16 significant characters and hashes like its normal form. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +60,7 @@ static void check_round_trip(const uint8_t *data, size_t size) {
 
 static void check_recovery(const char *s, size_t size) {
         uint8_t h[32], h2[32];
-        char norm[13];
+        char norm[17];
         size_t k = 0;
 
         if (totp_recovery_code_hash(s, h) != 0)
@@ -69,12 +69,12 @@ static void check_recovery(const char *s, size_t size) {
                 char c = s[i];
                 if (c == ' ' || c == '-')
                         continue;
-                if (k == 12)
+                if (k == 16)
                         abort();
                 norm[k++] = (char) (c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
         }
         norm[k] = 0;
-        if (k != 12 || totp_recovery_code_hash(norm, h2) != 0 || memcmp(h, h2, 32) != 0)
+        if (k != 16 || totp_recovery_code_hash(norm, h2) != 0 || memcmp(h, h2, 32) != 0)
                 abort();
 }
 

@@ -117,7 +117,7 @@ def base32_corpus():
     for name, text in {
         "ok-empty": "", "ok-rfc-f": "MY", "ok-rfc-f-padded": "MY======", "ok-rfc-foob": "MZXW6YQ=",
         "ok-rfc-foobar": "MZXW6YTBOI", "ok-lower-grouped": "gezd gnbv gy3t qojq gezd gnbv gy3t qojq",
-        "ok-recovery-code-spelling": "abcd efgh 234q", "ok-only-spaces": "    ",
+        "ok-recovery-code-spelling": "abcd efgh 2345 wxyz", "ok-only-spaces": "    ",
         "bad-zero-digit": "MZXW6YTB0I", "bad-one-digit": "MZXW1YTB", "bad-eight-nine": "MZ89",
         "bad-dash": "abcd-efgh-2345", "bad-pad-in-middle": "MZX=W6==", "bad-pad-short": "MY=====",
         "bad-pad-block": "MZXW6YTB========", "bad-one-char": "M", "bad-three-chars": "MZX",

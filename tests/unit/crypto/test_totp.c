@@ -539,10 +539,10 @@ static void test_recovery_codes(void **state) {
                 char norm[16];
                 size_t k = 0;
 
-                /* xxxx-xxxx-xxxx of base32 letters: 60 bits */
-                assert_int_equal(strlen(codes[i]), 14);
-                for (size_t j = 0; j < 14; j++) {
-                        if (j == 4 || j == 9)
+                /* xxxx-xxxx-xxxx-xxxx of base32 letters: 80 bits */
+                assert_int_equal(strlen(codes[i]), 19);
+                for (size_t j = 0; j < 19; j++) {
+                        if (j == 4 || j == 9 || j == 14)
                                 assert_int_equal(codes[i][j], '-');
                         else {
                                 assert_true(is_code_char(codes[i][j]));
@@ -550,8 +550,8 @@ static void test_recovery_codes(void **state) {
                         }
                 }
                 norm[k] = 0;
-                /* the hash is SHA-256 of the 12 upper-case characters, as docs/security.md says */
-                SHA256((const unsigned char *) norm, 12, want);
+                /* the hash is SHA-256 of the 16 upper-case characters, as docs/security.md says */
+                SHA256((const unsigned char *) norm, 16, want);
                 assert_memory_equal(hashes[i], want, 32);
                 assert_int_equal(totp_recovery_code_hash(codes[i], h), 0);
                 assert_memory_equal(h, hashes[i], 32);
@@ -570,20 +570,28 @@ static void test_recovery_codes(void **state) {
 static void test_recovery_code_normalisation(void **state) {
         uint8_t ref[32], h[32];
         static const char *const same[] = {
-                "abcd-efgh-2345",   "ABCD-EFGH-2345",    "abcdefgh2345",     "ABCD EFGH 2345",
-                " aBcD-eFgH 2345 ", "ab-cd-ef-gh-23-45", "abcd--efgh--2345",
+                "abcd-efgh-2345-wxyz",   "ABCD-EFGH-2345-WXYZ",     "abcdefgh2345wxyz",       "ABCD EFGH 2345 WXYZ",
+                " aBcD-eFgH 2345 wXyZ ", "ab-cd-ef-gh-23-45-wx-yz", "abcd--efgh--2345--wxyz",
         };
         static const char *const bad[] = {
-                "abcd-efgh-234",  "abcd-efgh-23456",      "abcd-efgh-2340", "abcd-efgh-2341",
-                "abcd-efgh-234=", "abcd_efgh_2345",       "abcd.efgh.2345", "",
-                "----",           "abcd-efgh-23\xc3\xa9",
+                "abcd-efgh-2345-wxy",
+                "abcd-efgh-2345-wxyza",
+                "abcd-efgh-2345-wxy0",
+                "abcd-efgh-2345-wxy1",
+                "abcd-efgh-2345-wxy=",
+                "abcd_efgh_2345_wxyz",
+                "abcd.efgh.2345.wxyz",
+                "",
+                "----",
+                "abcd-efgh-2345-wxy\xc3\xa9",
+                "abcd-efgh-2345", /* the old 60-bit shape */
         };
-        SHA256((const unsigned char *) "ABCDEFGH2345", 12, ref);
+        SHA256((const unsigned char *) "ABCDEFGH2345WXYZ", 16, ref);
         for (size_t i = 0; i < ELEMENTSOF(same); i++) {
                 assert_int_equal(totp_recovery_code_hash(same[i], h), 0);
                 assert_memory_equal(h, ref, 32);
         }
-        assert_int_equal(totp_recovery_code_hash("abcd-efgh-2346", h), 0);
+        assert_int_equal(totp_recovery_code_hash("abcd-efgh-2345-wxya", h), 0);
         assert_memory_not_equal(h, ref, 32);
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 if (totp_recovery_code_hash(bad[i], h) != -EINVAL)
