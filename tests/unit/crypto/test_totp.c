@@ -536,7 +536,7 @@ static void test_recovery_codes(void **state) {
         assert_int_equal(totp_recovery_codes_new(codes, hashes), 0);
         for (unsigned i = 0; i < TOTP_RECOVERY_CODES; i++) {
                 uint8_t h[32], want[32];
-                char norm[16];
+                char norm[17];
                 size_t k = 0;
 
                 /* xxxx-xxxx-xxxx-xxxx of base32 letters: 80 bits */
