@@ -25,6 +25,13 @@
 #define TOTP_RECOVERY_GROUP_LEN 4u
 #define TOTP_RECOVERY_CHARS (TOTP_RECOVERY_GROUPS * TOTP_RECOVERY_GROUP_LEN)
 
+/* Undoes what a failed call appended to out (it may have been part of a secret). */
+static void buf_rollback(struct buf *out, size_t len) {
+        if (out->data && out->len > len)
+                sodium_memzero(out->data + len, out->len - len);
+        out->len = len;
+}
+
 static const char base32_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 static const uint32_t totp_pow10[] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000 };
@@ -113,10 +120,12 @@ int totp_verify(const uint8_t *key, size_t key_len, const char *code, int64_t no
 
 int totp_base32_encode(const uint8_t *p, size_t n, struct buf *out) {
         char chunk[8];
+        size_t start = 0;
         int r = 0;
 
         if ((!p && n > 0) || !out)
                 return -EINVAL;
+        start = out->len;
         for (size_t i = 0; i < n; i += 5) {
                 uint8_t g[5] = { 0 };
                 size_t take = MIN((size_t) 5, n - i);
@@ -136,6 +145,8 @@ int totp_base32_encode(const uint8_t *p, size_t n, struct buf *out) {
                         break;
         }
         OPENSSL_cleanse(chunk, sizeof chunk);
+        if (r < 0)
+                buf_rollback(out, start);
         return r;
 }
 
@@ -247,10 +258,12 @@ static bool uri_field_ok(const char *s) {
 
 int totp_otpauth_uri(const char *issuer, const char *account, const uint8_t *key, size_t key_len, struct buf *out) {
         struct buf secret;
+        size_t start = 0;
         int r;
 
         if (!uri_field_ok(issuer) || !uri_field_ok(account) || !key || key_len == 0 || key_len > TOTP_KEY_MAX || !out)
                 return -EINVAL;
+        start = out->len;
         buf_init(&secret, 0);
         r = totp_base32_encode(key, key_len, &secret);
         if (r >= 0)
@@ -272,7 +285,11 @@ int totp_otpauth_uri(const char *issuer, const char *account, const uint8_t *key
         if (r >= 0)
                 r = buf_printf(out, "&algorithm=SHA1&digits=%u&period=%u", TOTP_DIGITS, TOTP_STEP_SECONDS);
         buf_free_secure(&secret);
-        return r < 0 ? r : 0;
+        if (r < 0) {
+                buf_rollback(out, start);
+                return r;
+        }
+        return 0;
 }
 
 /* The 12 significant characters of a recovery code, upper case, into norm (NUL-terminated). */

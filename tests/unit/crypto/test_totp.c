@@ -309,6 +309,39 @@ static void test_base32_round_trip(void **state) {
         }
 }
 
+/* A buffer that cannot take the whole answer: the call fails with -E2BIG and leaves what was
+ * there before, and nothing of the secret behind it. */
+static void test_full_buffer_rolls_back(void **state) {
+        for (int which = 0; which < 3; which++) {
+                _cleanup_buf_ struct buf b;
+                int r;
+                buf_init(&b, 64);
+                assert_int_equal(buf_append_str(&b, "before:"), 0);
+                if (which == 0)
+                        r = totp_base32_encode(RFC_KEY, 20, &b); /* 32 characters: 7 + 32 fits */
+                else if (which == 1)
+                        r = totp_otpauth_uri("Coffre SA", "alice@example.com", RFC_KEY, 20, &b);
+                else
+                        r = totp_qr_terminal("otpauth://totp/A:b?secret=GEZDGNBV", &b);
+                if (which == 0) {
+                        assert_int_equal(r, 0);
+                        assert_string_equal(buf_str(&b), "before:GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+                        /* now the buffer is full: the next 32 characters cannot fit */
+                        r = totp_base32_encode(RFC_KEY, 20, &b);
+                        assert_int_equal(r, -E2BIG);
+                        assert_int_equal(b.len, 39);
+                        assert_string_equal(buf_str(&b), "before:GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+                        continue;
+                }
+                if (r != -E2BIG || b.len != 7)
+                        fail_msg("call %d: %d, %zu bytes left", which, r, b.len);
+                assert_string_equal(buf_str(&b), "before:");
+                /* the bytes past the end were wiped, not just cut off */
+                for (size_t i = 8; i < b.cap; i++)
+                        assert_int_equal(b.data[i], 0);
+        }
+}
+
 static void test_otpauth_uri(void **state) {
         _cleanup_buf_ struct buf b, u;
         buf_init(&b, 0);
@@ -609,6 +642,7 @@ int main(void) {
                 cmocka_unit_test(test_base32_tolerance_and_refusals),
                 cmocka_unit_test(test_base32_round_trip),
                 cmocka_unit_test(test_otpauth_uri),
+                cmocka_unit_test(test_full_buffer_rolls_back),
                 cmocka_unit_test(test_qr_png),
                 cmocka_unit_test(test_qr_terminal),
                 cmocka_unit_test(test_recovery_codes),
