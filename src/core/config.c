@@ -24,6 +24,10 @@ void vault_config_defaults(struct vault_config *c) {
                 .body_rate_window = 30,
                 .cosigned_checkpoints = 1024,
                 .sandbox = true,
+                .argon2_memory = UINT64_C(19) << 20,
+                .argon2_passes = 2,
+                .hash_slots = 4,
+                .hash_wait_ms = 1000,
         };
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
         snprintf(c->metrics_access, sizeof c->metrics_access, "token");
@@ -137,6 +141,15 @@ static int handler(void *ud, const char *section, const char *name, const char *
                         return 0;
                 return copy_str(c->witness[c->n_witness++], sizeof c->witness[0], value);
         }
+        if (IS("auth", "argon2_memory"))
+                return parse_size(value, &c->argon2_memory) == 0 && c->argon2_memory >= (UINT64_C(19) << 20) &&
+                       c->argon2_memory <= (UINT64_C(4) << 30);
+        if (IS("auth", "argon2_passes"))
+                return parse_uint(value, &c->argon2_passes) && c->argon2_passes >= 2 && c->argon2_passes <= 100;
+        if (IS("auth", "hash_slots"))
+                return parse_uint(value, &c->hash_slots) && c->hash_slots >= 1 && c->hash_slots <= 1024;
+        if (IS("auth", "hash_wait_ms"))
+                return parse_uint(value, &c->hash_wait_ms) && c->hash_wait_ms <= 600000;
 #undef IS
         log_warn("coffre.conf: unknown setting [%s] %s", section, name);
         return 1;

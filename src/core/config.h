@@ -30,6 +30,10 @@ struct vault_config {
         size_t n_witness;
         unsigned stall_timeout;       /* [audit] seconds without a checkpoint before writes get 503 */
         unsigned cosigned_checkpoints; /* [audit] cosigned_checkpoints: how many keep cosignatures */
+        uint64_t argon2_memory;       /* [auth] argon2_memory: bytes per password hash, >= 19 MiB */
+        unsigned argon2_passes;       /* [auth] argon2_passes: >= 2 */
+        unsigned hash_slots;          /* [auth] hash_slots: password hashes running at once */
+        unsigned hash_wait_ms;        /* [auth] hash_wait_ms: wait for a free slot before a 503 */
 };
 
 void vault_config_defaults(struct vault_config *c);
