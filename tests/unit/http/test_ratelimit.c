@@ -157,36 +157,47 @@ static void test_bad_options(void **state) {
         assert_null(rl);
 }
 
-/* 8 threads take 1,000 tokens each from one key with a bucket of 4,000 and no refill: exactly
- * 4,000 are granted, whatever the interleaving. */
+/* 8 threads take 20,000 tokens each from one key with a bucket of 80,000 and no refill: exactly
+ * 80,000 are granted, whatever the interleaving. Meanwhile they churn a second, small table with
+ * keys of their own (each new key evicts one), and record failures in it. */
 struct taker {
-        struct ratelimit *rl;
-        unsigned granted;
+        struct ratelimit *rl, *churn;
+        int id;
+        unsigned granted, churn_granted;
 };
 
 static void *taker_main(void *arg) {
         struct taker *t = arg;
-        for (int i = 0; i < 1000; i++)
+        char key[32];
+        for (int i = 0; i < 20000; i++) {
                 if (ratelimit_take(t->rl, "shared", 0) == 0)
                         t->granted++;
+                snprintf(key, sizeof key, "%d-%d", t->id, i);
+                if (ratelimit_take(t->churn, key, 0) == 0)
+                        t->churn_granted++;
+                ratelimit_failure(t->churn, key, 0);
+                ratelimit_success(t->churn, key);
+        }
         return NULL;
 }
 
 static void test_threads(void **state) {
-        _cleanup_(ratelimit_freep) struct ratelimit *rl = make(0.000001, 4000, 10);
+        _cleanup_(ratelimit_freep) struct ratelimit *rl = make(0.000001, 80000, 10);
+        _cleanup_(ratelimit_freep) struct ratelimit *churn = make(1, 1, 16);
         struct taker t[8];
         pthread_t th[8];
         unsigned total = 0;
 
         for (int i = 0; i < 8; i++) {
-                t[i] = (struct taker){ .rl = rl };
+                t[i] = (struct taker){ .rl = rl, .churn = churn, .id = i };
                 assert_int_equal(pthread_create(&th[i], NULL, taker_main, &t[i]), 0);
         }
         for (int i = 0; i < 8; i++) {
                 assert_int_equal(pthread_join(th[i], NULL), 0);
                 total += t[i].granted;
+                assert_int_equal(t[i].churn_granted, 20000); /* every key new, every bucket full */
         }
-        assert_int_equal(total, 4000);
+        assert_int_equal(total, 80000);
 }
 
 int main(void) {
