@@ -47,6 +47,8 @@ uint64_t http_max_body(struct http_request *r);
 /* For a public route that checks the caller itself: checks the bearer token, if any, and makes
  * http_actor() answer. 0, -EACCES (no or bad token) or another negative errno. */
 int http_authenticate(struct http_request *r) _warn_unused_;
+/* The client's address as text (INET6_ADDRSTRLEN bytes suffice). */
+int http_peer_address(struct http_request *r, char *out, size_t size) _warn_unused_;
 /* true when the client connects from a loopback address (127.0.0.0/8, ::1) */
 bool http_peer_is_loopback(struct http_request *r);
 /* true once the request already has its answer queued */

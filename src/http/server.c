@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/accounts.h"
 #include "fileio.h"
 #include "hex.h"
 #include "http.h"
@@ -365,11 +366,27 @@ int http_authenticate(struct http_request *r) {
         const char *tok = bearer_token(r);
         if (!tok)
                 return -EACCES;
-        int k = vault_authenticate(r->server->o.vault, tok, &r->actor);
+        struct accounts *a = vault_accounts(r->server->o.vault);
+        int k = accounts_authenticate(a, tok, accounts_now_ms(a), &r->actor);
         if (k < 0)
                 return k;
         r->authenticated = true;
         return 0;
+}
+
+int http_peer_address(struct http_request *r, char *out, size_t size) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        const void *addr;
+        if (!sa)
+                return -ENOTCONN;
+        if (sa->sa_family == AF_INET)
+                addr = &((const struct sockaddr_in *) sa)->sin_addr;
+        else if (sa->sa_family == AF_INET6)
+                addr = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+        else
+                return -EAFNOSUPPORT;
+        return inet_ntop(sa->sa_family, addr, out, (socklen_t) size) ? 0 : -ENOSPC;
 }
 
 bool http_peer_is_loopback(struct http_request *r) {
@@ -446,7 +463,8 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
         }
         if (!r->route->public_) {
                 const char *tok = bearer_token(r);
-                int k = tok ? vault_authenticate(s->o.vault, tok, &r->actor) : -EACCES;
+                struct accounts *a = vault_accounts(s->o.vault);
+                int k = tok ? accounts_authenticate(a, tok, accounts_now_ms(a), &r->actor) : -EACCES;
                 if (k < 0) {
                         if (k != -EACCES)
                                 log_error("token check failed: %s", strerror(-k));
