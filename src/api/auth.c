@@ -124,20 +124,14 @@ int api_auth_login(struct http_request *r) {
         char exp[RFC3339_MAX];
         rfc3339_format(expires_at, exp);
         if (result == ACCOUNTS_LOGIN_ENROL) {
-                /* a problem answer with the enrol-only session in it */
-                json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "type",
-                                      "urn:coffre:problem:totp-enrolment-required", "title",
-                                      "Second factor enrolment required", "status", 403, "detail",
-                                      "Enrol an authenticator app (POST /v1/users/me/totp, then .../confirm) with this "
-                                      "token; it can do nothing else.",
-                                      "token", token, "expires_at", exp, "request_id", http_request_id(r));
-                char *s = p ? json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-                json_decref(p);
-                if (!s)
+                json_t *extra = json_pack("{s:s, s:s}", "token", token, "expires_at", exp);
+                if (!extra)
                         return -ENOMEM;
-                k = http_respond_text(r, 403, "application/problem+json", s, strlen(s));
-                sodium_memzero(s, strlen(s));
-                free(s);
+                k = http_respond_problem_extra(r, 403, "totp-enrolment-required", "Second factor enrolment required",
+                                               "Enrol an authenticator app (POST /v1/users/me/totp, then "
+                                               ".../confirm) with this token; it can do nothing else.",
+                                               extra);
+                api_json_free_secret(&extra);
                 return k;
         }
         return http_respond_json(r, 200, json_pack("{s:s, s:s}", "token", token, "expires_at", exp));

@@ -66,6 +66,10 @@ int http_respond_stream(struct http_request *r, unsigned status, const char *con
 /* RFC 9457 problem+json; type = "urn:coffre:problem:" slug. detail may be NULL. */
 int http_respond_problem(struct http_request *r, unsigned status, const char *slug, const char *title,
                          const char *detail) _warn_unused_;
+/* The same with extra members (an object, not stolen; NULL for none), for a problem that carries
+ * data, such as the enrol-only token of totp-enrolment-required. */
+int http_respond_problem_extra(struct http_request *r, unsigned status, const char *slug, const char *title,
+                               const char *detail, json_t *extra) _warn_unused_;
 /* Maps a negative errno from a lower layer to the usual problem answer (404, 409, 500, 507...). */
 int http_respond_errno(struct http_request *r, int err, const char *what) _warn_unused_;
 

@@ -212,6 +212,11 @@ int http_respond_empty(struct http_request *r, unsigned status) {
 
 int http_respond_problem(struct http_request *r, unsigned status, const char *slug, const char *title,
                          const char *detail) {
+        return http_respond_problem_extra(r, status, slug, title, detail, NULL);
+}
+
+int http_respond_problem_extra(struct http_request *r, unsigned status, const char *slug, const char *title,
+                               const char *detail, json_t *extra) {
         char type[96];
         snprintf(type, sizeof type, "urn:coffre:problem:%s", slug);
         json_t *o = json_object();
@@ -222,12 +227,17 @@ int http_respond_problem(struct http_request *r, unsigned status, const char *sl
         json_object_set_new(o, "status", json_integer(status));
         if (detail)
                 json_object_set_new(o, "detail", json_string(detail));
+        if (extra)
+                json_object_update(o, extra);
         json_object_set_new(o, "request_id", json_string(r->request_id));
         char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(o);
         if (!s)
                 return -ENOMEM;
         int k = http_respond_text(r, status, "application/problem+json", s, strlen(s));
+        /* extra members may be secrets (an enrol-only token) */
+        if (extra)
+                sodium_memzero(s, strlen(s));
         free(s);
         return k;
 }
