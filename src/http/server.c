@@ -27,7 +27,7 @@
 #include "timeutil.h"
 
 /* TLS 1.3 and 1.2 only, AEAD ciphers only, ECDHE only, X25519 first. */
-#define TLS_PRIORITIES                                                                                    \
+#define TLS_PRIORITIES                                                                                         \
         "NONE:+VERS-TLS1.3:+VERS-TLS1.2:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:+AEAD:+ECDHE-ECDSA:" \
         "+ECDHE-RSA:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE"
 
@@ -457,7 +457,8 @@ static bool credential_allows(const struct http_route *route, const struct vault
         return false;
 }
 
-static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url, const char *method) {
+static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url,
+                                  const char *method) {
         _cleanup_buf_ struct buf allow = {}; /* freed on the early 503 return */
         bool path_matched;
 
@@ -500,11 +501,10 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                 }
                 r->authenticated = true;
                 if (!credential_allows(r->route, &r->actor))
-                        return sent(
-                                r, http_respond_problem(r, 403, "forbidden", "Forbidden",
-                                                        r->actor.credential == VAULT_CRED_ENROL
-                                                                ? "This session may only enrol a second factor."
-                                                                : "The bootstrap token only creates the first owner."));
+                        return sent(r, http_respond_problem(r, 403, "forbidden", "Forbidden",
+                                                            r->actor.credential == VAULT_CRED_ENROL
+                                                                    ? "This session may only enrol a second factor."
+                                                                    : "The bootstrap token only creates the first owner."));
         }
         int64_t cl = http_content_length(r);
         if (r->route->accepts_body && cl >= 0 && (uint64_t) cl > s->o.max_body)
@@ -671,8 +671,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 *upload_data_size = 0;
                 r->bytes_in += n;
                 if (body_too_slow(s, r, n)) {
-                        log_warn("request %s: body slower than %u bytes/s over %u s, connection closed", r->request_id,
-                                 s->o.body_min_rate, s->o.body_rate_window);
+                        log_warn("request %s: body slower than %u bytes/s over %u s, connection closed",
+                                 r->request_id, s->o.body_min_rate, s->o.body_rate_window);
                         metrics_count_cut(s->metrics, false, 1);
                         r->status = 408;
                         return MHD_NO;
@@ -737,7 +737,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         unsigned status = r->status ? r->status : 499;
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && status < 400)
                 status = 499; /* the client did not get the whole answer */
-        metrics_observe(s->metrics, r->route_name ? r->route_name : "unknown", status, secs, r->bytes_in, r->bytes_out);
+        metrics_observe(s->metrics, r->route_name ? r->route_name : "unknown", status, secs, r->bytes_in,
+                        r->bytes_out);
         char st[16], dur[24], in[24], out[24];
         snprintf(st, sizeof st, "%u", status);
         snprintf(dur, sizeof dur, "%.3f", secs * 1000);
@@ -865,13 +866,20 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         s->daemon = MHD_start_daemon(
                 MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                         MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-                s->listen_fd, MHD_OPTION_HTTPS_MEM_KEY, o->key_pem, MHD_OPTION_HTTPS_MEM_CERT, o->cert_pem,
-                MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-                o->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 256 * 1024,
-                MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t) 16 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
+                0, NULL, NULL, on_request, s,
+                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+                MHD_OPTION_HTTPS_MEM_KEY, o->key_pem,
+                MHD_OPTION_HTTPS_MEM_CERT, o->cert_pem,
+                MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+                MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
+                MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 256 * 1024,
+                MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t) 16 * 1024,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                MHD_OPTION_END);
         if (!s->daemon) {
                 log_error("cannot start the HTTPS server (bad TLS key or certificate?)");
                 r = -EIO;
