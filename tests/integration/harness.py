@@ -512,6 +512,7 @@ class Vault:
         self.token = r.json()["token"]
         # the audit entries this set-up added after vault.init, for tests that count entries
         self.log_base = self.log_size() - 1
+        self.drop_connection()  # leaves no connection open that a test does not know of
         return self.token
 
     def log_size(self):
