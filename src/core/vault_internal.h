@@ -10,6 +10,7 @@
 
 struct blob;
 struct keyring;
+struct vault_field_keys_cache;
 
 struct vault {
         char *dir;
@@ -18,6 +19,7 @@ struct vault {
         struct blob *blob;
         struct keyring *keyring;
         struct ledger *ledger;
+        struct vault_field_keys_cache *field_keys; /* fields.c: each organisation's field keys */
         /* for /metrics: counted at start (vault_stats_load), then kept by create and delete */
         _Atomic uint64_t n_documents, n_bytes;
         bool opened;       /* vault_open() succeeded */
