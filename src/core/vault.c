@@ -600,6 +600,12 @@ int vault_document_list(struct vault *v, const struct vault_actor *a, struct sto
         f->name_index = NULL;
         if (name) {
                 r = vault_name_index(v, a->org_id, name, index);
+                if (r == -ENOENT) { /* an organisation without keys has no document */
+                        *ret = NULL;
+                        *ret_n = 0;
+                        *ret_cursor = NULL;
+                        return 0;
+                }
                 if (r < 0)
                         return r;
                 f->name_index = index;
