@@ -153,14 +153,17 @@ int vault_name_seal(struct vault *v, struct store_document *d) {
 }
 
 int vault_name_open(struct vault *v, struct store_document *d) {
-        const uint8_t *enc, *idx;
+        size_t failed;
+        return vault_names_open(v, d, 1, &failed);
+}
+
+/* d->name from d->name_sealed under ctx, the key of d's organisation. */
+static int name_open_ctx(struct field_ctx *ctx, struct store_document *d) {
         size_t n = 0;
         if (d->name_sealed_len < FIELD_OVERHEAD || d->name_sealed_len > sizeof d->name_sealed)
                 return -EBADMSG;
-        int r = vault_field_keys(v, d->org_id, &enc, &idx);
-        if (r < 0)
-                return r;
-        r = field_decrypt(enc, TABLE, COLUMN, d->id, d->name_sealed, d->name_sealed_len, (uint8_t *) d->name, &n);
+        int r = field_ctx_decrypt(ctx, TABLE, COLUMN, d->id, d->name_sealed, d->name_sealed_len, (uint8_t *) d->name,
+                                  &n);
         if (r < 0)
                 return r;
         /* the sealed length bounds n to STORE_NAME_MAX; a NUL inside would cut the name short */
@@ -169,6 +172,33 @@ int vault_name_open(struct vault *v, struct store_document *d) {
                 return -EBADMSG;
         }
         d->name[n] = 0;
+        return 0;
+}
+
+int vault_names_open(struct vault *v, struct store_document *docs, size_t n, size_t *ret_failed) {
+        _cleanup_(field_ctx_freep) struct field_ctx *ctx = NULL;
+        const char *ctx_org = NULL;
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (!ctx_org || strcmp(ctx_org, docs[i].org_id) != 0) {
+                        const uint8_t *enc, *idx;
+                        field_ctx_free(TAKE_PTR(ctx));
+                        r = vault_field_keys(v, docs[i].org_id, &enc, &idx);
+                        if (r >= 0)
+                                r = field_ctx_new(enc, &ctx);
+                        if (r < 0) {
+                                *ret_failed = i;
+                                return r;
+                        }
+                        ctx_org = docs[i].org_id;
+                }
+                r = name_open_ctx(ctx, &docs[i]);
+                if (r < 0) {
+                        *ret_failed = i;
+                        return r;
+                }
+        }
         return 0;
 }
 

@@ -27,6 +27,9 @@ int vault_name_seal(struct vault *v, struct store_document *d) _warn_unused_;
 /* The reverse: d->name from d->name_sealed. -EBADMSG when it does not authenticate (damage, or a
  * value moved from another row or organisation), or when the row still holds a clear name. */
 int vault_name_open(struct vault *v, struct store_document *d) _warn_unused_;
+/* vault_name_open for n rows, with one key setup per organisation rather than per row (a
+ * listing); on failure *ret_failed is the index of the row that failed. */
+int vault_names_open(struct vault *v, struct store_document *docs, size_t n, size_t *ret_failed) _warn_unused_;
 /* The blind index of an exact name in an organisation, for lookups. */
 int vault_name_index(struct vault *v, const char *org_id, const char *name, uint8_t out[STORE_NAME_INDEX_SIZE])
         _warn_unused_;

@@ -614,9 +614,12 @@ int vault_document_list(struct vault *v, const struct vault_actor *a, struct sto
         f->name_index = NULL;
         if (r < 0)
                 return r;
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = open_name(v, &docs[i]);
+        size_t failed = 0;
+        r = vault_names_open(v, docs, n, &failed);
         if (r < 0) {
+                log_error("document %s: its stored name does not decrypt (%s): listing refused", docs[failed].id,
+                          strerror(-r));
+                r = -EBADMSG;
                 vault_document_list_free(docs, n);
                 free(cursor);
                 return r;
