@@ -38,6 +38,8 @@ void vault_config_defaults(struct vault_config *c) {
                 .login_fail_delay_max_ms = 900000,
                 .login_fail_window = 900,
                 .login_max_keys = 65536,
+                .session_idle = 1800,
+                .session_lifetime = 43200,
         };
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
         snprintf(c->metrics_access, sizeof c->metrics_access, "token");
@@ -158,6 +160,10 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return parse_uint(value, &c->argon2_passes) && c->argon2_passes >= 2 && c->argon2_passes <= 100;
         if (IS("auth", "hash_slots"))
                 return parse_uint(value, &c->hash_slots) && c->hash_slots >= 1 && c->hash_slots <= 1024;
+        if (IS("auth", "session_idle"))
+                return parse_uint(value, &c->session_idle) && c->session_idle >= 60;
+        if (IS("auth", "session_lifetime"))
+                return parse_uint(value, &c->session_lifetime) && c->session_lifetime >= 60;
         if (IS("auth", "hash_wait_ms"))
                 return parse_uint(value, &c->hash_wait_ms) && c->hash_wait_ms <= 600000;
         if (IS("auth", "login_account_burst"))

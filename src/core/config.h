@@ -42,6 +42,8 @@ struct vault_config {
         unsigned login_fail_delay_ms, login_fail_delay_max_ms; /* first delay, doubled up to max */
         unsigned login_fail_window;  /* seconds after the last failure that they are forgotten */
         unsigned login_max_keys;     /* accounts and addresses tracked, each table */
+        unsigned session_idle;       /* [auth] session_idle: seconds a session lives unused */
+        unsigned session_lifetime;   /* [auth] session_lifetime: seconds a session lives at most */
 };
 
 void vault_config_defaults(struct vault_config *c);
