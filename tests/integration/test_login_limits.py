@@ -105,8 +105,14 @@ def test_unknown_email_and_wrong_password_answer_alike():
     with Vault(BINARY) as v:
         v.start()
         user = v.create_user("viewer")
+        hashes = metric(v.request("GET", "/metrics").body, "coffre_password_hashes_total")
         wrong = login(v, user["email"], "not the password at all")
+        after_wrong = metric(v.request("GET", "/metrics").body, "coffre_password_hashes_total")
         unknown = login(v, "nobody-%s@example.org" % os.urandom(4).hex(), "not the password at all")
+        after_unknown = metric(v.request("GET", "/metrics").body, "coffre_password_hashes_total")
+        # The same work too: one Argon2id verify each (the unknown one against the stand-in hash).
+        check(after_wrong - hashes == 1 and after_unknown - after_wrong == 1,
+              "hashes for a wrong password, an unknown e-mail: %d, %d" % (after_wrong - hashes, after_unknown - after_wrong))
         check(wrong.status == 401, "wrong password: %d" % wrong.status, wrong)
         check(problem_shape(wrong) == problem_shape(unknown),
               "unknown e-mail and wrong password answer differently", wrong, unknown)
@@ -125,8 +131,11 @@ def test_brute_force_throttled_then_owner_logs_in():
               "%d of 1000 wrong passwords were checked in %.1fs; the bucket allows %.0f"
               % (checked, elapsed, allowed_by_bucket(elapsed)))
         check(limited > 0, "no 429 in 1000 wrong passwords")
+        print("brute force: %d of 1000 wrong passwords checked, %d refused with 429, in %.1fs" % (checked, limited, elapsed))
         # The right password works once the client has waited what Retry-After told it.
+        t0 = time.monotonic()
         r = wait_until_login(v, user["email"], user["password"])
+        print("the right password worked %.1fs after the attack stopped" % (time.monotonic() - t0))
         check(r.status == 200 and r.json().get("token"), "the right password after the window: %d" % r.status, r)
         check(v.request("GET", "/v1/users/me", headers={"Authorization": "Bearer " + r.json()["token"]},
                         auth=False).status == 200, "the session of that login does not work")
