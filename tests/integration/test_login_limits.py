@@ -15,7 +15,11 @@
   (VmHWM) stays within what it was before + the hashing budget (slots x argon2_memory) + a
   margin for 200 TLS connections. /metrics shows the pool.
 - Bad [auth] settings stop the start with the line number.
-Usage: test_login_limits.py PATH/TO/coffre
+With `clock hooks` (a -Dtest_hooks=true build), the shipped defaults instead, moving the server's
+clock rather than waiting: 3 free failures, then Retry-After 1, 2, 4 ... 512, 900, 900 s; the
+right password refused during a delay and accepted after it; failures forgotten 15 minutes
+after the last delay ended; 10 attempts at once per e-mail address, then one per 10 s.
+Usage: test_login_limits.py PATH/TO/coffre [clock hooks|no-hooks]
 """
 
 import json
@@ -26,7 +30,7 @@ import sys
 import threading
 import time
 
-from harness import Vault, check, exit_status, expect_problem, run_tests, vm_hwm_kib
+from harness import SKIP, Vault, check, exit_status, expect_problem, run_tests, vm_hwm_kib
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
 MIB = 1 << 20
@@ -258,11 +262,102 @@ def test_bad_auth_settings_refused():
         check(v.request("GET", "/healthz", auth=False).status == 200, "the vault does not start again")
 
 
-if __name__ == "__main__":
-    sys.exit(exit_status(run_tests([
+# ---- the shipped defaults, with the server's test clock (-Dtest_hooks=true builds) ----------
+# 3 free failures per e-mail address, then 1 s, 2 s, 4 s ... up to 15 minutes (900 s) between
+# attempts, forgotten 15 minutes after the last failure (docs/security.md, "Rate limits").
+
+def expected_delays():
+    out, ms = [], 1000
+    while ms < 900000:
+        out.append(ms // 1000)
+        ms *= 2
+    return out + [900, 900]
+
+
+def test_default_delays_double_up_to_15_minutes():
+    with Vault(BINARY) as v:
+        v.start()
+        user = v.create_user("viewer")
+        for i in range(3):
+            r = login(v, user["email"], "wrong password %d" % i)
+            check(r.status == 401, "free failure %d: %d" % (i + 1, r.status), r)
+        seen = []
+        for want in expected_delays():
+            r = login(v, user["email"], "wrong password again")
+            check(r.status == 401, "the attempt after waiting got %d (after %r)" % (r.status, seen), r)
+            r = login(v, user["email"], "and again")
+            check(r.status == 429, "no delay after failure %d (delays so far %r)" % (4 + len(seen), seen), r)
+            expect_problem(r, 429, "rate-limited")
+            seen.append(retry_after(r))
+            check(seen[-1] == want, "Retry-After %r, documented %r" % (seen, expected_delays()[:len(seen)]))
+            v.shift_clock(seen[-1])
+        # The attacker stops here, blocked for 900 s. The right password is refused (not
+        # checked) until then, and works at once afterwards.
+        r = login(v, user["email"], "wrong password again")
+        check(r.status == 401, "after the last wait: %d" % r.status, r)
+        r = login(v, user["email"], user["password"])
+        expect_problem(r, 429, "rate-limited")
+        check(retry_after(r) == 900, "the owner's Retry-After", r)
+        v.shift_clock(900)
+        r = login(v, user["email"], user["password"])
+        check(r.status == 200, "the right password after the lock-out: %d" % r.status, r)
+        # The success cleared the failures: three free ones again.
+        for i in range(3):
+            r = login(v, user["email"], "wrong password %d" % i)
+            check(r.status == 401, "free failure %d after a success: %d" % (i + 1, r.status), r)
+
+
+def test_default_failures_forgotten_after_15_minutes():
+    with Vault(BINARY) as v:
+        v.start()
+        user = v.create_user("viewer")
+        for i in range(4):
+            check(login(v, user["email"], "wrong %d" % i).status == 401, "failure %d" % (i + 1))
+        expect_problem(login(v, user["email"], "wrong"), 429, "rate-limited")
+        # 15 minutes after the last delay (1 s) ended they are forgotten: three free failures.
+        v.shift_clock(1 + 15 * 60)
+        for i in range(4):
+            r = login(v, user["email"], "wrong %d" % i)
+            check(r.status == 401, "failure %d after the window: %d" % (i + 1, r.status), r)
+        r = login(v, user["email"], "wrong")
+        expect_problem(r, 429, "rate-limited")
+        check(retry_after(r) == 1, "the first delay again", r)
+
+
+def test_default_account_bucket():
+    """10 attempts at once per e-mail address, then 6 a minute, failures or not."""
+    with Vault(BINARY) as v:
+        v.start()
+        user = v.create_user("viewer")
+        statuses = []
+        for _ in range(10):
+            statuses.append(login(v, user["email"], user["password"]).status)
+        check(statuses == [200] * 10, "the burst of 10 logins", statuses)
+        r = login(v, user["email"], user["password"])
+        expect_problem(r, 429, "rate-limited")
+        check(retry_after(r) == 10, "one attempt per 10 s once the burst is spent", r)
+        v.shift_clock(10)
+        check(login(v, user["email"], user["password"]).status == 200, "the refilled attempt")
+
+
+def main():
+    if len(sys.argv) > 2 and sys.argv[2] == "clock":
+        if len(sys.argv) > 3 and sys.argv[3] == "no-hooks":
+            print("needs a build with -Dtest_hooks=true (the test clock); skipped")
+            return SKIP
+        return run_tests([
+            test_default_delays_double_up_to_15_minutes,
+            test_default_failures_forgotten_after_15_minutes,
+            test_default_account_bucket,
+        ])
+    return run_tests([
         test_bad_auth_settings_refused,
         test_unknown_email_and_wrong_password_answer_alike,
         test_brute_force_throttled_then_owner_logs_in,
         test_brute_force_unknown_email_throttled_alike,
         test_concurrent_logins_bounded,
-    ])))
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(exit_status(main()))
