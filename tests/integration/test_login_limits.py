@@ -14,6 +14,9 @@
   `busy` with Retry-After, at least one is a 503, the server stays up, and its peak RSS
   (VmHWM) stays within what it was before + the hashing budget (slots x argon2_memory) + a
   margin for 200 TLS connections. /metrics shows the pool.
+- Raising [auth] argon2_memory/argon2_passes rehashes a user's password at the next login (seen
+  in meta.db), and only then; fewer passes leave a dearer hash alone; less memory than a stored
+  hash needs refuses that login (401) with a log line for the operator.
 - Bad [auth] settings stop the start with the line number.
 With `clock hooks` (a -Dtest_hooks=true build), the shipped defaults instead, moving the server's
 clock rather than waiting: 3 free failures, then Retry-After 1, 2, 4 ... 512, 900, 900 s; the
@@ -262,6 +265,55 @@ def test_bad_auth_settings_refused():
         check(v.request("GET", "/healthz", auth=False).status == 200, "the vault does not start again")
 
 
+def stored_hashes(v):
+    """user id -> the password hash string in meta.db (read with the server stopped)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(v.data, "meta.db"), uri=True)
+    try:
+        return dict(db.execute("SELECT id, password_hash FROM users").fetchall())
+    finally:
+        db.close()
+
+
+def test_rehash_on_login_when_cost_rises():
+    with Vault(BINARY) as v:
+        v.start()
+        user = v.create_user("viewer")
+        other = v.create_user("viewer")
+        check(v.stop() == 0, "stop")
+        before = stored_hashes(v)
+        check(before[user["id"]].startswith("$argon2id$v=19$m=19456,t=2,p=1$"), "the default cost", before[user["id"]])
+        add_auth_settings(v, {"argon2_memory": "24M", "argon2_passes": 3})
+        v.start()
+        r = login(v, user["email"], "a wrong password for once")
+        check(r.status == 401, "wrong password: %d" % r.status, r)
+        r = login(v, user["email"], user["password"])
+        check(r.status == 200, "login at the old cost: %d" % r.status, r)
+        check(v.stop() == 0, "stop")
+        after = stored_hashes(v)
+        check(after[user["id"]].startswith("$argon2id$v=19$m=24576,t=3,p=1$"),
+              "not rehashed at the new cost on login", after[user["id"]])
+        check(after[other["id"]] == before[other["id"]], "a user who did not log in was rehashed")
+        v.start()
+        r = login(v, user["email"], user["password"])
+        check(r.status == 200, "login with the new hash: %d" % r.status, r)
+        # Lowering the passes again leaves the dearer hash as it is (it still verifies).
+        check(v.stop() == 0, "stop")
+        add_auth_settings(v, {"argon2_memory": "24M", "argon2_passes": 2})
+        v.start()
+        check(login(v, user["email"], user["password"]).status == 200, "login at a lower pass count")
+        check(v.stop() == 0, "stop")
+        check(stored_hashes(v)[user["id"]] == after[user["id"]], "rehashed although no cheaper")
+        # Lowering the memory below what a stored hash needs locks its user out, as documented
+        # (the budget holds whatever meta.db says), and the log tells the operator why.
+        add_auth_settings(v, {"argon2_memory": "19M", "argon2_passes": 2})
+        v.start()
+        r = login(v, user["email"], user["password"])
+        check(r.status == 401, "a hash dearer than a slot was run: %d" % r.status, r)
+        check(b"more than [auth] argon2_memory allows" in v.log_text(), "no log line for the operator")
+        check(login(v, other["email"], other["password"]).status == 200, "the other user's login")
+
+
 # ---- the shipped defaults, with the server's test clock (-Dtest_hooks=true builds) ----------
 # 3 free failures per e-mail address, then 1 s, 2 s, 4 s ... up to 15 minutes (900 s) between
 # attempts, forgotten 15 minutes after the last failure (docs/security.md, "Rate limits").
@@ -356,6 +408,7 @@ def main():
         test_brute_force_throttled_then_owner_logs_in,
         test_brute_force_unknown_email_throttled_alike,
         test_concurrent_logins_bounded,
+        test_rehash_on_login_when_cost_rises,
     ])
 
 
