@@ -358,19 +358,55 @@ def test_audit_records_every_event():
     V.start()
 
 
-def test_no_personal_data_in_clear():
+def stored_hash(user_id):
+    import sqlite3
+    db = sqlite3.connect(os.path.join(V.data, "meta.db"), timeout=30)
+    try:
+        return db.execute("SELECT password_hash FROM users WHERE id = ?", (user_id,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_rehash_when_cost_rises_and_pool_metrics():
+    u = V.create_user("viewer")
+    before = stored_hash(u["id"])
+    check("$argon2id$" in before and ",t=2," in before, "hash at the default cost", before)
     V.stop()
-    needles = [b"Each.owner@Example.com", b"each.owner@example.com", b"Zo\xc3\xa9 Owner", b"+33 1 23 45 67 89",
-               V.owner_email.encode(), b"Each.viewer", b"Example.com"]
+    with open(os.path.join(V.data, "coffre.conf"), "a") as f:
+        f.write("\n[auth]\nargon2_passes = 3\n")
+    V.start()
+    r = V.login(u["email"], u["password"])
+    check(r.status == 200, "login after the cost rose", r)
+    after = stored_hash(u["id"])
+    check(",t=3," in after and after != before, "the login did not rehash at the new cost", after)
+    check(V.login(u["email"], u["password"]).status == 200, "the rehashed password does not verify")
+    m = V.request("GET", "/metrics")
+    check(m.status == 200, "metrics", m)
+    for name in ("coffre_password_hash_slots", "coffre_password_hash_memory_budget_bytes"):
+        check(name.encode() in m.body, "/metrics has no %s" % name, m.body[-2000:])
+
+
+def personal_data_on_disk():
+    needles = [b"Each.owner@Example.com", b"Zo\xc3\xa9 Owner", b"+33 1 23 45 67 89", V.owner_email.encode(),
+               b"Each.viewer", b"example.com", b"operator@example.org"]
     found = []
     for dirpath, _dirs, files in os.walk(V.data):
         for f in files:
             p = os.path.join(dirpath, f)
             with open(p, "rb") as fh:
-                data = fh.read()
-            for n in needles:
-                if n in data or n.lower() in data.lower():
-                    found.append((os.path.relpath(p, V.data), n))
+                data = fh.read().lower()
+            found += [(os.path.relpath(p, V.data), n) for n in needles if n.lower() in data]
+    return found
+
+
+def test_no_personal_data_in_clear():
+    # while serving (meta.db-wal and -shm are there), then stopped
+    wal = [f for f in os.listdir(V.data) if f.endswith("-wal")]
+    check("meta.db-wal" in wal, "no WAL to look into while serving", wal)
+    found = personal_data_on_disk()
+    check(not found, "personal data in clear under the data directory while serving", found)
+    V.stop()
+    found = personal_data_on_disk()
     check(not found, "personal data in clear under the data directory", found)
     V.start()
 
@@ -397,6 +433,7 @@ def main():
             test_tokens,
             test_organisations_and_isolation,
             test_audit_records_every_event,
+            test_rehash_when_cost_rises_and_pool_metrics,
             test_no_personal_data_in_clear,
         ])
 
