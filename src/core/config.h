@@ -40,7 +40,7 @@ struct vault_config {
         unsigned login_address_burst, login_address_per_minute;
         unsigned login_fail_free, login_address_fail_free; /* failures before any delay */
         unsigned login_fail_delay_ms, login_fail_delay_max_ms; /* first delay, doubled up to max */
-        unsigned login_fail_window;  /* seconds after the last failure that they are forgotten */
+        unsigned login_fail_window;  /* seconds after the last failure's delay that they are forgotten */
         unsigned login_max_keys;     /* accounts and addresses tracked, each table */
         unsigned session_idle;       /* [auth] session_idle: seconds a session lives unused */
         unsigned session_lifetime;   /* [auth] session_lifetime: seconds a session lives at most */

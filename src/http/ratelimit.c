@@ -147,15 +147,17 @@ static struct entry *entry_get(struct ratelimit *rl, const char *key, size_t len
         return e;
 }
 
-/* Refills the bucket for the time since the last refill, and forgets failures past the window.
- * A clock that went back refills nothing. */
+/* Refills the bucket for the time since the last refill, and forgets the failures once a whole
+ * window has passed since the last one's delay ended (so that waiting out the longest delay is
+ * not enough to start again with free failures). A clock that went back refills nothing. */
 static void entry_advance(const struct ratelimit *rl, struct entry *e, uint64_t now_ms) {
         if (now_ms > e->refilled_ms) {
                 double t = e->tokens + (double) (now_ms - e->refilled_ms) * rl->o.rate / 1000.0;
                 e->tokens = t < rl->o.burst ? t : rl->o.burst;
                 e->refilled_ms = now_ms;
         }
-        if (e->failures && now_ms >= e->last_failure_ms && now_ms - e->last_failure_ms >= rl->o.fail_window_ms) {
+        uint64_t since = MAX(e->last_failure_ms, e->blocked_until_ms);
+        if (e->failures && now_ms >= since && now_ms - since >= rl->o.fail_window_ms) {
                 e->failures = 0;
                 e->blocked_until_ms = 0;
         }

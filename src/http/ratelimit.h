@@ -14,7 +14,7 @@ struct ratelimit_options {
         unsigned fail_free;        /* failures before any delay */
         uint32_t fail_delay_ms;    /* first delay after fail_free failures, doubled per failure... */
         uint32_t fail_delay_max_ms; /* ...up to this */
-        uint32_t fail_window_ms;   /* failures older than this are forgotten */
+        uint32_t fail_window_ms;   /* failures are forgotten this long after the last one's delay ended */
         size_t max_keys;           /* table bound */
 };
 

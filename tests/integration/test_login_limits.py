@@ -12,10 +12,17 @@
   detail).
 - 200 concurrent logins with 2 slots and hash_wait_ms = 0: each answer is 200 or 503 problem
   `busy` with Retry-After, at least one is a 503, the server stays up, and its peak RSS
-  (VmHWM) stays within what it was before + the hashing budget (slots x argon2_memory) + a
-  margin for 200 TLS connections. /metrics shows the pool.
+  (VmHWM, reset before the burst) stays within its resident size before + the hashing budget
+  (slots x argon2_memory) + a margin for 200 TLS connections. /metrics shows the pool.
+- Raising [auth] argon2_memory/argon2_passes rehashes a user's password at the next login (seen
+  in meta.db), and only then; fewer passes leave a dearer hash alone; less memory than a stored
+  hash needs refuses that login (401) with a log line for the operator.
 - Bad [auth] settings stop the start with the line number.
-Usage: test_login_limits.py PATH/TO/coffre
+With `clock hooks` (a -Dtest_hooks=true build), the shipped defaults instead, moving the server's
+clock rather than waiting: 3 free failures, then Retry-After 1, 2, 4 ... 512, 900, 900 s; the
+right password refused during a delay and accepted after it; failures forgotten 15 minutes
+after the last delay ended; 10 attempts at once per e-mail address, then one per 10 s.
+Usage: test_login_limits.py PATH/TO/coffre [clock hooks|no-hooks]
 """
 
 import json
@@ -26,7 +33,7 @@ import sys
 import threading
 import time
 
-from harness import Vault, check, exit_status, expect_problem, run_tests, vm_hwm_kib
+from harness import SKIP, Vault, check, exit_status, expect_problem, run_tests, vm_hwm_kib
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
 MIB = 1 << 20
@@ -151,6 +158,14 @@ def test_brute_force_unknown_email_throttled_alike():
               % (checked, limited, elapsed))
 
 
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
 def metric(body, name):
     m = re.search(rb"(?m)^%s (\d+)$" % name.encode(), body)
     check(m is not None, "no %s in /metrics" % name, body[-1500:])
@@ -176,8 +191,13 @@ def test_concurrent_logins_bounded():
         check(metric(body, "coffre_password_hash_slots") == slots, "slots in /metrics")
         check(metric(body, "coffre_password_hash_memory_budget_bytes") == slots * mem, "budget in /metrics")
         refused_before = metric(body, "coffre_password_hash_refused_total")
-        base = vm_hwm_kib(v.proc.pid)
-        check(base is not None, "no VmHWM for the server")
+        # The peak so far includes the set-up's hashes: reset it (clear_refs 5) and start from
+        # the resident size now, so that the budget is not counted twice.
+        with open("/proc/%d/clear_refs" % v.proc.pid, "w") as f:
+            f.write("5")
+        base = vm_rss_kib(v.proc.pid)
+        check(base is not None and vm_hwm_kib(v.proc.pid) <= base + 1024, "VmHWM was not reset",
+              base, vm_hwm_kib(v.proc.pid))
 
         conns = [v.connect(timeout=120) for _ in range(n)]
         for c in conns:
@@ -229,7 +249,8 @@ def test_concurrent_logins_bounded():
         check(metric(body, "coffre_password_hash_slots_busy") == 0, "slots left busy")
         r = login(v, user["email"], user["password"])
         check(r.status == 200, "a login after the burst: %d" % r.status, r)
-        print("concurrent logins: %d ok, %d busy; VmHWM %d -> %d KiB (limit %d)" % (ok, busy, base, peak, limit))
+        print("concurrent logins: %d ok, %d busy; VmRSS %d KiB before, VmHWM %d KiB after (limit %d)"
+              % (ok, busy, base, peak, limit))
 
 
 def test_bad_auth_settings_refused():
@@ -258,11 +279,152 @@ def test_bad_auth_settings_refused():
         check(v.request("GET", "/healthz", auth=False).status == 200, "the vault does not start again")
 
 
-if __name__ == "__main__":
-    sys.exit(exit_status(run_tests([
+def stored_hashes(v):
+    """user id -> the password hash string in meta.db (read with the server stopped)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(v.data, "meta.db"), uri=True)
+    try:
+        return dict(db.execute("SELECT id, password_hash FROM users").fetchall())
+    finally:
+        db.close()
+
+
+def test_rehash_on_login_when_cost_rises():
+    with Vault(BINARY) as v:
+        v.start()
+        user = v.create_user("viewer")
+        other = v.create_user("viewer")
+        check(v.stop() == 0, "stop")
+        before = stored_hashes(v)
+        check(before[user["id"]].startswith("$argon2id$v=19$m=19456,t=2,p=1$"), "the default cost", before[user["id"]])
+        add_auth_settings(v, {"argon2_memory": "24M", "argon2_passes": 3})
+        v.start()
+        r = login(v, user["email"], "a wrong password for once")
+        check(r.status == 401, "wrong password: %d" % r.status, r)
+        r = login(v, user["email"], user["password"])
+        check(r.status == 200, "login at the old cost: %d" % r.status, r)
+        check(v.stop() == 0, "stop")
+        after = stored_hashes(v)
+        check(after[user["id"]].startswith("$argon2id$v=19$m=24576,t=3,p=1$"),
+              "not rehashed at the new cost on login", after[user["id"]])
+        check(after[other["id"]] == before[other["id"]], "a user who did not log in was rehashed")
+        v.start()
+        r = login(v, user["email"], user["password"])
+        check(r.status == 200, "login with the new hash: %d" % r.status, r)
+        # Lowering the passes again leaves the dearer hash as it is (it still verifies).
+        check(v.stop() == 0, "stop")
+        add_auth_settings(v, {"argon2_memory": "24M", "argon2_passes": 2})
+        v.start()
+        check(login(v, user["email"], user["password"]).status == 200, "login at a lower pass count")
+        check(v.stop() == 0, "stop")
+        check(stored_hashes(v)[user["id"]] == after[user["id"]], "rehashed although no cheaper")
+        # Lowering the memory below what a stored hash needs locks its user out, as documented
+        # (the budget holds whatever meta.db says), and the log tells the operator why.
+        add_auth_settings(v, {"argon2_memory": "19M", "argon2_passes": 2})
+        v.start()
+        r = login(v, user["email"], user["password"])
+        check(r.status == 401, "a hash dearer than a slot was run: %d" % r.status, r)
+        check(b"more than [auth] argon2_memory allows" in v.log_text(), "no log line for the operator")
+        check(login(v, other["email"], other["password"]).status == 200, "the other user's login")
+
+
+# ---- the shipped defaults, with the server's test clock (-Dtest_hooks=true builds) ----------
+# 3 free failures per e-mail address, then 1 s, 2 s, 4 s ... up to 15 minutes (900 s) between
+# attempts, forgotten 15 minutes after the last failure (docs/security.md, "Rate limits").
+
+def expected_delays():
+    out, ms = [], 1000
+    while ms < 900000:
+        out.append(ms // 1000)
+        ms *= 2
+    return out + [900, 900]
+
+
+def test_default_delays_double_up_to_15_minutes():
+    with Vault(BINARY) as v:
+        v.start()
+        user = v.create_user("viewer")
+        for i in range(3):
+            r = login(v, user["email"], "wrong password %d" % i)
+            check(r.status == 401, "free failure %d: %d" % (i + 1, r.status), r)
+        seen = []
+        for want in expected_delays():
+            r = login(v, user["email"], "wrong password again")
+            check(r.status == 401, "the attempt after waiting got %d (after %r)" % (r.status, seen), r)
+            r = login(v, user["email"], "and again")
+            check(r.status == 429, "no delay after failure %d (delays so far %r)" % (4 + len(seen), seen), r)
+            expect_problem(r, 429, "rate-limited")
+            seen.append(retry_after(r))
+            check(seen[-1] == want, "Retry-After %r, documented %r" % (seen, expected_delays()[:len(seen)]))
+            v.shift_clock(seen[-1])
+        # The attacker stops here, blocked for 900 s. The right password is refused (not
+        # checked) until then, and works at once afterwards.
+        r = login(v, user["email"], "wrong password again")
+        check(r.status == 401, "after the last wait: %d" % r.status, r)
+        r = login(v, user["email"], user["password"])
+        expect_problem(r, 429, "rate-limited")
+        check(retry_after(r) == 900, "the owner's Retry-After", r)
+        v.shift_clock(900)
+        r = login(v, user["email"], user["password"])
+        check(r.status == 200, "the right password after the lock-out: %d" % r.status, r)
+        # The success cleared the failures: three free ones again.
+        for i in range(3):
+            r = login(v, user["email"], "wrong password %d" % i)
+            check(r.status == 401, "free failure %d after a success: %d" % (i + 1, r.status), r)
+
+
+def test_default_failures_forgotten_after_15_minutes():
+    with Vault(BINARY) as v:
+        v.start()
+        user = v.create_user("viewer")
+        for i in range(4):
+            check(login(v, user["email"], "wrong %d" % i).status == 401, "failure %d" % (i + 1))
+        expect_problem(login(v, user["email"], "wrong"), 429, "rate-limited")
+        # 15 minutes after the last delay (1 s) ended they are forgotten: three free failures.
+        v.shift_clock(1 + 15 * 60)
+        for i in range(4):
+            r = login(v, user["email"], "wrong %d" % i)
+            check(r.status == 401, "failure %d after the window: %d" % (i + 1, r.status), r)
+        r = login(v, user["email"], "wrong")
+        expect_problem(r, 429, "rate-limited")
+        check(retry_after(r) == 1, "the first delay again", r)
+
+
+def test_default_account_bucket():
+    """10 attempts at once per e-mail address, then 6 a minute, failures or not."""
+    with Vault(BINARY) as v:
+        v.start()
+        user = v.create_user("viewer")
+        statuses = []
+        for _ in range(10):
+            statuses.append(login(v, user["email"], user["password"]).status)
+        check(statuses == [200] * 10, "the burst of 10 logins", statuses)
+        r = login(v, user["email"], user["password"])
+        expect_problem(r, 429, "rate-limited")
+        check(retry_after(r) == 10, "one attempt per 10 s once the burst is spent", r)
+        v.shift_clock(10)
+        check(login(v, user["email"], user["password"]).status == 200, "the refilled attempt")
+
+
+def main():
+    if len(sys.argv) > 2 and sys.argv[2] == "clock":
+        if len(sys.argv) > 3 and sys.argv[3] == "no-hooks":
+            print("needs a build with -Dtest_hooks=true (the test clock); skipped")
+            return SKIP
+        return run_tests([
+            test_default_delays_double_up_to_15_minutes,
+            test_default_failures_forgotten_after_15_minutes,
+            test_default_account_bucket,
+        ])
+    return run_tests([
         test_bad_auth_settings_refused,
         test_unknown_email_and_wrong_password_answer_alike,
         test_brute_force_throttled_then_owner_logs_in,
         test_brute_force_unknown_email_throttled_alike,
         test_concurrent_logins_bounded,
-    ])))
+        test_rehash_on_login_when_cost_rises,
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(exit_status(main()))

@@ -98,12 +98,14 @@ static void test_failures_forgotten_after_window(void **state) {
         assert_int_equal(ratelimit_take(rl, "victim", t), 0);
         ratelimit_failure(rl, "victim", t);
         assert_int_equal(ratelimit_take(rl, "victim", t), 60000);
-        /* 15 minutes after the last failure they are forgotten: three free failures again. */
-        t += 900000 - 1;
+        /* Waiting out the longest delay (or even the window after the failure) forgets nothing:
+         * the window counts from the end of the last delay. */
+        t += 60000 + 900000 - 1;
         assert_int_equal(ratelimit_take(rl, "victim", t), 0);
         ratelimit_failure(rl, "victim", t);
         assert_int_equal(ratelimit_take(rl, "victim", t), 60000);
-        t += 900000;
+        /* 15 minutes after the last delay ended they are forgotten: three free failures again. */
+        t += 60000 + 900000;
         assert_int_equal(ratelimit_take(rl, "victim", t), 0);
         ratelimit_failure(rl, "victim", t);
         ratelimit_failure(rl, "victim", t);
