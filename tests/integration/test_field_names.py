@@ -5,8 +5,8 @@ Uploads documents with distinctive names, stops the server and reads every file 
 directory (meta.db and its -wal/-shm, keyring.db, the audit log, the objects...) for the names,
 in UTF-8 as given, lower and upper case: none may be there, nor in the server's log. The same
 after the one-time sealing of a vault whose meta.db was written before names were encrypted
-(schema version 2, rebuilt here with Python's sqlite3 from the old table definition: clear TEXT
-names and no blind index). GET /v1/documents?name=N finds exactly the documents of that name.
+(schema version 2: the test rebuilds meta.db with Python's sqlite3 from that version's table
+definitions and the rows of the vault it made, clear TEXT names and no blind index). GET /v1/documents?name=N finds exactly the documents of that name.
 Usage: test_field_names.py PATH/TO/coffre
 """
 
@@ -20,8 +20,16 @@ from harness import Vault, check, exit_status, expect_problem, list_files, run_t
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
 
-# The documents table of schema versions 1 and 2 (src/store/sqlite_schema.c, migration 1).
-DOCUMENTS_V2 = """
+# Schema versions 1 and 2 as that version of src/store/sqlite_schema.c created them (shipped
+# migrations are never edited, so this is what every vault of that version holds).
+SCHEMA_V2 = """
+CREATE TABLE schema_migrations (
+  version INTEGER PRIMARY KEY,
+  applied_at INTEGER NOT NULL);
+CREATE TABLE orgs (
+  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
 CREATE TABLE documents (
   id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),
   org_id TEXT NOT NULL REFERENCES orgs (id),
@@ -33,8 +41,25 @@ CREATE TABLE documents (
   created_by TEXT NOT NULL);
 CREATE INDEX documents_by_org_time ON documents (org_id, created_at DESC, id DESC);
 CREATE INDEX documents_by_org_class_time ON documents (org_id, class, created_at DESC, id DESC);
+CREATE TABLE tokens (
+  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),
+  id TEXT NOT NULL UNIQUE,
+  org_id TEXT NOT NULL REFERENCES orgs (id),
+  role TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX tokens_by_org ON tokens (org_id);
+CREATE TABLE settings (
+  key TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE audit_refs (
+  object_id TEXT NOT NULL CHECK (length(object_id) BETWEEN 1 AND 1024),
+  log_index INTEGER NOT NULL CHECK (log_index >= 0),
+  PRIMARY KEY (object_id, log_index)) WITHOUT ROWID;
+CREATE INDEX audit_refs_by_index ON audit_refs (log_index);
+INSERT INTO schema_migrations VALUES (1, 0), (2, 0);
+PRAGMA user_version = 2;
 """
-
 
 def distinctive_names():
     tag = secrets.token_hex(5)
@@ -168,19 +193,35 @@ def test_bad_name_refused():
 
 
 def downgrade_meta(data, names_by_id):
-    """Turns meta.db into what schema version 2 wrote: clear TEXT names, no blind index."""
-    db = sqlite3.connect(os.path.join(data, "meta.db"), timeout=30)
+    """Replaces meta.db by the file schema version 2 would hold: the same organisations, tokens,
+    settings, audit references and documents, the names in clear TEXT, no blind index."""
+    path = os.path.join(data, "meta.db")
+    db = sqlite3.connect(path, timeout=30)
     try:
-        rows = db.execute("SELECT id, org_id, class, size, sha256, created_at, created_by FROM documents").fetchall()
-        check(len(rows) == len(names_by_id), "rows in meta.db: %d" % len(rows))
-        db.executescript("BEGIN; DROP TABLE documents;" + DOCUMENTS_V2 +
-                         "DELETE FROM schema_migrations WHERE version > 2;"
-                         "DELETE FROM settings WHERE key = 'document_names'; COMMIT;")
+        orgs = db.execute("SELECT id, name, created_at FROM orgs").fetchall()
+        tokens = db.execute("SELECT hash, id, org_id, role, created_at, expires_at FROM tokens").fetchall()
+        settings = db.execute("SELECT key, value FROM settings WHERE key != 'document_names'").fetchall()
+        refs = db.execute("SELECT object_id, log_index FROM audit_refs").fetchall()
+        docs = db.execute("SELECT id, org_id, class, size, sha256, created_at, created_by FROM documents").fetchall()
+    finally:
+        db.close()
+    check(len(docs) == len(names_by_id), "rows in meta.db: %d" % len(docs))
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.unlink(path + suffix)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    db = sqlite3.connect(path)
+    try:
+        db.executescript("PRAGMA journal_mode = WAL;" + SCHEMA_V2)
         with db:
-            for (i, org, cls, size, sha, at, by) in rows:
-                db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (i, org, names_by_id[i], cls, size, sha, at, by))
-        db.execute("PRAGMA user_version = 2")
+            db.executemany("INSERT INTO orgs VALUES (?, ?, ?)", orgs)
+            db.executemany("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?)", tokens)
+            db.executemany("INSERT INTO settings VALUES (?, ?)", settings)
+            db.executemany("INSERT INTO audit_refs VALUES (?, ?)", refs)
+            db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(i, org, names_by_id[i], cls, size, sha, at, by)
+                            for (i, org, cls, size, sha, at, by) in docs])
     finally:
         db.close()
 

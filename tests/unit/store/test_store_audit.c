@@ -233,7 +233,7 @@ static void test_upgrade_from_v1(void **state) {
         assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_migrations", -1, &q, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(q, 0), 3);
+        assert_int_equal(sqlite3_column_int(q, 0), SQLITE_SCHEMA_VERSION);
         sqlite3_finalize(q);
         sqlite3_close(db);
 }
