@@ -3,7 +3,8 @@
 
 Uploads documents with distinctive names, stops the server and reads every file under the data
 directory (meta.db and its -wal/-shm, keyring.db, the audit log, the objects...) for the names,
-in UTF-8 as given, lower and upper case: none may be there, nor in the server's log. The same
+in UTF-8 as given, lower and upper case: none may be there, nor in `sqlite3 meta.db .dump` or the
+server's log. The same
 after the one-time sealing of a vault whose meta.db was written before names were encrypted
 (schema version 2: the test rebuilds meta.db with Python's sqlite3 from that version's table
 definitions and the rows of the vault it made, clear TEXT names and no blind index). GET /v1/documents?name=N finds exactly the documents of that name.
@@ -11,8 +12,10 @@ Usage: test_field_names.py PATH/TO/coffre
 """
 
 import os
+import re
 import secrets
 import sqlite3
+import subprocess
 import sys
 import urllib.parse
 
@@ -118,9 +121,18 @@ def check_names_served(v, ids):
             check(meta.get("name") == n, "document %s has name %r, not %r" % (i, meta.get("name"), n))
 
 
-def check_nothing_on_disk(v, names):
+def check_nothing_on_disk(v, names, expected_rows):
     found = files_holding(v.data, needles(names))
     check(not found, "a document name is stored in clear", found)
+    # what an administrator would look at: the SQL dump of the metadata (after the file grep,
+    # since the sqlite3 shell may leave -wal/-shm files of its own)
+    r = subprocess.run(["sqlite3", "-readonly", os.path.join(v.data, "meta.db"), ".dump"], capture_output=True,
+                       timeout=60)
+    rows = len(re.findall(rb'INSERT INTO "?documents"? VALUES', r.stdout))
+    check(r.returncode == 0 and rows == expected_rows, "sqlite3 .dump: %d document rows, expected %d"
+          % (rows, expected_rows), r.stderr.decode(errors="replace"))
+    dumped = [nd for nd in needles(names) if nd in r.stdout]
+    check(not dumped, "a document name is in sqlite3 .dump of meta.db", dumped)
     log = v.log_text()
     leaked = [nd for nd in needles(names) if nd in log]
     check(not leaked, "a document name is in the server log", leaked)
@@ -140,8 +152,12 @@ def test_names_not_on_disk():
             for i in want:
                 check(listed.get(i) == n, "the listing shows %r for %s" % (listed.get(i), i))
         check(v.download(ids[names[0]][0]).status == 200, "download failed")
+        gone = ids[names[2]].pop()
+        r = v.request("DELETE", "/v1/documents/%s" % gone)
+        check(r.status == 204, "deletion: status %d" % r.status, r)
+        check(lookup_ids(v, names[2]) == ids[names[2]], "a deleted document is still found by name")
         check(v.stop() == 0, "the server did not stop cleanly")
-        check_nothing_on_disk(v, names)
+        check_nothing_on_disk(v, names, 2 * len(names) - 1)
 
 
 def test_lookup_by_exact_name():
@@ -242,7 +258,7 @@ def test_older_vault_sealed_at_open():
         v.start()
         check_names_served(v, ids)
         check(v.stop() == 0, "the server did not stop cleanly")
-        check_nothing_on_disk(v, names)
+        check_nothing_on_disk(v, names, 2 * len(names))
         with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
             check(db.execute("PRAGMA user_version").fetchone()[0] >= 3, "not migrated")
             check(db.execute("SELECT count(*) FROM documents WHERE typeof(name) != 'blob' OR name_bi IS NULL")
