@@ -11,6 +11,7 @@ definitions and the rows of the vault it made, clear TEXT names and no blind ind
 Usage: test_field_names.py PATH/TO/coffre
 """
 
+import json
 import os
 import re
 import secrets
@@ -188,6 +189,19 @@ def test_lookup_by_exact_name():
             if cursor is None:
                 break
         check(sorted(seen) == sorted(ids[names[1]]) and len(seen) == 3, "paging a name lookup", seen)
+        # the CLI's `coffre ls --name`
+        r = v.cli("ls", "--name", names[0], "--json")
+        check(r.returncode == 0, "coffre ls --name: exit %d" % r.returncode, r.stderr.decode(errors="replace"))
+        got = sorted(json.loads(line)["id"] for line in r.stdout.decode().splitlines() if line.strip())
+        check(got == sorted(ids[names[0]]), "coffre ls --name lists %r" % got)
+        r = v.cli("ls", "--name", names[0])
+        check(r.returncode == 0 and names[0].encode() in r.stdout and names[1].encode() not in r.stdout,
+              "coffre ls --name table", r.stdout.decode(errors="replace"))
+        r = v.cli("ls", "--name", "")
+        check(r.returncode == 2, "coffre ls --name '': exit %d, expected 2 (usage)" % r.returncode)
+        r = v.cli("ls", "--name", "x" * 256)
+        check(r.returncode == 1 and b"255" in r.stderr, "coffre ls with an over-long name: exit %d" % r.returncode,
+              r.stderr.decode(errors="replace"))
         # the same names after a key rotation and a restart (the field keys are rewrapped under
         # the new KEK version, not changed, and come back from the keyring)
         v.stop()
