@@ -6,8 +6,8 @@ directory (meta.db and its -wal/-shm, keyring.db, the audit log, the objects...)
 in UTF-8 as given, lower and upper case: none may be there, nor in `sqlite3 meta.db .dump` or the
 server's log. The same
 after the one-time sealing of a vault whose meta.db was written before names were encrypted
-(schema version 2: the test rebuilds meta.db with Python's sqlite3 from that version's table
-definitions and the rows of the vault it made, clear TEXT names and no blind index). GET /v1/documents?name=N finds exactly the documents of that name.
+(schema version 2: the test gives meta.db back that version's documents table with Python's
+sqlite3, clear TEXT names and no blind index, and that version number). GET /v1/documents?name=N finds exactly the documents of that name.
 Usage: test_field_names.py PATH/TO/coffre
 """
 
@@ -24,16 +24,10 @@ from harness import Vault, check, exit_status, expect_problem, list_files, run_t
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
 
-# Schema versions 1 and 2 as that version of src/store/sqlite_schema.c created them (shipped
-# migrations are never edited, so this is what every vault of that version holds).
-SCHEMA_V2 = """
-CREATE TABLE schema_migrations (
-  version INTEGER PRIMARY KEY,
-  applied_at INTEGER NOT NULL);
-CREATE TABLE orgs (
-  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),
-  name TEXT NOT NULL,
-  created_at INTEGER NOT NULL);
+# The schema version just before document names were sealed, and the documents table it had
+# (src/store/sqlite_schema.c, migration 1; shipped migrations are never edited).
+PRE_NAMES_VERSION = 2
+DOCUMENTS_V2 = """
 CREATE TABLE documents (
   id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),
   org_id TEXT NOT NULL REFERENCES orgs (id),
@@ -45,25 +39,8 @@ CREATE TABLE documents (
   created_by TEXT NOT NULL);
 CREATE INDEX documents_by_org_time ON documents (org_id, created_at DESC, id DESC);
 CREATE INDEX documents_by_org_class_time ON documents (org_id, class, created_at DESC, id DESC);
-CREATE TABLE tokens (
-  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),
-  id TEXT NOT NULL UNIQUE,
-  org_id TEXT NOT NULL REFERENCES orgs (id),
-  role TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX tokens_by_org ON tokens (org_id);
-CREATE TABLE settings (
-  key TEXT PRIMARY KEY NOT NULL,
-  value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE audit_refs (
-  object_id TEXT NOT NULL CHECK (length(object_id) BETWEEN 1 AND 1024),
-  log_index INTEGER NOT NULL CHECK (log_index >= 0),
-  PRIMARY KEY (object_id, log_index)) WITHOUT ROWID;
-CREATE INDEX audit_refs_by_index ON audit_refs (log_index);
-INSERT INTO schema_migrations VALUES (1, 0), (2, 0);
-PRAGMA user_version = 2;
 """
+
 
 def distinctive_names():
     tag = secrets.token_hex(5)
@@ -223,35 +200,20 @@ def test_bad_name_refused():
 
 
 def downgrade_meta(data, names_by_id):
-    """Replaces meta.db by the file schema version 2 would hold: the same organisations, tokens,
-    settings, audit references and documents, the names in clear TEXT, no blind index."""
-    path = os.path.join(data, "meta.db")
-    db = sqlite3.connect(path, timeout=30)
+    """Turns meta.db into what schema version PRE_NAMES_VERSION wrote: the documents table of
+    that version, clear TEXT names, no blind index; every other table as it is."""
+    db = sqlite3.connect(os.path.join(data, "meta.db"), timeout=30)
     try:
-        orgs = db.execute("SELECT id, name, created_at FROM orgs").fetchall()
-        tokens = db.execute("SELECT hash, id, org_id, role, created_at, expires_at FROM tokens").fetchall()
-        settings = db.execute("SELECT key, value FROM settings WHERE key != 'document_names'").fetchall()
-        refs = db.execute("SELECT object_id, log_index FROM audit_refs").fetchall()
-        docs = db.execute("SELECT id, org_id, class, size, sha256, created_at, created_by FROM documents").fetchall()
-    finally:
-        db.close()
-    check(len(docs) == len(names_by_id), "rows in meta.db: %d" % len(docs))
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.unlink(path + suffix)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(fd)
-    db = sqlite3.connect(path)
-    try:
-        db.executescript("PRAGMA journal_mode = WAL;" + SCHEMA_V2)
+        rows = db.execute("SELECT id, org_id, class, size, sha256, created_at, created_by FROM documents").fetchall()
+        check(len(rows) == len(names_by_id), "rows in meta.db: %d" % len(rows))
+        db.executescript("BEGIN; DROP TABLE documents;" + DOCUMENTS_V2 +
+                         "DELETE FROM schema_migrations WHERE version > %d;"
+                         "DELETE FROM settings WHERE key = 'document_names'; COMMIT;" % PRE_NAMES_VERSION)
         with db:
-            db.executemany("INSERT INTO orgs VALUES (?, ?, ?)", orgs)
-            db.executemany("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?)", tokens)
-            db.executemany("INSERT INTO settings VALUES (?, ?)", settings)
-            db.executemany("INSERT INTO audit_refs VALUES (?, ?)", refs)
-            db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(i, org, names_by_id[i], cls, size, sha, at, by)
-                            for (i, org, cls, size, sha, at, by) in docs])
+            for (i, org, cls, size, sha, at, by) in rows:
+                db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (i, org, names_by_id[i], cls, size, sha, at, by))
+        db.execute("PRAGMA user_version = %d" % PRE_NAMES_VERSION)
     finally:
         db.close()
 
@@ -268,13 +230,13 @@ def test_older_vault_sealed_at_open():
         check({f for f, _ in found} == {"meta.db"}, "the downgraded vault holds clear names in meta.db only",
               found)
         with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
-            check(db.execute("PRAGMA user_version").fetchone()[0] == 2, "not a schema 2 file")
+            check(db.execute("PRAGMA user_version").fetchone()[0] == PRE_NAMES_VERSION, "not a pre-names file")
         v.start()
         check_names_served(v, ids)
         check(v.stop() == 0, "the server did not stop cleanly")
         check_nothing_on_disk(v, names, 2 * len(names))
         with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
-            check(db.execute("PRAGMA user_version").fetchone()[0] >= 3, "not migrated")
+            check(db.execute("PRAGMA user_version").fetchone()[0] > PRE_NAMES_VERSION, "not migrated")
             check(db.execute("SELECT count(*) FROM documents WHERE typeof(name) != 'blob' OR name_bi IS NULL")
                   .fetchone()[0] == 0, "a row is still not sealed")
         # and it stays served after another start (no second sealing)
