@@ -154,6 +154,16 @@ static void test_lookup_by_name(void **state) {
                 assert_string_equal(d[i].name, strcmp(d[i].id, e->a2.id) == 0 ? OTHER : NAME);
         vault_document_list_free(d, n);
 
+        /* an organisation without keys (none made for it) has no document, by name or not */
+        struct vault_actor none = e->b;
+        snprintf(none.org_id, sizeof none.org_id, "%032x", 0x5eedu);
+        list(e, &none, NAME, &d, &n);
+        assert_int_equal(n, 0);
+        vault_document_list_free(d, n);
+        list(e, &none, NULL, &d, &n);
+        assert_int_equal(n, 0);
+        vault_document_list_free(d, n);
+
         struct store_document g;
         assert_int_equal(vault_document_get(e->v, &e->a, e->a2.id, &g), 0);
         assert_string_equal(g.name, OTHER);
