@@ -489,13 +489,14 @@ int cmd_get(int argc, char **argv) {
 /* ---- ls ----------------------------------------------------------------------------------- */
 
 static const char ls_help[] =
-        "Usage: coffre ls [--class CLASS] [--after DATE] [--before DATE] [--limit N] [--json]\n"
+        "Usage: coffre ls [--name NAME] [--class CLASS] [--after DATE] [--before DATE] [--limit N] [--json]\n"
         "\n"
         "Lists documents, oldest first as the server pages them, following pages to the end\n"
         "(or until N documents). Prints a table of ID, SIZE (bytes), CREATED, CLASS and NAME;\n"
         "control characters in names are shown escaped (\\n, \\x1b, ...).\n"
         "\n"
         "Options:\n"
+        "      --name NAME     only documents named exactly NAME (byte for byte)\n"
         "  -c, --class CLASS   only documents of this retention class\n"
         "      --after DATE    only documents created after DATE (YYYY-MM-DD, taken as\n"
         "                      00:00:00 UTC, or RFC 3339 such as 2026-01-31T12:00:00Z)\n"
@@ -506,6 +507,7 @@ static const char ls_help[] =
 enum {
         OPT_AFTER = CMD_OPT_FIRST_PRIVATE,
         OPT_BEFORE,
+        OPT_NAME,
 };
 
 /* Accepts YYYY-MM-DD (made midnight UTC) or an RFC 3339 date-time; the server checks the rest. */
@@ -532,6 +534,7 @@ static int parse_date(const char *s, char *out, size_t out_size) {
 }
 
 struct ls_query {
+        const char *name;
         const char *class;
         char after[48], before[48];
         uint64_t limit; /* 0: all */
@@ -551,6 +554,8 @@ static int ls_page_path(const struct ls_query *q, uint64_t remaining, const char
                 sep = '&';                                                 \
         } while (0)
 
+        if (q->name)
+                ADD("name", q->name);
         if (q->class)
                 ADD("class", q->class);
         if (q->after[0])
@@ -657,6 +662,7 @@ static int ls_run(struct client *c, const struct ls_query *q) {
 
 int cmd_ls(int argc, char **argv) {
         static const struct option options[] = {
+                { "name", required_argument, NULL, OPT_NAME },
                 { "class", required_argument, NULL, 'c' },
                 { "after", required_argument, NULL, OPT_AFTER },
                 { "before", required_argument, NULL, OPT_BEFORE },
@@ -677,6 +683,8 @@ int cmd_ls(int argc, char **argv) {
                         return cmd_finish_stdout();
                 } else if (opt == 'c')
                         q.class = optarg;
+                else if (opt == OPT_NAME)
+                        q.name = optarg;
                 else if (opt == OPT_AFTER || opt == OPT_BEFORE) {
                         char *dst = opt == OPT_AFTER ? q.after : q.before;
                         if (parse_date(optarg, dst, sizeof q.after) < 0)
@@ -695,6 +703,8 @@ int cmd_ls(int argc, char **argv) {
                 return cmd_usage_error("ls", "unexpected argument");
         if (q.class && !q.class[0])
                 return cmd_usage_error("ls", "--class must not be empty");
+        if (q.name && !q.name[0])
+                return cmd_usage_error("ls", "--name must not be empty");
         q.json = o.json;
 
         _cleanup_(client_freep) struct client *c = NULL;

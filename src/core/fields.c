@@ -1,8 +1,8 @@
 /* fields.c: the personal fields of the metadata store sealed under each organisation's field keys.
  *
  * The two keys of an organisation are unwrapped from the keyring on first use and kept for the
- * life of the vault in slabs of libsodium guarded, locked memory (never moved, so a caller may
- * keep the pointers), wiped at close. A slab is never freed before close; a lookup is a scan under
+ * life of the vault in slabs of libsodium guarded, locked memory, read-only but while a slot is
+ * filled (never moved, so a caller may keep the pointers), wiped at close. A slab is never freed before close; a lookup is a scan under
  * a mutex, which is cheap next to the keyring's unwrap it saves (one per field otherwise). */
 #include "fields.h"
 #include "vault_internal.h"
@@ -107,11 +107,17 @@ int vault_field_keys(struct vault *v, const char *org_id, const uint8_t **ret_en
                         c->slabs = slab;
                 }
         }
+        /* read-only but while a slot is written (never inaccessible: other threads may be
+         * reading keys of the same slab through their pointers meanwhile) */
+        if (r >= 0 && sodium_mprotect_readwrite(c->slabs->slots) != 0)
+                r = -EIO;
         if (r >= 0) {
                 s = &c->slabs->slots[c->slabs->used++];
                 snprintf(s->org_id, sizeof s->org_id, "%s", org_id);
                 memcpy(s->enc, enc, sizeof enc);
                 memcpy(s->idx, idx, sizeof idx);
+                if (sodium_mprotect_readonly(c->slabs->slots) != 0)
+                        log_warn("field key cache: cannot make it read-only again");
                 *ret_enc = s->enc;
                 *ret_idx = s->idx;
         }

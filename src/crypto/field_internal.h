@@ -1,8 +1,10 @@
 /* field_internal.h: the field cipher's pieces that tests reach for and nothing else should: the
- * encryption with a caller-chosen nonce (for the fixed test vector of docs/formats.md) and the AAD
- * encoding. Production code uses field.h, which always draws a fresh random nonce. */
+ * encryption with a caller-chosen nonce (for the fixed test vector of docs/formats.md), the choice
+ * of the decryption path and the limits. Production code uses field.h, which always draws a
+ * fresh random nonce. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +17,10 @@
 #define FIELD_NAME_MAX 255u
 /* Longest value (bytes): a field is a short string, never a document. */
 #define FIELD_VALUE_MAX (1u << 20)
+
+/* Tests: decryption contexts made from now on use OpenSSL EVP even where libsodium's AES-NI
+ * path is available, so that both are checked. Not thread-safe; set it before use. */
+void field_force_openssl(bool on);
 
 int field_encrypt_with_nonce(const uint8_t key[32], const char *table, const char *column, const char *row_id,
                              const void *p, size_t n, const uint8_t nonce[FIELD_NONCE_SIZE], uint8_t *out)

@@ -221,7 +221,10 @@ int sqlite_document_insert_ref(struct store *st, const struct store_document *d,
  * names were sealed, and not sealed yet) clear TEXT with no index: anything else is damage. */
 static int document_from_row(sqlite3_stmt *q, struct store_document *d) {
         int r;
-        memset(d, 0, sizeof *d);
+        /* field by field rather than a memset of the whole row: on a page of 1000 rows, the two
+         * name buffers are most of the bytes, and only their used part is written */
+        d->name[0] = 0;
+        d->name_sealed_len = 0;
         if ((r = sqlite_column_copy(q, 0, d->id, sizeof d->id)) < 0 ||
             (r = sqlite_column_copy(q, 1, d->org_id, sizeof d->org_id)) < 0 ||
             (r = sqlite_column_copy(q, 3, d->class_, sizeof d->class_)) < 0 ||
@@ -238,6 +241,7 @@ static int document_from_row(sqlite3_stmt *q, struct store_document *d) {
                 d->name_sealed_len = (size_t) n;
                 memcpy(d->name_index, sqlite3_column_blob(q, 8), sizeof d->name_index);
         } else if (name_type == SQLITE_TEXT && index_type == SQLITE_NULL) {
+                memset(d->name_index, 0, sizeof d->name_index);
                 r = sqlite_column_copy(q, 2, d->name, sizeof d->name);
                 if (r < 0)
                         return r;
@@ -391,7 +395,9 @@ int sqlite_document_list(struct store *st, const struct store_document_filter *f
                 cur_id[0] = 0;
         }
 
-        _cleanup_free_ struct store_document *rows = calloc(f->limit, sizeof *rows);
+        /* not zeroed: document_from_row sets every field of the rows it fills, and the others
+         * are never read (zeroing a page of 1000 rows costs as much as decrypting its names) */
+        _cleanup_free_ struct store_document *rows = reallocarray(NULL, f->limit, sizeof *rows);
         if (!rows)
                 return -ENOMEM;
         r = sqlite_reader_get(s, &c);

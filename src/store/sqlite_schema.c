@@ -186,7 +186,8 @@ static const char *const migrations[SQLITE_SCHEMA_VERSION] = {
         /* 4: sealed document names. name holds a field ciphertext (core/ seals it; a BLOB) and
          * name_bi its blind index, which exact-name lookups use. The rows of an older vault keep
          * their clear name (TEXT) and a NULL name_bi until core/ seals them at the first open with
-         * keys (vault.c), which then compacts the file so that no clear name is left in it. */
+         * keys (core/fields.c, from vault_open), which then compacts the file so that no clear
+         * name is left in it. */
         "CREATE TABLE documents_v3 ("
         "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"
         "  org_id TEXT NOT NULL REFERENCES orgs (id),"

@@ -25,8 +25,8 @@ struct store_document {
          * before names were sealed (name_sealed_len 0), whose clear name it returns here. */
         char name[STORE_NAME_MAX + 1];
         uint8_t name_sealed[STORE_NAME_SEALED_MAX]; /* stored in the name column */
-        size_t name_sealed_len;         /* 1..STORE_NAME_SEALED_MAX */
-        uint8_t name_index[STORE_NAME_INDEX_SIZE]; /* blind index of the name (name_bi column) */
+        size_t name_sealed_len;                     /* 1..STORE_NAME_SEALED_MAX */
+        uint8_t name_index[STORE_NAME_INDEX_SIZE];  /* blind index of the name (name_bi column) */
         char class_[STORE_CLASS_MAX + 1];
         uint64_t size;                  /* plaintext bytes */
         uint8_t sha256[32];             /* of the plaintext */

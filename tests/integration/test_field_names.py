@@ -3,16 +3,20 @@
 
 Uploads documents with distinctive names, stops the server and reads every file under the data
 directory (meta.db and its -wal/-shm, keyring.db, the audit log, the objects...) for the names,
-in UTF-8 as given, lower and upper case: none may be there, nor in the server's log. The same
+in UTF-8 as given, lower and upper case: none may be there, nor in `sqlite3 meta.db .dump` or the
+server's log. The same
 after the one-time sealing of a vault whose meta.db was written before names were encrypted
-(schema version 3, rebuilt here with Python's sqlite3 from the old table definition: clear TEXT
-names and no blind index). GET /v1/documents?name=N finds exactly the documents of that name.
+(schema version 3: the test gives meta.db back the documents table of version 2, the accounts of version 3 with Python's
+sqlite3, clear TEXT names and no blind index, and that version number). GET /v1/documents?name=N finds exactly the documents of that name.
 Usage: test_field_names.py PATH/TO/coffre
 """
 
+import json
 import os
+import re
 import secrets
 import sqlite3
+import subprocess
 import sys
 import urllib.parse
 
@@ -20,7 +24,9 @@ from harness import Vault, check, exit_status, expect_problem, list_files, run_t
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
 
-# The documents table of schema versions 1 and 2 (src/store/sqlite_schema.c, migration 1).
+# The schema version just before document names were sealed, and the documents table it had
+# (src/store/sqlite_schema.c, migration 1; shipped migrations are never edited).
+PRE_NAMES_VERSION = 3
 DOCUMENTS_V2 = """
 CREATE TABLE documents (
   id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),
@@ -93,9 +99,18 @@ def check_names_served(v, ids):
             check(meta.get("name") == n, "document %s has name %r, not %r" % (i, meta.get("name"), n))
 
 
-def check_nothing_on_disk(v, names):
+def check_nothing_on_disk(v, names, expected_rows):
     found = files_holding(v.data, needles(names))
     check(not found, "a document name is stored in clear", found)
+    # what an administrator would look at: the SQL dump of the metadata (after the file grep,
+    # since the sqlite3 shell may leave -wal/-shm files of its own)
+    r = subprocess.run(["sqlite3", "-readonly", os.path.join(v.data, "meta.db"), ".dump"], capture_output=True,
+                       timeout=60)
+    rows = len(re.findall(rb'INSERT INTO "?documents"? VALUES', r.stdout))
+    check(r.returncode == 0 and rows == expected_rows, "sqlite3 .dump: %d document rows, expected %d"
+          % (rows, expected_rows), r.stderr.decode(errors="replace"))
+    dumped = [nd for nd in needles(names) if nd in r.stdout]
+    check(not dumped, "a document name is in sqlite3 .dump of meta.db", dumped)
     log = v.log_text()
     leaked = [nd for nd in needles(names) if nd in log]
     check(not leaked, "a document name is in the server log", leaked)
@@ -115,8 +130,12 @@ def test_names_not_on_disk():
             for i in want:
                 check(listed.get(i) == n, "the listing shows %r for %s" % (listed.get(i), i))
         check(v.download(ids[names[0]][0]).status == 200, "download failed")
+        gone = ids[names[2]].pop()
+        r = v.request("DELETE", "/v1/documents/%s" % gone)
+        check(r.status == 204, "deletion: status %d" % r.status, r)
+        check(lookup_ids(v, names[2]) == ids[names[2]], "a deleted document is still found by name")
         check(v.stop() == 0, "the server did not stop cleanly")
-        check_nothing_on_disk(v, names)
+        check_nothing_on_disk(v, names, 2 * len(names) - 1)
 
 
 def test_lookup_by_exact_name():
@@ -147,10 +166,27 @@ def test_lookup_by_exact_name():
             if cursor is None:
                 break
         check(sorted(seen) == sorted(ids[names[1]]) and len(seen) == 3, "paging a name lookup", seen)
-        # the same names after a restart (the keys come back from the keyring)
+        # the CLI's `coffre ls --name`
+        r = v.cli("ls", "--name", names[0], "--json")
+        check(r.returncode == 0, "coffre ls --name: exit %d" % r.returncode, r.stderr.decode(errors="replace"))
+        got = sorted(json.loads(line)["id"] for line in r.stdout.decode().splitlines() if line.strip())
+        check(got == sorted(ids[names[0]]), "coffre ls --name lists %r" % got)
+        r = v.cli("ls", "--name", names[0])
+        check(r.returncode == 0 and names[0].encode() in r.stdout and names[1].encode() not in r.stdout,
+              "coffre ls --name table", r.stdout.decode(errors="replace"))
+        r = v.cli("ls", "--name", "")
+        check(r.returncode == 2, "coffre ls --name '': exit %d, expected 2 (usage)" % r.returncode)
+        r = v.cli("ls", "--name", "x" * 256)
+        check(r.returncode == 1 and b"255" in r.stderr, "coffre ls with an over-long name: exit %d" % r.returncode,
+              r.stderr.decode(errors="replace"))
+        # the same names after a key rotation and a restart (the field keys are rewrapped under
+        # the new KEK version, not changed, and come back from the keyring)
         v.stop()
+        r = v.cli("key", "rotate", "--data", v.data)
+        check(r.returncode == 0, "coffre key rotate failed", r.stderr.decode(errors="replace"))
         v.start()
-        check(lookup_ids(v, names[0]) == sorted(ids[names[0]]), "lookup after a restart")
+        check(lookup_ids(v, names[0]) == sorted(ids[names[0]]), "lookup after a key rotation")
+        check_names_served(v, ids)
 
 
 def test_bad_name_refused():
@@ -164,20 +200,20 @@ def test_bad_name_refused():
 
 
 def downgrade_meta(data, names_by_id):
-    """Turns meta.db into what schema version 3 wrote (version 2's documents, the accounts of
-    version 3): clear TEXT names, no blind index."""
+    """Turns meta.db into what schema version PRE_NAMES_VERSION wrote: the documents table of
+    that version, clear TEXT names, no blind index; every other table as it is."""
     db = sqlite3.connect(os.path.join(data, "meta.db"), timeout=30)
     try:
         rows = db.execute("SELECT id, org_id, class, size, sha256, created_at, created_by FROM documents").fetchall()
         check(len(rows) == len(names_by_id), "rows in meta.db: %d" % len(rows))
         db.executescript("BEGIN; DROP TABLE documents;" + DOCUMENTS_V2 +
-                         "DELETE FROM schema_migrations WHERE version > 3;"
-                         "DELETE FROM settings WHERE key = 'document_names'; COMMIT;")
+                         "DELETE FROM schema_migrations WHERE version > %d;"
+                         "DELETE FROM settings WHERE key = 'document_names'; COMMIT;" % PRE_NAMES_VERSION)
         with db:
             for (i, org, cls, size, sha, at, by) in rows:
                 db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            (i, org, names_by_id[i], cls, size, sha, at, by))
-        db.execute("PRAGMA user_version = 3")
+        db.execute("PRAGMA user_version = %d" % PRE_NAMES_VERSION)
     finally:
         db.close()
 
@@ -194,20 +230,20 @@ def test_older_vault_sealed_at_open():
         check({f for f, _ in found} == {"meta.db"}, "the downgraded vault holds clear names in meta.db only",
               found)
         with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
-            check(db.execute("PRAGMA user_version").fetchone()[0] == 3, "not a schema 3 file")
+            check(db.execute("PRAGMA user_version").fetchone()[0] == PRE_NAMES_VERSION, "not a pre-names file")
         v.start()
         check_names_served(v, ids)
         check(v.stop() == 0, "the server did not stop cleanly")
-        check_nothing_on_disk(v, names)
+        check_nothing_on_disk(v, names, 2 * len(names))
         with sqlite3.connect(os.path.join(v.data, "meta.db")) as db:
-            check(db.execute("PRAGMA user_version").fetchone()[0] >= 4, "not migrated")
+            check(db.execute("PRAGMA user_version").fetchone()[0] > PRE_NAMES_VERSION, "not migrated")
             check(db.execute("SELECT count(*) FROM documents WHERE typeof(name) != 'blob' OR name_bi IS NULL")
                   .fetchone()[0] == 0, "a row is still not sealed")
         # and it stays served after another start (no second sealing)
         v.start()
         check_names_served(v, ids)
-        check(b"sealed the names of %d documents" % (2 * len(names)) in v.log_text(),
-              "the one-time sealing is not reported", v.log_tail())
+        check(v.log_text().count(b"sealed the names of %d documents" % (2 * len(names))) == 1,
+              "the sealing is not reported once, at the first start", v.log_tail())
 
 
 def main():

@@ -154,6 +154,16 @@ static void test_lookup_by_name(void **state) {
                 assert_string_equal(d[i].name, strcmp(d[i].id, e->a2.id) == 0 ? OTHER : NAME);
         vault_document_list_free(d, n);
 
+        /* an organisation without keys (none made for it) has no document, by name or not */
+        struct vault_actor none = e->b;
+        snprintf(none.org_id, sizeof none.org_id, "%032x", 0x5eedu);
+        list(e, &none, NAME, &d, &n);
+        assert_int_equal(n, 0);
+        vault_document_list_free(d, n);
+        list(e, &none, NULL, &d, &n);
+        assert_int_equal(n, 0);
+        vault_document_list_free(d, n);
+
         struct store_document g;
         assert_int_equal(vault_document_get(e->v, &e->a, e->a2.id, &g), 0);
         assert_string_equal(g.name, OTHER);
@@ -209,6 +219,72 @@ static void test_stored_sealed(void **state) {
         assert_int_equal(sql_int(e, sql), 0);
 }
 
+/* Rows left in clear by an older version (more than one sealing batch of them) are sealed at the
+ * next open, and the setting that says so is written only then. */
+static void test_clear_rows_sealed_at_open(void **state) {
+        struct env *e = *state;
+        char sql[512];
+        sqlite3 *db;
+        sqlite3_stmt *q;
+
+        vault_close(e->v);
+        e->v = NULL;
+        assert_int_equal(sqlite3_open_v2(e->meta, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        assert_int_equal(
+                sqlite3_exec(db, "BEGIN; DELETE FROM settings WHERE key = 'document_names';", NULL, NULL, NULL),
+                SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "INSERT INTO documents (id, org_id, name, name_bi, class, size, sha256, "
+                                            "created_at, created_by) VALUES (?1, ?2, ?3, NULL, 'old', 1, zeroblob(32), "
+                                            "?4, ?5)",
+                                            -1, &q, NULL),
+                         SQLITE_OK);
+        for (unsigned i = 0; i < 1201; i++) {
+                char id[STORE_ID_LEN + 1], name[64];
+                snprintf(id, sizeof id, "%032x", 0xc1ea0000u + i);
+                snprintf(name, sizeof name, "ancien-%u.pdf", i % 600); /* two rows for most names */
+                sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(q, 2, e->a.org_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 3, name, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(q, 4, 1000 + i);
+                sqlite3_bind_text(q, 5, e->a.actor_id, -1, SQLITE_STATIC);
+                assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+                sqlite3_reset(q);
+        }
+        sqlite3_finalize(q);
+        assert_int_equal(sqlite3_exec(db, "COMMIT;", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(sql_int(e, "SELECT count(*) FROM documents WHERE typeof(name) = 'text'"), 1201);
+
+        assert_int_equal(vault_open(e->dir, &e->v), 0);
+        assert_int_equal(sql_int(e, "SELECT count(*) FROM documents WHERE typeof(name) = 'text' OR name_bi IS NULL"),
+                         0);
+        assert_int_equal(sql_int(e, "SELECT count(*) FROM settings WHERE key = 'document_names' AND value = 'sealed'"),
+                         1);
+        struct store_document *d = NULL;
+        size_t n = 0;
+        list(e, &e->a, "ancien-7.pdf", &d, &n);
+        assert_int_equal(n, 2); /* rows 7 and 607 */
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(d[i].name, "ancien-7.pdf");
+        vault_document_list_free(d, n);
+        list(e, &e->a, "ancien-0.pdf", &d, &n);
+        assert_int_equal(n, 3); /* rows 0, 600 and 1200 */
+        vault_document_list_free(d, n);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM documents WHERE class = 'old'");
+        assert_int_equal(sql_int(e, sql), 1201);
+        /* they are listed with their names, newest first */
+        struct store_document_filter f = {
+                .class_ = "old", .created_after = INT64_MIN, .created_before = INT64_MAX, .limit = 1
+        };
+        char *cursor = NULL;
+        assert_int_equal(vault_document_list(e->v, &e->a, &f, NULL, &d, &n, &cursor), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(d[0].name, "ancien-0.pdf"); /* row 1200 */
+        vault_document_list_free(d, n);
+        free(cursor);
+}
+
 /* Runs last: it damages rows. */
 static void test_moved_name_refused(void **state) {
         struct env *e = *state;
@@ -242,7 +318,8 @@ static void test_moved_name_refused(void **state) {
                  "THEN x'42' ELSE x'41' END || substr(name, 22) AS BLOB) WHERE id = '%s'",
                  e->a1.id);
         sql_exec(e, sql);
-        assert_int_equal(sql_int(e, "SELECT count(*) FROM documents WHERE typeof(name) = 'blob'"), 4);
+        assert_int_equal(sql_int(e, "SELECT count(*) FROM documents WHERE typeof(name) = 'blob' AND class != 'old'"),
+                         4);
         assert_int_equal(vault_document_get(e->v, &e->a, e->a1.id, &g), -EBADMSG);
 }
 
@@ -273,9 +350,8 @@ static void test_key_cache(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_lookup_by_name),
-                cmocka_unit_test(test_stored_sealed),
-                cmocka_unit_test(test_key_cache),
+                cmocka_unit_test(test_lookup_by_name),     cmocka_unit_test(test_stored_sealed),
+                cmocka_unit_test(test_key_cache),          cmocka_unit_test(test_clear_rows_sealed_at_open),
                 cmocka_unit_test(test_moved_name_refused),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
