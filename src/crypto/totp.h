@@ -21,15 +21,18 @@
 int totp_hotp(const uint8_t *key, size_t key_len, uint64_t counter, unsigned digits, uint32_t *ret) _warn_unused_;
 /* Checks code (exactly TOTP_DIGITS decimal digits) at now (Unix seconds) for steps now-1..now+1,
  * refusing any step <= last_step (the last step accepted for this user; 0 = none). On success
- * *ret_step is the matched step, to store as the new last_step. -EACCES otherwise. */
+ * *ret_step is the matched step, to store as the new last_step. -EACCES otherwise (a malformed
+ * code too); -EINVAL for an empty or over-long key or a negative time. */
 int totp_verify(const uint8_t *key, size_t key_len, const char *code, int64_t now, uint64_t last_step,
                 uint64_t *ret_step) _warn_unused_;
 
-/* RFC 4648 base32, no padding. */
+/* RFC 4648 base32, no padding. The decoder takes lower case, spaces anywhere and correct '='
+ * padding; anything else, or non-zero unused bits, is -EINVAL; more than max bytes -E2BIG. */
 int totp_base32_encode(const uint8_t *p, size_t n, struct buf *out) _warn_unused_;
 int totp_base32_decode(const char *s, uint8_t *out, size_t max, size_t *ret_n) _warn_unused_;
 /* otpauth://totp/ISSUER:ACCOUNT?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30,
- * issuer and account percent-encoded. */
+ * issuer and account percent-encoded (1..256 bytes of UTF-8 each, no colon, no control
+ * character, else -EINVAL). Appends to out. */
 int totp_otpauth_uri(const char *issuer, const char *account, const uint8_t *key, size_t key_len,
                      struct buf *out) _warn_unused_;
 
