@@ -29,8 +29,10 @@
 /* Who may do what (docs/security.md explains the choices):
  * - accountant reads and writes documents, viewer reads them, auditor sees their metadata and
  *   the audit log but no content; only owner and admin delete (retention still applies);
- * - owner and admin also manage users, tokens and their organisation's settings;
- * - operator manages organisations and reaches no document route at all;
+ * - owner and admin also manage users, the organisation's tokens and its settings; everyone
+ *   may hold tokens of their own, scoped within their own rights (accounts.c checks that);
+ * - operator manages organisations, creates the first user of one, and reaches no document
+ *   route at all;
  * - the log's public parts (checkpoint, key, proofs, hash tiles) are open to every role, and
  *   are all a token of the witness scope alone can reach (with posting cosignatures);
  * - a password, a second factor and sessions are changed through a session only, never with
@@ -61,7 +63,7 @@ const struct authz_rule authz_rules[] = {
         { "audit.tile", .roles = AUTHZ_ROLES_ALL, .scopes = S_AR | S_W, .creds = TOK | SES },
         { "audit.entries", .roles = O | A | U, .scopes = S_AR, .creds = TOK | SES },
 
-        { "users.create", .roles = O | A, .scopes = S_ACC, .creds = TOK | SES | BOOT },
+        { "users.create", .roles = O | A | P, .scopes = S_ACC, .creds = TOK | SES | BOOT },
         { "users.list", .roles = O | A, .scopes = S_ACC, .creds = TOK | SES },
         { "users.me", .roles = AUTHZ_ROLES_ALL, .scopes = S_DR | S_DW | S_AR | S_ACC, .creds = TOK | SES },
         { "users.password", .roles = AUTHZ_ROLES_ALL, .creds = SES },
@@ -73,12 +75,12 @@ const struct authz_rule authz_rules[] = {
         { "totp.confirm", .roles = AUTHZ_ROLES_ALL, .creds = SES | ENR },
         { "totp.disable", .roles = AUTHZ_ROLES_ALL, .creds = SES },
 
-        { "tokens.create", .roles = O | A | P, .creds = SES },
-        { "tokens.list", .roles = O | A | P, .scopes = S_ACC, .creds = TOK | SES },
-        { "tokens.delete", .roles = O | A | P, .scopes = S_ACC, .creds = TOK | SES },
+        { "tokens.create", .roles = AUTHZ_ROLES_ALL, .creds = SES },
+        { "tokens.list", .roles = AUTHZ_ROLES_ALL, .scopes = S_ACC, .creds = TOK | SES },
+        { "tokens.delete", .roles = AUTHZ_ROLES_ALL, .scopes = S_ACC, .creds = TOK | SES },
 
         { "orgs.create", .roles = P, .scopes = S_ACC, .creds = TOK | SES },
-        { "orgs.list", .roles = P, .scopes = S_ACC, .creds = TOK | SES },
+        { "orgs.list", .roles = O | A | P, .scopes = S_ACC, .creds = TOK | SES },
         { "orgs.get", .roles = O | A | P, .scopes = S_ACC, .creds = TOK | SES },
         { "orgs.update", .roles = O | A | P, .scopes = S_ACC, .creds = TOK | SES },
 
