@@ -30,6 +30,12 @@ static const struct command commands[] = {
         { "rm", cmd_rm, "delete documents: coffre rm ID..." },
         { "audit", cmd_audit, "check the audit log: coffre audit verify --data DIR | --url URL; audit proof ID" },
         { "witness", cmd_witness, "witness a vault's log: coffre witness --url URL --state FILE" },
+        { "login", cmd_login, "log in (asks e-mail, password and code): coffre login [--email E]" },
+        { "logout", cmd_logout, "end the session: coffre logout [--all]" },
+        { "2fa", cmd_2fa, "two-factor authentication: coffre 2fa enroll | disable" },
+        { "user", cmd_user, "users: coffre user add | ls | rm ID... | role ID ROLE" },
+        { "token", cmd_token, "API tokens: coffre token create --name N --scope S | ls | revoke ID..." },
+        { "org", cmd_org, "organisations: coffre org add NAME | ls | suspend ID" },
 };
 
 static void usage(FILE *f) {
