@@ -249,7 +249,7 @@ int cmd_login(int argc, char **argv) {
 
         _cleanup_(client_config_freep) struct client_config *cfg = NULL;
         _cleanup_(client_freep) struct client *c = NULL;
-        r = open_client(&o, 0, true, &cfg, &c);
+        r = open_client(&o, CLIENT_CONFIG_ANY_SESSION, true, &cfg, &c);
         if (r < 0)
                 return cmd_exit_code(r);
         if (!email_opt) {

@@ -179,7 +179,7 @@ static void session_donep(struct session *s) {
 
 /* Reads and checks the session file into s: -ENOENT when there is none, -EPERM/-EINVAL (printed)
  * when it is not the user's alone or not what coffre login writes. */
-static int session_load(struct session *s) {
+static int session_load(struct session *s, bool quiet) {
         _cleanup_free_ char *path = client_session_path();
         struct buf b = {};
         struct stat st;
@@ -192,18 +192,22 @@ static int session_load(struct session *s) {
                 r = negative_errno();
                 if (r == -ENOENT)
                         return r;
-                cli_error("cannot open the session file %s: %s", path, strerror(-r));
+                if (!quiet)
+                        cli_error("cannot open the session file %s: %s", path, strerror(-r));
                 return r == -ELOOP ? -EPERM : r;
         }
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077)) {
-                cli_error("the session file %s must be a regular file of yours with mode 0600; refusing to use it",
-                          path);
+                if (!quiet)
+                        cli_error(
+                                "the session file %s must be a regular file of yours with mode 0600; refusing to use it",
+                                path);
                 return -EPERM;
         }
         if ((uint64_t) st.st_size > SESSION_FILE_MAX) {
-                cli_error("the session file %s is too large", path);
+                if (!quiet)
+                        cli_error("the session file %s is too large", path);
                 return -EINVAL;
         }
         buf_init(&b, SESSION_FILE_MAX + 1);
@@ -213,7 +217,8 @@ static int session_load(struct session *s) {
         ssize_t n = read_full(fd, b.data, (size_t) st.st_size + 1);
         if (n < 0 || (size_t) n > (size_t) st.st_size) {
                 buf_free_secure(&b);
-                cli_error("cannot read the session file %s", path);
+                if (!quiet)
+                        cli_error("cannot read the session file %s", path);
                 return n < 0 ? (int) n : -EINVAL;
         }
         b.len = (size_t) n;
@@ -244,7 +249,9 @@ static int session_load(struct session *s) {
                 r = -EINVAL;
         if (r < 0) {
                 if (r == -EINVAL)
-                        cli_error("the session file %s is not one coffre login wrote; run coffre login again", path);
+                        if (!quiet)
+                                cli_error("the session file %s is not one coffre login wrote; run coffre login again",
+                                          path);
                 session_donep(s);
         }
         return r;
@@ -317,8 +324,8 @@ int client_config_load_flags(const char *url_opt, const char *cacert_opt, unsign
         }
         bool want_session = (flags & CLIENT_CONFIG_SESSION) || (!nonempty_env("COFFRE_TOKEN") && !s.token_file);
         if (want_session) {
-                r = session_load(&sess);
-                if (r < 0 && r != -ENOENT)
+                r = session_load(&sess, flags & CLIENT_CONFIG_ANY_SESSION);
+                if (r < 0 && r != -ENOENT && !(flags & CLIENT_CONFIG_ANY_SESSION))
                         goto out;
         }
 
@@ -340,7 +347,7 @@ int client_config_load_flags(const char *url_opt, const char *cacert_opt, unsign
         if (cacert_opt || (v = nonempty_env("COFFRE_CACERT"))) {
                 if (!(c->cacert = strdup(cacert_opt ? cacert_opt : v)))
                         goto out;
-        } else if (sess.url && sess.cacert)
+        } else if (sess.url && sess.cacert && strcmp(sess.url, c->url) == 0)
                 c->cacert = TAKE_PTR(sess.cacert);
         else
                 c->cacert = TAKE_PTR(s.cacert);

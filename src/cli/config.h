@@ -25,6 +25,8 @@ enum {
         /* use the session of coffre login even when COFFRE_TOKEN or token_file= is set (logout,
          * 2fa): -ENOKEY (printed) when there is none or it belongs to another server */
         CLIENT_CONFIG_SESSION = 1 << 0,
+        /* a session file that cannot be used is silently passed over (coffre login replaces it) */
+        CLIENT_CONFIG_ANY_SESSION = 1 << 1,
 };
 
 /* Resolves each setting: the command-line value (NULL when not given), else COFFRE_URL /
