@@ -42,12 +42,57 @@ int api_refuse_if_stalled(struct http_request *r);
 #ifdef COFFRE_TEST_HOOKS
 int api_test_open(struct http_request *r);
 int api_test_syscall(struct http_request *r);
-#define API_TEST_ROUTES                                                           \
-        { "GET", "/v1/_test/open", "test.open", .begin = api_test_open },         \
-        { "GET", "/v1/_test/syscall", "test.syscall", .begin = api_test_syscall },
+int api_test_clock(struct http_request *r);
+#define API_TEST_ROUTES                                                                    \
+        { "GET", "/v1/_test/open", "test.open", .begin = api_test_open },                  \
+                { "GET", "/v1/_test/syscall", "test.syscall", .begin = api_test_syscall }, \
+                { "POST", "/v1/_test/clock", "test.clock", .public_ = true, .begin = api_test_clock },
 #else
 #define API_TEST_ROUTES
 #endif
+
+/* JSON bodies of the account routes (body.c): begin/chunk/cleanup collect the body (64 KiB at
+ * most); api_json_parse parses it strictly against fields, or answers 400/413 and returns NULL. */
+struct api_field {
+        const char *name;
+        int type;   /* JSON_STRING, JSON_INTEGER, JSON_TRUE (a boolean) or JSON_ARRAY */
+        size_t max; /* bytes of a string, elements of an array */
+        bool required;
+        bool nullable;
+};
+int api_json_begin(struct http_request *r);
+int api_json_chunk(struct http_request *r, const uint8_t *p, size_t n);
+void api_json_cleanup(struct http_request *r);
+json_t *api_json_parse(struct http_request *r, const struct api_field *fields, size_t n);
+const char *api_json_str(json_t *o, const char *name);
+/* For _cleanup_: wipes the strings of a parsed body (passwords, codes) and frees it. */
+void api_json_free_secret(json_t **o);
+int api_bad_request(struct http_request *r, const char *detail);
+/* For _cleanup_: wipes and frees a secret string (a bearer token). */
+void api_free_secret_stringp(char **s);
+/* The problem answer of an error of core/accounts (field: the offending member, or NULL). */
+int api_accounts_problem(struct http_request *r, int err, const char *field, const char *what);
+
+int api_users_create(struct http_request *r);
+int api_users_list(struct http_request *r);
+int api_users_me(struct http_request *r);
+int api_users_password(struct http_request *r);
+int api_users_get(struct http_request *r);
+int api_users_update(struct http_request *r);
+int api_users_delete(struct http_request *r);
+int api_orgs_create(struct http_request *r);
+int api_orgs_list(struct http_request *r);
+int api_orgs_get(struct http_request *r);
+int api_orgs_update(struct http_request *r);
+int api_auth_login(struct http_request *r);
+int api_auth_logout(struct http_request *r);
+int api_auth_logout_all(struct http_request *r);
+int api_totp_enroll(struct http_request *r);
+int api_totp_confirm(struct http_request *r);
+int api_totp_disable(struct http_request *r);
+int api_tokens_create(struct http_request *r);
+int api_tokens_list(struct http_request *r);
+int api_tokens_delete(struct http_request *r);
 
 /* JSON of a document as the API shows it. */
 json_t *api_document_json(const struct store_document *d);

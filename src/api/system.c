@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "core/accounts.h"
 #include "core/ledger.h"
 #include "core/vault.h"
 #include "log.h"
@@ -50,7 +51,8 @@ static int metrics_allowed(struct http_request *r) {
         int k = http_authenticate(r);
         if (k < 0)
                 return k;
-        return strcmp(http_actor(r)->role, "admin") == 0 ? 0 : -EPERM;
+        const char *role = http_actor(r)->role;
+        return strcmp(role, "owner") == 0 || strcmp(role, "admin") == 0 || strcmp(role, "operator") == 0 ? 0 : -EPERM;
 }
 
 int api_system_metrics(struct http_request *r) {
@@ -60,7 +62,7 @@ int api_system_metrics(struct http_request *r) {
                 if (http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"") < 0)
                         return -ENOMEM;
                 return http_respond_problem(r, 401, "unauthorized", "Unauthorized",
-                                            "/metrics needs an admin bearer token ([server] metrics = token).");
+                                            "/metrics needs an owner's, admin's or operator's bearer token ([server] metrics = token).");
         }
         if (k == -EPERM)
                 return http_respond_problem(r, 403, "forbidden", "Forbidden",
@@ -96,6 +98,9 @@ int api_system_metrics(struct http_request *r) {
                        (unsigned long long) d.audit_groups, (unsigned long long) d.meta_commits,
                        (unsigned long long) d.keyring_keys, (unsigned long long) d.audit_entries,
                        (unsigned long long) d.meta_rows);
+        if (k < 0)
+                return k;
+        k = accounts_metrics(vault_accounts(http_vault(r)), &b);
         if (k < 0)
                 return k;
         return http_respond_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *) b.data, b.len);

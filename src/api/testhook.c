@@ -3,12 +3,14 @@
  * open() of a key file or a system call outside the allow-list gives. Never in a release build. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "core/accounts.h"
 
 static json_t *errno_json(const char *what, int err) {
         return json_pack("{s:s, s:i, s:s}", "call", what, "errno", err, "error", err ? strerrorname_np(err) : "OK");
@@ -58,4 +60,21 @@ int api_test_syscall(struct http_request *r) {
         } else
                 return http_respond_problem(r, 400, "bad-request", "call is unshare or fork", NULL);
         return http_respond_json(r, 200, errno_json(call, err));
+}
+
+/* POST /v1/_test/clock?shift_ms=N: moves the accounts' clock (sessions, TOTP steps, rate limits)
+ * by N milliseconds (may be negative) and answers the clock's time, so that expiry is tested
+ * without sleeping. */
+int api_test_clock(struct http_request *r) {
+        const char *v = http_query(r, "shift_ms");
+        struct accounts *a = vault_accounts(http_vault(r));
+        if (v) {
+                char *end = NULL;
+                errno = 0;
+                long long d = strtoll(v, &end, 10);
+                if (errno || !*v || *end)
+                        return http_respond_problem(r, 400, "bad-request", "shift_ms is an integer", NULL);
+                accounts_clock_shift(a, (int64_t) d);
+        }
+        return http_respond_json(r, 200, json_pack("{s:I}", "now_ms", (json_int_t) accounts_now_ms(a)));
 }

@@ -24,6 +24,22 @@ void vault_config_defaults(struct vault_config *c) {
                 .body_rate_window = 30,
                 .cosigned_checkpoints = 1024,
                 .sandbox = true,
+                .argon2_memory = UINT64_C(19) << 20,
+                .argon2_passes = 2,
+                .hash_slots = 4,
+                .hash_wait_ms = 1000,
+                .login_account_burst = 10,
+                .login_account_per_minute = 6,
+                .login_address_burst = 60,
+                .login_address_per_minute = 60,
+                .login_fail_free = 3,
+                .login_address_fail_free = 20,
+                .login_fail_delay_ms = 1000,
+                .login_fail_delay_max_ms = 900000,
+                .login_fail_window = 900,
+                .login_max_keys = 65536,
+                .session_idle = 1800,
+                .session_lifetime = 43200,
         };
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
         snprintf(c->metrics_access, sizeof c->metrics_access, "token");
@@ -137,6 +153,39 @@ static int handler(void *ud, const char *section, const char *name, const char *
                         return 0;
                 return copy_str(c->witness[c->n_witness++], sizeof c->witness[0], value);
         }
+        if (IS("auth", "argon2_memory"))
+                return parse_size(value, &c->argon2_memory) == 0 && c->argon2_memory >= (UINT64_C(19) << 20) &&
+                       c->argon2_memory <= (UINT64_C(4) << 30);
+        if (IS("auth", "argon2_passes"))
+                return parse_uint(value, &c->argon2_passes) && c->argon2_passes >= 2 && c->argon2_passes <= 100;
+        if (IS("auth", "hash_slots"))
+                return parse_uint(value, &c->hash_slots) && c->hash_slots >= 1 && c->hash_slots <= 1024;
+        if (IS("auth", "session_idle"))
+                return parse_uint(value, &c->session_idle) && c->session_idle >= 60;
+        if (IS("auth", "session_lifetime"))
+                return parse_uint(value, &c->session_lifetime) && c->session_lifetime >= 60;
+        if (IS("auth", "hash_wait_ms"))
+                return parse_uint(value, &c->hash_wait_ms) && c->hash_wait_ms <= 600000;
+        if (IS("auth", "login_account_burst"))
+                return parse_uint(value, &c->login_account_burst) && c->login_account_burst >= 1;
+        if (IS("auth", "login_account_per_minute"))
+                return parse_uint(value, &c->login_account_per_minute) && c->login_account_per_minute >= 1;
+        if (IS("auth", "login_address_burst"))
+                return parse_uint(value, &c->login_address_burst) && c->login_address_burst >= 1;
+        if (IS("auth", "login_address_per_minute"))
+                return parse_uint(value, &c->login_address_per_minute) && c->login_address_per_minute >= 1;
+        if (IS("auth", "login_fail_free"))
+                return parse_uint(value, &c->login_fail_free);
+        if (IS("auth", "login_address_fail_free"))
+                return parse_uint(value, &c->login_address_fail_free);
+        if (IS("auth", "login_fail_delay_ms"))
+                return parse_uint(value, &c->login_fail_delay_ms);
+        if (IS("auth", "login_fail_delay_max_ms"))
+                return parse_uint(value, &c->login_fail_delay_max_ms);
+        if (IS("auth", "login_fail_window"))
+                return parse_uint(value, &c->login_fail_window) && c->login_fail_window >= 1;
+        if (IS("auth", "login_max_keys"))
+                return parse_uint(value, &c->login_max_keys) && c->login_max_keys >= 16;
 #undef IS
         log_warn("coffre.conf: unknown setting [%s] %s", section, name);
         return 1;
@@ -149,6 +198,10 @@ int vault_config_load(const char *path, struct vault_config *c) {
                 return -ENOENT;
         if (r > 0) {
                 log_error("%s: invalid setting on line %d", path, r);
+                return -EINVAL;
+        }
+        if (c->login_fail_delay_max_ms < c->login_fail_delay_ms) {
+                log_error("%s: [auth] login_fail_delay_max_ms is below login_fail_delay_ms", path);
                 return -EINVAL;
         }
         if (!c->vault_id[0]) {

@@ -30,6 +30,20 @@ struct vault_config {
         size_t n_witness;
         unsigned stall_timeout;       /* [audit] seconds without a checkpoint before writes get 503 */
         unsigned cosigned_checkpoints; /* [audit] cosigned_checkpoints: how many keep cosignatures */
+        uint64_t argon2_memory;       /* [auth] argon2_memory: bytes per password hash, >= 19 MiB */
+        unsigned argon2_passes;       /* [auth] argon2_passes: >= 2 */
+        unsigned hash_slots;          /* [auth] hash_slots: password hashes running at once */
+        unsigned hash_wait_ms;        /* [auth] hash_wait_ms: wait for a free slot before a 503 */
+        /* [auth] login_*: the rate limits of POST /v1/auth/login (docs/security.md, "Rate limits"),
+         * one token bucket per account (by e-mail, known or not) and one per client address. */
+        unsigned login_account_burst, login_account_per_minute;
+        unsigned login_address_burst, login_address_per_minute;
+        unsigned login_fail_free, login_address_fail_free; /* failures before any delay */
+        unsigned login_fail_delay_ms, login_fail_delay_max_ms; /* first delay, doubled up to max */
+        unsigned login_fail_window;  /* seconds after the last failure that they are forgotten */
+        unsigned login_max_keys;     /* accounts and addresses tracked, each table */
+        unsigned session_idle;       /* [auth] session_idle: seconds a session lives unused */
+        unsigned session_lifetime;   /* [auth] session_lifetime: seconds a session lives at most */
 };
 
 void vault_config_defaults(struct vault_config *c);

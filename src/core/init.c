@@ -231,7 +231,9 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         randombytes_buf(raw, sizeof raw);
         hex_encode(raw, sizeof raw, t.id);
         snprintf(t.org_id, sizeof t.org_id, "%s", org.id);
-        snprintf(t.role, sizeof t.role, "admin");
+        /* may only create the first owner (and the operator): see core/accounts.c */
+        snprintf(t.role, sizeof t.role, "bootstrap");
+        snprintf(t.kind, sizeof t.kind, STORE_TOKEN_BOOTSTRAP);
         crypto_hash_sha256(hash, (const unsigned char *) token, strlen(token));
         r = s->ops->token_insert(s, &t, hash);
         if (r < 0)

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "accounts.h"
+#include "accounts_internal.h"
 #include "blob/blob.h"
 #include "crypto/keyring.h"
 #include "fileio.h"
@@ -455,9 +457,23 @@ static int vault_open_parts(struct vault *v) {
                 master_key_free(m);
                 return log_error_errno(r, "cannot derive the audit record key: %s", strerror(-r));
         }
+        /* login looks users up by a blind index of their e-mail that needs no organisation:
+         * its key is the instance's own */
+        uint8_t login_key[KEYRING_KEY_SIZE];
+        r = master_key_derive(m, "login-index", login_key);
+        if (r < 0) {
+                master_key_free(m);
+                return log_error_errno(r, "cannot derive the login index key: %s", strerror(-r));
+        }
         r = keyring_open(kr, false, m, &v->keyring);
-        if (r < 0)
+        if (r < 0) {
+                sodium_memzero(login_key, sizeof login_key);
                 return log_error_errno(r, "cannot open the keyring %s: %s", kr, strerror(-r));
+        }
+        r = accounts_new(v, v->store, v->keyring, login_key, &v->accounts);
+        sodium_memzero(login_key, sizeof login_key);
+        if (r < 0)
+                return r;
         return ledger_recover_tail(v->ledger);
 }
 
@@ -522,6 +538,7 @@ void vault_close(struct vault *v) {
                 return;
         if (v->opened)
                 refs_complete_store(v);
+        accounts_free(v->accounts);
         ledger_close(v->ledger);
         keyring_free(v->keyring);
         blob_close(v->blob);
@@ -535,25 +552,7 @@ void vault_close(struct vault *v) {
 /* ---- authentication ---- */
 
 int vault_authenticate(struct vault *v, const char *token, struct vault_actor *ret) {
-        uint8_t hash[32];
-        struct store_token t;
-        size_t n = token ? strlen(token) : 0;
-
-        if (n < sizeof(VAULT_TOKEN_PREFIX) || n > 128 || strncmp(token, VAULT_TOKEN_PREFIX, 4) != 0)
-                return -EACCES;
-        crypto_hash_sha256(hash, (const unsigned char *) token, n);
-        int r = v->store->ops->token_lookup(v->store, hash, &t);
-        if (r == -ENOENT)
-                return -EACCES;
-        if (r < 0)
-                return r;
-        if (t.expires_at && t.expires_at <= now_ms())
-                return -EACCES;
-        memset(ret, 0, sizeof *ret);
-        snprintf(ret->org_id, sizeof ret->org_id, "%s", t.org_id);
-        snprintf(ret->actor_id, sizeof ret->actor_id, "%s", t.id);
-        snprintf(ret->role, sizeof ret->role, "%s", t.role);
-        return 0;
+        return accounts_authenticate(v->accounts, token, accounts_now_ms(v->accounts), ret);
 }
 
 /* ---- reading ---- */
@@ -610,7 +609,7 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         r = vault_document_get(v, a, id, &d);
         if (r < 0)
                 return r;
-        if (strcmp(a->role, "admin") != 0)
+        if (strcmp(a->role, "admin") != 0 && strcmp(a->role, "owner") != 0)
                 return -EPERM;
         if (hex_decode(d.id, raw, sizeof raw) < 0)
                 return -EINVAL;

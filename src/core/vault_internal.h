@@ -8,6 +8,7 @@
 #include "config.h"
 #include "vault.h"
 
+struct accounts;
 struct blob;
 struct keyring;
 
@@ -18,6 +19,7 @@ struct vault {
         struct blob *blob;
         struct keyring *keyring;
         struct ledger *ledger;
+        struct accounts *accounts; /* users, sessions, tokens (accounts.c) */
         /* for /metrics: counted at start (vault_stats_load), then kept by create and delete */
         _Atomic uint64_t n_documents, n_bytes;
         bool opened;       /* vault_open() succeeded */

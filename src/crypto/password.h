@@ -10,6 +10,8 @@
 
 #include "macro.h"
 
+struct buf;
+
 #define PASSWORD_MIN_BYTES 12u
 #define PASSWORD_MAX_BYTES 1024u
 #define PASSWORD_HASH_MAX 128u /* crypto_pwhash_STRBYTES, with its NUL */
@@ -45,3 +47,7 @@ struct password_pool_stats {
         uint64_t hashes, waits, refused;
 };
 void password_pool_stats(struct password_pool *p, struct password_pool_stats *ret);
+/* Appends the pool's gauges and counters to b in Prometheus text format, for /metrics. */
+int password_metrics_append(struct password_pool *p, struct buf *b) _warn_unused_;
+/* Calls hook(userdata) inside a slot, before each hash, NULL to stop: lets tests hold a slot. */
+void password_pool_set_slot_hook(struct password_pool *p, void (*hook)(void *userdata), void *userdata);

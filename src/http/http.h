@@ -47,6 +47,8 @@ uint64_t http_max_body(struct http_request *r);
 /* For a public route that checks the caller itself: checks the bearer token, if any, and makes
  * http_actor() answer. 0, -EACCES (no or bad token) or another negative errno. */
 int http_authenticate(struct http_request *r) _warn_unused_;
+/* The client's address as text (INET6_ADDRSTRLEN bytes suffice). */
+int http_peer_address(struct http_request *r, char *out, size_t size) _warn_unused_;
 /* true when the client connects from a loopback address (127.0.0.0/8, ::1) */
 bool http_peer_is_loopback(struct http_request *r);
 /* true once the request already has its answer queued */
@@ -64,6 +66,10 @@ int http_respond_stream(struct http_request *r, unsigned status, const char *con
 /* RFC 9457 problem+json; type = "urn:coffre:problem:" slug. detail may be NULL. */
 int http_respond_problem(struct http_request *r, unsigned status, const char *slug, const char *title,
                          const char *detail) _warn_unused_;
+/* The same with extra members (an object, not stolen; NULL for none), for a problem that carries
+ * data, such as the enrol-only token of totp-enrolment-required. */
+int http_respond_problem_extra(struct http_request *r, unsigned status, const char *slug, const char *title,
+                               const char *detail, json_t *extra) _warn_unused_;
 /* Maps a negative errno from a lower layer to the usual problem answer (404, 409, 500, 507...). */
 int http_respond_errno(struct http_request *r, int err, const char *what) _warn_unused_;
 

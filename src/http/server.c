@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/accounts.h"
 #include "fileio.h"
 #include "hex.h"
 #include "http.h"
@@ -211,6 +212,11 @@ int http_respond_empty(struct http_request *r, unsigned status) {
 
 int http_respond_problem(struct http_request *r, unsigned status, const char *slug, const char *title,
                          const char *detail) {
+        return http_respond_problem_extra(r, status, slug, title, detail, NULL);
+}
+
+int http_respond_problem_extra(struct http_request *r, unsigned status, const char *slug, const char *title,
+                               const char *detail, json_t *extra) {
         char type[96];
         snprintf(type, sizeof type, "urn:coffre:problem:%s", slug);
         json_t *o = json_object();
@@ -221,12 +227,17 @@ int http_respond_problem(struct http_request *r, unsigned status, const char *sl
         json_object_set_new(o, "status", json_integer(status));
         if (detail)
                 json_object_set_new(o, "detail", json_string(detail));
+        if (extra)
+                json_object_update(o, extra);
         json_object_set_new(o, "request_id", json_string(r->request_id));
         char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(o);
         if (!s)
                 return -ENOMEM;
         int k = http_respond_text(r, status, "application/problem+json", s, strlen(s));
+        /* extra members may be secrets (an enrol-only token) */
+        if (extra)
+                sodium_memzero(s, strlen(s));
         free(s);
         return k;
 }
@@ -365,11 +376,27 @@ int http_authenticate(struct http_request *r) {
         const char *tok = bearer_token(r);
         if (!tok)
                 return -EACCES;
-        int k = vault_authenticate(r->server->o.vault, tok, &r->actor);
+        struct accounts *a = vault_accounts(r->server->o.vault);
+        int k = accounts_authenticate(a, tok, accounts_now_ms(a), &r->actor);
         if (k < 0)
                 return k;
         r->authenticated = true;
         return 0;
+}
+
+int http_peer_address(struct http_request *r, char *out, size_t size) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        const void *addr;
+        if (!sa)
+                return -ENOTCONN;
+        if (sa->sa_family == AF_INET)
+                addr = &((const struct sockaddr_in *) sa)->sin_addr;
+        else if (sa->sa_family == AF_INET6)
+                addr = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+        else
+                return -EAFNOSUPPORT;
+        return inet_ntop(sa->sa_family, addr, out, (socklen_t) size) ? 0 : -ENOSPC;
 }
 
 bool http_peer_is_loopback(struct http_request *r) {
@@ -446,7 +473,8 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
         }
         if (!r->route->public_) {
                 const char *tok = bearer_token(r);
-                int k = tok ? vault_authenticate(s->o.vault, tok, &r->actor) : -EACCES;
+                struct accounts *a = vault_accounts(s->o.vault);
+                int k = tok ? accounts_authenticate(a, tok, accounts_now_ms(a), &r->actor) : -EACCES;
                 if (k < 0) {
                         if (k != -EACCES)
                                 log_error("token check failed: %s", strerror(-k));

@@ -94,6 +94,10 @@ static int org_insert(struct store *st, const struct store_org *o) {
                 sqlite3_bind_text(q, 1, o->id, -1, SQLITE_STATIC);
                 sqlite3_bind_text(q, 2, o->name, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(q, 3, o->created_at);
+                sqlite3_bind_text(q, 4, o->status[0] ? o->status : STORE_ORG_STATUS_ACTIVE, -1, SQLITE_STATIC);
+                sqlite3_bind_int(q, 5, o->require_2fa);
+                sqlite3_bind_text(q, 6, o->default_class, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 7, o->time_zone[0] ? o->time_zone : "UTC", -1, SQLITE_STATIC);
                 r = sqlite_step_done(q);
                 sqlite_stmt_releasep(&q);
         }
@@ -101,13 +105,17 @@ static int org_insert(struct store *st, const struct store_org *o) {
         return r;
 }
 
-static int org_from_row(sqlite3_stmt *q, struct store_org *o) {
+int sqlite_org_from_row(sqlite3_stmt *q, struct store_org *o) {
         int r;
         memset(o, 0, sizeof *o);
         if ((r = sqlite_column_copy(q, 0, o->id, sizeof o->id)) < 0 ||
-            (r = sqlite_column_copy(q, 1, o->name, sizeof o->name)) < 0)
+            (r = sqlite_column_copy(q, 1, o->name, sizeof o->name)) < 0 ||
+            (r = sqlite_column_copy(q, 3, o->status, sizeof o->status)) < 0 ||
+            (r = sqlite_column_copy(q, 5, o->default_class, sizeof o->default_class)) < 0 ||
+            (r = sqlite_column_copy(q, 6, o->time_zone, sizeof o->time_zone)) < 0)
                 return r;
         o->created_at = sqlite3_column_int64(q, 2);
+        o->require_2fa = sqlite3_column_int(q, 4) != 0;
         return 0;
 }
 
@@ -123,7 +131,7 @@ static int org_get_conn(struct sqlite_conn *c, const char *id, struct store_org 
                 return -ENOENT;
         if (rc != SQLITE_ROW)
                 return sqlite_errno(rc);
-        r = org_from_row(q, &o);
+        r = sqlite_org_from_row(q, &o);
         if (r < 0)
                 return r;
         *ret = o;
@@ -156,7 +164,7 @@ static int org_foreach_conn(struct sqlite_conn *c, int (*cb)(const struct store_
                         return 0;
                 if (rc != SQLITE_ROW)
                         return sqlite_errno(rc);
-                r = org_from_row(q, &o);
+                r = sqlite_org_from_row(q, &o);
                 if (r < 0)
                         return r;
                 r = cb(&o, ud);
@@ -186,7 +194,9 @@ static int token_insert(struct store *st, const struct store_token *t, const uin
         int r;
 
         if (!t || !hash || !sqlite_id_is_valid(t->id) || !sqlite_id_is_valid(t->org_id) ||
-            !sqlite_field_is_valid(t->role, sizeof t->role, false))
+            !sqlite_field_is_valid(t->role, sizeof t->role, false) ||
+            !sqlite_field_is_valid(t->kind, sizeof t->kind, false) ||
+            !sqlite_field_is_valid(t->name, sizeof t->name, true) || (t->user_id[0] && !sqlite_id_is_valid(t->user_id)))
                 return -EINVAL;
         pthread_mutex_lock(&s->write_lock);
         sqlite3_stmt *q = NULL;
@@ -198,6 +208,11 @@ static int token_insert(struct store *st, const struct store_token *t, const uin
                 sqlite3_bind_text(q, 4, t->role, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(q, 5, t->created_at);
                 sqlite3_bind_int64(q, 6, t->expires_at);
+                sqlite3_bind_text(q, 7, t->kind, -1, SQLITE_STATIC);
+                if (t->user_id[0])
+                        sqlite3_bind_text(q, 8, t->user_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 9, t->name, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(q, 10, t->scopes);
                 r = sqlite_step_done(q);
                 sqlite_stmt_releasep(&q);
         }
@@ -205,9 +220,27 @@ static int token_insert(struct store *st, const struct store_token *t, const uin
         return r;
 }
 
+int sqlite_token_from_row(sqlite3_stmt *q, struct store_token *ret) {
+        struct store_token t = {};
+        int r;
+        if ((r = sqlite_column_copy(q, 0, t.id, sizeof t.id)) < 0 ||
+            (r = sqlite_column_copy(q, 1, t.org_id, sizeof t.org_id)) < 0 ||
+            (r = sqlite_column_copy(q, 2, t.role, sizeof t.role)) < 0 ||
+            (r = sqlite_column_copy(q, 5, t.kind, sizeof t.kind)) < 0 ||
+            (r = sqlite_column_copy(q, 6, t.user_id, sizeof t.user_id)) < 0 ||
+            (r = sqlite_column_copy(q, 7, t.name, sizeof t.name)) < 0)
+                return r;
+        t.created_at = sqlite3_column_int64(q, 3);
+        t.expires_at = sqlite3_column_int64(q, 4);
+        t.scopes = (uint32_t) sqlite3_column_int64(q, 8);
+        t.revoked_at = sqlite3_column_int64(q, 9);
+        t.last_used = sqlite3_column_int64(q, 10);
+        *ret = t;
+        return 0;
+}
+
 static int token_lookup_conn(struct sqlite_conn *c, const uint8_t hash[32], struct store_token *ret) {
         _cleanup_stmt_ sqlite3_stmt *q = NULL;
-        struct store_token t = {};
         int r = sqlite_conn_stmt(c, STMT_TOKEN_LOOKUP, &q);
         if (r < 0)
                 return r;
@@ -217,14 +250,7 @@ static int token_lookup_conn(struct sqlite_conn *c, const uint8_t hash[32], stru
                 return -ENOENT;
         if (rc != SQLITE_ROW)
                 return sqlite_errno(rc);
-        if ((r = sqlite_column_copy(q, 0, t.id, sizeof t.id)) < 0 ||
-            (r = sqlite_column_copy(q, 1, t.org_id, sizeof t.org_id)) < 0 ||
-            (r = sqlite_column_copy(q, 2, t.role, sizeof t.role)) < 0)
-                return r;
-        t.created_at = sqlite3_column_int64(q, 3);
-        t.expires_at = sqlite3_column_int64(q, 4);
-        *ret = t;
-        return 0;
+        return sqlite_token_from_row(q, ret);
 }
 
 static int token_lookup(struct store *st, const uint8_t hash[32], struct store_token *ret) {
@@ -441,6 +467,26 @@ static const struct store_ops sqlite_ops = {
         .document_stats = sqlite_document_stats,
         .token_insert = token_insert,
         .token_lookup = token_lookup,
+        .org_update = sqlite_org_update,
+        .user_insert = sqlite_user_insert,
+        .user_get = sqlite_user_get,
+        .user_get_by_index = sqlite_user_get_by_index,
+        .user_list = sqlite_user_list,
+        .user_update = sqlite_user_update,
+        .user_delete = sqlite_user_delete,
+        .user_count_role = sqlite_user_count_role,
+        .recovery_set = sqlite_recovery_set,
+        .recovery_use = sqlite_recovery_use,
+        .recovery_count = sqlite_recovery_count,
+        .session_insert = sqlite_session_insert,
+        .session_lookup = sqlite_session_lookup,
+        .session_touch = sqlite_session_touch,
+        .session_revoke = sqlite_session_revoke,
+        .session_revoke_user = sqlite_session_revoke_user,
+        .token_list = sqlite_token_list,
+        .token_revoke = sqlite_token_revoke,
+        .token_revoke_kind = sqlite_token_revoke_kind,
+        .token_touch = sqlite_token_touch,
         .setting_get = setting_get,
         .setting_set = setting_set,
         .audit_ref_add = audit_ref_add,

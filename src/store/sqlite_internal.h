@@ -26,6 +26,31 @@ enum sqlite_stmt_id {
         STMT_DOC_STATS,
         STMT_TOKEN_INSERT,
         STMT_TOKEN_LOOKUP,
+        STMT_ORG_UPDATE,
+        STMT_TOKEN_LIST,
+        STMT_TOKEN_REVOKE,
+        STMT_TOKEN_REVOKE_KIND,
+        STMT_TOKEN_TOUCH,
+        STMT_TOKEN_DELETE_USER,
+        STMT_USER_INSERT,
+        STMT_USER_GET,
+        STMT_USER_GET_ANY,
+        STMT_USER_GET_INDEX,
+        STMT_USER_LIST,
+        STMT_USER_UPDATE,
+        STMT_USER_DELETE,
+        STMT_USER_COUNT_ROLE,
+        STMT_USER_COUNT_ROLE_ANY,
+        STMT_RECOVERY_INSERT,
+        STMT_RECOVERY_DELETE_USER,
+        STMT_RECOVERY_USE,
+        STMT_RECOVERY_COUNT,
+        STMT_SESSION_INSERT,
+        STMT_SESSION_LOOKUP,
+        STMT_SESSION_TOUCH,
+        STMT_SESSION_REVOKE,
+        STMT_SESSION_REVOKE_USER,
+        STMT_SESSION_DELETE_USER,
         STMT_SETTING_GET,
         STMT_SETTING_SET,
         STMT_AUDIT_REF_ADD,
@@ -68,7 +93,7 @@ static inline void sqlite_stmt_releasep(sqlite3_stmt **st) {
 
 /* Brings the schema up to date (PRAGMA user_version), in one transaction. */
 int sqlite_schema_migrate(struct sqlite_conn *c, bool create) _warn_unused_;
-#define SQLITE_SCHEMA_VERSION 2
+#define SQLITE_SCHEMA_VERSION 3
 
 /* A queued document insert, on its caller's stack until the leader marks it done. */
 #define SQLITE_NO_REF UINT64_MAX /* an insert without an audit reference */
@@ -140,6 +165,30 @@ int sqlite_document_list(struct store *st, const struct store_document_filter *f
 int sqlite_document_delete(struct store *st, const char *org_id, const char *id);
 int sqlite_document_exists(struct store *st, const char *id, bool *ret);
 int sqlite_document_stats(struct store *st, uint64_t *ret_count, uint64_t *ret_bytes);
+
+/* The account operations (sqlite_accounts.c), and the row readers sqlite.c shares with them. */
+int sqlite_org_from_row(sqlite3_stmt *q, struct store_org *o) _warn_unused_;
+int sqlite_token_from_row(sqlite3_stmt *q, struct store_token *t) _warn_unused_;
+int sqlite_org_update(struct store *st, const struct store_org *o);
+int sqlite_user_insert(struct store *st, const struct store_user *u);
+int sqlite_user_get(struct store *st, const char *org_id, const char *id, struct store_user *ret);
+int sqlite_user_get_by_index(struct store *st, const uint8_t idx[32], struct store_user *ret);
+int sqlite_user_list(struct store *st, const char *org_id, size_t max, struct store_user **ret, size_t *ret_n);
+int sqlite_user_update(struct store *st, const struct store_user *u);
+int sqlite_user_delete(struct store *st, const char *org_id, const char *id);
+int sqlite_user_count_role(struct store *st, const char *org_id, const char *role, uint64_t *ret);
+int sqlite_recovery_set(struct store *st, const char *user_id, const uint8_t (*hashes)[32], size_t n);
+int sqlite_recovery_use(struct store *st, const char *user_id, const uint8_t hash[32], int64_t now);
+int sqlite_recovery_count(struct store *st, const char *user_id, uint64_t *ret_unused);
+int sqlite_session_insert(struct store *st, const struct store_session *se, const uint8_t hash[32]);
+int sqlite_session_lookup(struct store *st, const uint8_t hash[32], struct store_session *ret);
+int sqlite_session_touch(struct store *st, const char *id, int64_t now);
+int sqlite_session_revoke(struct store *st, const char *id, int64_t now);
+int sqlite_session_revoke_user(struct store *st, const char *user_id, int64_t now, uint64_t *ret_n);
+int sqlite_token_list(struct store *st, const char *org_id, size_t max, struct store_token **ret, size_t *ret_n);
+int sqlite_token_revoke(struct store *st, const char *org_id, const char *id, int64_t now);
+int sqlite_token_revoke_kind(struct store *st, const char *kind, int64_t now);
+int sqlite_token_touch(struct store *st, const char *id, int64_t now);
 
 /* Test hooks. Inserts docs in one transaction the way the group-commit leader does; results[i]
  * gets each row's own result. */

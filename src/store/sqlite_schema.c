@@ -12,11 +12,22 @@
 
 #define BUSY_TIMEOUT_MS 10000
 
+#define ORG_COLUMNS "id, name, created_at, status, require_2fa, default_class, time_zone"
+#define TOKEN_COLUMNS                                                                                       \
+        "id, org_id, role, created_at, expires_at, kind, coalesce(user_id, ''), name, scopes, revoked_at, " \
+        "last_used"
+#define USER_COLUMNS                                                                                      \
+        "id, org_id, role, status, email_index, email, display_name, phone, password_hash, totp_secret, " \
+        "totp_enabled, totp_last_step, logged_in, created_at"
+
 /* Every statement the store runs, one per use, prepared once per connection. */
 static const char *const stmt_sql[_STMT_MAX] = {
-        [STMT_ORG_INSERT] = "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
-        [STMT_ORG_GET] = "SELECT id, name, created_at FROM orgs WHERE id = ?1",
-        [STMT_ORG_ALL] = "SELECT id, name, created_at FROM orgs ORDER BY id",
+        [STMT_ORG_INSERT] = "INSERT INTO orgs (id, name, created_at, status, require_2fa, default_class, time_zone) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [STMT_ORG_GET] = "SELECT " ORG_COLUMNS " FROM orgs WHERE id = ?1",
+        [STMT_ORG_ALL] = "SELECT " ORG_COLUMNS " FROM orgs ORDER BY id",
+        [STMT_ORG_UPDATE] = "UPDATE orgs SET name = ?2, status = ?3, require_2fa = ?4, default_class = ?5, "
+                            "time_zone = ?6 WHERE id = ?1",
         [STMT_DOC_INSERT] = "INSERT INTO documents (id, org_id, name, class, size, sha256, created_at, created_by) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         [STMT_DOC_GET] = "SELECT id, org_id, name, class, size, sha256, created_at, created_by "
@@ -33,9 +44,40 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_DOC_DELETE] = "DELETE FROM documents WHERE id = ?1 AND org_id = ?2",
         [STMT_DOC_EXISTS] = "SELECT 1 FROM documents WHERE id = ?1",
         [STMT_DOC_STATS] = "SELECT count(*), coalesce(sum(size), 0) FROM documents",
-        [STMT_TOKEN_INSERT] = "INSERT INTO tokens (hash, id, org_id, role, created_at, expires_at) "
-                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        [STMT_TOKEN_LOOKUP] = "SELECT id, org_id, role, created_at, expires_at FROM tokens WHERE hash = ?1",
+        [STMT_TOKEN_INSERT] = "INSERT INTO tokens (hash, id, org_id, role, created_at, expires_at, kind, user_id, "
+                              "name, scopes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        [STMT_TOKEN_LOOKUP] = "SELECT " TOKEN_COLUMNS " FROM tokens WHERE hash = ?1",
+        [STMT_TOKEN_LIST] = "SELECT " TOKEN_COLUMNS " FROM tokens WHERE org_id = ?1 AND kind = 'api' "
+                            "ORDER BY created_at DESC, id DESC LIMIT ?2",
+        [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?3 WHERE id = ?1 AND org_id = ?2 AND kind = 'api' "
+                              "AND revoked_at = 0",
+        [STMT_TOKEN_REVOKE_KIND] = "UPDATE tokens SET revoked_at = ?2 WHERE kind = ?1 AND revoked_at = 0",
+        [STMT_TOKEN_TOUCH] = "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
+        [STMT_TOKEN_DELETE_USER] = "DELETE FROM tokens WHERE user_id = ?1",
+        [STMT_USER_INSERT] = "INSERT INTO users (" USER_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                             "?11, ?12, ?13, ?14)",
+        [STMT_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE id = ?1 AND org_id = ?2",
+        [STMT_USER_GET_ANY] = "SELECT " USER_COLUMNS " FROM users WHERE id = ?1",
+        [STMT_USER_GET_INDEX] = "SELECT " USER_COLUMNS " FROM users WHERE email_index = ?1",
+        [STMT_USER_LIST] = "SELECT " USER_COLUMNS " FROM users WHERE org_id = ?1 ORDER BY created_at, id LIMIT ?2",
+        [STMT_USER_UPDATE] = "UPDATE users SET role = ?3, status = ?4, email_index = ?5, email = ?6, "
+                             "display_name = ?7, phone = ?8, password_hash = ?9, totp_secret = ?10, "
+                             "totp_enabled = ?11, totp_last_step = ?12, logged_in = ?13 WHERE id = ?1 AND org_id = ?2",
+        [STMT_USER_DELETE] = "DELETE FROM users WHERE id = ?1 AND org_id = ?2",
+        [STMT_USER_COUNT_ROLE] = "SELECT count(*) FROM users WHERE org_id = ?1 AND role = ?2",
+        [STMT_USER_COUNT_ROLE_ANY] = "SELECT count(*) FROM users WHERE role = ?1",
+        [STMT_RECOVERY_INSERT] = "INSERT INTO recovery_codes (user_id, hash) VALUES (?1, ?2)",
+        [STMT_RECOVERY_DELETE_USER] = "DELETE FROM recovery_codes WHERE user_id = ?1",
+        [STMT_RECOVERY_USE] = "UPDATE recovery_codes SET used_at = ?3 WHERE user_id = ?1 AND hash = ?2 AND used_at = 0",
+        [STMT_RECOVERY_COUNT] = "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at = 0",
+        [STMT_SESSION_INSERT] = "INSERT INTO sessions (hash, id, user_id, org_id, kind, created_at, last_seen, "
+                                "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        [STMT_SESSION_LOOKUP] = "SELECT id, user_id, org_id, kind, created_at, last_seen, expires_at, revoked_at "
+                                "FROM sessions WHERE hash = ?1",
+        [STMT_SESSION_TOUCH] = "UPDATE sessions SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2",
+        [STMT_SESSION_REVOKE] = "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0",
+        [STMT_SESSION_REVOKE_USER] = "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at = 0",
+        [STMT_SESSION_DELETE_USER] = "DELETE FROM sessions WHERE user_id = ?1",
         [STMT_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
         [STMT_SETTING_SET] = "INSERT INTO settings (key, value) VALUES (?1, ?2) "
                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -86,6 +128,52 @@ static const char *const migrations[SQLITE_SCHEMA_VERSION] = {
         "  log_index INTEGER NOT NULL CHECK (log_index >= 0),"
         "  PRIMARY KEY (object_id, log_index)) WITHOUT ROWID;"
         "CREATE INDEX audit_refs_by_index ON audit_refs (log_index);",
+        /* 3: accounts. Users' personal fields are field ciphertexts (BLOB) and the e-mail's
+         * instance-wide blind index, which login looks up; sessions and tokens are found by the
+         * SHA-256 of their bearer. Tokens made before this version are coffre init's. */
+        "ALTER TABLE orgs ADD COLUMN status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended'));"
+        "ALTER TABLE orgs ADD COLUMN require_2fa INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE orgs ADD COLUMN default_class TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE orgs ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';"
+        "CREATE TABLE users ("
+        "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"
+        "  org_id TEXT NOT NULL REFERENCES orgs (id),"
+        "  role TEXT NOT NULL,"
+        "  status TEXT NOT NULL DEFAULT 'active',"
+        "  email_index BLOB NOT NULL UNIQUE CHECK (length(email_index) = 32),"
+        "  email BLOB NOT NULL,"
+        "  display_name BLOB,"
+        "  phone BLOB,"
+        "  password_hash TEXT NOT NULL,"
+        "  totp_secret BLOB,"
+        "  totp_enabled INTEGER NOT NULL DEFAULT 0,"
+        "  totp_last_step INTEGER NOT NULL DEFAULT 0,"
+        "  logged_in INTEGER NOT NULL DEFAULT 0,"
+        "  created_at INTEGER NOT NULL);"
+        "CREATE INDEX users_by_org ON users (org_id, created_at, id);"
+        "CREATE TABLE recovery_codes ("
+        "  user_id TEXT NOT NULL REFERENCES users (id),"
+        "  hash BLOB NOT NULL CHECK (length(hash) = 32),"
+        "  used_at INTEGER NOT NULL DEFAULT 0,"
+        "  PRIMARY KEY (user_id, hash)) WITHOUT ROWID;"
+        "CREATE TABLE sessions ("
+        "  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
+        "  id TEXT NOT NULL UNIQUE,"
+        "  user_id TEXT NOT NULL REFERENCES users (id),"
+        "  org_id TEXT NOT NULL REFERENCES orgs (id),"
+        "  kind TEXT NOT NULL CHECK (kind IN ('full', 'enrol')),"
+        "  created_at INTEGER NOT NULL,"
+        "  last_seen INTEGER NOT NULL,"
+        "  expires_at INTEGER NOT NULL,"
+        "  revoked_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+        "CREATE INDEX sessions_by_user ON sessions (user_id);"
+        "ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'bootstrap';"
+        "ALTER TABLE tokens ADD COLUMN user_id TEXT REFERENCES users (id);"
+        "ALTER TABLE tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE tokens ADD COLUMN scopes INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE tokens ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE tokens ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX tokens_by_user ON tokens (user_id);",
 };
 
 int sqlite_errno(int rc) {

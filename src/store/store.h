@@ -33,18 +33,75 @@ struct store_document_filter {
         size_t limit;            /* 1..1000 */
 };
 
+/* Credential kinds of the tokens table. */
+#define STORE_TOKEN_API "api"             /* an API token of a user */
+#define STORE_TOKEN_BOOTSTRAP "bootstrap" /* coffre init's token */
+
+#define STORE_TOKEN_NAME_MAX 64
+
 struct store_token {
         char id[STORE_ID_LEN + 1];
         char org_id[STORE_ID_LEN + 1];
-        char role[32];           /* "admin", later "owner", "auditor", "member", ... */
+        char role[32];           /* "bootstrap" for the bootstrap token; an API token takes its user's role */
+        char kind[16];           /* STORE_TOKEN_API or STORE_TOKEN_BOOTSTRAP */
+        char user_id[STORE_ID_LEN + 1]; /* the creator; "" for the bootstrap token */
+        char name[STORE_TOKEN_NAME_MAX + 1]; /* not personal data: stored in clear */
+        uint32_t scopes;         /* VAULT_SCOPE_* */
         int64_t created_at;
         int64_t expires_at;      /* 0 = never */
+        int64_t revoked_at;      /* 0 = not revoked */
+        int64_t last_used;       /* 0 = never */
 };
+
+#define STORE_ORG_STATUS_ACTIVE "active"
+#define STORE_ORG_STATUS_SUSPENDED "suspended"
 
 struct store_org {
         char id[STORE_ID_LEN + 1];
         char name[128];
         int64_t created_at;
+        char status[16];         /* "active" (also when left empty at insert) or "suspended" */
+        bool require_2fa;        /* every member must enrol a second factor */
+        char default_class[STORE_CLASS_MAX + 1]; /* "" = the vault's */
+        char time_zone[64];      /* IANA name; "UTC" by default */
+};
+
+/* Personal fields of a user are stored as field ciphertexts (crypto/field.h): the store keeps
+ * bytes, never clear values. */
+#define STORE_FIELD_CT_MAX 384
+#define STORE_PASSWORD_HASH_MAX 128
+
+struct store_user {
+        char id[STORE_ID_LEN + 1];
+        char org_id[STORE_ID_LEN + 1];
+        char role[32];                 /* owner, admin, accountant, viewer, auditor, operator */
+        char status[16];               /* "active" or "disabled" */
+        uint8_t email_index[32];       /* blind index of the lower-case e-mail, instance-wide (unique) */
+        uint8_t email[STORE_FIELD_CT_MAX];
+        size_t email_n;
+        uint8_t display_name[STORE_FIELD_CT_MAX]; /* email_n etc. = 0 when absent */
+        size_t display_name_n;
+        uint8_t phone[STORE_FIELD_CT_MAX];
+        size_t phone_n;
+        char password_hash[STORE_PASSWORD_HASH_MAX];
+        uint8_t totp_secret[STORE_FIELD_CT_MAX]; /* ciphertext; pending until totp_enabled */
+        size_t totp_secret_n;
+        bool totp_enabled;
+        uint64_t totp_last_step;       /* the last TOTP step accepted (replays refused) */
+        bool logged_in;                /* has logged in once: 2FA now required for owner/admin/operator */
+        int64_t created_at;
+};
+
+#define STORE_SESSION_FULL "full"
+#define STORE_SESSION_ENROL "enrol" /* may only enrol its user's second factor */
+
+struct store_session {
+        char id[STORE_ID_LEN + 1];
+        char user_id[STORE_ID_LEN + 1];
+        char org_id[STORE_ID_LEN + 1];
+        char kind[16];
+        int64_t created_at, last_seen, expires_at; /* expires_at: the absolute end */
+        int64_t revoked_at;                         /* 0 = live */
 };
 
 struct store;
@@ -79,6 +136,42 @@ struct store_ops {
         /* Tokens are looked up by the SHA-256 of the secret; the secret itself is never stored. */
         int (*token_insert)(struct store *s, const struct store_token *t, const uint8_t hash[32]);
         int (*token_lookup)(struct store *s, const uint8_t hash[32], struct store_token *ret);
+
+        /* ---- accounts (sqlite_accounts.c) ---- */
+        /* Updates status, require_2fa, name, default_class, time_zone. -ENOENT when absent. */
+        int (*org_update)(struct store *s, const struct store_org *org);
+        /* -EEXIST when the id or the e-mail index is taken (in any organisation). */
+        int (*user_insert)(struct store *s, const struct store_user *u);
+        /* -ENOENT when absent or in another organisation (org_id NULL: any). */
+        int (*user_get)(struct store *s, const char *org_id, const char *id, struct store_user *ret);
+        int (*user_get_by_index)(struct store *s, const uint8_t email_index[32], struct store_user *ret);
+        /* The users of an organisation, oldest first, at most max; *ret malloc'd. */
+        int (*user_list)(struct store *s, const char *org_id, size_t max, struct store_user **ret, size_t *ret_n);
+        /* Writes every mutable column (role, status, fields, password, TOTP, logged_in). -ENOENT when absent. */
+        int (*user_update)(struct store *s, const struct store_user *u);
+        /* Removes the user with its sessions, tokens and recovery codes, in one transaction. */
+        int (*user_delete)(struct store *s, const char *org_id, const char *id);
+        /* Users of org_id with role (org_id NULL: any organisation). */
+        int (*user_count_role)(struct store *s, const char *org_id, const char *role, uint64_t *ret);
+        /* Replaces the user's recovery codes by n new hashes. */
+        int (*recovery_set)(struct store *s, const char *user_id, const uint8_t (*hashes)[32], size_t n);
+        /* Marks an unused code used at now: 0, or -ENOENT when no unused code has this hash. */
+        int (*recovery_use)(struct store *s, const char *user_id, const uint8_t hash[32], int64_t now);
+        int (*recovery_count)(struct store *s, const char *user_id, uint64_t *ret_unused);
+        /* Sessions are looked up by the SHA-256 of their bearer, like tokens. */
+        int (*session_insert)(struct store *s, const struct store_session *se, const uint8_t hash[32]);
+        int (*session_lookup)(struct store *s, const uint8_t hash[32], struct store_session *ret);
+        int (*session_touch)(struct store *s, const char *id, int64_t now);
+        int (*session_revoke)(struct store *s, const char *id, int64_t now);
+        /* Every live session of a user; *ret_n (may be NULL) how many. */
+        int (*session_revoke_user)(struct store *s, const char *user_id, int64_t now, uint64_t *ret_n);
+        /* API tokens of an organisation (the bootstrap token excluded), newest first; *ret malloc'd. */
+        int (*token_list)(struct store *s, const char *org_id, size_t max, struct store_token **ret, size_t *ret_n);
+        /* -ENOENT when absent, in another organisation, or revoked already. */
+        int (*token_revoke)(struct store *s, const char *org_id, const char *id, int64_t now);
+        /* Revokes every token of a kind (the bootstrap token once the first owner exists). */
+        int (*token_revoke_kind)(struct store *s, const char *kind, int64_t now);
+        int (*token_touch)(struct store *s, const char *id, int64_t now);
 
         /* Small key/value settings (vault id, schema version, log origin...). */
         int (*setting_get)(struct store *s, const char *key, char **ret);

@@ -7,15 +7,19 @@ Python 3 standard library only.
 """
 
 import atexit
+import base64
 import contextlib
 import hashlib
+import hmac
 import http.client
 import json
 import os
 import select
 import shutil
+import secrets
 import signal
 import socket
+import struct
 import ssl
 import subprocess
 import sys
@@ -103,6 +107,20 @@ def expect_problem(resp, status, name):
     return doc
 
 
+def totp_code(secret_b32, t=None, step=30, digits=6):
+    """RFC 6238 TOTP (HMAC-SHA-1) of a base32 secret at Unix time t (default: now)."""
+    s = secret_b32.upper().replace(" ", "")
+    key = base64.b32decode(s + "=" * (-len(s) % 8))
+    counter = int((time.time() if t is None else t) // step)
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    value = (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % (10 ** digits)
+    return "%0*d" % (digits, value)
+
+
+ALL_SCOPES = ["documents:read", "documents:write", "audit:read", "witness", "accounts"]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,7 +151,7 @@ def vm_hwm_kib(pid):
 class Vault:
     """A temporary vault and its server. Use as a context manager."""
 
-    def __init__(self, binary, base=None, serve_args=(), init=True):
+    def __init__(self, binary, base=None, serve_args=(), init=True, owner=True):
         self.binary = os.path.abspath(binary)
         self.owns_base = base is None
         self.base = base or tempfile.mkdtemp(prefix="coffre-itest-")
@@ -146,6 +164,16 @@ class Vault:
         self.log_file = None
         self.runs = 0
         self._conn = None
+        # Accounts: after the first start of a vault this object made, an owner is set up and
+        # self.token becomes the owner's API token with every scope (owner=False: left to the test).
+        self.auto_owner = owner
+        self.needs_owner = False
+        self.bootstrap_token = None
+        self.owner_email = self.owner_password = self.totp_secret = None
+        self.owner_id = self.owner_session = None
+        self.recovery_codes = []
+        self.clock_offset = 0.0  # seconds the server's test clock was moved (shift_clock)
+        self._users = 0
         atexit.register(self.close)
         if init:
             self.init()
@@ -162,6 +190,8 @@ class Vault:
         check(content.endswith("\n") and content.count("\n") == 1 and len(content) > 16,
               "bootstrap-token is not one token line", repr(content[:8] + "..."))
         self.token = content.strip()
+        self.bootstrap_token = self.token
+        self.needs_owner = True
         self.cacert = os.path.join(self.data, "tls", "cert.pem")
         check(os.path.exists(self.cacert), "no tls/cert.pem after init")
         return r
@@ -196,6 +226,9 @@ class Vault:
             if self.port is not None:
                 with contextlib.suppress(OSError, http.client.HTTPException):
                     if self.request("GET", "/healthz", auth=False, fresh=True).status == 200:
+                        if self.needs_owner and self.auto_owner:
+                            self.needs_owner = False
+                            self.setup_owner()
                         return self
             time.sleep(0.02)  # polling interval, bounded by the deadline above
         self.kill()
@@ -403,6 +436,104 @@ class Vault:
                 return None, sent
         finally:
             sock.close()
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def json_request(self, method, path, obj=None, token=None, auth=True):
+        """A request with a JSON body (obj, or none) as token (default self.token)."""
+        h = {}
+        body = None
+        if obj is not None:
+            body = json.dumps(obj)
+            h["Content-Type"] = "application/json"
+        if token is not None:
+            h.update(self.auth_headers(token))
+        return self.request(method, path, body=body, headers=h, auth=auth and token is None)
+
+    def now(self):
+        """The server's accounts clock (Unix seconds) as far as this object moved it."""
+        return time.time() + self.clock_offset
+
+    def shift_clock(self, seconds):
+        """Moves the server's accounts clock (test builds only: /v1/_test/clock)."""
+        r = self.request("POST", "/v1/_test/clock?shift_ms=%d" % int(seconds * 1000), auth=False)
+        check(r.status == 200, "the test clock needs a build with -Dtest_hooks=true", r)
+        self.clock_offset += seconds
+        return r.json()["now_ms"] / 1000.0
+
+    def has_test_clock(self):
+        return self.request("POST", "/v1/_test/clock", auth=False).status == 200
+
+    def totp_code(self, secret, t=None):
+        """The TOTP code of secret at t (default: the server's clock)."""
+        return totp_code(secret, self.now() if t is None else t)
+
+    def login(self, email, password, totp=None, recovery_code=None):
+        body = {"email": email, "password": password}
+        if totp is not None:
+            body["totp"] = totp
+        if recovery_code is not None:
+            body["recovery_code"] = recovery_code
+        return self.json_request("POST", "/v1/auth/login", body, auth=False)
+
+    def enrol(self, email, password):
+        """Logs in a user who must enrol a second factor, enrols and confirms it, and logs in
+        again with a code; returns (session token, secret, recovery codes)."""
+        r = self.login(email, password)
+        doc = expect_problem(r, 403, "totp-enrolment-required")
+        enrol_token = doc["token"]
+        r = self.json_request("POST", "/v1/users/me/totp", token=enrol_token)
+        check(r.status == 200, "TOTP enrolment: status %d" % r.status, r)
+        secret = r.json()["secret"]
+        r = self.json_request("POST", "/v1/users/me/totp/confirm", {"code": self.totp_code(secret)},
+                              token=enrol_token)
+        check(r.status == 200, "TOTP confirmation: status %d" % r.status, r)
+        codes = r.json()["recovery_codes"]
+        # the confirmation used this step's code: the next step's is accepted (one step ahead)
+        r = self.login(email, password, totp=self.totp_code(secret, self.now() + 30))
+        check(r.status == 200, "login with a TOTP code: status %d" % r.status, r)
+        return r.json()["token"], secret, codes
+
+    def setup_owner(self):
+        """bootstrap token -> owner -> login -> TOTP enrolment -> login with a code -> an API
+        token with every scope, which becomes self.token."""
+        self.owner_email = "owner-%s@example.com" % secrets.token_hex(4)
+        self.owner_password = "owner-pass-" + secrets.token_hex(8)
+        r = self.json_request("POST", "/v1/users", {"email": self.owner_email, "password": self.owner_password,
+                                                    "role": "owner"}, token=self.bootstrap_token)
+        check(r.status == 201, "creating the owner with the bootstrap token: status %d" % r.status, r)
+        self.owner_id = r.json()["id"]
+        self.owner_session, self.totp_secret, self.recovery_codes = self.enrol(self.owner_email,
+                                                                               self.owner_password)
+        r = self.json_request("POST", "/v1/tokens", {"name": "tests", "scopes": ALL_SCOPES},
+                              token=self.owner_session)
+        check(r.status == 201, "creating the owner's API token: status %d" % r.status, r)
+        self.token = r.json()["token"]
+        return self.token
+
+    def create_user(self, role, email=None, password=None, token=None, **fields):
+        """Creates a user (as token, default the owner's API token); returns the API's JSON
+        of the user plus "password"."""
+        self._users += 1
+        email = email or "%s-%d-%s@example.com" % (role, self._users, secrets.token_hex(3))
+        password = password or "pass-%s-%s" % (role, secrets.token_hex(8))
+        body = {"email": email, "password": password, "role": role}
+        body.update(fields)
+        r = self.json_request("POST", "/v1/users", body, token=token)
+        check(r.status == 201, "creating a %s: status %d" % (role, r.status), r)
+        u = r.json()
+        u["password"] = password
+        return u
+
+    def session_for(self, user):
+        """A full session of a user from create_user (enrolling a second factor when the role
+        requires one); sets user["secret"] for those."""
+        if user["role"] in ("owner", "admin", "operator"):
+            tok, user["secret"], user["recovery_codes"] = self.enrol(user["email"], user["password"])
+            return tok
+        r = self.login(user["email"], user["password"])
+        check(r.status == 200, "login of a %s: status %d" % (user["role"], r.status), r)
+        return r.json()["token"]
 
     # -- CLI --------------------------------------------------------------------------
 

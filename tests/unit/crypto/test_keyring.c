@@ -142,7 +142,7 @@ static void test_dek_life_cycle(void **state) {
         assert_memory_equal(dek, again, 32);
         memset(other, 0x55, 32);
         assert_int_equal(keyring_dek_new(k, ORG1, oid, other), -EEXIST);
-        assert_memory_equal(other, (uint8_t[32]) { [0 ... 31] = 0x55 }, 32); /* untouched on failure */
+        assert_memory_equal(other, (uint8_t[32]){ [0 ... 31] = 0x55 }, 32); /* untouched on failure */
         uint8_t oid2[16];
         make_id(oid2, 'd', 2);
         assert_int_equal(keyring_dek_new(k, ORG2, oid2, other), -ENOENT); /* no such KEK */
@@ -250,12 +250,14 @@ static void test_moved_wrapped_key(void **state) {
         assert_int_equal(keyring_dek_new(k, ORG1, z, dek), 0);
 
         /* y's wrapped DEK copied into x's row */
-        sql(e, "UPDATE dek SET wrapped = (SELECT wrapped FROM dek WHERE object_id = x'6d000000000000000000000000000002') "
-               "WHERE object_id = x'6d000000000000000000000000000001'");
+        sql(e,
+            "UPDATE dek SET wrapped = (SELECT wrapped FROM dek WHERE object_id = x'6d000000000000000000000000000002') "
+            "WHERE object_id = x'6d000000000000000000000000000001'");
         assert_int_equal(keyring_dek_get(k, x, dek), -EBADMSG);
         assert_int_equal(keyring_dek_get(k, y, dek), 0);
         /* z's row moved to the other organisation's KEK */
-        sql(e, "UPDATE dek SET kek_id = x'6f726732000000000000000000000000' WHERE object_id = x'6d000000000000000000000000000003'");
+        sql(e,
+            "UPDATE dek SET kek_id = x'6f726732000000000000000000000000' WHERE object_id = x'6d000000000000000000000000000003'");
         assert_int_equal(keyring_dek_get(k, z, dek), -EBADMSG);
         /* a KEK's wrapped key copied to another organisation's row */
         sql(e, "UPDATE kek SET wrapped = (SELECT wrapped FROM kek WHERE kek_id = x'6f726731000000000000000000000000') "
@@ -311,6 +313,33 @@ static void test_rotate(void **state) {
         assert_int_equal(v, 3);
         check_deks(k, deks);
         assert_int_equal(keyring_rotate(k, ORG2, &v), -ENOENT);
+        keyring_free(k);
+}
+
+/* The field keys are organisation keys: a rotation rewraps them, and after it (and a fresh open,
+ * which has no cache) they are the same keys, so every encrypted field stays readable. */
+static void test_rotate_field_keys(void **state) {
+        struct env *e = *state;
+        struct keyring *k = open_ring(e);
+        uint8_t f1[32], i1[32], f2[32], i2[32];
+        uint32_t v;
+
+        assert_int_equal(keyring_kek_create(k, ORG1), 0);
+        assert_int_equal(keyring_org_key(k, ORG1, "field", f1), 0);
+        assert_int_equal(keyring_org_key(k, ORG1, "field-index", i1), 0);
+        assert_memory_not_equal(f1, i1, 32);
+        assert_int_equal(sql_int(e, "SELECT count(*) FROM org_key WHERE kek_version = 1"), 2);
+        assert_int_equal(keyring_rotate(k, ORG1, &v), 0);
+        assert_int_equal(v, 2);
+        assert_int_equal(sql_int(e, "SELECT count(*) FROM org_key WHERE kek_version = 2"), 2);
+        assert_int_equal(sql_int(e, "SELECT count(*) FROM kek"), 1);
+        keyring_free(k);
+
+        k = open_ring(e);
+        assert_int_equal(keyring_org_key(k, ORG1, "field", f2), 0);
+        assert_int_equal(keyring_org_key(k, ORG1, "field-index", i2), 0);
+        assert_memory_equal(f1, f2, 32);
+        assert_memory_equal(i1, i2, 32);
         keyring_free(k);
 }
 
@@ -457,7 +486,7 @@ static void test_concurrent_dek_new(void **state) {
         keyring_hold_group(k, THREADS);
         clock_gettime(CLOCK_MONOTONIC, &a);
         for (unsigned i = 0; i < THREADS; i++) {
-                workers[i] = (struct worker) { .k = k, .no = i };
+                workers[i] = (struct worker){ .k = k, .no = i };
                 assert_int_equal(pthread_create(&t[i], NULL, worker_run, &workers[i]), 0);
         }
         for (unsigned i = 0; i < THREADS; i++)
@@ -497,6 +526,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_rotate_interrupted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotate_killed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_org_key, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rotate_field_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_dek_new, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,7 +74,7 @@ for rel in glob.glob(os.path.join(ROOT, "src", "**", "*.c"), recursive=True):
     with open(rel, encoding="utf-8") as f:
         text = f.read()
     answered |= {(int(s), slug) for s, slug in
-                 re.findall(r'http_respond_problem\(\s*\w+,\s*(\d{3}),\s*"([a-z-]+)"', text)}
+                 re.findall(r'http_respond_problem(?:_extra)?\(\s*\w+,\s*(\d{3}),\s*"([a-z-]+)"', text)}
 check(len(answered) >= 8, "only %d problem answers read from src/" % len(answered))
 table = {(int(s), slug) for s, slug in re.findall(r"^\| (\d{3}) \| `([a-z-]+)` \|", read("docs/api.md"), re.M)}
 for a in sorted(answered - table):

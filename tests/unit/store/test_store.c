@@ -152,6 +152,9 @@ static void test_tokens(void **state) {
         make_id(t.id, 0x70707070u, 1);
         make_id(t.org_id, ORG_A, 0);
         snprintf(t.role, sizeof t.role, "admin");
+        snprintf(t.kind, sizeof t.kind, STORE_TOKEN_API);
+        snprintf(t.name, sizeof t.name, "ci upload");
+        t.scopes = 3;
         assert_int_equal(s->ops->token_lookup(s, hash, &got), -ENOENT);
         assert_int_equal(s->ops->token_insert(s, &t, hash), 0);
         assert_int_equal(s->ops->token_insert(s, &t, hash), -EEXIST);
@@ -161,7 +164,17 @@ static void test_tokens(void **state) {
         assert_string_equal(got.role, "admin");
         assert_int_equal(got.created_at, 100);
         assert_int_equal(got.expires_at, 200);
+        assert_string_equal(got.kind, STORE_TOKEN_API);
+        assert_string_equal(got.name, "ci upload");
+        assert_string_equal(got.user_id, "");
+        assert_int_equal(got.scopes, 3);
+        assert_int_equal(got.revoked_at, 0);
         assert_int_equal(s->ops->token_lookup(s, other, &got), -ENOENT);
+        /* revoked once, then not found for revocation again */
+        assert_int_equal(s->ops->token_revoke(s, t.org_id, t.id, 300), 0);
+        assert_int_equal(s->ops->token_revoke(s, t.org_id, t.id, 301), -ENOENT);
+        assert_int_equal(s->ops->token_lookup(s, hash, &got), 0);
+        assert_int_equal(got.revoked_at, 300);
 
         /* A token for an organisation that does not exist. */
         make_id(t.id, 0x70707070u, 2);

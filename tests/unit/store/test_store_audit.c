@@ -159,6 +159,14 @@ static void test_upgrade_from_v1(void **state) {
         /* Turn the file back into what version 1 wrote. */
         assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
+                                      "DROP TABLE sessions; DROP TABLE recovery_codes; DROP INDEX tokens_by_user; "
+                                      "ALTER TABLE tokens DROP COLUMN kind; ALTER TABLE tokens DROP COLUMN user_id; "
+                                      "ALTER TABLE tokens DROP COLUMN name; ALTER TABLE tokens DROP COLUMN scopes; "
+                                      "ALTER TABLE tokens DROP COLUMN revoked_at; "
+                                      "ALTER TABLE tokens DROP COLUMN last_used; DROP TABLE users; "
+                                      "ALTER TABLE orgs DROP COLUMN status; ALTER TABLE orgs DROP COLUMN require_2fa; "
+                                      "ALTER TABLE orgs DROP COLUMN default_class; "
+                                      "ALTER TABLE orgs DROP COLUMN time_zone; "
                                       "DROP TABLE audit_refs; DELETE FROM schema_migrations WHERE version > 1; "
                                       "PRAGMA user_version = 1;",
                                       NULL, NULL, NULL),
@@ -177,7 +185,7 @@ static void test_upgrade_from_v1(void **state) {
         assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_migrations", -1, &q, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(q, 0), 2);
+        assert_int_equal(sqlite3_column_int(q, 0), SQLITE_SCHEMA_VERSION);
         sqlite3_finalize(q);
         sqlite3_close(db);
 }

@@ -1,0 +1,239 @@
+/* auth.c: /v1/auth/login (public, rate limited per account and per source address), logout,
+ * log out everywhere, and the caller's second factor under /v1/users/me/totp. */
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "core/accounts.h"
+#include "crypto/totp.h"
+#include "hex.h"
+#include "http/ratelimit.h"
+#include "log.h"
+#include "timeutil.h"
+
+/* Token buckets of login attempts, per account and per source address, as [auth] login_* in
+ * coffre.conf say (docs/security.md, "Rate limits"). Made at the first login. */
+static pthread_once_t limits_once = PTHREAD_ONCE_INIT;
+static struct ratelimit *by_account, *by_address;
+static const struct vault_config *limits_config;
+
+static void limits_init(void) {
+        const struct vault_config *c = limits_config;
+        struct ratelimit_options acct = {
+                .rate = c->login_account_per_minute / 60.0,
+                .burst = c->login_account_burst,
+                .fail_free = c->login_fail_free,
+                .fail_delay_ms = c->login_fail_delay_ms,
+                .fail_delay_max_ms = c->login_fail_delay_max_ms,
+                .fail_window_ms = c->login_fail_window * 1000u,
+                .max_keys = c->login_max_keys,
+        };
+        struct ratelimit_options addr = acct;
+        addr.rate = c->login_address_per_minute / 60.0;
+        addr.burst = c->login_address_burst;
+        addr.fail_free = c->login_address_fail_free;
+        if (ratelimit_new(&acct, &by_account) < 0 || ratelimit_new(&addr, &by_address) < 0)
+                log_error("cannot make the login rate limiters: logins are refused");
+}
+
+static struct accounts *acc(struct http_request *r) {
+        return vault_accounts(http_vault(r));
+}
+
+static int rate_limited(struct http_request *r, uint32_t wait_ms) {
+        char s[16];
+        snprintf(s, sizeof s, "%u", (wait_ms + 999) / 1000);
+        if (http_header_add(r, "Retry-After", s) < 0)
+                return -ENOMEM;
+        return http_respond_problem(r, 429, "rate-limited", "Too many requests",
+                                    "Too many login attempts; wait as Retry-After says.");
+}
+
+/* The account's bucket key: a hash of the lower-cased address, so no e-mail sits in memory. */
+static void account_key(const char *email, char out[2 + 32 + 1]) {
+        uint8_t h[32];
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, (const unsigned char *) "coffre login", 12, sizeof h);
+        for (const char *p = email ? email : ""; *p; p++) {
+                unsigned char ch = (unsigned char) (*p >= 'A' && *p <= 'Z' ? *p + ('a' - 'A') : *p);
+                crypto_generichash_update(&st, &ch, 1);
+        }
+        crypto_generichash_final(&st, h, sizeof h);
+        out[0] = 'a';
+        out[1] = ':';
+        hex_encode(h, 16, out + 2);
+}
+
+static const struct api_field login_fields[] = {
+        { "email", JSON_STRING, ACCOUNTS_EMAIL_MAX, true },
+        { "password", JSON_STRING, 1024, true },
+        { "totp", JSON_STRING, 16 },
+        { "recovery_code", JSON_STRING, TOTP_RECOVERY_CODE_MAX },
+};
+
+int api_auth_login(struct http_request *r) {
+        struct accounts *a = acc(r);
+        char akey[35], addr[64] = "ip:";
+        enum accounts_login_result result = ACCOUNTS_LOGIN_OK;
+        _cleanup_(api_free_secret_stringp) char *token = NULL;
+        int64_t expires_at = 0;
+
+        if (api_refuse_if_stalled(r))
+                return 0;
+        _cleanup_(api_json_free_secret) json_t *o = api_json_parse(r, login_fields, ELEMENTSOF(login_fields));
+        if (!o)
+                return 0;
+        limits_config = vault_get_config(http_vault(r));
+        pthread_once(&limits_once, limits_init);
+        if (!by_account || !by_address)
+                return http_respond_problem(r, 503, "busy", "Service unavailable", "Logins are unavailable.");
+        if (http_peer_address(r, addr + 3, sizeof addr - 3) < 0)
+                snprintf(addr, sizeof addr, "ip:unknown");
+        account_key(api_json_str(o, "email"), akey);
+        uint64_t now = (uint64_t) accounts_now_ms(a);
+        uint32_t wait = ratelimit_take(by_address, addr, now);
+        uint32_t wait_account = ratelimit_take(by_account, akey, now);
+        if (wait || wait_account)
+                return rate_limited(r, MAX(wait, wait_account));
+        struct accounts_login in = {
+                .email = api_json_str(o, "email"),
+                .password = api_json_str(o, "password"),
+                .totp = api_json_str(o, "totp"),
+                .recovery_code = api_json_str(o, "recovery_code"),
+        };
+        int k = accounts_login(a, &in, http_request_id(r), &result, &token, &expires_at);
+        if (k == -EACCES) {
+                ratelimit_failure(by_account, akey, now);
+                ratelimit_failure(by_address, addr, now);
+                if (http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"") < 0)
+                        return -ENOMEM;
+                return http_respond_problem(r, 401, "unauthorized", "Unauthorized",
+                                            "The e-mail address, password or code is wrong.");
+        }
+        if (k < 0)
+                return api_accounts_problem(r, k, NULL, "login failed");
+        ratelimit_success(by_account, akey);
+        if (result == ACCOUNTS_LOGIN_TOTP_REQUIRED)
+                return http_respond_problem(r, 401, "totp-required", "Second factor required",
+                                            "Give the current code of the authenticator app as 'totp', or a "
+                                            "recovery code as 'recovery_code'.");
+        char exp[RFC3339_MAX];
+        rfc3339_format(expires_at, exp);
+        if (result == ACCOUNTS_LOGIN_ENROL) {
+                json_t *extra = json_pack("{s:s, s:s}", "token", token, "expires_at", exp);
+                if (!extra)
+                        return -ENOMEM;
+                k = http_respond_problem_extra(r, 403, "totp-enrolment-required", "Second factor enrolment required",
+                                               "Enrol an authenticator app (POST /v1/users/me/totp, then "
+                                               ".../confirm) with this token; it can do nothing else.",
+                                               extra);
+                api_json_free_secret(&extra);
+                return k;
+        }
+        return http_respond_json(r, 200, json_pack("{s:s, s:s}", "token", token, "expires_at", exp));
+}
+
+int api_auth_logout(struct http_request *r) {
+        int k = accounts_logout(acc(r), http_actor(r), http_request_id(r));
+        if (k < 0)
+                return api_accounts_problem(r, k, NULL, k == -EPERM ? "Only a login session logs out." : NULL);
+        return http_respond_empty(r, 204);
+}
+
+int api_auth_logout_all(struct http_request *r) {
+        int k = accounts_logout_all(acc(r), http_actor(r), http_request_id(r));
+        if (k < 0)
+                return api_accounts_problem(r, k, NULL, k == -EPERM ? "Only a login session logs out." : NULL);
+        return http_respond_empty(r, 204);
+}
+
+/* ---- second factor ---- */
+
+int api_totp_enroll(struct http_request *r) {
+        _cleanup_(buf_free_secure) struct buf secret = {}, uri = {};
+        uint8_t *png = NULL;
+        size_t png_n = 0;
+
+        if (api_refuse_if_stalled(r))
+                return 0;
+        buf_init(&secret, 128);
+        buf_init(&uri, 2048);
+        int k = accounts_totp_enroll(acc(r), http_actor(r), http_request_id(r), &secret, &uri);
+        if (k == -EEXIST)
+                return http_respond_problem(r, 409, "conflict", "Conflict",
+                                            "A second factor is enrolled already; disable it first.");
+        if (k < 0)
+                return api_accounts_problem(r, k, NULL, k == -EPERM ? "Enrol in a login session." : NULL);
+        k = totp_qr_png(buf_str(&uri), &png, &png_n);
+        if (k < 0)
+                return http_respond_errno(r, k, "cannot draw the QR code");
+        char *b64 = base64_encode(png, png_n);
+        free(png);
+        if (!b64)
+                return -ENOMEM;
+        json_t *o = json_pack("{s:s, s:s, s:s}", "secret", buf_str(&secret), "otpauth_uri", buf_str(&uri),
+                              "qr_png_base64", b64);
+        free(b64);
+        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        if (!s)
+                return -ENOMEM;
+        k = http_respond_text(r, 200, "application/json", s, strlen(s));
+        sodium_memzero(s, strlen(s));
+        free(s);
+        return k;
+}
+
+static const struct api_field code_fields[] = {
+        { "code", JSON_STRING, 16, true },
+};
+
+int api_totp_confirm(struct http_request *r) {
+        char codes[TOTP_RECOVERY_CODES][TOTP_RECOVERY_CODE_MAX];
+
+        if (api_refuse_if_stalled(r))
+                return 0;
+        _cleanup_(api_json_free_secret) json_t *o = api_json_parse(r, code_fields, ELEMENTSOF(code_fields));
+        if (!o)
+                return 0;
+        int k = accounts_totp_confirm(acc(r), http_actor(r), api_json_str(o, "code"), http_request_id(r), codes);
+        if (k == -EEXIST)
+                return http_respond_problem(r, 409, "conflict", "Conflict", "The second factor is enrolled already.");
+        if (k == -ENOENT)
+                return http_respond_problem(r, 409, "conflict", "Conflict",
+                                            "Nothing to confirm: enrol first (POST /v1/users/me/totp).");
+        if (k < 0)
+                return api_accounts_problem(r, k, "code", k == -EPERM ? "Confirm in a login session." : NULL);
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < TOTP_RECOVERY_CODES; i++)
+                json_array_append_new(arr, json_string(codes[i]));
+        sodium_memzero(codes, sizeof codes);
+        json_t *body = arr ? json_pack("{s:o}", "recovery_codes", arr) : NULL;
+        char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        if (body)
+                api_json_free_secret(&body);
+        if (!s)
+                return -ENOMEM;
+        k = http_respond_text(r, 200, "application/json", s, strlen(s));
+        sodium_memzero(s, strlen(s));
+        free(s);
+        return k;
+}
+
+int api_totp_disable(struct http_request *r) {
+        if (api_refuse_if_stalled(r))
+                return 0;
+        _cleanup_(api_json_free_secret) json_t *o = api_json_parse(r, code_fields, ELEMENTSOF(code_fields));
+        if (!o)
+                return 0;
+        int k = accounts_totp_disable(acc(r), http_actor(r), api_json_str(o, "code"), http_request_id(r));
+        if (k == -ENOENT)
+                return http_respond_problem(r, 409, "conflict", "Conflict", "No second factor is enrolled.");
+        if (k < 0)
+                return api_accounts_problem(r, k, "code", k == -EPERM ? "Disable it in a login session." : NULL);
+        return http_respond_empty(r, 204);
+}
