@@ -85,6 +85,7 @@ const struct authz_rule authz_rules[] = {
         { "orgs.update", .roles = O | A | P, .scopes = S_ACC, .creds = TOK | SES },
 
         /* sandbox probes of a -Dtest_hooks=true build (src/api/testhook.c) */
+        { "test.clock", .public_ = true, .test_only = true },
         { "test.open", .test_only = true, .roles = O | A, .scopes = S_DR | S_DW | S_AR | S_ACC, .creds = TOK | SES },
         { "test.syscall", .test_only = true, .roles = O | A, .scopes = S_DR | S_DW | S_AR | S_ACC, .creds = TOK | SES },
 };

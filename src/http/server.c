@@ -1,6 +1,8 @@
 /* server.c: the HTTPS server on libmicrohttpd + GnuTLS: TLS policy, limits, routing, token
  * authentication, request bookkeeping (ids, logs, metrics) and graceful shutdown.
  *
+ * Who may call a route is the permission table's (authz.c), asked here before any handler.
+ *
  * libmicrohttpd calls on_request several times per request: once when the headers are in, once
  * per body chunk, and once more at the end of the body. An answer can only be queued on the first
  * or the last call, so errors met while the body streams in are remembered and answered at the end. */
@@ -18,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "authz.h"
 #include "core/accounts.h"
 #include "fileio.h"
 #include "hex.h"
@@ -486,6 +489,17 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                         return sent(r, k);
                 }
                 r->authenticated = true;
+        }
+        /* the permission table, before any handler: a route it does not know is refused */
+        if (authz_check(r->route, http_actor(r)) < 0) {
+                static const char *const creds[] = { "token", "session", "enrol", "bootstrap" };
+                const char *cred = r->actor.credential <= VAULT_CRED_BOOTSTRAP ? creds[r->actor.credential] : "?";
+                log_fields(LOG_LEVEL_WARN, "forbidden", "request_id", r->request_id, "route", r->route->name, "actor",
+                           r->authenticated ? r->actor.actor_id : "-", "role", r->authenticated ? r->actor.role : "-",
+                           "credential", r->authenticated ? cred : "-", NULL);
+                return sent(r, http_respond_problem(r, 403, "forbidden", "Forbidden",
+                                                    "This credential may not call this route: its role, its token's "
+                                                    "scopes or its kind do not allow it (see docs/security.md)."));
         }
         int64_t cl = http_content_length(r);
         if (r->route->accepts_body && cl >= 0 && (uint64_t) cl > s->o.max_body)
