@@ -112,10 +112,14 @@ int api_documents_list(struct http_request *r) {
         };
         const char *why = NULL;
         const char *lim = http_query(r, "limit");
+        const char *name = http_query(r, "name");
 
         f.class_ = http_query(r, "class");
         f.cursor = http_query(r, "cursor");
         if (f.class_ && vault_check_class(f.class_, &why) < 0)
+                return http_respond_problem(r, 400, "bad-request", "Bad request", why);
+        /* an exact name, the rules of an upload's: no stored name can match another */
+        if (name && vault_check_name(name, &why) < 0)
                 return http_respond_problem(r, 400, "bad-request", "Bad request", why);
         if (parse_date(r, "created_after", &f.created_after) < 0 || parse_date(r, "created_before", &f.created_before) < 0)
                 return http_respond_problem(r, 400, "bad-request", "Bad request",
@@ -133,9 +137,8 @@ int api_documents_list(struct http_request *r) {
         struct store_document *docs = NULL;
         size_t n = 0;
         _cleanup_free_ char *next = NULL;
-        int k = vault_document_list(http_vault(r), http_actor(r), &f, &docs, &n, &next);
+        int k = vault_document_list(http_vault(r), http_actor(r), &f, name, &docs, &n, &next);
         if (k == -EINVAL) {
-                free(docs);
                 return http_respond_problem(r, 400, "bad-request", "Bad request", "The cursor is not valid.");
         }
         if (k < 0)
@@ -143,7 +146,7 @@ int api_documents_list(struct http_request *r) {
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < n; i++)
                 json_array_append_new(arr, api_document_json(&docs[i]));
-        free(docs);
+        vault_document_list_free(docs, n);
         json_t *o = json_pack("{s:o, s:o}", "documents", arr ? arr : json_array(), "next_cursor",
                               next ? json_string(next) : json_null());
         return http_respond_json(r, 200, o);

@@ -353,6 +353,7 @@ int accounts_revoke_sessions(struct accounts *a, const char *user_id) {
 static int user_create_in(struct accounts *a, const char *org_id, const char *actor_id, const char *role,
                           const struct accounts_user_new *in, const char *request_id, struct accounts_user *ret,
                           const char **ret_field) {
+        _cleanup_(vault_free_secret_stringp) char *d = NULL;
         const char *why = NULL;
         struct store_user u = {};
         int r;
@@ -391,7 +392,7 @@ static int user_create_in(struct accounts *a, const char *org_id, const char *ac
         }
         if (r < 0)
                 goto out;
-        _cleanup_(vault_free_secret_stringp) char *d = details("email", in->email, "role", role);
+        d = details("email", in->email, "role", role);
         r = d ? accounts_record(a, org_id, actor_id, "user.created", u.id, request_id, d) : -ENOMEM;
         if (r < 0)
                 goto out;
@@ -659,7 +660,8 @@ int accounts_org_create(struct accounts *a, const struct vault_actor *actor, con
         if (r < 0)
                 return r;
         _cleanup_free_ char *d = details("name", name, NULL, NULL);
-        r = d ? accounts_record(a, o.id, actor->actor_id, "org.created", o.id, request_id, d) : -ENOMEM;
+        /* in the operator's own trail: the new organisation's members need not see who made it */
+        r = d ? accounts_record(a, actor->org_id, actor->actor_id, "org.created", o.id, request_id, d) : -ENOMEM;
         if (r < 0)
                 return r;
         *ret = o;
@@ -751,7 +753,8 @@ int accounts_org_update(struct accounts *a, const struct vault_actor *actor, con
         json_t *dj = json_pack("{s:s, s:b, s:s}", "name", o.name, "require_2fa", o.require_2fa, "status", o.status);
         _cleanup_free_ char *d = dj ? json_dumps(dj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(dj);
-        r = accounts_record(a, o.id, actor->actor_id, suspended ? "org.suspended" : "org.updated", o.id, request_id, d);
+        r = accounts_record(a, actor->org_id, actor->actor_id, suspended ? "org.suspended" : "org.updated", o.id,
+                            request_id, d);
         if (r < 0)
                 return r;
         *ret = o;

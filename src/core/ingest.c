@@ -18,6 +18,7 @@
 #include "blob/blob.h"
 #include "crypto/keyring.h"
 #include "crypto/object_stream.h"
+#include "fields.h"
 #include "hex.h"
 #include "log.h"
 #include "timeutil.h"
@@ -192,6 +193,15 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         snprintf(d.created_by, sizeof d.created_by, "%s", u->actor.actor_id);
         d.size = u->size;
         d.created_at = now_ms();
+        r = vault_name_seal(v, &d);
+        if (r < 0) {
+                log_error("document %s: its name cannot be sealed: %s", d.id, strerror(-r));
+                int k = v->blob->ops->remove(v->blob, u->id_hex);
+                if (k < 0)
+                        log_warn("could not remove the object of a failed upload (%s); the next start removes it",
+                                 strerror(-k));
+                goto fail;
+        }
         details = vault_details_json(&d);
         r = details ? vault_record_entry(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id,
                                          details, &index)

@@ -35,6 +35,7 @@
 #include "blob/blob.h"
 #include "crypto/keyring.h"
 #include "crypto/object_stream.h"
+#include "fields.h"
 #include "hex.h"
 #include "ledger.h"
 #include "log.h"
@@ -321,8 +322,14 @@ static int rebuild_row(struct vault *v, const struct orphan *f, const char **ret
         r = row_from_entry(v, f, &d, ret_why);
         if (r >= 0)
                 r = check_object(v, f->id, d.size, d.sha256, ret_why);
-        if (r < 0)
+        if (r >= 0 && vault_name_seal(v, &d) < 0) {
+                *ret_why = "its name cannot be sealed (organisation key missing?)";
+                r = -EBADMSG;
+        }
+        if (r < 0) {
+                sodium_memzero(&d, sizeof d);
                 return r;
+        }
         r = v->store->ops->document_insert(v->store, &d);
         if (r < 0) {
                 *ret_why = "its row cannot be written to the metadata store";

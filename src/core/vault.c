@@ -18,6 +18,7 @@
 #include "accounts_internal.h"
 #include "blob/blob.h"
 #include "crypto/keyring.h"
+#include "fields.h"
 #include "fileio.h"
 #include "audit/log.h"
 #include "hex.h"
@@ -527,6 +528,12 @@ int vault_open(const char *dir, struct vault **ret) {
         r = vault_open_parts(v);
         if (r < 0)
                 return r;
+        r = vault_field_keys_init(v);
+        if (r < 0)
+                return r;
+        r = vault_seal_clear_names(v);
+        if (r < 0)
+                return r;
         reserve_take(v);
         v->opened = true;
         *ret = TAKE_PTR(v);
@@ -540,6 +547,7 @@ void vault_close(struct vault *v) {
                 refs_complete_store(v);
         accounts_free(v->accounts);
         ledger_close(v->ledger);
+        vault_field_keys_free(v);
         keyring_free(v->keyring);
         blob_close(v->blob);
         store_close(v->store);
@@ -557,16 +565,74 @@ int vault_authenticate(struct vault *v, const char *token, struct vault_actor *r
 
 /* ---- reading ---- */
 
-int vault_document_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_document *ret) {
-        if (!vault_id_valid(id))
-                return -ENOENT;
-        return v->store->ops->document_get(v->store, a->org_id, id, ret);
+/* The clear name of a row read from the store; a name that does not open is damage (or a row
+ * moved from elsewhere), said once in the log without the name, and the document not shown. */
+static int open_name(struct vault *v, struct store_document *d) {
+        int r = vault_name_open(v, d);
+        if (r < 0)
+                log_error("document %s: its stored name does not decrypt (%s): refused", d->id, strerror(-r));
+        return r < 0 ? -EBADMSG : 0;
 }
 
-int vault_document_list(struct vault *v, const struct vault_actor *a, struct store_document_filter *f,
+int vault_document_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_document *ret) {
+        struct store_document d;
+        if (!vault_id_valid(id))
+                return -ENOENT;
+        int r = v->store->ops->document_get(v->store, a->org_id, id, &d);
+        if (r >= 0)
+                r = open_name(v, &d);
+        if (r >= 0)
+                *ret = d;
+        sodium_memzero(&d, sizeof d);
+        return r;
+}
+
+int vault_document_list(struct vault *v, const struct vault_actor *a, struct store_document_filter *f, const char *name,
                         struct store_document **ret, size_t *ret_n, char **ret_cursor) {
+        uint8_t index[STORE_NAME_INDEX_SIZE];
+        struct store_document *docs = NULL;
+        size_t n = 0;
+        char *cursor = NULL;
+        int r;
+
         f->org_id = a->org_id;
-        return v->store->ops->document_list(v->store, f, ret, ret_n, ret_cursor);
+        f->name_index = NULL;
+        if (name) {
+                r = vault_name_index(v, a->org_id, name, index);
+                if (r == -ENOENT) { /* an organisation without keys has no document */
+                        *ret = NULL;
+                        *ret_n = 0;
+                        *ret_cursor = NULL;
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+                f->name_index = index;
+        }
+        r = v->store->ops->document_list(v->store, f, &docs, &n, &cursor);
+        f->name_index = NULL;
+        if (r < 0)
+                return r;
+        size_t failed = 0;
+        r = vault_names_open(v, docs, n, &failed);
+        if (r < 0) {
+                log_error("document %s: its stored name does not decrypt (%s): listing refused", docs[failed].id,
+                          strerror(-r));
+                r = -EBADMSG;
+                vault_document_list_free(docs, n);
+                free(cursor);
+                return r;
+        }
+        *ret = docs;
+        *ret_n = n;
+        *ret_cursor = cursor;
+        return 0;
+}
+
+void vault_document_list_free(struct store_document *docs, size_t n) {
+        if (docs)
+                sodium_memzero(docs, n * sizeof *docs);
+        free(docs);
 }
 
 int vault_stats_load(struct vault *v) {

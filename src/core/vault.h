@@ -93,8 +93,13 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
 void vault_upload_abort(struct vault_upload *u);
 
 int vault_document_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_document *ret) _warn_unused_;
+/* The organisation's documents matching f (its org_id and name_index are set here) and, when name
+ * is not NULL, of exactly that name (found through its blind index). The names are decrypted;
+ * free *ret with vault_document_list_free, which wipes them. -EBADMSG when a stored name does not
+ * decrypt (nothing returned). */
 int vault_document_list(struct vault *v, const struct vault_actor *a, struct store_document_filter *f,
-                        struct store_document **ret, size_t *ret_n, char **ret_cursor) _warn_unused_;
+                        const char *name, struct store_document **ret, size_t *ret_n, char **ret_cursor) _warn_unused_;
+void vault_document_list_free(struct store_document *docs, size_t n);
 int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) _warn_unused_;
 /* Counts the documents and their bytes in the store; run once at start, before serving. */
 int vault_stats_load(struct vault *v) _warn_unused_;

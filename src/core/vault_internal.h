@@ -11,6 +11,7 @@
 struct accounts;
 struct blob;
 struct keyring;
+struct vault_field_keys_cache;
 
 struct vault {
         char *dir;
@@ -20,6 +21,7 @@ struct vault {
         struct keyring *keyring;
         struct ledger *ledger;
         struct accounts *accounts; /* users, sessions, tokens (accounts.c) */
+        struct vault_field_keys_cache *field_keys; /* fields.c: each organisation's field keys */
         /* for /metrics: counted at start (vault_stats_load), then kept by create and delete */
         _Atomic uint64_t n_documents, n_bytes;
         bool opened;       /* vault_open() succeeded */

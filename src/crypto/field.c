@@ -8,6 +8,7 @@
 #include "field.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -93,11 +94,37 @@ int field_encrypt(const uint8_t key[32], const char *table, const char *column, 
         return field_encrypt_with_nonce(key, table, column, row_id, p, n, nonce, out);
 }
 
-int field_decrypt(const uint8_t key[32], const char *table, const char *column, const char *row_id, const uint8_t *c,
-                  size_t n, uint8_t *out, size_t *ret_n) {
+struct field_ctx {
+        EVP_CIPHER_CTX *evp;
+};
+
+int field_ctx_new(const uint8_t key[32], struct field_ctx **ret) {
+        if (!key || !ret)
+                return -EINVAL;
+        struct field_ctx *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->evp = aead_ctx_new(key, false);
+        if (!c->evp) {
+                free(c);
+                return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}
+
+void field_ctx_free(struct field_ctx *c) {
+        if (!c)
+                return;
+        EVP_CIPHER_CTX_free(c->evp); /* wipes the key schedule */
+        free(c);
+}
+
+int field_ctx_decrypt(struct field_ctx *ctx, const char *table, const char *column, const char *row_id,
+                      const uint8_t *c, size_t n, uint8_t *out, size_t *ret_n) {
         uint8_t aad[AAD_MAX];
         size_t aad_len;
-        if (!key || !c || !ret_n || (!out && n > FIELD_OVERHEAD))
+        if (!ctx || !c || !ret_n || (!out && n > FIELD_OVERHEAD))
                 return -EINVAL;
         int r = field_aad(table, column, row_id, aad, &aad_len);
         if (r < 0)
@@ -106,17 +133,24 @@ int field_decrypt(const uint8_t key[32], const char *table, const char *column, 
         if (n < FIELD_OVERHEAD || n - FIELD_OVERHEAD > FIELD_VALUE_MAX || c[0] != FIELD_VERSION)
                 return -EBADMSG;
         size_t pn = n - FIELD_OVERHEAD;
-        EVP_CIPHER_CTX *ctx = aead_ctx_new(key, false);
-        if (!ctx)
-                return -ENOMEM;
         uint8_t dummy;
-        r = aead_open(ctx, c + 1, FIELD_NONCE_SIZE, aad, aad_len, c + 1 + FIELD_NONCE_SIZE, pn, pn ? out : &dummy,
+        r = aead_open(ctx->evp, c + 1, FIELD_NONCE_SIZE, aad, aad_len, c + 1 + FIELD_NONCE_SIZE, pn, pn ? out : &dummy,
                       c + 1 + FIELD_NONCE_SIZE + pn);
-        EVP_CIPHER_CTX_free(ctx);
         if (r < 0)
                 return r;
         *ret_n = pn;
         return 0;
+}
+
+int field_decrypt(const uint8_t key[32], const char *table, const char *column, const char *row_id, const uint8_t *c,
+                  size_t n, uint8_t *out, size_t *ret_n) {
+        _cleanup_(field_ctx_freep) struct field_ctx *ctx = NULL;
+        if (!key)
+                return -EINVAL;
+        int r = field_ctx_new(key, &ctx);
+        if (r < 0)
+                return r;
+        return field_ctx_decrypt(ctx, table, column, row_id, c, n, out, ret_n);
 }
 
 static int hmac_part(crypto_auth_hmacsha256_state *st, const void *p, size_t n) {

@@ -497,9 +497,13 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                 log_fields(LOG_LEVEL_WARN, "forbidden", "request_id", r->request_id, "route", r->route->name, "actor",
                            r->authenticated ? r->actor.actor_id : "-", "role", r->authenticated ? r->actor.role : "-",
                            "credential", r->authenticated ? cred : "-", NULL);
-                return sent(r, http_respond_problem(r, 403, "forbidden", "Forbidden",
-                                                    "This credential may not call this route: its role, its token's "
-                                                    "scopes or its kind do not allow it (see docs/security.md)."));
+                const char *why = "This credential may not call this route: its role, its token's scopes or its "
+                                  "kind do not allow it (see docs/security.md).";
+                if (r->authenticated && r->actor.credential == VAULT_CRED_ENROL)
+                        why = "This session may only enrol a second factor (and log out).";
+                else if (r->authenticated && r->actor.credential == VAULT_CRED_BOOTSTRAP)
+                        why = "The bootstrap token only creates the first owner (or the operator).";
+                return sent(r, http_respond_problem(r, 403, "forbidden", "Forbidden", why));
         }
         int64_t cl = http_content_length(r);
         if (r->route->accepts_body && cl >= 0 && (uint64_t) cl > s->o.max_body)

@@ -20,8 +20,8 @@
 #define CURSOR_TEXT_MAX 64
 
 static bool document_is_valid(const struct store_document *d) {
-        return d && sqlite_id_is_valid(d->id) && sqlite_id_is_valid(d->org_id) &&
-               sqlite_field_is_valid(d->name, sizeof d->name, false) &&
+        return d && sqlite_id_is_valid(d->id) && sqlite_id_is_valid(d->org_id) && d->name_sealed_len > 0 &&
+               d->name_sealed_len <= sizeof d->name_sealed &&
                sqlite_field_is_valid(d->class_, sizeof d->class_, false) &&
                sqlite_field_is_valid(d->created_by, sizeof d->created_by, true) && d->size <= (uint64_t) INT64_MAX;
 }
@@ -33,7 +33,8 @@ static int insert_row(struct sqlite_conn *c, const struct store_document *d) {
                 return r;
         sqlite3_bind_text(q, 1, d->id, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, d->org_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, d->name, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(q, 3, d->name_sealed, (int) d->name_sealed_len, SQLITE_STATIC);
+        sqlite3_bind_blob(q, 9, d->name_index, sizeof d->name_index, SQLITE_STATIC);
         sqlite3_bind_text(q, 4, d->class_, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 5, (int64_t) d->size);
         sqlite3_bind_blob(q, 6, d->sha256, sizeof d->sha256, SQLITE_STATIC);
@@ -216,15 +217,32 @@ int sqlite_document_insert_ref(struct store *st, const struct store_document *d,
 
 /* --- documents: reads and delete --- */
 
+/* A row in DOC_COLUMNS order. The name is a sealed BLOB with its index, or (a row written before
+ * names were sealed, and not sealed yet) clear TEXT with no index: anything else is damage. */
 static int document_from_row(sqlite3_stmt *q, struct store_document *d) {
         int r;
         memset(d, 0, sizeof *d);
         if ((r = sqlite_column_copy(q, 0, d->id, sizeof d->id)) < 0 ||
             (r = sqlite_column_copy(q, 1, d->org_id, sizeof d->org_id)) < 0 ||
-            (r = sqlite_column_copy(q, 2, d->name, sizeof d->name)) < 0 ||
             (r = sqlite_column_copy(q, 3, d->class_, sizeof d->class_)) < 0 ||
             (r = sqlite_column_copy(q, 7, d->created_by, sizeof d->created_by)) < 0)
                 return r;
+        int name_type = sqlite3_column_type(q, 2), index_type = sqlite3_column_type(q, 8);
+        if (name_type == SQLITE_BLOB && index_type == SQLITE_BLOB) {
+                const void *p = sqlite3_column_blob(q, 2);
+                int n = sqlite3_column_bytes(q, 2);
+                if (!p || n <= 0 || (size_t) n > sizeof d->name_sealed ||
+                    sqlite3_column_bytes(q, 8) != (int) sizeof d->name_index)
+                        return -EBADMSG;
+                memcpy(d->name_sealed, p, (size_t) n);
+                d->name_sealed_len = (size_t) n;
+                memcpy(d->name_index, sqlite3_column_blob(q, 8), sizeof d->name_index);
+        } else if (name_type == SQLITE_TEXT && index_type == SQLITE_NULL) {
+                r = sqlite_column_copy(q, 2, d->name, sizeof d->name);
+                if (r < 0)
+                        return r;
+        } else
+                return -EBADMSG;
         int64_t size = sqlite3_column_int64(q, 4);
         if (size < 0 || sqlite3_column_bytes(q, 5) != (int) sizeof d->sha256)
                 return -EBADMSG;
@@ -315,7 +333,8 @@ static int document_list_conn(struct sqlite_conn *c, const struct store_document
                               const char *bound_id, struct store_document *rows, size_t *ret_n, bool *ret_more) {
         _cleanup_stmt_ sqlite3_stmt *q = NULL;
         size_t n = 0;
-        int r = sqlite_conn_stmt(c, f->class_ ? STMT_DOC_LIST_CLASS : STMT_DOC_LIST, &q);
+        enum sqlite_stmt_id id = f->name_index ? STMT_DOC_LIST_NAME : f->class_ ? STMT_DOC_LIST_CLASS : STMT_DOC_LIST;
+        int r = sqlite_conn_stmt(c, id, &q);
         if (r < 0)
                 return r;
         sqlite3_bind_text(q, 1, f->org_id, -1, SQLITE_STATIC);
@@ -325,6 +344,8 @@ static int document_list_conn(struct sqlite_conn *c, const struct store_document
         sqlite3_bind_int64(q, 5, (int64_t) f->limit + 1); /* one more tells whether a next page exists */
         if (f->class_)
                 sqlite3_bind_text(q, 6, f->class_, -1, SQLITE_STATIC);
+        if (f->name_index)
+                sqlite3_bind_blob(q, 7, f->name_index, STORE_NAME_INDEX_SIZE, SQLITE_STATIC);
         for (;;) {
                 int rc = sqlite3_step(q);
                 if (rc == SQLITE_DONE)
@@ -378,8 +399,10 @@ int sqlite_document_list(struct store *st, const struct store_document_filter *f
                 return r;
         r = document_list_conn(c, f, cur_at, cur_id, rows, &n, &more);
         sqlite_reader_put(s, c);
-        if (r < 0)
+        if (r < 0) {
+                sodium_memzero(rows, f->limit * sizeof *rows);
                 return r;
+        }
 
         _cleanup_free_ char *next = NULL;
         if (more) {
@@ -471,4 +494,96 @@ int sqlite_document_stats(struct store *st, uint64_t *ret_count, uint64_t *ret_b
         *ret_count = count;
         *ret_bytes = bytes;
         return 0;
+}
+
+/* --- sealing the clear names of an older vault --- */
+
+int sqlite_document_clear_names(struct store *st, size_t limit, struct store_document **ret, size_t *ret_n) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct sqlite_conn *c;
+        size_t n = 0;
+
+        if (!ret || !ret_n || limit < 1 || limit > LIST_LIMIT_MAX)
+                return -EINVAL;
+        struct store_document *rows = calloc(limit, sizeof *rows);
+        if (!rows)
+                return -ENOMEM;
+        int r = sqlite_reader_get(s, &c);
+        if (r >= 0) {
+                _cleanup_stmt_ sqlite3_stmt *q = NULL;
+                r = sqlite_conn_stmt(c, STMT_DOC_CLEAR_NAMES, &q);
+                if (r >= 0)
+                        sqlite3_bind_int64(q, 1, (int64_t) limit);
+                while (r >= 0 && n < limit) {
+                        int rc = sqlite3_step(q);
+                        if (rc == SQLITE_DONE)
+                                break;
+                        if (rc != SQLITE_ROW) {
+                                r = sqlite_errno(rc);
+                                break;
+                        }
+                        r = document_from_row(q, &rows[n]);
+                        if (r >= 0 && rows[n].name_sealed_len != 0)
+                                r = -EBADMSG; /* a sealed name without its index */
+                        if (r >= 0)
+                                n++;
+                }
+                sqlite_stmt_releasep(&q);
+                sqlite_reader_put(s, c);
+        }
+        if (r < 0) {
+                sodium_memzero(rows, limit * sizeof *rows);
+                free(rows);
+                return r;
+        }
+        *ret = rows;
+        *ret_n = n;
+        return 0;
+}
+
+int sqlite_document_seal_names(struct store *st, const struct store_document *docs, size_t n) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct sqlite_conn *c = s->writer;
+
+        if (!docs && n > 0)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!sqlite_id_is_valid(docs[i].id) || docs[i].name_sealed_len == 0 ||
+                    docs[i].name_sealed_len > sizeof docs[i].name_sealed)
+                        return -EINVAL;
+        pthread_mutex_lock(&s->write_lock);
+        int r = run_simple(c, STMT_BEGIN);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                _cleanup_stmt_ sqlite3_stmt *q = NULL;
+                r = sqlite_conn_stmt(c, STMT_DOC_SEAL_NAME, &q);
+                if (r < 0)
+                        break;
+                sqlite3_bind_text(q, 1, docs[i].id, -1, SQLITE_STATIC);
+                sqlite3_bind_blob(q, 2, docs[i].name_sealed, (int) docs[i].name_sealed_len, SQLITE_STATIC);
+                sqlite3_bind_blob(q, 3, docs[i].name_index, sizeof docs[i].name_index, SQLITE_STATIC);
+                r = sqlite_step_done(q);
+        }
+        if (r >= 0)
+                r = run_simple(c, STMT_COMMIT);
+        if (r < 0)
+                rollback(c);
+        pthread_mutex_unlock(&s->write_lock);
+        return r;
+}
+
+/* secure_delete (on for every connection) zeroes what a change frees inside the file; VACUUM
+ * then rebuilds it without free pages, in memory rather than a temporary file, and the
+ * checkpoint copies the WAL into it and truncates the WAL to nothing, so neither file keeps an
+ * old version of a page. */
+int sqlite_store_compact(struct store *st) {
+        struct sqlite_store *s = sqlite_store_of(st);
+        struct sqlite_conn *c = s->writer;
+
+        pthread_mutex_lock(&s->write_lock);
+        int r = sqlite_errno(sqlite3_exec(c->db, "PRAGMA temp_store = MEMORY; VACUUM;", NULL, NULL, NULL));
+        if (r >= 0) /* SQLITE_BUSY: a reader still holds a snapshot, so the WAL cannot be emptied */
+                r = sqlite_errno(sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL));
+        (void) sqlite3_exec(c->db, "PRAGMA temp_store = DEFAULT;", NULL, NULL, NULL);
+        pthread_mutex_unlock(&s->write_lock);
+        return r;
 }

@@ -21,6 +21,9 @@ enum sqlite_stmt_id {
         STMT_DOC_GET,
         STMT_DOC_LIST,
         STMT_DOC_LIST_CLASS,
+        STMT_DOC_LIST_NAME,
+        STMT_DOC_CLEAR_NAMES,
+        STMT_DOC_SEAL_NAME,
         STMT_DOC_DELETE,
         STMT_DOC_EXISTS,
         STMT_DOC_STATS,
@@ -93,7 +96,7 @@ static inline void sqlite_stmt_releasep(sqlite3_stmt **st) {
 
 /* Brings the schema up to date (PRAGMA user_version), in one transaction. */
 int sqlite_schema_migrate(struct sqlite_conn *c, bool create) _warn_unused_;
-#define SQLITE_SCHEMA_VERSION 3
+#define SQLITE_SCHEMA_VERSION 4
 
 /* A queued document insert, on its caller's stack until the leader marks it done. */
 #define SQLITE_NO_REF UINT64_MAX /* an insert without an audit reference */
@@ -165,6 +168,9 @@ int sqlite_document_list(struct store *st, const struct store_document_filter *f
 int sqlite_document_delete(struct store *st, const char *org_id, const char *id);
 int sqlite_document_exists(struct store *st, const char *id, bool *ret);
 int sqlite_document_stats(struct store *st, uint64_t *ret_count, uint64_t *ret_bytes);
+int sqlite_document_clear_names(struct store *st, size_t limit, struct store_document **ret, size_t *ret_n);
+int sqlite_document_seal_names(struct store *st, const struct store_document *docs, size_t n);
+int sqlite_store_compact(struct store *st);
 
 /* The account operations (sqlite_accounts.c), and the row readers sqlite.c shares with them. */
 int sqlite_org_from_row(sqlite3_stmt *q, struct store_org *o) _warn_unused_;

@@ -20,6 +20,9 @@
         "id, org_id, role, status, email_index, email, display_name, phone, password_hash, totp_secret, " \
         "totp_enabled, totp_last_step, logged_in, created_at"
 
+/* The columns of a document row, in the order document_from_row reads them. */
+#define DOC_COLUMNS "id, org_id, name, class, size, sha256, created_at, created_by, name_bi"
+
 /* Every statement the store runs, one per use, prepared once per connection. */
 static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_ORG_INSERT] = "INSERT INTO orgs (id, name, created_at, status, require_2fa, default_class, time_zone) "
@@ -28,19 +31,23 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_ORG_ALL] = "SELECT " ORG_COLUMNS " FROM orgs ORDER BY id",
         [STMT_ORG_UPDATE] = "UPDATE orgs SET name = ?2, status = ?3, require_2fa = ?4, default_class = ?5, "
                             "time_zone = ?6 WHERE id = ?1",
-        [STMT_DOC_INSERT] = "INSERT INTO documents (id, org_id, name, class, size, sha256, created_at, created_by) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        [STMT_DOC_GET] = "SELECT id, org_id, name, class, size, sha256, created_at, created_by "
-                         "FROM documents WHERE id = ?1 AND org_id = ?2",
+        [STMT_DOC_INSERT] = "INSERT INTO documents (id, org_id, name, name_bi, class, size, sha256, created_at, "
+                            "created_by) VALUES (?1, ?2, ?3, ?9, ?4, ?5, ?6, ?7, ?8)",
+        [STMT_DOC_GET] = "SELECT " DOC_COLUMNS " FROM documents WHERE id = ?1 AND org_id = ?2",
         /* Keyset pagination, newest first: rows strictly below the bound (created_at, id), which is
          * the cursor, or (created_before, '') on the first page. One row-value bound lets SQLite
          * seek straight to it in the index, so a deep page costs what the first one does. */
-        [STMT_DOC_LIST] = "SELECT id, org_id, name, class, size, sha256, created_at, created_by "
-                          "FROM documents WHERE org_id = ?1 AND created_at >= ?2 AND (created_at, id) < (?3, ?4) "
-                          "ORDER BY created_at DESC, id DESC LIMIT ?5",
-        [STMT_DOC_LIST_CLASS] = "SELECT id, org_id, name, class, size, sha256, created_at, created_by "
-                                "FROM documents WHERE org_id = ?1 AND class = ?6 AND created_at >= ?2 "
-                                "AND (created_at, id) < (?3, ?4) ORDER BY created_at DESC, id DESC LIMIT ?5",
+        [STMT_DOC_LIST] = "SELECT " DOC_COLUMNS " FROM documents WHERE org_id = ?1 AND created_at >= ?2 "
+                          "AND (created_at, id) < (?3, ?4) ORDER BY created_at DESC, id DESC LIMIT ?5",
+        [STMT_DOC_LIST_CLASS] = "SELECT " DOC_COLUMNS " FROM documents WHERE org_id = ?1 AND class = ?6 "
+                                "AND created_at >= ?2 AND (created_at, id) < (?3, ?4) "
+                                "ORDER BY created_at DESC, id DESC LIMIT ?5",
+        /* An exact name, through its blind index (class optional: the name narrows enough). */
+        [STMT_DOC_LIST_NAME] = "SELECT " DOC_COLUMNS " FROM documents WHERE org_id = ?1 AND name_bi = ?7 "
+                               "AND (?6 IS NULL OR class = ?6) AND created_at >= ?2 AND (created_at, id) < (?3, ?4) "
+                               "ORDER BY created_at DESC, id DESC LIMIT ?5",
+        [STMT_DOC_CLEAR_NAMES] = "SELECT " DOC_COLUMNS " FROM documents WHERE name_bi IS NULL LIMIT ?1",
+        [STMT_DOC_SEAL_NAME] = "UPDATE documents SET name = ?2, name_bi = ?3 WHERE id = ?1 AND name_bi IS NULL",
         [STMT_DOC_DELETE] = "DELETE FROM documents WHERE id = ?1 AND org_id = ?2",
         [STMT_DOC_EXISTS] = "SELECT 1 FROM documents WHERE id = ?1",
         [STMT_DOC_STATS] = "SELECT count(*), coalesce(sum(size), 0) FROM documents",
@@ -174,6 +181,28 @@ static const char *const migrations[SQLITE_SCHEMA_VERSION] = {
         "ALTER TABLE tokens ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE tokens ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;"
         "CREATE INDEX tokens_by_user ON tokens (user_id);",
+        /* 4: sealed document names. name holds a field ciphertext (core/ seals it; a BLOB) and
+         * name_bi its blind index, which exact-name lookups use. The rows of an older vault keep
+         * their clear name (TEXT) and a NULL name_bi until core/ seals them at the first open with
+         * keys (vault.c), which then compacts the file so that no clear name is left in it. */
+        "CREATE TABLE documents_v3 ("
+        "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"
+        "  org_id TEXT NOT NULL REFERENCES orgs (id),"
+        "  name BLOB NOT NULL,"
+        "  name_bi BLOB CHECK (name_bi IS NULL OR (typeof(name_bi) = 'blob' AND length(name_bi) = 32)),"
+        "  class TEXT NOT NULL,"
+        "  size INTEGER NOT NULL CHECK (size >= 0),"
+        "  sha256 BLOB NOT NULL CHECK (length(sha256) = 32),"
+        "  created_at INTEGER NOT NULL,"
+        "  created_by TEXT NOT NULL,"
+        "  CHECK ((name_bi IS NULL) = (typeof(name) = 'text')));"
+        "INSERT INTO documents_v3 (id, org_id, name, name_bi, class, size, sha256, created_at, created_by) "
+        "  SELECT id, org_id, name, NULL, class, size, sha256, created_at, created_by FROM documents;"
+        "DROP TABLE documents;"
+        "ALTER TABLE documents_v3 RENAME TO documents;"
+        "CREATE INDEX documents_by_org_time ON documents (org_id, created_at DESC, id DESC);"
+        "CREATE INDEX documents_by_org_class_time ON documents (org_id, class, created_at DESC, id DESC);"
+        "CREATE INDEX documents_by_org_name ON documents (org_id, name_bi, created_at DESC, id DESC);",
 };
 
 int sqlite_errno(int rc) {

@@ -12,11 +12,21 @@
 #define STORE_NAME_MAX 255
 #define STORE_CLASS_MAX 64
 #define STORE_AUDIT_OBJECT_MAX 1024 /* bytes of an audit reference's object id (an entry field's limit) */
+/* A document name is stored sealed (a field ciphertext made by core/, crypto/field.h: 29 bytes more
+ * than the name) beside its blind index; the store only keeps and returns those bytes. */
+#define STORE_NAME_SEALED_MAX (STORE_NAME_MAX + 29)
+#define STORE_NAME_INDEX_SIZE 32
 
 struct store_document {
         char id[STORE_ID_LEN + 1];
         char org_id[STORE_ID_LEN + 1];
-        char name[STORE_NAME_MAX + 1];  /* UTF-8, no control characters (checked by caller) */
+        /* The clear name (UTF-8, no control characters): core/ fills it from name_sealed and
+         * seals it into name_sealed; the store neither writes nor reads it, but for a row written
+         * before names were sealed (name_sealed_len 0), whose clear name it returns here. */
+        char name[STORE_NAME_MAX + 1];
+        uint8_t name_sealed[STORE_NAME_SEALED_MAX]; /* stored in the name column */
+        size_t name_sealed_len;         /* 1..STORE_NAME_SEALED_MAX */
+        uint8_t name_index[STORE_NAME_INDEX_SIZE]; /* blind index of the name (name_bi column) */
         char class_[STORE_CLASS_MAX + 1];
         uint64_t size;                  /* plaintext bytes */
         uint8_t sha256[32];             /* of the plaintext */
@@ -27,6 +37,7 @@ struct store_document {
 struct store_document_filter {
         const char *org_id;      /* required */
         const char *class_;      /* NULL = any */
+        const uint8_t *name_index; /* NULL = any; else STORE_NAME_INDEX_SIZE bytes: that name only */
         int64_t created_after;   /* ms, inclusive; INT64_MIN = unbounded */
         int64_t created_before;  /* ms, exclusive; INT64_MAX = unbounded */
         const char *cursor;      /* opaque, from a previous page; NULL = first page */
@@ -132,6 +143,15 @@ struct store_ops {
         int (*document_stats)(struct store *s, uint64_t *ret_count, uint64_t *ret_bytes);
         /* Transactions of the document group commit and the rows they held, since open. */
         void (*commit_stats)(struct store *s, uint64_t *ret_commits, uint64_t *ret_rows);
+        /* Up to limit (1..1000) rows that still hold a clear name (written before names were
+         * sealed), with that name in name and name_sealed_len 0. *ret malloc'd (wipe it). */
+        int (*document_clear_names)(struct store *s, size_t limit, struct store_document **ret, size_t *ret_n);
+        /* Replaces the clear names of n rows (by id) with their name_sealed and name_index, in one
+         * durable transaction; a row already sealed is left as it is. */
+        int (*document_seal_names)(struct store *s, const struct store_document *docs, size_t n);
+        /* Rewrites the database so that no free page or WAL frame keeps content removed before:
+         * VACUUM, then the WAL checkpointed and truncated. No other use of the store meanwhile. */
+        int (*compact)(struct store *s);
 
         /* Tokens are looked up by the SHA-256 of the secret; the secret itself is never stored. */
         int (*token_insert)(struct store *s, const struct store_token *t, const uint8_t hash[32]);

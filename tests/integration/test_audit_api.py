@@ -169,20 +169,26 @@ def all_entries(size):
 
 
 def add_token(role, org=None):
-    """A token of the given role (and organisation, created if new) written straight into meta.db,
-    the way a future token API would; the server reads tokens from the store on each request."""
+    """An API token (every scope) of a new user of the given role (and organisation, created if
+    new) written straight into meta.db: no login needed, and an organisation of no operator.
+    The user's personal fields are placeholders no one reads here."""
     token = "cfr_" + secrets.token_hex(24)
+    user = secrets.token_hex(16)
+    now = int(time.time() * 1000)
     db = sqlite3.connect(os.path.join(V.data, "meta.db"), timeout=30)
     try:
         with db:
             if org is None:
-                org = db.execute("SELECT org_id FROM tokens LIMIT 1").fetchone()[0]
+                org = db.execute("SELECT org_id FROM users WHERE id = ?", (V.owner_id,)).fetchone()[0]
             else:
                 db.execute("INSERT OR IGNORE INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
-                           (org, "Other SARL", int(time.time() * 1000)))
-            db.execute("INSERT INTO tokens (hash, id, org_id, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?, 0)",
-                       (hashlib.sha256(token.encode()).digest(), secrets.token_hex(16), org, role,
-                        int(time.time() * 1000)))
+                           (org, "Other SARL", now))
+            db.execute("INSERT INTO users (id, org_id, role, email_index, email, password_hash, created_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (user, org, role, secrets.token_bytes(32), b"placeholder", "placeholder", now))
+            db.execute("INSERT INTO tokens (hash, id, org_id, role, created_at, expires_at, kind, user_id, name, scopes) "
+                       "VALUES (?, ?, ?, ?, ?, 0, 'api', ?, 'test', 31)",
+                       (hashlib.sha256(token.encode()).digest(), secrets.token_hex(16), org, role, now, user))
     finally:
         db.close()
     return token
@@ -350,7 +356,7 @@ def test_redaction_across_organisations():
 
 
 def test_roles():
-    member = add_token("member")
+    member = add_token("viewer")
     doc = V.upload_ok(b"for the roles", name="roles.txt")
     expect_problem(get("/v1/audit/entries?start=0&end=1", token=member, expect=None), 403, "forbidden")
     expect_problem(get("/v1/documents/%s/audit" % doc["id"], token=member, expect=None), 403, "forbidden")

@@ -161,15 +161,18 @@ def test_key_rotate():
 # -- tokens ------------------------------------------------------------------------------------
 
 
-def add_token(data_dir, expires_at_ms):
+def add_token(v, expires_at_ms):
+    """An API token of the vault's owner with every scope, written straight into meta.db with the
+    given expiry (the API's own expiry is tested in test_accounts.py)."""
     token = "cfr_" + secrets.token_hex(24)
-    db = sqlite3.connect(os.path.join(data_dir, "meta.db"), timeout=30)
+    db = sqlite3.connect(os.path.join(v.data, "meta.db"), timeout=30)
     try:
         with db:
-            org = db.execute("SELECT org_id FROM tokens LIMIT 1").fetchone()[0]
-            db.execute("INSERT INTO tokens (hash, id, org_id, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       (hashlib.sha256(token.encode()).digest(), secrets.token_hex(16), org, "admin",
-                        int(time.time() * 1000) - 3600_000, expires_at_ms))
+            org = db.execute("SELECT org_id FROM users WHERE id = ?", (v.owner_id,)).fetchone()[0]
+            db.execute("INSERT INTO tokens (hash, id, org_id, role, created_at, expires_at, kind, user_id, scopes) "
+                       "VALUES (?, ?, ?, ?, ?, ?, 'api', ?, 31)",
+                       (hashlib.sha256(token.encode()).digest(), secrets.token_hex(16), org, "owner",
+                        int(time.time() * 1000) - 3600_000, expires_at_ms, v.owner_id))
     finally:
         db.close()
     return token
@@ -179,8 +182,8 @@ def test_token_expiry():
     with Vault(BINARY) as v:
         v.start()
         now = int(time.time() * 1000)
-        expired = add_token(v.data, now - 1000)
-        valid = add_token(v.data, now + 3600_000)
+        expired = add_token(v, now - 1000)
+        valid = add_token(v, now + 3600_000)
         for path in ("/v1/documents", "/v1/audit/checkpoint"):
             r = v.request("GET", path, headers=v.auth_headers(expired), auth=False)
             expect_problem(r, 401, "unauthorized")

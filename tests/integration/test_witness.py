@@ -255,9 +255,9 @@ def test_fork_refused():
         f = fork_vault(w)
         try:
             f.start()
-            # Same size, other root (the fork's log starts with its own vault.init entry, and the
-            # audit.recover entry that records its signing at start).
-            upload_n(f, seen - 2, "fork")
+            # Same size, other root (the fork's log starts with its own vault.init entry, the
+            # audit.recover entry that records its signing at start, and its owner's set-up).
+            upload_n(f, seen - f.log_size(), "fork")
             wait_checkpoint(f, seen, exact=True)
             w.refused(f, "fork at the same size", "fork")
             # Larger: the consistency proof from the size seen cannot verify.

@@ -99,6 +99,44 @@ static void test_damage_fails(void **state) {
         assert_int_equal(open_(KEY, "documents", "name", ROW, c, n, back), 0);
 }
 
+/* One context for many values (a listing): a value that fails leaves it usable for the next. */
+static void test_ctx(void **state) {
+        (void) state;
+        struct field_ctx *ctx = NULL;
+        uint8_t c[3][sizeof NAME + FIELD_OVERHEAD];
+        const char *rows[3] = { "r1", "r2", "r3" };
+        size_t n = strlen(NAME), pn;
+        char back[sizeof NAME + 1];
+
+        for (size_t i = 0; i < 3; i++)
+                seal("documents", "name", rows[i], NAME, c[i]);
+        c[1][20] ^= 0x40;
+        assert_int_equal(field_ctx_new(KEY, &ctx), 0);
+        for (int round = 0; round < 2; round++)
+                for (size_t i = 0; i < 3; i++) {
+                        int r = field_ctx_decrypt(ctx, "documents", "name", rows[i], c[i], n + FIELD_OVERHEAD,
+                                                  (uint8_t *) back, &pn);
+                        assert_int_equal(r, i == 1 ? -EBADMSG : 0);
+                        if (r == 0) {
+                                assert_int_equal(pn, n);
+                                assert_memory_equal(back, NAME, n);
+                        }
+                }
+        /* a row id that is not the value's fails under the context too */
+        assert_int_equal(
+                field_ctx_decrypt(ctx, "documents", "name", "r2", c[0], n + FIELD_OVERHEAD, (uint8_t *) back, &pn),
+                -EBADMSG);
+        field_ctx_free(ctx);
+        field_ctx_free(NULL);
+
+        struct field_ctx *other = NULL;
+        assert_int_equal(field_ctx_new(KEY2, &other), 0);
+        assert_int_equal(
+                field_ctx_decrypt(other, "documents", "name", "r1", c[0], n + FIELD_OVERHEAD, (uint8_t *) back, &pn),
+                -EBADMSG);
+        field_ctx_free(other);
+}
+
 static void test_bad_args(void **state) {
         (void) state;
         uint8_t out[64];
@@ -193,8 +231,9 @@ static void test_vector1(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_moved_fails),
-                cmocka_unit_test(test_damage_fails), cmocka_unit_test(test_bad_args),
-                cmocka_unit_test(test_blind_index),  cmocka_unit_test(test_vector1),
+                cmocka_unit_test(test_damage_fails), cmocka_unit_test(test_ctx),
+                cmocka_unit_test(test_bad_args),     cmocka_unit_test(test_blind_index),
+                cmocka_unit_test(test_vector1),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

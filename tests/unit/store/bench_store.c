@@ -27,7 +27,8 @@ static void *run(void *p) {
                 struct store_document d = { .size = 12345, .created_at = 1700000000000 + a->first + i };
                 make_id(d.id, 0xd0c0d0c0u, a->first + i);
                 make_id(d.org_id, 0xa0a0a0a0u, 0);
-                snprintf(d.name, sizeof d.name, "invoice-%u.pdf", a->first + i);
+                d.name_sealed_len =
+                        (size_t) snprintf((char *) d.name_sealed, sizeof d.name_sealed, "invoice-%u.pdf", a->first + i);
                 snprintf(d.class_, sizeof d.class_, "accounting-10y");
                 if (a->s->ops->document_insert(a->s, &d) < 0)
                         a->failed++;

@@ -248,7 +248,9 @@ static void test_documents(void **state) {
         bad = make_doc(9, ORG_A, 1, "");
         assert_int_equal(s->ops->document_insert(s, &bad), -EINVAL);
         bad = make_doc(9, ORG_A, 1, "x");
-        memset(bad.name, 'a', sizeof bad.name); /* no terminating NUL */
+        bad.name_sealed_len = 0; /* no name */
+        assert_int_equal(s->ops->document_insert(s, &bad), -EINVAL);
+        bad.name_sealed_len = sizeof bad.name_sealed + 1;
         assert_int_equal(s->ops->document_insert(s, &bad), -EINVAL);
         bad = make_doc(9, ORG_A, 1, "x");
         bad.size = UINT64_MAX;

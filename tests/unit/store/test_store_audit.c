@@ -144,19 +144,35 @@ static void test_reopen(void **state) {
         assert_int_equal(next, 10);
 }
 
-/* A vault made before audit references (schema version 1) is upgraded on open and keeps its rows. */
+/* The documents table as schema versions 1 and 2 had it: the name in clear. */
+#define DOCUMENTS_V1                                                                          \
+        "CREATE TABLE documents ("                                                            \
+        "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"                             \
+        "  org_id TEXT NOT NULL REFERENCES orgs (id),"                                        \
+        "  name TEXT NOT NULL,"                                                               \
+        "  class TEXT NOT NULL,"                                                              \
+        "  size INTEGER NOT NULL CHECK (size >= 0),"                                          \
+        "  sha256 BLOB NOT NULL CHECK (length(sha256) = 32),"                                 \
+        "  created_at INTEGER NOT NULL,"                                                      \
+        "  created_by TEXT NOT NULL);"                                                        \
+        "CREATE INDEX documents_by_org_time ON documents (org_id, created_at DESC, id DESC);" \
+        "CREATE INDEX documents_by_org_class_time ON documents (org_id, class, created_at DESC, id DESC);"
+
+/* A vault made before audit references (schema version 1), with a clear name, is upgraded on
+ * open and keeps its rows: the name comes back in clear, marked as not sealed yet, until core/
+ * seals it (document_seal_names). */
 static void test_upgrade_from_v1(void **state) {
         struct fixture *f = *state;
-        struct store_document d = make_doc(1, ORG_A, 5, "accounting-10y"), got;
+        struct store_document d = make_doc(1, ORG_A, 5, "accounting-10y"), got, *clear = NULL;
         sqlite3 *db;
         sqlite3_stmt *q;
         uint64_t next = 5;
+        size_t n = 0;
 
-        assert_int_equal(f->s->ops->document_insert(f->s, &d), 0);
         store_close(f->s);
         f->s = NULL;
 
-        /* Turn the file back into what version 1 wrote. */
+        /* Turn the file back into what version 1 wrote, with one row. */
         assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
                                       "DROP TABLE sessions; DROP TABLE recovery_codes; DROP INDEX tokens_by_user; "
@@ -167,20 +183,60 @@ static void test_upgrade_from_v1(void **state) {
                                       "ALTER TABLE orgs DROP COLUMN status; ALTER TABLE orgs DROP COLUMN require_2fa; "
                                       "ALTER TABLE orgs DROP COLUMN default_class; "
                                       "ALTER TABLE orgs DROP COLUMN time_zone; "
-                                      "DROP TABLE audit_refs; DELETE FROM schema_migrations WHERE version > 1; "
-                                      "PRAGMA user_version = 1;",
+                                      "DROP TABLE audit_refs; DROP TABLE documents; " DOCUMENTS_V1
+                                      "DELETE FROM schema_migrations WHERE version > 1; PRAGMA user_version = 1;",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
+        assert_int_equal(
+                sqlite3_prepare_v2(db, "INSERT INTO documents VALUES (?1, ?2, 'facture-1.pdf', ?3, ?4, ?5, ?6, ?7)", -1,
+                                   &q, NULL),
+                SQLITE_OK);
+        sqlite3_bind_text(q, 1, d.id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, d.org_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, d.class_, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 4, (int64_t) d.size);
+        sqlite3_bind_blob(q, 5, d.sha256, 32, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 6, d.created_at);
+        sqlite3_bind_text(q, 7, d.created_by, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+        sqlite3_finalize(q);
         sqlite3_close(db);
 
         assert_int_equal(store_sqlite_open(f->db_path, false, &f->s), 0);
         assert_int_equal(f->s->ops->document_get(f->s, d.org_id, d.id, &got), 0);
-        assert_doc_equal(&d, &got);
+        assert_string_equal(got.name, "facture-1.pdf");
+        assert_int_equal(got.name_sealed_len, 0);
         assert_int_equal(f->s->ops->audit_ref_max(f->s, &next), 0);
         assert_int_equal(next, 0);
         assert_int_equal(f->s->ops->audit_ref_add(f->s, d.id, 12), 0);
         const uint64_t want[] = { 12 };
         assert_refs(f->s, d.id, want, 1);
+
+        /* The clear names are found, sealed, and then gone. */
+        assert_int_equal(f->s->ops->document_clear_names(f->s, 10, &clear, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(clear[0].id, d.id);
+        assert_string_equal(clear[0].name, "facture-1.pdf");
+        free(clear);
+        assert_int_equal(f->s->ops->document_seal_names(f->s, &d, 1), 0);
+        assert_int_equal(f->s->ops->document_clear_names(f->s, 10, &clear, &n), 0);
+        assert_int_equal(n, 0);
+        free(clear);
+        assert_int_equal(f->s->ops->document_get(f->s, d.org_id, d.id, &got), 0);
+        assert_doc_equal(&d, &got);
+        /* and the index finds it */
+        struct store_document_filter flt = { .org_id = d.org_id,
+                                             .name_index = d.name_index,
+                                             .created_after = INT64_MIN,
+                                             .created_before = INT64_MAX,
+                                             .limit = 10 };
+        struct store_document *rows = NULL;
+        char *cursor = NULL;
+        assert_int_equal(f->s->ops->document_list(f->s, &flt, &rows, &n, &cursor), 0);
+        assert_int_equal(n, 1);
+        assert_doc_equal(&d, &rows[0]);
+        free(rows);
+        assert_int_equal(f->s->ops->compact(f->s), 0);
 
         assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_migrations", -1, &q, NULL), SQLITE_OK);
@@ -190,10 +246,11 @@ static void test_upgrade_from_v1(void **state) {
         sqlite3_close(db);
 }
 
-/* The two queries that run on every document's history and at every start use an index. */
+/* The two queries that run on every document's history and at every start, and the lookup by
+ * name, use an index. */
 static void test_query_plans(void **state) {
         struct fixture *f = *state;
-        const enum sqlite_stmt_id ids[] = { STMT_AUDIT_REF_LIST, STMT_AUDIT_REF_MAX };
+        const enum sqlite_stmt_id ids[] = { STMT_AUDIT_REF_LIST, STMT_AUDIT_REF_MAX, STMT_DOC_LIST_NAME };
         sqlite3 *db;
 
         assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);

@@ -31,8 +31,8 @@ static void test_full_disk(void **state) {
         add_org(s, ORG_A);
         for (unsigned n = 0; n < 100000; n++) {
                 struct store_document d = make_doc(n, ORG_A, n, "accounting-10y");
-                memset(d.name, 'n', sizeof d.name - 1); /* big rows fill the disk sooner */
-                d.name[sizeof d.name - 1] = 0;
+                memset(d.name_sealed, 'n', sizeof d.name_sealed); /* big rows fill the disk sooner */
+                d.name_sealed_len = sizeof d.name_sealed;
                 r = s->ops->document_insert(s, &d);
                 if (r < 0)
                         break;
@@ -51,8 +51,8 @@ static void test_full_disk(void **state) {
         /* every acknowledged row comes back as it was written, not only as a row that exists */
         for (unsigned n = 0; n < acked; n++) {
                 struct store_document d = make_doc(n, ORG_A, n, "accounting-10y"), got;
-                memset(d.name, 'n', sizeof d.name - 1);
-                d.name[sizeof d.name - 1] = 0;
+                memset(d.name_sealed, 'n', sizeof d.name_sealed);
+                d.name_sealed_len = sizeof d.name_sealed;
                 memset(&got, 0, sizeof got);
                 assert_int_equal(s->ops->document_get(s, d.org_id, d.id, &got), 0);
                 assert_doc_equal(&got, &d);
