@@ -16,6 +16,8 @@
 
 #include "cmd_common.h"
 #include "commands.h"
+#include "core/accounts.h"
+#include "core/vault.h"
 #include "crypto/totp.h"
 #include "fileio.h"
 #include "progress.h"
@@ -1103,7 +1105,50 @@ int cmd_org(int argc, char **argv) {
 /* ---- offline: the operator, straight into the vault ---- */
 
 static int user_add_offline(const struct group_opts *g) {
-        (void) g;
-        cli_error("creating the operator offline needs the accounts module of the vault");
-        return CLI_EXIT_FAILURE;
+        _cleanup_(vault_closep) struct vault *v = NULL;
+        struct accounts_user u = {};
+        const char *field = NULL;
+        char *password = NULL;
+        int r;
+
+        if (strlen(g->email) > EMAIL_MAX)
+                return cmd_usage_error("user", "--email is longer than an e-mail address may be");
+        /* the audit log admits one writer: a running server keeps this from opening the vault */
+        if (vault_open(g->data, &v) < 0) {
+                cli_error("cannot open the vault at %s (if its server runs, stop it first)", g->data);
+                return CLI_EXIT_FAILURE;
+        }
+        r = read_password(g->password_file, true, &password);
+        if (r < 0)
+                return cmd_exit_code(r);
+        r = accounts_operator_create(vault_accounts(v), g->email, password, g->display_name, &u, &field);
+        prompt_free(password);
+        if (r == -EINVAL || r == -EACCES) {
+                cli_error("the %s is not acceptable%s", field ? field : "input",
+                          field && strcmp(field, "password") == 0
+                                  ? " (12 to 1024 bytes, and not one of the most common passwords)"
+                                  : "");
+                return CLI_EXIT_FAILURE;
+        }
+        if (r == -EEXIST) {
+                cli_error("an account with this e-mail address exists already");
+                return CLI_EXIT_FAILURE;
+        }
+        if (r < 0) {
+                cli_error("cannot create the operator: %s", strerror(-r));
+                return CLI_EXIT_FAILURE;
+        }
+        if (g->o.json) {
+                json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "id", u.id, "email", u.email, "role", u.role, "org_id",
+                                      u.org_id);
+                r = o ? cmd_print_json_line(o) : -ENOMEM;
+                json_wipe_string(o, "email");
+                json_decref(o);
+        } else
+                printf("%s\n", u.id);
+        accounts_user_wipe(&u);
+        if (r < 0)
+                return cmd_exit_code(r);
+        fprintf(stderr, "coffre: operator created; it enrols two-factor authentication at its first login\n");
+        return cmd_finish_stdout();
 }
