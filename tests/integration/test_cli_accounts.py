@@ -248,6 +248,30 @@ def test_two_factor_enrol_login_with_code():
     check(rc == 1 and "not logged in" in err, "logout without a session: exit %d" % rc, err)
 
 
+def test_recovery_code_and_2fa_disable():
+    u = api_user("viewer")
+    check(login_cli(u)[0] == 0, "viewer login")
+    rc, lines, err, secret = enrol_cli(json_mode=False)
+    check(rc == 0, "2fa enroll as a viewer: %d" % rc, err)
+    codes = re.findall(r"^  ([A-Za-z0-9-]{8,})$", "".join(lines), re.M)
+    # now the code is needed: a password alone gets asked for it, and no input means no login
+    rc, out, err = login_cli(u)
+    check(rc == 1 and not os.path.exists(session_path()), "login without the code: exit %d" % rc, err)
+    # the code prompt takes a recovery code too, once
+    rc, out, err = login_cli(u, code=codes[0])
+    check(rc == 0, "login with a recovery code: %d" % rc, err)
+    rc, out, err = login_cli(u, code=codes[0])
+    check(rc == 1 and "login refused" in err, "a recovery code worked twice: exit %d" % rc, err)
+    check(login_cli(u, code=codes[1])[0] == 0, "login with the second recovery code")
+    # disable with a current code (the next step: the confirmation used this one)
+    r = subprocess.run([BINARY, "2fa", "disable"], input=(totp_code(secret, V.now() + 30) + "\n").encode(),
+                       capture_output=True, timeout=120, env=env())
+    check(r.returncode == 0, "2fa disable: %d" % r.returncode, r.stderr)
+    check(not os.path.exists(session_path()), "the ended session is still saved after 2fa disable")
+    rc, out, err = login_cli(u)
+    check(rc == 0, "password-only login after 2fa disable: %d" % rc, err)
+
+
 def test_operator_offline_and_orgs():
     pw = os.path.join(HOME, "oppw")
     password = "operator-password-%s" % secrets.token_hex(4)
@@ -302,7 +326,7 @@ def main():
         V.start()
         rc = run_tests([test_login_with_password_session_file, test_session_file_guarded,
                         test_wrong_password_and_usage, test_two_factor_enrol_login_with_code,
-                        test_operator_offline_and_orgs])
+                        test_recovery_code_and_2fa_disable, test_operator_offline_and_orgs])
         V.close()
         return exit_status(rc)
     finally:

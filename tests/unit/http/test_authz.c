@@ -50,6 +50,19 @@ static void test_every_route_has_a_rule(void **state) {
         }
 }
 
+/* No rule outlives its route (test-only routes exist only in a -Dtest_hooks=true build). */
+static void test_every_rule_has_a_route(void **state) {
+        (void) state;
+        for (size_t i = 0; i < authz_rules_count; i++) {
+                bool found = false;
+                for (size_t k = 0; k < api_routes_count && !found; k++)
+                        found = strcmp(api_routes[k].name, authz_rules[i].route) == 0;
+                if (!found && !authz_rules[i].test_only)
+                        fail_msg("the permission table has a rule for %s, which src/api/routes.c does not route",
+                                 authz_rules[i].route);
+        }
+}
+
 /* Each rule is complete, and names its route once. */
 static void test_rules_are_well_formed(void **state) {
         (void) state;
@@ -278,6 +291,7 @@ static void test_render(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_every_route_has_a_rule),
+                cmocka_unit_test(test_every_rule_has_a_route),
                 cmocka_unit_test(test_rules_are_well_formed),
                 cmocka_unit_test(test_fail_closed),
                 cmocka_unit_test(test_witness_scope),
