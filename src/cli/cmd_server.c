@@ -74,7 +74,9 @@ int cmd_init(int argc, char **argv) {
                                "  DIR/tls/              a self-signed ECDSA P-256 certificate for localhost,\n"
                                "                        or the given PEM pair\n"
                                "  DIR/meta.db, DIR/keyring.db, DIR/objects/, DIR/tmp/\n"
-                               "  DIR/bootstrap-token   an admin API token (0600), also printed once\n"
+                               "  DIR/bootstrap-token   the bootstrap token (0600), also printed once: it only\n"
+                               "                        creates the first owner (POST /v1/users), and the\n"
+                               "                        operator before that, then stops working\n"
                                "Refuses to touch an existing vault.\n");
                         return 0;
                 default:
@@ -89,7 +91,10 @@ int cmd_init(int argc, char **argv) {
                 return 1;
         }
         printf("Created a vault in %s\n"
-               "Admin token (shown once; also in %s/bootstrap-token, mode 0600):\n%s\n"
+               "Bootstrap token (shown once; also in %s/bootstrap-token, mode 0600):\n%s\n"
+               "It can only create users with POST /v1/users: the operator (role \"operator\") if you\n"
+               "want one, then the first owner (role \"owner\"); once an owner exists it stops working.\n"
+               "An operator can also be added later with coffre user add --data DIR --operator.\n"
                "TLS certificate for clients: %s/tls/cert.pem\n",
                data, data, token, data);
         sodium_memzero(token, strlen(token));

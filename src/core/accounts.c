@@ -14,6 +14,7 @@
 
 #include "crypto/field.h"
 #include "crypto/keyring.h"
+#include "fields.h"
 #include "hex.h"
 #include "log.h"
 #include "timeutil.h"
@@ -156,14 +157,14 @@ int accounts_metrics(struct accounts *a, struct buf *b) {
 
 /* ---- personal fields ---- */
 
-static int org_field_key(struct accounts *a, const char *org_id, const char *purpose, uint8_t key[32]) {
-        uint8_t kek_id[KEYRING_ID_SIZE];
-        if (hex_decode(org_id, kek_id, sizeof kek_id) < 0)
-                return -EINVAL;
-        int r = keyring_org_key(a->keyring, kek_id, purpose, key);
+/* The organisation's field key, from the vault's cache of them (fields.c). */
+static int org_field_key(struct accounts *a, const char *org_id, uint8_t key[32]) {
+        const uint8_t *enc = NULL, *idx = NULL;
+        int r = vault_field_keys(a->v, org_id, &enc, &idx);
         if (r < 0)
-                log_error("no %s key for organisation %s: %s", purpose, org_id, strerror(-r));
-        return r;
+                return log_error_errno(r, "no field key for organisation %s: %s", org_id, strerror(-r));
+        memcpy(key, enc, 32);
+        return 0;
 }
 
 int accounts_field_seal(struct accounts *a, const char *org_id, const char *column, const char *row_id, const void *p,
@@ -171,7 +172,7 @@ int accounts_field_seal(struct accounts *a, const char *org_id, const char *colu
         uint8_t key[32];
         if (n + FIELD_OVERHEAD > size)
                 return -E2BIG;
-        int r = org_field_key(a, org_id, "field", key);
+        int r = org_field_key(a, org_id, key);
         if (r >= 0)
                 r = field_encrypt(key, "users", column, row_id, p, n, out);
         sodium_memzero(key, sizeof key);
@@ -186,7 +187,7 @@ int accounts_field_open(struct accounts *a, const char *org_id, const char *colu
         size_t m = 0;
         if (n < FIELD_OVERHEAD || n - FIELD_OVERHEAD + 1 > size)
                 return -EBADMSG;
-        int r = org_field_key(a, org_id, "field", key);
+        int r = org_field_key(a, org_id, key);
         if (r >= 0)
                 r = field_decrypt(key, "users", column, row_id, c, n, out, &m);
         sodium_memzero(key, sizeof key);

@@ -279,6 +279,7 @@ int accounts_login(struct accounts *a, const struct accounts_login *in, const ch
         if (rehash && password_hash(a->pool, in->password, pwlen, u.password_hash) < 0)
                 log_warn("user %s: password not rehashed at the new cost", u.id);
         enum accounts_login_result result = ACCOUNTS_LOGIN_OK;
+        uint64_t prev_step = u.totp_last_step;
         if (u.totp_enabled) {
                 r = second_factor(a, &u, in, now, request_id);
                 if (r == -ENOMSG) {
@@ -295,8 +296,13 @@ int accounts_login(struct accounts *a, const struct accounts_login *in, const ch
         } else if (needs_second_factor(&u, &o))
                 result = ACCOUNTS_LOGIN_ENROL;
         u.logged_in = true;
-        /* the TOTP step is stored before the answer: a replay finds it */
-        r = a->store->ops->user_update(a->store, &u);
+        /* the TOTP step is stored before the answer, and only if no other login stored one
+         * meanwhile: a replay, even a concurrent one, finds it */
+        r = a->store->ops->user_login_update(a->store, &u, prev_step);
+        if (r == -ESTALE) {
+                r = login_failed(a, &u, "second-factor", request_id);
+                goto out;
+        }
         if (r < 0)
                 goto out;
         r = session_new(a, &u, result == ACCOUNTS_LOGIN_ENROL ? STORE_SESSION_ENROL : STORE_SESSION_FULL, now,

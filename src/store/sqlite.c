@@ -476,6 +476,7 @@ static const struct store_ops sqlite_ops = {
         .user_get_by_index = sqlite_user_get_by_index,
         .user_list = sqlite_user_list,
         .user_update = sqlite_user_update,
+        .user_login_update = sqlite_user_login_update,
         .user_delete = sqlite_user_delete,
         .user_count_role = sqlite_user_count_role,
         .recovery_set = sqlite_recovery_set,

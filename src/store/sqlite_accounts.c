@@ -291,6 +291,33 @@ int sqlite_user_update(struct store *st, const struct store_user *u) {
         return with_writer(sqlite_store_of(st), user_update_fn, u);
 }
 
+struct login_update_args {
+        const struct store_user *u;
+        uint64_t prev_step;
+};
+
+static int user_login_update_fn(struct sqlite_conn *c, const void *ud) {
+        const struct login_update_args *a = ud;
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        int r = sqlite_conn_stmt(c, STMT_USER_LOGIN_UPDATE, &q);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(q, 1, a->u->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, a->u->password_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, (int64_t) a->u->totp_last_step);
+        sqlite3_bind_int(q, 4, a->u->logged_in);
+        sqlite3_bind_int64(q, 5, (int64_t) a->prev_step);
+        r = step_changed(q);
+        return r == -ENOENT ? -ESTALE : r;
+}
+
+int sqlite_user_login_update(struct store *st, const struct store_user *u, uint64_t prev_step) {
+        if (!user_is_valid(u) || prev_step > (uint64_t) INT64_MAX)
+                return -EINVAL;
+        struct login_update_args a = { u, prev_step };
+        return with_writer(sqlite_store_of(st), user_login_update_fn, &a);
+}
+
 static int exec_user_stmt(struct sqlite_conn *c, enum sqlite_stmt_id id, const char *user_id) {
         _cleanup_stmt_ sqlite3_stmt *q = NULL;
         int r = sqlite_conn_stmt(c, id, &q);

@@ -41,6 +41,7 @@ enum sqlite_stmt_id {
         STMT_USER_GET_INDEX,
         STMT_USER_LIST,
         STMT_USER_UPDATE,
+        STMT_USER_LOGIN_UPDATE,
         STMT_USER_DELETE,
         STMT_USER_COUNT_ROLE,
         STMT_USER_COUNT_ROLE_ANY,
@@ -181,6 +182,7 @@ int sqlite_user_get(struct store *st, const char *org_id, const char *id, struct
 int sqlite_user_get_by_index(struct store *st, const uint8_t idx[32], struct store_user *ret);
 int sqlite_user_list(struct store *st, const char *org_id, size_t max, struct store_user **ret, size_t *ret_n);
 int sqlite_user_update(struct store *st, const struct store_user *u);
+int sqlite_user_login_update(struct store *st, const struct store_user *u, uint64_t prev_step);
 int sqlite_user_delete(struct store *st, const char *org_id, const char *id);
 int sqlite_user_count_role(struct store *st, const char *org_id, const char *role, uint64_t *ret);
 int sqlite_recovery_set(struct store *st, const char *user_id, const uint8_t (*hashes)[32], size_t n);

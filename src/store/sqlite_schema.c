@@ -70,6 +70,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_USER_UPDATE] = "UPDATE users SET role = ?3, status = ?4, email_index = ?5, email = ?6, "
                              "display_name = ?7, phone = ?8, password_hash = ?9, totp_secret = ?10, "
                              "totp_enabled = ?11, totp_last_step = ?12, logged_in = ?13 WHERE id = ?1 AND org_id = ?2",
+        [STMT_USER_LOGIN_UPDATE] = "UPDATE users SET password_hash = ?2, totp_last_step = ?3, logged_in = ?4 "
+                                   "WHERE id = ?1 AND totp_last_step = ?5",
         [STMT_USER_DELETE] = "DELETE FROM users WHERE id = ?1 AND org_id = ?2",
         [STMT_USER_COUNT_ROLE] = "SELECT count(*) FROM users WHERE org_id = ?1 AND role = ?2",
         [STMT_USER_COUNT_ROLE_ANY] = "SELECT count(*) FROM users WHERE role = ?1",

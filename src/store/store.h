@@ -169,6 +169,10 @@ struct store_ops {
         int (*user_list)(struct store *s, const char *org_id, size_t max, struct store_user **ret, size_t *ret_n);
         /* Writes every mutable column (role, status, fields, password, TOTP, logged_in). -ENOENT when absent. */
         int (*user_update)(struct store *s, const struct store_user *u);
+        /* What a login changes, and only that: the password hash (rehashed at a new cost), the TOTP
+         * step accepted and the first-login mark, if the stored step is still prev_step (a
+         * concurrent login with the same code loses: -ESTALE). */
+        int (*user_login_update)(struct store *s, const struct store_user *u, uint64_t prev_step);
         /* Removes the user with its sessions, tokens and recovery codes, in one transaction. */
         int (*user_delete)(struct store *s, const char *org_id, const char *id);
         /* Users of org_id with role (org_id NULL: any organisation). */

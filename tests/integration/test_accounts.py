@@ -360,6 +360,34 @@ def test_audit_records_every_event():
     V.start()
 
 
+def stored_hash(user_id):
+    import sqlite3
+    db = sqlite3.connect(os.path.join(V.data, "meta.db"), timeout=30)
+    try:
+        return db.execute("SELECT password_hash FROM users WHERE id = ?", (user_id,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_rehash_when_cost_rises_and_pool_metrics():
+    u = V.create_user("viewer")
+    before = stored_hash(u["id"])
+    check("$argon2id$" in before and ",t=2," in before, "hash at the default cost", before)
+    V.stop()
+    with open(os.path.join(V.data, "coffre.conf"), "a") as f:
+        f.write("\n[auth]\nargon2_passes = 3\n")
+    V.start()
+    r = V.login(u["email"], u["password"])
+    check(r.status == 200, "login after the cost rose", r)
+    after = stored_hash(u["id"])
+    check(",t=3," in after and after != before, "the login did not rehash at the new cost", after)
+    check(V.login(u["email"], u["password"]).status == 200, "the rehashed password does not verify")
+    m = V.request("GET", "/metrics")
+    check(m.status == 200, "metrics", m)
+    for name in ("coffre_password_hash_slots", "coffre_password_hash_memory_budget_bytes"):
+        check(name.encode() in m.body, "/metrics has no %s" % name, m.body[-2000:])
+
+
 def test_no_personal_data_in_clear():
     V.stop()
     needles = [b"Each.owner@Example.com", b"each.owner@example.com", b"Zo\xc3\xa9 Owner", b"+33 1 23 45 67 89",
@@ -399,6 +427,7 @@ def main():
             test_tokens,
             test_organisations_and_isolation,
             test_audit_records_every_event,
+            test_rehash_when_cost_rises_and_pool_metrics,
             test_no_personal_data_in_clear,
         ])
 

@@ -5,7 +5,7 @@ Uploads documents with distinctive names, stops the server and reads every file 
 directory (meta.db and its -wal/-shm, keyring.db, the audit log, the objects...) for the names,
 in UTF-8 as given, lower and upper case: none may be there, nor in the server's log. The same
 after the one-time sealing of a vault whose meta.db was written before names were encrypted
-(schema version 2, rebuilt here with Python's sqlite3 from the old table definition: clear TEXT
+(schema version 3, rebuilt here with Python's sqlite3 from the old table definition: clear TEXT
 names and no blind index). GET /v1/documents?name=N finds exactly the documents of that name.
 Usage: test_field_names.py PATH/TO/coffre
 """
