@@ -30,7 +30,8 @@ static bool may_read_entries(const struct vault_actor *a) {
 
 static int forbidden_entries(struct http_request *r) {
         return http_respond_problem(r, 403, "forbidden", "Forbidden",
-                                    "Reading audit entries needs the owner, admin or auditor role (audit:read for a token).");
+                                    "Reading audit entries needs the owner, admin or auditor role "
+                                    "(audit:read for a token).");
 }
 
 /* A decimal uint64: digits only (no sign, no space), at most 20 of them, no overflow. */

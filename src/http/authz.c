@@ -33,8 +33,9 @@
  *   may hold tokens of their own, scoped within their own rights (accounts.c checks that);
  * - operator manages organisations, creates the first user of one, and reaches no document
  *   route at all;
- * - the log's public parts (checkpoint, key, proofs, hash tiles) are open to every role, and
- *   are all a token of the witness scope alone can reach (with posting cosignatures);
+ * - the log's public parts (checkpoint, key, proofs, hash tiles) are open to every role and to
+ *   a token of any scope, and are all a token of the witness scope alone can reach (with
+ *   posting cosignatures);
  * - a password, a second factor and sessions are changed through a session only, never with
  *   an API token; tokens are minted from a session only;
  * - an enrol-only session reaches the TOTP enrolment and logout; the bootstrap token reaches
@@ -54,13 +55,13 @@ const struct authz_rule authz_rules[] = {
         { "documents.delete", .roles = O | A, .scopes = S_DW, .creds = TOK | SES },
         { "documents.audit", .roles = O | A | U, .scopes = S_AR, .creds = TOK | SES },
 
-        { "audit.checkpoint", .roles = AUTHZ_ROLES_ALL, .scopes = S_AR | S_W, .creds = TOK | SES },
+        { "audit.checkpoint", .roles = AUTHZ_ROLES_ALL, .scopes = VAULT_SCOPE_ALL, .creds = TOK | SES },
         { "audit.cosignature", .roles = O | A | P, .scopes = S_W, .creds = TOK | SES },
-        { "audit.verifier_key", .roles = AUTHZ_ROLES_ALL, .scopes = S_AR | S_W, .creds = TOK | SES },
-        { "audit.proof.inclusion", .roles = AUTHZ_ROLES_ALL, .scopes = S_AR | S_W, .creds = TOK | SES },
-        { "audit.proof.consistency", .roles = AUTHZ_ROLES_ALL, .scopes = S_AR | S_W, .creds = TOK | SES },
+        { "audit.verifier_key", .roles = AUTHZ_ROLES_ALL, .scopes = VAULT_SCOPE_ALL, .creds = TOK | SES },
+        { "audit.proof.inclusion", .roles = AUTHZ_ROLES_ALL, .scopes = VAULT_SCOPE_ALL, .creds = TOK | SES },
+        { "audit.proof.consistency", .roles = AUTHZ_ROLES_ALL, .scopes = VAULT_SCOPE_ALL, .creds = TOK | SES },
         /* a tile of entries (level "entries") also needs audit.entries' rule: see api/audit.c */
-        { "audit.tile", .roles = AUTHZ_ROLES_ALL, .scopes = S_AR | S_W, .creds = TOK | SES },
+        { "audit.tile", .roles = AUTHZ_ROLES_ALL, .scopes = VAULT_SCOPE_ALL, .creds = TOK | SES },
         { "audit.entries", .roles = O | A | U, .scopes = S_AR, .creds = TOK | SES },
 
         { "users.create", .roles = O | A | P, .scopes = S_ACC, .creds = TOK | SES | BOOT },
@@ -213,8 +214,9 @@ int authz_render_markdown(const struct http_route *routes, size_t n_routes, stru
                 if (r >= 0)
                         r = buf_append_str(out, " | ");
                 if (r >= 0)
-                        r = rule->creds & AUTHZ_CRED_TOKEN ? append_list(out, rule->scopes, false)
-                                                           : buf_append_str(out, "(no token)");
+                        r = !(rule->creds & AUTHZ_CRED_TOKEN) ? buf_append_str(out, "(no token)")
+                            : rule->scopes == VAULT_SCOPE_ALL ? buf_append_str(out, "any")
+                                                              : append_list(out, rule->scopes, false);
                 if (r >= 0)
                         r = buf_append_str(out, " | ");
                 bool first = true;

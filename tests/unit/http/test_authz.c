@@ -244,6 +244,10 @@ static void test_token_scopes(void **state) {
         assert_false(allowed("documents.delete", &r));
         assert_false(allowed("audit.entries", &r));
         assert_false(allowed("users.list", &r));
+        /* the log's public parts take any scope: proofs of the documents it reads */
+        assert_true(allowed("audit.checkpoint", &r));
+        assert_true(allowed("audit.proof.inclusion", &r));
+        assert_false(allowed("audit.cosignature", &r));
 
         struct vault_actor w = actor("accountant", VAULT_CRED_TOKEN, VAULT_SCOPE_DOCUMENTS_WRITE);
         assert_true(allowed("documents.create", &w));
