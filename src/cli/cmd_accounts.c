@@ -869,12 +869,13 @@ static const char token_help[] =
         "       coffre token ls [--json]\n"
         "       coffre token revoke ID...\n"
         "\n"
-        "API tokens for scripts and witnesses, made from a session (coffre login). A token acts\n"
-        "with its creator's role and only within its scopes (documents:read, documents:write,\n"
-        "audit:read, witness, accounts; --scope may be repeated or list several, comma-separated),\n"
-        "which must be rights its creator has. DURATION: seconds, or N with s, m, h or d (the\n"
-        "server's default when not given). create prints the token on standard output, once: it\n"
-        "cannot be shown again. ls prints ID, NAME, SCOPES and EXPIRES.\n"
+        "API tokens for scripts and witnesses. create works in the session of coffre login (even\n"
+        "when COFFRE_TOKEN is set: a token never makes another). A token acts with its creator's\n"
+        "role and only within its scopes (documents:read, documents:write, audit:read, witness,\n"
+        "accounts; --scope may be repeated or list several, comma-separated), which must be\n"
+        "rights its creator has. DURATION: seconds, or N with s, m, h or d (the server's default,\n"
+        "90 days, when not given). create prints the token on standard output, once: it cannot\n"
+        "be shown again. ls prints ID, NAME, SCOPES and EXPIRES.\n"
         "\n"
         "Options:\n"
         "      --json          the server's answers as JSON, one object per line\n" CMD_COMMON_HELP;
@@ -996,7 +997,8 @@ int cmd_token(int argc, char **argv) {
                 return cmd_usage_error("token", "unknown sub-command (create, ls or revoke)");
 
         _cleanup_(client_freep) struct client *c = NULL;
-        r = open_client(&g.o, 0, false, NULL, &c);
+        /* tokens are made in a login session, never with another token */
+        r = open_client(&g.o, strcmp(sub, "create") == 0 ? CLIENT_CONFIG_SESSION : 0, false, NULL, &c);
         if (r < 0)
                 return cmd_exit_code(r);
         if (strcmp(sub, "create") == 0)

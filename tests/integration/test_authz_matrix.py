@@ -153,6 +153,22 @@ class Matrix:
         self.sessions = sessions
         return creds
 
+    def listings_stay_home(self):
+        """No listing of organisation A shows, or counts, an object of organisation B."""
+        f = self.foreign
+        docs = self.api("GET", "/v1/documents?limit=1000")["documents"]
+        check(f["document"] not in {d["id"] for d in docs} and self.own_doc in {d["id"] for d in docs},
+              "documents.list crosses organisations")
+        users = self.api("GET", "/v1/users")["users"]
+        check(f["user"] not in {u["id"] for u in users} and {u["org_id"] for u in users} == {self.org_a},
+              "users.list crosses organisations", users)
+        tokens = self.api("GET", "/v1/tokens")["tokens"]
+        check(f["token"] not in {t["id"] for t in tokens}, "tokens.list crosses organisations")
+        orgs = self.api("GET", "/v1/orgs")["orgs"]
+        check([o["id"] for o in orgs] == [self.org_a], "orgs.list of an owner shows %r" % orgs)
+        q = self.api("GET", "/v1/documents?name=m.txt")["documents"]
+        check(f["document"] not in {d["id"] for d in q}, "a name lookup found organisation B's document")
+
     # -- requests ----------------------------------------------------------------------
 
     def own_token_id(self, cred):
@@ -308,6 +324,7 @@ def main():
         for name in order:
             m.one(name, bootstrap, False if name in Matrix.WITH_OBJECT else None)
         creds = m.set_up(v.bootstrap_token)
+        m.listings_stay_home()
         m.run(creds)
         called = {n for n, _c, _f in m.checked} | {"users.create"}
         missing = set(routes) - called
