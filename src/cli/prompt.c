@@ -43,23 +43,26 @@ int prompt_line(const char *prompt, bool secret, size_t max, char **ret) {
         struct sigaction sa = { .sa_handler = on_signal }, old[3];
         bool tty = prompt_interactive();
         size_t n = 0;
-        bool too_long = false, got_newline = false;
+        bool too_long = false, got_newline = false, handlers = false;
         int r = 0;
 
         char *line = sodium_malloc(max + 1);
         if (!line)
                 return -ENOMEM;
         if (tty) {
-                fputs(prompt, stderr);
-                fflush(stderr);
+                /* echo off before the prompt, as getpass does: what was typed ahead is dropped,
+                 * and what is typed once the prompt shows is never echoed */
                 if (secret && tcgetattr(STDIN_FILENO, &saved) == 0) {
                         struct termios t = saved;
                         t.c_lflag &= ~(tcflag_t) (ECHO | ECHONL);
                         for (size_t i = 0; i < 3; i++)
                                 sigaction(sigs[i], &sa, &old[i]);
+                        handlers = true;
                         if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0)
                                 echo_off = 1;
                 }
+                fputs(prompt, stderr);
+                fflush(stderr);
         }
         /* one byte at a time: nothing beyond this line is read (the next prompt's) or buffered */
         for (;;) {
@@ -83,9 +86,8 @@ int prompt_line(const char *prompt, bool secret, size_t max, char **ret) {
                         too_long = true;
         }
         if (tty && secret) {
-                bool was_off = echo_off;
                 restore_echo();
-                for (size_t i = 0; i < 3 && was_off; i++)
+                for (size_t i = 0; i < 3 && handlers; i++)
                         sigaction(sigs[i], &old[i], NULL);
                 fputc('\n', stderr); /* the newline the user typed was not echoed */
         }

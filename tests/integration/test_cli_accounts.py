@@ -11,12 +11,15 @@ usage: test_cli_accounts.py COFFRE_BINARY
 import json
 import os
 import re
+import select
 import secrets
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import termios
+import time
 
 from harness import Vault, check, exit_status, run_tests, totp_code
 
@@ -128,6 +131,47 @@ def test_login_with_password_session_file():
     check(rc == 0, "login --json exited %d" % rc, err)
     doc = json.loads(out)
     check(doc["url"] == V.url and doc.get("expires_at") and "token" not in doc, "login --json printed %r" % doc)
+
+
+def read_until(fd, text, deadline):
+    """Reads the pty master fd until text appears (or the deadline passes); returns what it read."""
+    got = b""
+    while text.encode() not in got and time.monotonic() < deadline:
+        ready, _w, _x = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got.decode(errors="replace")
+
+
+def test_login_on_a_terminal_does_not_echo():
+    u = api_user("viewer")
+    master, slave = os.openpty()
+    try:
+        p = subprocess.Popen([BINARY, "login"], stdin=slave, stdout=slave, stderr=slave, env=env(),
+                             start_new_session=True)
+        deadline = time.monotonic() + 60
+        seen = read_until(master, "E-mail: ", deadline)
+        check("E-mail: " in seen, "no e-mail prompt on the terminal", seen)
+        os.write(master, (u["email"] + "\n").encode())
+        seen += read_until(master, "Password: ", deadline)
+        check("Password: " in seen, "no password prompt on the terminal", seen)
+        os.write(master, (u["password"] + "\n").encode())
+        seen += read_until(master, "logged in", deadline)
+        rc = p.wait(timeout=60)
+        check(rc == 0, "login on a terminal exited %d" % rc, seen)
+        check(u["email"] in seen, "the e-mail was not echoed (it should be)", seen)
+        check(u["password"] not in seen, "the password was echoed on the terminal", seen)
+        check(termios.tcgetattr(slave)[3] & termios.ECHO, "echo was left off")
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 def test_session_file_guarded():
@@ -324,7 +368,8 @@ def main():
         set_witness(V.data, r.stdout.decode().strip())
         shutil.copy(os.path.join(V.data, "keys", "log.vkey"), os.path.join(HOME, "log.vkey"))
         V.start()
-        rc = run_tests([test_login_with_password_session_file, test_session_file_guarded,
+        rc = run_tests([test_login_with_password_session_file, test_login_on_a_terminal_does_not_echo,
+                        test_session_file_guarded,
                         test_wrong_password_and_usage, test_two_factor_enrol_login_with_code,
                         test_recovery_code_and_2fa_disable, test_operator_offline_and_orgs])
         V.close()
