@@ -615,9 +615,16 @@ static int group_parse(const char *group, const char *help, int argc, char **arg
                 case OPT_PHONE:
                         g->phone = optarg;
                         break;
-                case OPT_PASSWORD_FILE:
+                case OPT_PASSWORD_FILE: {
+                        /* getopt takes "--password X" as an abbreviation: refuse it, X may be the password */
+                        const char *opt_text =
+                                optind >= 2 && argv[optind - 1] == optarg ? argv[optind - 2] : argv[optind - 1];
+                        if (strncmp(opt_text, "--password-file", 15) != 0)
+                                return cmd_usage_error(group, "a password is never taken from the command line "
+                                                              "(others could read it there): use --password-file FILE");
                         g->password_file = optarg;
                         break;
+                }
                 case OPT_ORG:
                         g->org = optarg;
                         break;

@@ -204,6 +204,13 @@ def test_wrong_password_and_usage():
         check(rc == 2 and "see coffre" in err, "%r: exit %d" % (args, rc), err)
     rc, out, err = cli("login", stdin="")
     check(rc == 1 and "no input" in err, "login with no input: exit %d" % rc, err)
+    # a password on the command line is refused, also as an abbreviation of --password-file
+    for args in (["user", "add", "--email", "x@example.com", "--role", "viewer", "--password", "hunter2-secret"],
+                 ["user", "add", "--email", "x@example.com", "--role", "viewer", "--passw=hunter2-secret"],
+                 ["login", "--password=hunter2-secret"]):
+        rc, out, err = cli(*args)
+        check(rc == 2 and "never taken from the command line" in err and "hunter2" not in err,
+              "%r: exit %d" % (args[-1], rc), err)
 
 
 def test_two_factor_enrol_login_with_code():
