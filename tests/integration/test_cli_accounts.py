@@ -323,6 +323,28 @@ def test_recovery_code_and_2fa_disable():
     check(rc == 0, "password-only login after 2fa disable: %d" % rc, err)
 
 
+def test_first_owner_with_the_bootstrap_token():
+    """As README says: coffre user add with the bootstrap token makes the operator, then the
+    first owner, and then the token is done."""
+    with Vault(BINARY, owner=False) as w:
+        w.start()
+        pw = os.path.join(HOME, "bootpw")
+        with open(pw, "w") as f:
+            f.write("first-owner-password-%s\n" % secrets.token_hex(4))
+        e = dict(COFFRE_URL=w.url, COFFRE_CACERT=w.cacert, COFFRE_TOKEN=w.bootstrap_token)
+        rc, out, err = cli("user", "ls", **e)
+        check(rc == 1 and "HTTP 403" in err, "the bootstrap token listed users: exit %d" % rc, err)
+        rc, out, err = cli("user", "add", "--email", "boot-op@example.com", "--role", "operator", "--password-file", pw,
+                           "--json", **e)
+        check(rc == 0 and json.loads(out)["role"] == "operator", "operator with the bootstrap token", rc, out, err)
+        rc, out, err = cli("user", "add", "--email", "boot-owner@example.com", "--role", "owner", "--password-file",
+                           pw, **e)
+        check(rc == 0 and re.match(r"^[0-9a-f]{32}\n$", out), "first owner with the bootstrap token", rc, out, err)
+        rc, out, err = cli("user", "add", "--email", "boot-2@example.com", "--role", "owner", "--password-file", pw,
+                           **e)
+        check(rc == 1 and "HTTP 401" in err, "the bootstrap token still works after the owner: %d" % rc, err)
+
+
 def test_operator_offline_and_orgs():
     pw = os.path.join(HOME, "oppw")
     password = "operator-password-%s" % secrets.token_hex(4)
@@ -378,7 +400,8 @@ def main():
         rc = run_tests([test_login_with_password_session_file, test_login_on_a_terminal_does_not_echo,
                         test_session_file_guarded,
                         test_wrong_password_and_usage, test_two_factor_enrol_login_with_code,
-                        test_recovery_code_and_2fa_disable, test_operator_offline_and_orgs])
+                        test_recovery_code_and_2fa_disable, test_first_owner_with_the_bootstrap_token,
+                        test_operator_offline_and_orgs])
         V.close()
         return exit_status(rc)
     finally:
