@@ -112,6 +112,21 @@ def base64_corpus():
         write("base64", name, s)
 
 
+def base32_corpus():
+    # RFC 4648 section 10 spellings, the ways people type secrets, and what must be refused
+    for name, text in {
+        "ok-empty": "", "ok-rfc-f": "MY", "ok-rfc-f-padded": "MY======", "ok-rfc-foob": "MZXW6YQ=",
+        "ok-rfc-foobar": "MZXW6YTBOI", "ok-lower-grouped": "gezd gnbv gy3t qojq gezd gnbv gy3t qojq",
+        "ok-recovery-code-spelling": "abcd efgh 2345 wxyz", "ok-only-spaces": "    ",
+        "bad-zero-digit": "MZXW6YTB0I", "bad-one-digit": "MZXW1YTB", "bad-eight-nine": "MZ89",
+        "bad-dash": "abcd-efgh-2345", "bad-pad-in-middle": "MZX=W6==", "bad-pad-short": "MY=====",
+        "bad-pad-block": "MZXW6YTB========", "bad-one-char": "M", "bad-three-chars": "MZX",
+        "bad-nonzero-bits": "MZ", "bad-tab": "MZXW\t6YTB", "bad-utf8": "MZXW6\u00e9",
+        "bad-nul": "MZ\0XW6YTB",
+    }.items():
+        write("base32", name, text)
+
+
 def obj_header(object_id, kek_id, prefix, version=1, algorithm=1, segsize=65536, reserved=0, pad=b"\0" * 5):
     return b"CFRO" + bytes([version, algorithm]) + struct.pack(">HI", reserved, segsize) + object_id + kek_id + prefix + pad
 
@@ -232,6 +247,7 @@ if __name__ == "__main__":
     entry_corpus()
     time_corpus()
     base64_corpus()
+    base32_corpus()
     object_corpus()
     config_corpus()
     merkle_corpus()

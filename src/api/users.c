@@ -7,9 +7,20 @@
 
 #include "api.h"
 #include "core/accounts.h"
+#include "crypto/password.h"
 #include "timeutil.h"
 
 #define PASSWORD_FIELD_MAX 1024
+
+/* A refused password: the policy's reason, for the user to choose another. */
+static int password_refused(struct http_request *r, const char *field, const char *pw) {
+        const char *why = NULL;
+        char d[200];
+        if (!pw || password_check_policy(pw, strlen(pw), &why) >= 0 || !why)
+                return 0;
+        snprintf(d, sizeof d, "'%s' is not valid: %s; nothing was changed.", field, why);
+        return api_bad_request(r, d) < 0 ? -ENOMEM : 1;
+}
 
 static struct accounts *acc(struct http_request *r) {
         return vault_accounts(http_vault(r));
@@ -62,6 +73,8 @@ int api_users_create(struct http_request *r) {
                 .phone = api_json_str(o, "phone"),
         };
         int k = accounts_user_create(acc(r), http_actor(r), &in, http_request_id(r), &u, &field);
+        if (k == -EINVAL && field && strcmp(field, "password") == 0 && password_refused(r, field, in.password))
+                return 0;
         if (k < 0)
                 return api_accounts_problem(r, k, field,
                                             k == -EPERM ? "This caller may not create a user with that role." : NULL);
@@ -163,6 +176,9 @@ int api_users_password(struct http_request *r) {
                 return 0;
         int k = accounts_password_change(acc(r), http_actor(r), api_json_str(o, "current_password"),
                                          api_json_str(o, "new_password"), http_request_id(r), &field);
+        if (k == -EINVAL && field && strcmp(field, "new_password") == 0 &&
+            password_refused(r, field, api_json_str(o, "new_password")))
+                return 0;
         if (k < 0)
                 return api_accounts_problem(r, k, field,
                                             k == -EPERM ? "A password is changed in a login session." : NULL);

@@ -18,9 +18,19 @@
 
 #define TOTP_KEY_MAX 1024u      /* HMAC hashes longer keys anyway; a bound keeps callers honest */
 #define TOTP_URI_FIELD_MAX 256u /* bytes of issuer or account name */
-#define TOTP_RECOVERY_GROUPS 3u /* "xxxx-xxxx-xxxx": 3 groups of 4 base32 letters = 60 bits */
+/* "xxxx-xxxx-xxxx-xxxx": 4 groups of 4 base32 letters, 80 bits. The hash is an unsalted SHA-256
+ * (the header gives no room for a salt), so the bits must outlast an offline search against every
+ * stored code at once: 2^80 / 10^5 codes is still 2^63 hashes. */
+#define TOTP_RECOVERY_GROUPS 4u
 #define TOTP_RECOVERY_GROUP_LEN 4u
 #define TOTP_RECOVERY_CHARS (TOTP_RECOVERY_GROUPS * TOTP_RECOVERY_GROUP_LEN)
+
+/* Undoes what a failed call appended to out (it may have been part of a secret). */
+static void buf_rollback(struct buf *out, size_t len) {
+        if (out->data && out->len > len)
+                sodium_memzero(out->data + len, out->len - len);
+        out->len = len;
+}
 
 static const char base32_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
@@ -110,10 +120,12 @@ int totp_verify(const uint8_t *key, size_t key_len, const char *code, int64_t no
 
 int totp_base32_encode(const uint8_t *p, size_t n, struct buf *out) {
         char chunk[8];
+        size_t start = 0;
         int r = 0;
 
         if ((!p && n > 0) || !out)
                 return -EINVAL;
+        start = out->len;
         for (size_t i = 0; i < n; i += 5) {
                 uint8_t g[5] = { 0 };
                 size_t take = MIN((size_t) 5, n - i);
@@ -133,6 +145,8 @@ int totp_base32_encode(const uint8_t *p, size_t n, struct buf *out) {
                         break;
         }
         OPENSSL_cleanse(chunk, sizeof chunk);
+        if (r < 0)
+                buf_rollback(out, start);
         return r;
 }
 
@@ -244,10 +258,12 @@ static bool uri_field_ok(const char *s) {
 
 int totp_otpauth_uri(const char *issuer, const char *account, const uint8_t *key, size_t key_len, struct buf *out) {
         struct buf secret;
+        size_t start = 0;
         int r;
 
         if (!uri_field_ok(issuer) || !uri_field_ok(account) || !key || key_len == 0 || key_len > TOTP_KEY_MAX || !out)
                 return -EINVAL;
+        start = out->len;
         buf_init(&secret, 0);
         r = totp_base32_encode(key, key_len, &secret);
         if (r >= 0)
@@ -269,7 +285,11 @@ int totp_otpauth_uri(const char *issuer, const char *account, const uint8_t *key
         if (r >= 0)
                 r = buf_printf(out, "&algorithm=SHA1&digits=%u&period=%u", TOTP_DIGITS, TOTP_STEP_SECONDS);
         buf_free_secure(&secret);
-        return r < 0 ? r : 0;
+        if (r < 0) {
+                buf_rollback(out, start);
+                return r;
+        }
+        return 0;
 }
 
 /* The 12 significant characters of a recovery code, upper case, into norm (NUL-terminated). */
@@ -303,7 +323,7 @@ int totp_recovery_code_hash(const char *code, uint8_t out[32]) {
         r = recovery_normalise(code, norm);
         if (r < 0)
                 return r;
-        /* the codes carry 60 random bits each: a fast hash is enough (docs/security.md) */
+        /* the codes carry 80 random bits each: a fast hash is enough (docs/security.md) */
         crypto_hash_sha256(out, (const unsigned char *) norm, TOTP_RECOVERY_CHARS);
         sodium_memzero(norm, sizeof norm);
         return 0;
@@ -311,7 +331,7 @@ int totp_recovery_code_hash(const char *code, uint8_t out[32]) {
 
 int totp_recovery_codes_new(char codes[TOTP_RECOVERY_CODES][TOTP_RECOVERY_CODE_MAX],
                             uint8_t hashes[TOTP_RECOVERY_CODES][32]) {
-        uint8_t rnd[8];
+        uint8_t rnd[TOTP_RECOVERY_CHARS * 5 / 8];
         int r = 0;
 
         if (!codes || !hashes)
@@ -319,29 +339,32 @@ int totp_recovery_codes_new(char codes[TOTP_RECOVERY_CODES][TOTP_RECOVERY_CODE_M
         if (sodium_init() < 0)
                 return -EIO;
         for (unsigned i = 0; i < TOTP_RECOVERY_CODES; i++) {
-                uint64_t v = 0;
-                size_t n = 0;
+                uint32_t acc = 0;
+                unsigned bits = 0;
+                size_t n = 0, used = 0;
                 bool again = false;
 
                 randombytes_buf(rnd, sizeof rnd);
-                for (unsigned k = 0; k < sizeof rnd; k++)
-                        v = (v << 8) | rnd[k];
-                for (unsigned g = 0; g < TOTP_RECOVERY_GROUPS; g++) {
-                        if (g > 0)
+                for (unsigned k = 0; k < TOTP_RECOVERY_CHARS; k++) {
+                        char c;
+                        if (k > 0 && k % TOTP_RECOVERY_GROUP_LEN == 0)
                                 codes[i][n++] = '-';
-                        for (unsigned k = 0; k < TOTP_RECOVERY_GROUP_LEN; k++) {
-                                /* lower case reads better on paper; any case is accepted back */
-                                char c = base32_alphabet[v & 31];
-                                codes[i][n++] = (char) (c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-                                v >>= 5;
+                        if (bits < 5) {
+                                acc = (acc << 8) | rnd[used++];
+                                bits += 8;
                         }
+                        bits -= 5;
+                        c = base32_alphabet[(acc >> bits) & 31];
+                        acc &= (1u << bits) - 1;
+                        /* lower case reads better on paper; any case is accepted back */
+                        codes[i][n++] = (char) (c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
                 }
                 codes[i][n] = 0;
-                sodium_memzero(&v, sizeof v);
+                sodium_memzero(&acc, sizeof acc);
                 r = totp_recovery_code_hash(codes[i], hashes[i]);
                 if (r < 0)
                         break;
-                /* two equal codes would be one code: draw again (chance 2^-60 per pair) */
+                /* two equal codes would be one code: draw again (chance 2^-80 per pair) */
                 for (unsigned j = 0; j < i; j++)
                         if (sodium_memcmp(hashes[i], hashes[j], 32) == 0)
                                 again = true;

@@ -40,9 +40,10 @@ int totp_otpauth_uri(const char *issuer, const char *account, const uint8_t *key
 int totp_qr_png(const char *text, uint8_t **ret, size_t *ret_n) _warn_unused_;
 int totp_qr_terminal(const char *text, struct buf *out) _warn_unused_;
 
-/* TOTP_RECOVERY_CODES random codes (e.g. "xxxx-xxxx-xxxx", base32 letters) into codes[], and
- * the hash of each (SHA-256 of the normalised code) into hashes[]. */
+/* TOTP_RECOVERY_CODES random codes ("xxxx-xxxx-xxxx-xxxx", 80 bits as lower-case base32 letters)
+ * into codes[], and the hash of each (SHA-256 of the normalised code) into hashes[]. */
 int totp_recovery_codes_new(char codes[TOTP_RECOVERY_CODES][TOTP_RECOVERY_CODE_MAX],
                             uint8_t hashes[TOTP_RECOVERY_CODES][32]) _warn_unused_;
-/* Hash of a code as a user typed it (case, spaces and dashes ignored). -EINVAL when malformed. */
+/* Hash of a code as a user typed it (case, spaces and dashes ignored): SHA-256 of its 16 letters
+ * in upper case. -EINVAL when malformed (another length, a character outside base32). */
 int totp_recovery_code_hash(const char *code, uint8_t out[32]) _warn_unused_;

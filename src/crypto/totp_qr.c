@@ -149,10 +149,12 @@ int totp_qr_terminal(const char *text, struct buf *out) {
                 "\u2584", /* top dark, bottom light: lower half block */
                 " ",      /* both dark */
         };
+        size_t start;
         int side, r;
 
         if (!out)
                 return -EINVAL;
+        start = out->len;
         r = qr_encode(text, &q);
         if (r < 0)
                 return r;
@@ -165,8 +167,13 @@ int totp_qr_terminal(const char *text, struct buf *out) {
                 }
                 if (r >= 0)
                         r = buf_append_str(out, "\n");
-                if (r < 0)
+                if (r < 0) {
+                        /* a part of the drawing is a part of the secret */
+                        if (out->data)
+                                sodium_memzero(out->data + start, out->len - start);
+                        out->len = start;
                         return r;
+                }
         }
         return 0;
 }

@@ -309,6 +309,39 @@ static void test_base32_round_trip(void **state) {
         }
 }
 
+/* A buffer that cannot take the whole answer: the call fails with -E2BIG and leaves what was
+ * there before, and nothing of the secret behind it. */
+static void test_full_buffer_rolls_back(void **state) {
+        for (int which = 0; which < 3; which++) {
+                _cleanup_buf_ struct buf b;
+                int r;
+                buf_init(&b, 64);
+                assert_int_equal(buf_append_str(&b, "before:"), 0);
+                if (which == 0)
+                        r = totp_base32_encode(RFC_KEY, 20, &b); /* 32 characters: 7 + 32 fits */
+                else if (which == 1)
+                        r = totp_otpauth_uri("Coffre SA", "alice@example.com", RFC_KEY, 20, &b);
+                else
+                        r = totp_qr_terminal("otpauth://totp/A:b?secret=GEZDGNBV", &b);
+                if (which == 0) {
+                        assert_int_equal(r, 0);
+                        assert_string_equal(buf_str(&b), "before:GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+                        /* now the buffer is full: the next 32 characters cannot fit */
+                        r = totp_base32_encode(RFC_KEY, 20, &b);
+                        assert_int_equal(r, -E2BIG);
+                        assert_int_equal(b.len, 39);
+                        assert_string_equal(buf_str(&b), "before:GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+                        continue;
+                }
+                if (r != -E2BIG || b.len != 7)
+                        fail_msg("call %d: %d, %zu bytes left", which, r, b.len);
+                assert_string_equal(buf_str(&b), "before:");
+                /* the bytes past the end were wiped, not just cut off */
+                for (size_t i = 8; i < b.cap; i++)
+                        assert_int_equal(b.data[i], 0);
+        }
+}
+
 static void test_otpauth_uri(void **state) {
         _cleanup_buf_ struct buf b, u;
         buf_init(&b, 0);
@@ -536,13 +569,13 @@ static void test_recovery_codes(void **state) {
         assert_int_equal(totp_recovery_codes_new(codes, hashes), 0);
         for (unsigned i = 0; i < TOTP_RECOVERY_CODES; i++) {
                 uint8_t h[32], want[32];
-                char norm[16];
+                char norm[17];
                 size_t k = 0;
 
-                /* xxxx-xxxx-xxxx of base32 letters: 60 bits */
-                assert_int_equal(strlen(codes[i]), 14);
-                for (size_t j = 0; j < 14; j++) {
-                        if (j == 4 || j == 9)
+                /* xxxx-xxxx-xxxx-xxxx of base32 letters: 80 bits */
+                assert_int_equal(strlen(codes[i]), 19);
+                for (size_t j = 0; j < 19; j++) {
+                        if (j == 4 || j == 9 || j == 14)
                                 assert_int_equal(codes[i][j], '-');
                         else {
                                 assert_true(is_code_char(codes[i][j]));
@@ -550,8 +583,8 @@ static void test_recovery_codes(void **state) {
                         }
                 }
                 norm[k] = 0;
-                /* the hash is SHA-256 of the 12 upper-case characters, as docs/security.md says */
-                SHA256((const unsigned char *) norm, 12, want);
+                /* the hash is SHA-256 of the 16 upper-case characters, as docs/security.md says */
+                SHA256((const unsigned char *) norm, 16, want);
                 assert_memory_equal(hashes[i], want, 32);
                 assert_int_equal(totp_recovery_code_hash(codes[i], h), 0);
                 assert_memory_equal(h, hashes[i], 32);
@@ -570,20 +603,28 @@ static void test_recovery_codes(void **state) {
 static void test_recovery_code_normalisation(void **state) {
         uint8_t ref[32], h[32];
         static const char *const same[] = {
-                "abcd-efgh-2345",   "ABCD-EFGH-2345",    "abcdefgh2345",     "ABCD EFGH 2345",
-                " aBcD-eFgH 2345 ", "ab-cd-ef-gh-23-45", "abcd--efgh--2345",
+                "abcd-efgh-2345-wxyz",   "ABCD-EFGH-2345-WXYZ",     "abcdefgh2345wxyz",       "ABCD EFGH 2345 WXYZ",
+                " aBcD-eFgH 2345 wXyZ ", "ab-cd-ef-gh-23-45-wx-yz", "abcd--efgh--2345--wxyz",
         };
         static const char *const bad[] = {
-                "abcd-efgh-234",  "abcd-efgh-23456",      "abcd-efgh-2340", "abcd-efgh-2341",
-                "abcd-efgh-234=", "abcd_efgh_2345",       "abcd.efgh.2345", "",
-                "----",           "abcd-efgh-23\xc3\xa9",
+                "abcd-efgh-2345-wxy",
+                "abcd-efgh-2345-wxyza",
+                "abcd-efgh-2345-wxy0",
+                "abcd-efgh-2345-wxy1",
+                "abcd-efgh-2345-wxy=",
+                "abcd_efgh_2345_wxyz",
+                "abcd.efgh.2345.wxyz",
+                "",
+                "----",
+                "abcd-efgh-2345-wxy\xc3\xa9",
+                "abcd-efgh-2345", /* the old 60-bit shape */
         };
-        SHA256((const unsigned char *) "ABCDEFGH2345", 12, ref);
+        SHA256((const unsigned char *) "ABCDEFGH2345WXYZ", 16, ref);
         for (size_t i = 0; i < ELEMENTSOF(same); i++) {
                 assert_int_equal(totp_recovery_code_hash(same[i], h), 0);
                 assert_memory_equal(h, ref, 32);
         }
-        assert_int_equal(totp_recovery_code_hash("abcd-efgh-2346", h), 0);
+        assert_int_equal(totp_recovery_code_hash("abcd-efgh-2345-wxya", h), 0);
         assert_memory_not_equal(h, ref, 32);
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 if (totp_recovery_code_hash(bad[i], h) != -EINVAL)
@@ -601,6 +642,7 @@ int main(void) {
                 cmocka_unit_test(test_base32_tolerance_and_refusals),
                 cmocka_unit_test(test_base32_round_trip),
                 cmocka_unit_test(test_otpauth_uri),
+                cmocka_unit_test(test_full_buffer_rolls_back),
                 cmocka_unit_test(test_qr_png),
                 cmocka_unit_test(test_qr_terminal),
                 cmocka_unit_test(test_recovery_codes),

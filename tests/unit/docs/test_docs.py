@@ -124,6 +124,17 @@ if m:
     check("- name: limit in: query schema: { type: integer, minimum: %d, maximum: %d" % (lo, hi)
           in flat(read("docs/openapi.yaml")), "docs/openapi.yaml must give limit as %d..%d" % (lo, hi))
 
+digits = constant("src/crypto/totp.h", "TOTP_DIGITS")
+step = constant("src/crypto/totp.h", "TOTP_STEP_SECONDS")
+nrec = constant("src/crypto/totp.h", "TOTP_RECOVERY_CODES")
+sbytes = constant("src/crypto/totp.h", "TOTP_SECRET_BYTES")
+check("%d digits, %d-second steps" % (digits, step) in sec,
+      "docs/security.md must give TOTP as %d digits, %d-second steps" % (digits, step))
+check("The secret is %d random bytes (%d bits" % (sbytes, 8 * sbytes) in sec,
+      "docs/security.md must give the TOTP secret as %d random bytes" % sbytes)
+check("Confirming enrolment returns %d one-time codes" % nrec in sec,
+      "docs/security.md must say enrolment returns %d recovery codes" % nrec)
+
 width = constant("src/audit/log.h", "AUDIT_LOG_TILE_WIDTH")
 api_yaml = read("docs/openapi.yaml")
 check("(1..%d)" % (width - 1) in api_yaml, "docs/openapi.yaml must give the partial tile width as 1..%d" % (width - 1))

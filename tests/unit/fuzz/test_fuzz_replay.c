@@ -78,7 +78,7 @@ static void test_empty_or_missing_corpus_fails(void **state) {
  * and both accepted and refused examples so the replay checks both ways. */
 static void test_corpora_shape(void **state) {
         (void) state;
-        static const char *const targets[] = { "entry", "time", "base64", "object", "config", "merkle_proof", "note" };
+        static const char *const targets[] = { "entry", "time", "base64", "base32", "object", "config", "merkle_proof", "note" };
         for (size_t t = 0; t < ELEMENTSOF(targets); t++) {
                 _cleanup_free_ char *d = path_join(fuzz_dir, "corpus");
                 _cleanup_free_ char *cd = path_join(d, targets[t]);

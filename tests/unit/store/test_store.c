@@ -182,6 +182,112 @@ static void test_tokens(void **state) {
         assert_int_equal(s->ops->token_insert(s, &t, other), -ENOENT);
 }
 
+static struct store_user make_user(uint32_t tag, uint32_t org, const char *role) {
+        struct store_user u = { .created_at = tag, .email_n = 40 };
+        make_id(u.id, 0x55550000u | tag, 0);
+        make_id(u.org_id, org, 0);
+        snprintf(u.role, sizeof u.role, "%s", role);
+        snprintf(u.status, sizeof u.status, "active");
+        snprintf(u.password_hash, sizeof u.password_hash, "$argon2id$v=19$placeholder");
+        memset(u.email_index, (int) tag, sizeof u.email_index);
+        memset(u.email, 0xee, u.email_n);
+        return u;
+}
+
+/* Users, recovery codes, sessions and API tokens: the rows the account rules stand on. */
+static void test_accounts(void **state) {
+        struct fixture *f = *state;
+        struct store *s = f->s;
+        struct store_user a = make_user(1, ORG_A, "owner"), b = make_user(2, ORG_B, "viewer"), got;
+        uint64_t n = 0;
+
+        assert_int_equal(s->ops->user_insert(s, &a), 0);
+        assert_int_equal(s->ops->user_insert(s, &b), 0);
+        /* the e-mail index is unique in the whole store, whatever the organisation */
+        struct store_user dup = make_user(3, ORG_B, "viewer");
+        memcpy(dup.email_index, a.email_index, sizeof dup.email_index);
+        assert_int_equal(s->ops->user_insert(s, &dup), -EEXIST);
+        /* another organisation's user is not found */
+        assert_int_equal(s->ops->user_get(s, a.org_id, b.id, &got), -ENOENT);
+        assert_int_equal(s->ops->user_get(s, b.org_id, b.id, &got), 0);
+        assert_int_equal(s->ops->user_get_by_index(s, a.email_index, &got), 0);
+        assert_string_equal(got.id, a.id);
+        assert_int_equal(got.email_n, 40);
+        assert_memory_equal(got.email, a.email, 40);
+        assert_int_equal(got.display_name_n, 0);
+        assert_int_equal(s->ops->user_count_role(s, a.org_id, "owner", &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(s->ops->user_delete(s, a.org_id, b.id), -ENOENT);
+
+        /* a login's update only wins over the step it read */
+        a.totp_last_step = 7;
+        assert_int_equal(s->ops->user_login_update(s, &a, 0), 0);
+        a.totp_last_step = 8;
+        assert_int_equal(s->ops->user_login_update(s, &a, 0), -ESTALE);
+        assert_int_equal(s->ops->user_get(s, NULL, a.id, &got), 0);
+        assert_int_equal(got.totp_last_step, 7);
+
+        /* recovery codes: each once */
+        uint8_t h[2][32];
+        memset(h[0], 1, 32);
+        memset(h[1], 2, 32);
+        assert_int_equal(s->ops->recovery_set(s, a.id, (const uint8_t(*)[32]) h, 2), 0);
+        assert_int_equal(s->ops->recovery_use(s, a.id, h[1], 100), 0);
+        assert_int_equal(s->ops->recovery_use(s, a.id, h[1], 101), -ENOENT);
+        assert_int_equal(s->ops->recovery_use(s, b.id, h[0], 101), -ENOENT);
+        assert_int_equal(s->ops->recovery_count(s, a.id, &n), 0);
+        assert_int_equal(n, 1);
+
+        /* sessions: revoked one by one or all of a user's */
+        struct store_session se = { .created_at = 1, .last_seen = 1, .expires_at = 1000 }, sg;
+        uint8_t sh[32], sh2[32];
+        memset(sh, 0x33, sizeof sh);
+        memset(sh2, 0x34, sizeof sh2);
+        make_id(se.id, 0x5e5e5e5eu, 1);
+        snprintf(se.user_id, sizeof se.user_id, "%s", a.id);
+        snprintf(se.org_id, sizeof se.org_id, "%s", a.org_id);
+        snprintf(se.kind, sizeof se.kind, STORE_SESSION_FULL);
+        assert_int_equal(s->ops->session_insert(s, &se, sh), 0);
+        make_id(se.id, 0x5e5e5e5eu, 2);
+        assert_int_equal(s->ops->session_insert(s, &se, sh2), 0);
+        assert_int_equal(s->ops->session_touch(s, se.id, 50), 0);
+        assert_int_equal(s->ops->session_lookup(s, sh2, &sg), 0);
+        assert_int_equal(sg.last_seen, 50);
+        assert_int_equal(sg.revoked_at, 0);
+        assert_int_equal(s->ops->session_revoke_user(s, a.id, 60, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(s->ops->session_lookup(s, sh, &sg), 0);
+        assert_int_equal(sg.revoked_at, 60);
+
+        /* an API token of the user, listed, then gone with its user (and the sessions and codes) */
+        struct store_token t = { .created_at = 5, .scopes = 1 };
+        uint8_t th[32];
+        memset(th, 0x44, sizeof th);
+        make_id(t.id, 0x70700000u, 9);
+        snprintf(t.org_id, sizeof t.org_id, "%s", a.org_id);
+        snprintf(t.role, sizeof t.role, "owner");
+        snprintf(t.kind, sizeof t.kind, STORE_TOKEN_API);
+        snprintf(t.user_id, sizeof t.user_id, "%s", a.id);
+        snprintf(t.name, sizeof t.name, "ci");
+        assert_int_equal(s->ops->token_insert(s, &t, th), 0);
+        struct store_token *v = NULL;
+        size_t nv = 0;
+        assert_int_equal(s->ops->token_list(s, a.org_id, 100, &v, &nv), 0);
+        assert_int_equal(nv, 1);
+        assert_string_equal(v[0].user_id, a.id);
+        free(v);
+        assert_int_equal(s->ops->token_list(s, b.org_id, 100, &v, &nv), 0);
+        assert_int_equal(nv, 0);
+        free(v);
+        assert_int_equal(s->ops->user_delete(s, a.org_id, a.id), 0);
+        struct store_token tg;
+        assert_int_equal(s->ops->token_lookup(s, th, &tg), -ENOENT);
+        assert_int_equal(s->ops->session_lookup(s, sh, &sg), -ENOENT);
+        assert_int_equal(s->ops->recovery_count(s, a.id, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(s->ops->user_get(s, NULL, a.id, &got), -ENOENT);
+}
+
 static void test_settings(void **state) {
         struct fixture *f = *state;
         struct store *s = f->s;
@@ -318,8 +424,9 @@ static void run_gc_threads(struct store *s, unsigned dup_every, unsigned *ret_ok
         unsigned ok = 0, dup = 0;
 
         for (unsigned t = 0; t < GC_THREADS; t++) {
-                args[t] = (struct gc_arg) { .s = s, .first = t * (GC_ROWS / GC_THREADS), .n = GC_ROWS / GC_THREADS,
-                                            .dup_every = dup_every };
+                args[t] = (struct gc_arg){
+                        .s = s, .first = t * (GC_ROWS / GC_THREADS), .n = GC_ROWS / GC_THREADS, .dup_every = dup_every
+                };
                 assert_int_equal(pthread_create(&th[t], NULL, gc_thread, &args[t]), 0);
         }
         for (unsigned t = 0; t < GC_THREADS; t++) {
@@ -459,6 +566,7 @@ int main(void) {
                 cmocka_unit_test(test_errno_mapping),
                 cmocka_unit_test_setup_teardown(test_orgs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_documents, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_batch_neighbours, setup, teardown),
