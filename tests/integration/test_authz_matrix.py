@@ -5,7 +5,8 @@ The table comes from the binary (`coffre --print-authz --json`: every route of s
 with its rule from src/http/authz.c), not from a copy. For every route, it calls the running
 server with every kind of credential: a session of each role (owner, admin, accountant,
 viewer, auditor of organisation A, and the operator), an API token of the owner with each single
-scope, an enrol-only session and the bootstrap token; and, for routes that name an object, with
+scope, a token of each other role with every scope that role may hold, an enrol-only session
+and the bootstrap token; and, for routes that name an object, with
 an object of its own organisation and one of organisation B. It asserts the exact status:
   - refused by the table: 403 problem `forbidden`;
   - admitted: what the handler answers a well-formed request (2xx), or the 4xx of the harmless
@@ -49,10 +50,11 @@ class Cred:
     """A credential of the matrix: kind (token, session, enrol, bootstrap), the role it acts
     with, its scopes (tokens), its bearer, and its user (for the objects it owns)."""
 
-    def __init__(self, label, kind, role, bearer, scopes=(), user=None, second=None, enrolled=False):
+    def __init__(self, label, kind, role, bearer, scopes=(), user=None, second=None, enrolled=False, maker=None):
         self.label, self.kind, self.role, self.bearer = label, kind, role, bearer
         self.scopes = list(scopes)
         self.user = user
+        self.maker = maker  # a session of the user, which makes the tokens the credential may revoke
         self.second = second  # a second session of the same user, for logout_all
         self.enrolled = enrolled  # the user has a second factor
 
@@ -140,7 +142,16 @@ class Matrix:
         creds = []
         for scope in ALL_SCOPES:
             creds.append(Cred("owner token " + scope, "token", "owner",
-                              self.new_token(v.owner_session, [scope])["token"], scopes=[scope], user=owner))
+                              self.new_token(v.owner_session, [scope])["token"], scopes=[scope], user=owner,
+                              maker=v.owner_session))
+        # and a token of each other role, with every scope that role may give it
+        role_scopes = {"admin": ALL_SCOPES, "accountant": ["documents:read", "documents:write"],
+                       "viewer": ["documents:read"], "auditor": ["documents:read", "audit:read", "witness"],
+                       "operator": ["accounts"]}
+        for role, scopes in role_scopes.items():
+            u, s = sessions[role]
+            creds.append(Cred("%s token %s" % (role, ",".join(scopes)), "token", role,
+                              self.new_token(s, scopes)["token"], scopes=scopes, user=u, maker=s))
         enrolling = v.create_user("admin")
         doc = expect_problem(v.login(enrolling["email"], enrolling["password"]), 403, "totp-enrolment-required")
         creds.append(Cred("enrol-only session", "enrol", "admin", doc["token"], user=enrolling))
@@ -174,7 +185,7 @@ class Matrix:
     def own_token_id(self, cred):
         """A fresh token the credential may revoke: one its user made (an owner's tokens make
         theirs with the owner's session)."""
-        session = cred.bearer if cred.kind == "session" else self.v.owner_session
+        session = cred.bearer if cred.kind == "session" else cred.maker
         return self.new_token(session, ["accounts"] if cred.role == "operator" else ["documents:read"])["id"]
 
     def request_for(self, name, cred, foreign, admitted):
