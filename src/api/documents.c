@@ -319,8 +319,6 @@ int api_documents_delete(struct http_request *r) {
         if (api_refuse_if_stalled(r))
                 return 0;
         int k = vault_document_delete(http_vault(r), http_actor(r), http_param(r, "id"), http_request_id(r));
-        if (k == -EPERM)
-                return http_respond_problem(r, 403, "forbidden", "Forbidden", "Only an admin may delete documents.");
         if (k < 0)
                 return http_respond_errno(r, k, k == -ENOENT ? "There is no such document." : "cannot delete the document");
         return http_respond_empty(r, 204);

@@ -31,7 +31,7 @@ struct client {
 
 struct request {
         CURL *curl;
-        long status; /* of the final answer, known from its first body byte */
+        long status;     /* of the final answer, known from its first body byte */
         struct buf body; /* JSON answer or error body */
         bool body_too_large;
         char *etag;
@@ -45,6 +45,10 @@ struct request {
         uint64_t sent;
         struct progress *progress;
         int cb_error; /* negative errno from a callback, already reported */
+        /* JSON request body (POST, PATCH, DELETE), wiped by the caller after the request */
+        const char *json_body;
+        size_t json_len;
+        bool quiet; /* an error answer is left to the caller, not printed */
 };
 
 static void request_done(struct request *r) {
@@ -52,7 +56,7 @@ static void request_done(struct request *r) {
         free(r->etag);
 }
 
-int client_new(const struct client_config *cfg, struct client **ret) {
+static int client_make(const struct client_config *cfg, bool with_token, struct client **ret) {
         static bool curl_ready;
         int r;
 
@@ -71,11 +75,21 @@ int client_new(const struct client_config *cfg, struct client **ret) {
         c->cacert = cfg->cacert ? strdup(cfg->cacert) : NULL;
         if (!c->curl || !c->url || (cfg->cacert && !c->cacert))
                 return -ENOMEM;
-        r = client_config_token(cfg, &c->token);
-        if (r < 0)
-                return r;
+        if (with_token) {
+                r = client_config_token(cfg, &c->token);
+                if (r < 0)
+                        return r;
+        }
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+int client_new(const struct client_config *cfg, struct client **ret) {
+        return client_make(cfg, true, ret);
+}
+
+int client_new_anonymous(const struct client_config *cfg, struct client **ret) {
+        return client_make(cfg, false, ret);
 }
 
 void client_free(struct client *c) {
@@ -93,8 +107,8 @@ int client_url_encode(struct buf *b, const char *s) {
         static const char hexd[] = "0123456789ABCDEF";
         for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
                 int r;
-                if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                    *p == '-' || *p == '.' || *p == '_' || *p == '~')
+                if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                    *p == '.' || *p == '_' || *p == '~')
                         r = buf_append(b, p, 1);
                 else {
                         char e[3] = { '%', hexd[*p >> 4], hexd[*p & 15] };
@@ -246,12 +260,12 @@ static int report_http_error(struct client *c, struct request *req) {
         else if (title)
                 cli_error("%s (HTTP %ld)", title, req->status);
         else if (req->status >= 300 && req->status < 400)
-                cli_error("the server at %s answered with a redirect (HTTP %ld), which coffre does not follow",
-                          c->url, req->status);
+                cli_error("the server at %s answered with a redirect (HTTP %ld), which coffre does not follow", c->url,
+                          req->status);
         else
                 cli_error("the server at %s answered HTTP %ld", c->url, req->status);
-        if (req->status == 401 && title)
-                cli_error("check the API token (COFFRE_TOKEN or token_file=)");
+        if (req->status == 401 && title && c->token)
+                cli_error("check the API token (COFFRE_TOKEN or token_file=), or log in again with coffre login");
         return status_errno(req->status);
 }
 
@@ -295,8 +309,8 @@ static int report_curl_error(struct client *c, CURLcode cc) {
 
 /* Runs one request on the client's handle. method is "GET", "POST" or "DELETE"; for POST, req
  * carries fd and size and extra holds the body's headers. Returns 0 on a 2xx answer. */
-static int perform(struct client *c, const char *method, const char *path, struct curl_slist *extra,
-                   bool want_json, struct request *req) {
+static int perform(struct client *c, const char *method, const char *path, struct curl_slist *extra, bool want_json,
+                   struct request *req) {
         struct curl_slist *headers = NULL;
         struct buf url, auth;
         CURLcode cc;
@@ -308,11 +322,11 @@ static int perform(struct client *c, const char *method, const char *path, struc
         if (r >= 0)
                 r = buf_append_str(&url, path);
         /* reserved up front so the token is never left behind by a realloc */
-        if (r >= 0)
+        if (r >= 0 && c->token)
                 r = buf_reserve(&auth, strlen(AUTH_PREFIX) + strlen(c->token));
-        if (r >= 0)
+        if (r >= 0 && c->token)
                 r = buf_append_str(&auth, AUTH_PREFIX);
-        if (r >= 0)
+        if (r >= 0 && c->token)
                 r = buf_append_str(&auth, c->token);
         if (r < 0) {
                 buf_free(&url);
@@ -320,8 +334,11 @@ static int perform(struct client *c, const char *method, const char *path, struc
                 cli_error("request too large");
                 return r;
         }
-        r = slist_add(&headers, buf_str(&auth));
+        if (c->token)
+                r = slist_add(&headers, buf_str(&auth));
         buf_free_secure(&auth);
+        if (r >= 0 && req->json_body)
+                r = slist_add(&headers, "Content-Type: application/json");
         if (r >= 0 && want_json)
                 r = slist_add(&headers, "Accept: application/json, application/problem+json");
         for (struct curl_slist *i = extra; r >= 0 && i; i = i->next)
@@ -356,7 +373,13 @@ static int perform(struct client *c, const char *method, const char *path, struc
         curl_easy_setopt(h, CURLOPT_HEADERDATA, req);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, req);
-        if (strcmp(method, "POST") == 0) {
+        if (req->json_body) {
+                /* not copied by libcurl: the caller wipes it (it may hold a password) */
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->json_body);
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->json_len);
+                if (strcmp(method, "POST") != 0)
+                        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        } else if (strcmp(method, "POST") == 0) {
                 curl_easy_setopt(h, CURLOPT_POST, 1L);
                 curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
                 curl_easy_setopt(h, CURLOPT_READDATA, req);
@@ -381,7 +404,7 @@ static int perform(struct client *c, const char *method, const char *path, struc
                 return report_curl_error(c, cc);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &req->status);
         if (req->status < 200 || req->status > 299)
-                return report_http_error(c, req);
+                return req->quiet ? status_errno(req->status) : report_http_error(c, req);
         return 0;
 }
 
@@ -414,8 +437,8 @@ int client_delete(struct client *c, const char *path) {
         return r;
 }
 
-int client_upload(struct client *c, const char *path, int fd, uint64_t size, const char *sha256_hex,
-                  struct progress *p, json_t **ret) {
+int client_upload(struct client *c, const char *path, int fd, uint64_t size, const char *sha256_hex, struct progress *p,
+                  json_t **ret) {
         struct request req = { .fd = fd, .size = size, .progress = p };
         struct curl_slist *extra = NULL;
         char sha_header[128];
@@ -437,8 +460,68 @@ int client_upload(struct client *c, const char *path, int fd, uint64_t size, con
         return r;
 }
 
-int client_download(struct client *c, const char *path, client_sink_fn sink, void *userdata,
-                    struct progress *p, char **ret_etag) {
+int client_send_json(struct client *c, const char *method, const char *path, json_t *body, json_t **ret,
+                     struct client_problem *ret_problem) {
+        struct request req = { .fd = -1, .quiet = ret_problem != NULL };
+        char *text = NULL;
+        int r;
+
+        if (ret_problem) /* status 0 after a failure: a transport error, already printed */
+                *ret_problem = (struct client_problem){};
+        if (body) {
+                text = json_dumps(body, JSON_COMPACT);
+                if (!text)
+                        return -ENOMEM;
+                req.json_body = text;
+                req.json_len = strlen(text);
+        } else if (strcmp(method, "POST") == 0) {
+                req.json_body = "{}";
+                req.json_len = 2;
+        }
+        r = perform(c, method, path, NULL, true, &req);
+        if (text) {
+                sodium_memzero(text, req.json_len);
+                free(text);
+        }
+        if (r >= 0 && ret) {
+                *ret = NULL;
+                if (req.body.len > 0)
+                        r = parse_json_answer(c, &req, ret);
+        } else if (r < 0 && ret_problem && req.status >= 300) {
+                *ret_problem = (struct client_problem){ .status = req.status };
+                if (req.body.len > 0 && req.body.len <= PROBLEM_MAX)
+                        ret_problem->body = json_loadb((const char *) req.body.data, req.body.len, 0, NULL);
+                if (!json_is_object(ret_problem->body)) {
+                        json_decref(ret_problem->body);
+                        ret_problem->body = NULL;
+                }
+                ret_problem->type = ret_problem->body ? json_str(ret_problem->body, "type") : NULL;
+        }
+        buf_free_secure(&req.body); /* the answer may hold a token */
+        free(req.etag);
+        return r;
+}
+
+int client_report_problem(struct client *c, const struct client_problem *p) {
+        struct request req = { .status = p->status };
+        int r;
+
+        buf_init(&req.body, PROBLEM_MAX);
+        _cleanup_free_ char *s = p->body ? json_dumps(p->body, JSON_COMPACT) : NULL;
+        if (s && buf_append_str(&req.body, s) < 0)
+                buf_clear(&req.body);
+        r = report_http_error(c, &req);
+        buf_free(&req.body);
+        return r;
+}
+
+void client_problem_done(struct client_problem *p) {
+        json_decref(p->body);
+        *p = (struct client_problem){};
+}
+
+int client_download(struct client *c, const char *path, client_sink_fn sink, void *userdata, struct progress *p,
+                    char **ret_etag) {
         struct request req = { .fd = -1, .sink = sink, .userdata = userdata, .progress = p };
         int r = perform(c, "GET", path, NULL, false, &req);
         if (r >= 0 && req.status != 200) {

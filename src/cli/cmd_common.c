@@ -41,6 +41,10 @@ int cmd_bad_option(const char *cmd, char **argv) {
                 snprintf(what, sizeof what,
                          "the API token is never taken from the command line (others could read it "
                          "there): set COFFRE_TOKEN or token_file= in the config file");
+        else if (strncmp(arg, "--password", 10) == 0 && strncmp(arg, "--password-file", 15) != 0)
+                snprintf(what, sizeof what,
+                         "a password is never taken from the command line (others could read it there): "
+                         "it is asked, or read with --password-file where the command has it");
         else if (optopt && strchr("cnoh", optopt) && arg[0] == '-' && arg[1] == optopt)
                 snprintf(what, sizeof what, "option -%c needs a value", optopt);
         else

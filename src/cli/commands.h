@@ -17,3 +17,14 @@ int cmd_get(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 /* coffre rm ID... */
 int cmd_rm(int argc, char **argv);
+
+/* coffre login [--email E] [--json]: asks the password (and code) and saves the session */
+int cmd_login(int argc, char **argv);
+/* coffre logout [--all] */
+int cmd_logout(int argc, char **argv);
+/* coffre 2fa enroll|disable */
+int cmd_2fa(int argc, char **argv);
+/* coffre user add|ls|rm|role, coffre token create|ls|revoke, coffre org add|ls|suspend */
+int cmd_user(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_org(int argc, char **argv);

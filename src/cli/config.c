@@ -22,7 +22,7 @@ struct ini_state {
         struct client_config *cfg;
         char *dir; /* directory of the config file, for relative paths */
         char *url, *cacert, *token_file;
-        int error;  /* negative errno from the handler */
+        int error; /* negative errno from the handler */
         char *bad_key;
 };
 
@@ -75,25 +75,34 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         return 1;
 }
 
-static char *config_file_path(void) {
+/* $XDG_CONFIG_HOME/coffre/NAME, else ~/.config/coffre/NAME */
+static char *config_dir_file(const char *name) {
         const char *xdg = getenv("XDG_CONFIG_HOME");
         struct buf b;
 
         buf_init(&b, 8192);
         if (xdg && xdg[0] == '/') { /* the XDG spec says to ignore relative values */
-                if (buf_printf(&b, "%s/coffre/config", xdg) < 0)
+                if (buf_printf(&b, "%s/coffre/%s", xdg, name) < 0)
                         goto fail;
         } else {
                 const char *home = getenv("HOME");
                 if (!home || home[0] != '/')
                         return NULL;
-                if (buf_printf(&b, "%s/.config/coffre/config", home) < 0)
+                if (buf_printf(&b, "%s/.config/coffre/%s", home, name) < 0)
                         goto fail;
         }
         return buf_steal(&b);
 fail:
         buf_free(&b);
         return NULL;
+}
+
+static char *config_file_path(void) {
+        return config_dir_file("config");
+}
+
+char *client_session_path(void) {
+        return config_dir_file("session");
 }
 
 static int read_config_file(const char *path, struct ini_state *s) {
@@ -117,8 +126,8 @@ static int read_config_file(const char *path, struct ini_state *s) {
         if (line != 0) {
                 _cleanup_free_ char *key = s->bad_key ? cli_escape(s->bad_key) : NULL;
                 if (key)
-                        cli_error("%s:%d: unknown key \"%s\" in [client] (known: url, cacert, token_file)", path,
-                                  line, key);
+                        cli_error("%s:%d: unknown key \"%s\" in [client] (known: url, cacert, token_file)", path, line,
+                                  key);
                 else
                         cli_error("%s:%d: syntax error", path, line);
                 return -EINVAL;
@@ -150,8 +159,157 @@ static const char *nonempty_env(const char *name) {
         return v && v[0] ? v : NULL;
 }
 
+/* ---- the session file of coffre login ---- */
+
+static int token_from(const char *src, size_t n, const char *origin, char **ret);
+
+#define SESSION_FILE_MAX ((size_t) 16 * 1024)
+
+struct session {
+        char *url, *cacert;
+        char *token; /* secure memory */
+};
+
+static void session_donep(struct session *s) {
+        free(s->url);
+        free(s->cacert);
+        client_token_free(s->token);
+        *s = (struct session){};
+}
+
+/* Reads and checks the session file into s: -ENOENT when there is none, -EPERM/-EINVAL (printed)
+ * when it is not the user's alone or not what coffre login writes. */
+static int session_load(struct session *s, bool quiet) {
+        _cleanup_free_ char *path = client_session_path();
+        struct buf b = {};
+        struct stat st;
+        int r;
+
+        if (!path)
+                return -ENOENT;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd < 0) {
+                r = negative_errno();
+                if (r == -ENOENT)
+                        return r;
+                if (!quiet)
+                        cli_error("cannot open the session file %s: %s", path, strerror(-r));
+                return r == -ELOOP ? -EPERM : r;
+        }
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077)) {
+                if (!quiet)
+                        cli_error(
+                                "the session file %s must be a regular file of yours with mode 0600; refusing to use it",
+                                path);
+                return -EPERM;
+        }
+        if ((uint64_t) st.st_size > SESSION_FILE_MAX) {
+                if (!quiet)
+                        cli_error("the session file %s is too large", path);
+                return -EINVAL;
+        }
+        buf_init(&b, SESSION_FILE_MAX + 1);
+        r = buf_reserve(&b, (size_t) st.st_size + 1); /* one allocation: no copy of the token left behind */
+        if (r < 0)
+                return r;
+        ssize_t n = read_full(fd, b.data, (size_t) st.st_size + 1);
+        if (n < 0 || (size_t) n > (size_t) st.st_size) {
+                buf_free_secure(&b);
+                if (!quiet)
+                        cli_error("cannot read the session file %s", path);
+                return n < 0 ? (int) n : -EINVAL;
+        }
+        b.len = (size_t) n;
+        char *text = buf_str(&b);
+        r = 0;
+        for (char *line = text, *next; r >= 0 && line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                char **slot = NULL;
+                if (strncmp(line, "url=", 4) == 0)
+                        slot = &s->url;
+                else if (strncmp(line, "cacert=", 7) == 0)
+                        slot = &s->cacert;
+                if (slot) {
+                        free(*slot);
+                        *slot = strdup(strchr(line, '=') + 1);
+                        r = *slot ? 0 : -ENOMEM;
+                } else if (strncmp(line, "token=", 6) == 0) {
+                        client_token_free(s->token);
+                        s->token = NULL;
+                        r = token_from(line + 6, strlen(line + 6), path, &s->token);
+                } else if (line[0] && line[0] != '#')
+                        r = -EINVAL;
+        }
+        buf_free_secure(&b);
+        if (r >= 0 && (!s->url || !s->token || check_url(s->url) < 0))
+                r = -EINVAL;
+        if (r < 0) {
+                if (r == -EINVAL)
+                        if (!quiet)
+                                cli_error("the session file %s is not one coffre login wrote; run coffre login again",
+                                          path);
+                session_donep(s);
+        }
+        return r;
+}
+
+int client_session_save(const char *url, const char *cacert, const char *token) {
+        _cleanup_free_ char *path = client_session_path();
+        struct buf b;
+        int r;
+
+        if (!path) {
+                cli_error("cannot tell where to keep the session: set HOME or XDG_CONFIG_HOME");
+                return -EINVAL;
+        }
+        if (strchr(url, '\n') || (cacert && strchr(cacert, '\n'))) {
+                cli_error("the server URL or CA certificate path holds a line break");
+                return -EINVAL;
+        }
+        char *slash = strrchr(path, '/');
+        *slash = 0;
+        r = mkdir_p(path, 0700);
+        *slash = '/';
+        if (r < 0) {
+                cli_error("cannot make the directory of %s: %s", path, strerror(-r));
+                return r;
+        }
+        buf_init(&b, SESSION_FILE_MAX);
+        r = buf_reserve(&b, strlen(url) + (cacert ? strlen(cacert) : 0) + strlen(token) + 128);
+        if (r >= 0)
+                r = buf_printf(&b, "# coffre login: the session of this user (keep it 0600)\nurl=%s\n", url);
+        if (r >= 0 && cacert)
+                r = buf_printf(&b, "cacert=%s\n", cacert);
+        if (r >= 0)
+                r = buf_printf(&b, "token=%s\n", token);
+        if (r >= 0)
+                r = write_file_atomic(path, b.data, b.len, 0600, 0);
+        buf_free_secure(&b);
+        if (r < 0)
+                cli_error("cannot write the session file %s: %s", path, strerror(-r));
+        return r;
+}
+
+int client_session_remove(void) {
+        _cleanup_free_ char *path = client_session_path();
+        if (!path)
+                return -ENOENT;
+        if (unlink(path) < 0)
+                return negative_errno();
+        return 0;
+}
+
 int client_config_load(const char *url_opt, const char *cacert_opt, struct client_config **ret) {
+        return client_config_load_flags(url_opt, cacert_opt, 0, ret);
+}
+
+int client_config_load_flags(const char *url_opt, const char *cacert_opt, unsigned flags, struct client_config **ret) {
         _cleanup_(client_config_freep) struct client_config *c = calloc(1, sizeof *c);
+        _cleanup_(session_donep) struct session sess = {};
         struct ini_state s = {};
         const char *v = NULL;
         int r;
@@ -164,12 +322,18 @@ int client_config_load(const char *url_opt, const char *cacert_opt, struct clien
                 if (r < 0)
                         goto out;
         }
+        bool want_session = (flags & CLIENT_CONFIG_SESSION) || (!nonempty_env("COFFRE_TOKEN") && !s.token_file);
+        if (want_session) {
+                r = session_load(&sess, flags & CLIENT_CONFIG_ANY_SESSION);
+                if (r < 0 && r != -ENOENT && !(flags & CLIENT_CONFIG_ANY_SESSION))
+                        goto out;
+        }
 
         r = -ENOMEM;
         if (url_opt || (v = nonempty_env("COFFRE_URL")))
                 c->url = strdup(url_opt ? url_opt : v);
         else
-                c->url = strdup(s.url ? s.url : CLIENT_DEFAULT_URL);
+                c->url = strdup(sess.url ? sess.url : s.url ? s.url : CLIENT_DEFAULT_URL);
         if (!c->url)
                 goto out;
         size_t n = strlen(c->url);
@@ -183,9 +347,19 @@ int client_config_load(const char *url_opt, const char *cacert_opt, struct clien
         if (cacert_opt || (v = nonempty_env("COFFRE_CACERT"))) {
                 if (!(c->cacert = strdup(cacert_opt ? cacert_opt : v)))
                         goto out;
-        } else
+        } else if (sess.url && sess.cacert && strcmp(sess.url, c->url) == 0)
+                c->cacert = TAKE_PTR(sess.cacert);
+        else
                 c->cacert = TAKE_PTR(s.cacert);
         c->token_file = TAKE_PTR(s.token_file);
+        if (sess.url) {
+                c->session_url = TAKE_PTR(sess.url);
+                /* a session token goes to the server that issued it, never elsewhere */
+                if (strcmp(c->session_url, c->url) == 0)
+                        c->session_token = TAKE_PTR(sess.token);
+        }
+        c->use_session = want_session;
+        c->need_session = flags & CLIENT_CONFIG_SESSION;
         *ret = TAKE_PTR(c);
         r = 0;
 out:
@@ -200,6 +374,8 @@ void client_config_free(struct client_config *c) {
         free(c->cacert);
         free(c->token_file);
         free(c->config_path);
+        free(c->session_url);
+        client_token_free(c->session_token);
         free(c);
 }
 
@@ -267,16 +443,32 @@ static int token_from_file(const char *path, char **ret) {
         return r;
 }
 
+static int session_token(const struct client_config *c, char **ret) {
+        if (!c->session_url) {
+                cli_error("not logged in: run coffre login");
+                return -ENOKEY;
+        }
+        if (!c->session_token) {
+                _cleanup_free_ char *have = cli_escape(c->session_url), *want = cli_escape(c->url);
+                cli_error("the saved session is for %s, not %s: run coffre login --url %s", have ? have : "?",
+                          want ? want : "?", want ? want : "URL");
+                return -ENOKEY;
+        }
+        return token_from(c->session_token, strlen(c->session_token), "the session file", ret);
+}
+
 int client_config_token(const struct client_config *c, char **ret) {
         const char *env = nonempty_env("COFFRE_TOKEN");
 
         if (sodium_init() < 0)
                 return -EIO;
+        if (c->need_session || (c->use_session && c->session_url))
+                return session_token(c, ret);
         if (env)
                 return token_from(env, strlen(env), "COFFRE_TOKEN", ret);
         if (c->token_file)
                 return token_from_file(c->token_file, ret);
-        cli_error("no API token: set COFFRE_TOKEN, or token_file= under [client] in %s",
+        cli_error("no API token: run coffre login, set COFFRE_TOKEN, or token_file= under [client] in %s",
                   c->config_path ? c->config_path : "~/.config/coffre/config");
         return -ENOKEY;
 }

@@ -5,9 +5,11 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
+#include "api/api.h"
 #include "audit_commands.h"
 #include "cmd_server.h"
 #include "commands.h"
+#include "http/authz.h"
 #include "log.h"
 
 struct command {
@@ -28,15 +30,42 @@ static const struct command commands[] = {
         { "rm", cmd_rm, "delete documents: coffre rm ID..." },
         { "audit", cmd_audit, "check the audit log: coffre audit verify --data DIR | --url URL; audit proof ID" },
         { "witness", cmd_witness, "witness a vault's log: coffre witness --url URL --state FILE" },
+        { "login", cmd_login, "log in (asks e-mail, password and code): coffre login [--email E]" },
+        { "logout", cmd_logout, "end the session: coffre logout [--all]" },
+        { "2fa", cmd_2fa, "two-factor authentication: coffre 2fa enroll | disable" },
+        { "user", cmd_user, "users: coffre user add | ls | rm ID... | role ID ROLE" },
+        { "token", cmd_token, "API tokens: coffre token create --name N --scope S | ls | revoke ID..." },
+        { "org", cmd_org, "organisations: coffre org add NAME | ls | suspend ID" },
 };
 
 static void usage(FILE *f) {
-        fprintf(f, "Usage: coffre COMMAND [OPTIONS]\n\ncoffre is a vault for the financial documents of businesses.\n\nCommands:\n");
+        fprintf(f,
+                "Usage: coffre COMMAND [OPTIONS]\n\ncoffre is a vault for the financial documents of businesses.\n\nCommands:\n");
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
         fprintf(f, "\nClient commands read COFFRE_URL, COFFRE_TOKEN and COFFRE_CACERT, or\n"
                    "$XDG_CONFIG_HOME/coffre/config. 'coffre COMMAND --help' tells more.\n"
                    "Exit codes: 0 ok, 1 failure, 2 usage error, 3 verification failed.\n");
+}
+
+/* coffre --print-authz [--json]: the permission table, as docs/security.md shows it or as JSON
+ * (every route with its rule) for the tests. Not in the usage text: a tool of the docs. */
+static int print_authz(int argc, char **argv) {
+        _cleanup_buf_ struct buf b = {};
+        bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+
+        if (argc > 2 || (argc == 2 && !json)) {
+                fprintf(stderr, "Usage: coffre --print-authz [--json]\n");
+                return 2;
+        }
+        buf_init(&b, 1 << 20);
+        int r = json ? authz_render_json(api_routes, api_routes_count, &b)
+                     : authz_render_markdown(api_routes, api_routes_count, &b);
+        if (r < 0 || fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
+                fprintf(stderr, "coffre: cannot print the permission table\n");
+                return 1;
+        }
+        return 0;
 }
 
 int main(int argc, char **argv) {
@@ -56,6 +85,10 @@ int main(int argc, char **argv) {
                 printf("coffre %s\n", COFFRE_VERSION);
                 return 0;
         }
+        if (strcmp(argv[1], "--print-authz") == 0)
+                return print_authz(argc - 1, argv + 1);
+        if (strcmp(argv[1], "--print-authz") == 0)
+                return print_authz(argc - 1, argv + 1);
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 if (strcmp(argv[1], commands[i].name) == 0)
                         return commands[i].fn(argc - 1, argv + 1);

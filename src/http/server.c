@@ -1,6 +1,8 @@
 /* server.c: the HTTPS server on libmicrohttpd + GnuTLS: TLS policy, limits, routing, token
  * authentication, request bookkeeping (ids, logs, metrics) and graceful shutdown.
  *
+ * Who may call a route is the permission table's (authz.c), asked here before any handler.
+ *
  * libmicrohttpd calls on_request several times per request: once when the headers are in, once
  * per body chunk, and once more at the end of the body. An answer can only be queued on the first
  * or the last call, so errors met while the body streams in are remembered and answered at the end. */
@@ -18,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "authz.h"
 #include "core/accounts.h"
 #include "fileio.h"
 #include "hex.h"
@@ -443,20 +446,6 @@ static enum MHD_Result sent(struct http_request *r, int k) {
         return MHD_NO;
 }
 
-/* The two credentials made for one job: an enrol-only session may enrol its second factor and
- * log out; the bootstrap token may create the first owner (or the operator). */
-static bool credential_allows(const struct http_route *route, const struct vault_actor *a) {
-        static const char *const enrol[] = { "totp.enroll", "totp.confirm", "auth.logout" };
-        if (a->credential == VAULT_CRED_BOOTSTRAP)
-                return strcmp(route->name, "users.create") == 0;
-        if (a->credential != VAULT_CRED_ENROL)
-                return true;
-        for (size_t i = 0; i < ELEMENTSOF(enrol); i++)
-                if (strcmp(route->name, enrol[i]) == 0)
-                        return true;
-        return false;
-}
-
 static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url,
                                   const char *method) {
         _cleanup_buf_ struct buf allow = {}; /* freed on the early 503 return */
@@ -500,11 +489,21 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                         return sent(r, k);
                 }
                 r->authenticated = true;
-                if (!credential_allows(r->route, &r->actor))
-                        return sent(r, http_respond_problem(r, 403, "forbidden", "Forbidden",
-                                                            r->actor.credential == VAULT_CRED_ENROL
-                                                                    ? "This session may only enrol a second factor."
-                                                                    : "The bootstrap token only creates the first owner."));
+        }
+        /* the permission table, before any handler: a route it does not know is refused */
+        if (authz_check(r->route, http_actor(r)) < 0) {
+                static const char *const creds[] = { "token", "session", "enrol", "bootstrap" };
+                const char *cred = r->actor.credential <= VAULT_CRED_BOOTSTRAP ? creds[r->actor.credential] : "?";
+                log_fields(LOG_LEVEL_WARN, "forbidden", "request_id", r->request_id, "route", r->route->name, "actor",
+                           r->authenticated ? r->actor.actor_id : "-", "role", r->authenticated ? r->actor.role : "-",
+                           "credential", r->authenticated ? cred : "-", NULL);
+                const char *why = "This credential may not call this route: its role, its token's scopes or its "
+                                  "kind do not allow it (see docs/security.md).";
+                if (r->authenticated && r->actor.credential == VAULT_CRED_ENROL)
+                        why = "This session may only enrol a second factor (and log out).";
+                else if (r->authenticated && r->actor.credential == VAULT_CRED_BOOTSTRAP)
+                        why = "The bootstrap token only creates the first owner (or the operator).";
+                return sent(r, http_respond_problem(r, 403, "forbidden", "Forbidden", why));
         }
         int64_t cl = http_content_length(r);
         if (r->route->accepts_body && cl >= 0 && (uint64_t) cl > s->o.max_body)
