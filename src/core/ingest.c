@@ -202,7 +202,8 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
                         log_error("document not sealed (%s): upload refused", strerror(-r));
                         if (v->blob->ops->remove(v->blob, u->id_hex) < 0)
                                 log_warn("could not remove the object of a failed upload; the next start removes it");
-                        r = r == -EPIPE || r == -ETIMEDOUT || r == -ECONNRESET ? -EPIPE : r;
+                        /* -EBADMSG here is a seal that failed its checks, not the caller's hash */
+                        r = r == -EPIPE || r == -ETIMEDOUT || r == -ECONNRESET ? -EPIPE : r == -ENOMEM ? r : -EIO;
                         goto fail;
                 }
                 memcpy(seal.level, info.level, sizeof seal.level);
