@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ts.h>
 #include <openssl/x509.h>
 #include <sodium.h>
 
@@ -637,7 +638,7 @@ static int pki_setup(struct child_state *st, const struct signer_seal_options *o
  * loads a configuration file or a provider once the filter forbids opening files. */
 static int warm_up(struct child_state *st) {
         static const uint8_t query[] = {
-                0x30, 0x29, 0x02, 0x01, 0x01, 0x30, 0x24, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                0x30, 0x36, 0x02, 0x01, 0x01, 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
                 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20
         }; /* SHA-256 imprint of 32 zero bytes follows */
         uint8_t req[sizeof query + 32] = { 0 }, digest[32] = { 0 }, *out = NULL;
@@ -649,6 +650,15 @@ static int warm_up(struct child_state *st) {
 
         memcpy(req, query, sizeof query);
         r = tsa_respond(st->tsa, req, sizeof req, &out, &n);
+        if (r >= 0) {
+                /* granted, or the TSA cannot sign: refuse to start rather than reject every query */
+                const unsigned char *p = out;
+                TS_RESP *resp = d2i_TS_RESP(NULL, &p, (long) n);
+                if (!resp || ASN1_INTEGER_get(TS_STATUS_INFO_get0_status(TS_RESP_get_status_info(resp))) !=
+                                     TS_STATUS_GRANTED)
+                        r = -EINVAL;
+                TS_RESP_free(resp);
+        }
         OPENSSL_free(out);
         if (r >= 0) {
                 r = cades_sign(st->tsa_key, st->tsa_cert, st->ca_cert, digest, 0, &out, &n);
