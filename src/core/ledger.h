@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
 #include "audit/entry.h"
 #include "audit/merkle.h"
 #include "macro.h"
@@ -51,6 +53,15 @@ struct signer *ledger_signer(struct ledger *l);
 const char *ledger_origin(const struct ledger *l);
 /* The log's verifier key (C2SP vkey text). */
 const char *ledger_vkey(const struct ledger *l);
+
+/* Timestamps checkpoints with the signer's TSA: the first checkpoint signed, then the first one
+ * each interval_ms after the last token (0: every checkpoint); tokens are checked to chain to
+ * trust (a reference is taken), appended to audit/checkpoint-timestamps (synced) and kept in
+ * memory for the newest 1024. Loads the file. */
+int ledger_set_checkpoint_timestamps(struct ledger *l, X509_STORE *trust, int64_t interval_ms) _warn_unused_;
+/* The stored timestamp (DER TimeStampResp, malloc'd) of the checkpoint of size (0: the latest
+ * timestamped). -ENOENT when none is kept for it. */
+int ledger_checkpoint_timestamp(struct ledger *l, uint64_t size, uint8_t **ret, size_t *ret_len) _warn_unused_;
 
 /* The latest checkpoint (size 0: latest; else the one stored at exactly that size) as a signed
  * note with every accepted cosignature line appended. malloc'd. -ENOENT when none. */

@@ -196,6 +196,11 @@ int vault_seals_open(struct vault *v) {
                 ERR_clear_error();
                 return log_error_errno(-EBADMSG, "the signer's TSA chain is not a certificate and its CA");
         }
+        r = ledger_set_checkpoint_timestamps(v->ledger, s->trust, (int64_t) v->config.checkpoint_ts_interval * 1000);
+        if (r < 0) {
+                sk_X509_pop_free(sk, X509_free);
+                return r;
+        }
         note_expiry("TSA", sk_X509_value(sk, 0), &s->expiry.tsa);
         note_expiry("CA", sk_X509_value(sk, sk_X509_num(sk) - 1), &s->expiry.ca);
         sk_X509_pop_free(sk, X509_free);

@@ -136,23 +136,18 @@ out:
         return req;
 }
 
-int cades_add_timestamp(const uint8_t *p, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
-                        size_t *ret_len) {
-        CMS_ContentInfo *cms = parse(p, len);
-        CMS_SignerInfo *si = cms ? only_signer(cms) : NULL;
-        ASN1_OCTET_STRING *sig = si ? CMS_SignerInfo_get0_signature(si) : NULL;
-        TS_REQ *req = NULL;
+/* Asks tsa for a token over data (SHA-256, a nonce, certReq) and checks the reply: granted,
+ * signature valid, chains to trust, imprint and nonce ours. */
+static int timestamp_checked(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust,
+                             TS_RESP **ret, uint8_t **ret_der, size_t *ret_der_len) {
+        TS_REQ *req = make_query(data, len);
         TS_RESP *resp = NULL;
         TS_VERIFY_CTX *vctx = NULL;
-        unsigned char *qder = NULL, *tok = NULL, *der = NULL;
+        unsigned char *qder = NULL;
         uint8_t *answer = NULL;
         size_t answer_len = 0;
-        int n, r = -EBADMSG;
+        int n, r = -ENOMEM;
 
-        if (!sig || !tsa || !trust || !ret || !ret_len)
-                goto out;
-        r = -ENOMEM;
-        req = make_query(ASN1_STRING_get0_data(sig), (size_t) ASN1_STRING_length(sig));
         n = req ? i2d_TS_REQ(req, &qder) : -1;
         if (n <= 0)
                 goto out;
@@ -177,8 +172,53 @@ int cades_add_timestamp(const uint8_t *p, size_t len, cades_tsa_fn tsa, void *ud
         TS_VERIFY_CTX_set_store(vctx, trust);
         if (TS_RESP_verify_response(vctx, resp) != 1)
                 goto out;
+        *ret = TAKE_PTR(resp);
+        if (ret_der) {
+                *ret_der = TAKE_PTR(answer);
+                *ret_der_len = answer_len;
+        }
+        r = 0;
+out:
+        ERR_clear_error();
+        OPENSSL_free(qder);
+        OPENSSL_free(answer);
+        TS_VERIFY_CTX_free(vctx);
+        TS_RESP_free(resp);
+        TS_REQ_free(req);
+        return r;
+}
+
+int cades_timestamp_data(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust,
+                         uint8_t **ret, size_t *ret_len) {
+        TS_RESP *resp = NULL;
+        int r;
+
+        if (!data || !tsa || !trust || !ret || !ret_len)
+                return -EINVAL;
+        r = timestamp_checked(data, len, tsa, ud, trust, &resp, ret, ret_len);
+        TS_RESP_free(resp);
+        return r;
+}
+
+int cades_add_timestamp(const uint8_t *p, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
+                        size_t *ret_len) {
+        CMS_ContentInfo *cms = parse(p, len);
+        CMS_SignerInfo *si = cms ? only_signer(cms) : NULL;
+        ASN1_OCTET_STRING *sig = si ? CMS_SignerInfo_get0_signature(si) : NULL;
+        TS_RESP *resp = NULL;
+        unsigned char *tok = NULL, *der = NULL;
+        int n, r = -EBADMSG;
+
+        if (!sig || !tsa || !trust || !ret || !ret_len)
+                goto out;
+        r = timestamp_checked(ASN1_STRING_get0_data(sig), (size_t) ASN1_STRING_length(sig), tsa, ud, trust, &resp,
+                              NULL, NULL);
+        if (r < 0)
+                goto out;
+        r = -EBADMSG;
         n = i2d_PKCS7(TS_RESP_get_token(resp), &tok);
-        if (n <= 0 || CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE, tok, n) != 1)
+        if (n <= 0 ||
+            CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE, tok, n) != 1)
                 goto out;
         n = i2d_CMS_ContentInfo(cms, &der);
         if (n <= 0 || (size_t) n > CADES_MAX)
@@ -190,11 +230,7 @@ out:
         ERR_clear_error();
         OPENSSL_free(der);
         OPENSSL_free(tok);
-        OPENSSL_free(qder);
-        OPENSSL_free(answer);
-        TS_VERIFY_CTX_free(vctx);
         TS_RESP_free(resp);
-        TS_REQ_free(req);
         CMS_ContentInfo_free(cms);
         return r;
 }

@@ -37,6 +37,10 @@ typedef int (*cades_tsa_fn)(void *ud, const uint8_t *req, size_t len, uint8_t **
 int cades_add_timestamp(const uint8_t *cms, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
                         size_t *ret_len) _warn_unused_;
 
+/* A checked RFC 3161 reply (DER, OPENSSL_malloc'd) over data, as cades_add_timestamp() checks it. */
+int cades_timestamp_data(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
+                         size_t *ret_len) _warn_unused_;
+
 struct cades_info {
         char level[4];          /* "B-B" or "B-T" */
         int64_t signing_time;   /* ms, from the signing-time attribute */

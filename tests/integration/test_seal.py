@@ -15,7 +15,10 @@
   get rejection replies with the right PKIFailureInfo bit, never an HTTP error; an oversized
   body is 413, another Content-Type 415, no token 401 (and 200 with [tsa] access = public);
 - GET /v1/tsa/certificate is the TSA certificate then the CA, the TSA certificate with the
-  critical timeStamping extended key usage.
+  critical timeStamping extended key usage;
+- with [audit] checkpoint_timestamp_interval = 0 every checkpoint gets a token over its note,
+  served at GET /v1/audit/checkpoint/timestamp?size=N and accepted by `openssl ts -verify`;
+  `coffre audit verify` checks them all and refuses one moved onto another checkpoint.
 Usage: test_seal.py PATH/TO/coffre
 """
 
@@ -24,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 from harness import Vault, check, exit_status, expect_problem, run_tests
 
@@ -324,6 +328,56 @@ def test_tsa_public_access():
         V.start()
 
 
+def test_checkpoint_timestamps():
+    check(V.stop() == 0, "server did not stop cleanly")
+    conf = os.path.join(V.data, "coffre.conf")
+    text = open(conf).read()
+    with open(conf, "w") as f:
+        f.write(text.replace("[audit]\n", "[audit]\ncheckpoint_timestamp_interval = 0\n", 1))
+    V.start()
+    chain = tsa_chain()
+    for i in range(3):
+        check(V.upload(b"stamped %d" % i, name="stamped-%d.txt" % i).status == 201, "upload failed")
+        # each checkpoint is timestamped: wait for the one covering this upload (bounded poll)
+        deadline = time.monotonic() + 30
+        while True:
+            cp = V.request("GET", "/v1/audit/checkpoint", fresh=True)
+            size = int(cp.body.decode().split("\n")[1])
+            r = V.request("GET", "/v1/audit/checkpoint/timestamp?size=%d" % size, fresh=True)
+            if r.status == 200:
+                break
+            check(time.monotonic() < deadline, "no timestamp for checkpoint %d" % size, r)
+            time.sleep(0.05)  # polling interval, bounded by the deadline
+        check(r.header("Content-Type") == "application/timestamp-reply", "content type", r)
+        note = write("note.txt", cp.body)
+        rp = write("cp.tsr", r.body)
+        openssl("ts", "-verify", "-in", rp, "-data", note, "-CAfile", ca_pem(), "-untrusted", chain)
+    latest = V.request("GET", "/v1/audit/checkpoint/timestamp")
+    check(latest.status == 200, "no latest timestamp", latest)
+    expect_problem(V.request("GET", "/v1/audit/checkpoint/timestamp?size=0"), 400, "bad-request")
+    expect_problem(V.request("GET", "/v1/audit/checkpoint/timestamp?size=999999"), 404, "not-found")
+    check(V.stop() == 0, "server did not stop cleanly")
+    r = V.cli("audit", "verify", "--data", V.data)
+    m = re.search(rb", (\d+) checkpoint timestamps", r.stdout)
+    check(r.returncode == 0 and m and int(m.group(1)) >= 2, "audit verify: exit %d" % r.returncode, r.stdout, r.stderr)
+    # a timestamp moved onto another checkpoint is refused
+    ts_path = os.path.join(V.data, "audit", "checkpoint-timestamps")
+    original = open(ts_path, "rb").read()
+    lines = original.split(b"\n")[:-1]
+    first_size = lines[0].split(b" ")[0]
+    moved = lines[:-1] + [first_size + b" " + lines[-1].split(b" ")[1]]
+    with open(ts_path, "wb") as f:
+        f.write(b"\n".join(moved) + b"\n")
+    r = V.cli("audit", "verify", "--data", V.data)
+    check(r.returncode == 3 and b"not a valid token" in r.stderr + r.stdout, "a moved timestamp passed: exit %d"
+          % r.returncode, r.stdout, r.stderr)
+    with open(ts_path, "wb") as f:
+        f.write(original)
+    with open(conf, "w") as f:
+        f.write(text)
+    V.start()
+
+
 def main():
     global V
     with Vault(BINARY) as v:
@@ -335,7 +389,7 @@ def main():
         v.start()
         rc = run_tests([test_seal_verifies_with_openssl, test_seal_certificate, test_exempt_class_unsealed,
                         test_tsa_certificate_chain, test_tsa_replies_verify, test_tsa_hostile_queries,
-                        test_tsa_public_access])
+                        test_tsa_public_access, test_checkpoint_timestamps])
         if v.stop() != 0:
             print("shared server: SIGTERM exit status not 0")
             rc = 1
