@@ -18,7 +18,9 @@
   critical timeStamping extended key usage;
 - with [audit] checkpoint_timestamp_interval = 0 every checkpoint gets a token over its note,
   served at GET /v1/audit/checkpoint/timestamp?size=N and accepted by `openssl ts -verify`;
-  `coffre audit verify` checks them all and refuses one moved onto another checkpoint.
+  `coffre audit verify` checks them all and refuses one moved onto another checkpoint;
+- /metrics gives the seconds to expiry of the CA, TSA and seal certificates; a TSA certificate
+  10 days from expiry (made with stock openssl) shows there and is warned about in the log.
 Usage: test_seal.py PATH/TO/coffre
 """
 
@@ -378,6 +380,46 @@ def test_checkpoint_timestamps():
     V.start()
 
 
+def expiry_gauges():
+    r = V.request("GET", "/metrics")
+    check(r.status == 200, "/metrics: %d" % r.status, r)
+    return {m.group(1): int(m.group(2)) for m in
+            re.finditer(r'^coffre_seal_certificate_expiry_seconds\{certificate="(\w+)"\} (-?\d+)$', r.body.decode(), re.M)}
+
+
+def test_certificate_expiry_metrics_and_warning():
+    g = expiry_gauges()
+    check(set(g) == {"ca", "tsa", "seal"}, "expiry gauges %r" % g)
+    check(g["tsa"] > 9 * 365 * 86400 and g["ca"] > g["tsa"], "unexpected lifetimes %r" % g)
+    # a TSA certificate 10 days from expiry, issued by the vault's CA with stock openssl
+    keys = os.path.join(V.data, "keys")
+    saved = {n: open(os.path.join(keys, n), "rb").read() for n in ("tsa.key", "tsa.pem")}
+    ext = write("tsa.ext", b"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                b"extendedKeyUsage=critical,timeStamping\n")
+    check(V.stop() == 0, "server did not stop cleanly")
+    try:
+        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path("short.key"))
+        openssl("pkcs8", "-topk8", "-nocrypt", "-in", path("short.key"), "-out", os.path.join(keys, "tsa.key"))
+        os.chmod(os.path.join(keys, "tsa.key"), 0o600)
+        openssl("req", "-new", "-key", path("short.key"), "-subj", "/CN=short-lived TSA", "-out", path("short.csr"))
+        openssl("x509", "-req", "-in", path("short.csr"), "-CA", ca_pem(), "-CAkey", os.path.join(keys, "ca.key"),
+                "-days", "10", "-extfile", ext, "-set_serial", "7", "-out", os.path.join(keys, "tsa.pem"))
+        V.start()
+        g = expiry_gauges()
+        check(0 < g["tsa"] <= 10 * 86400, "TSA expiry gauge %r" % g)
+        check(re.search(rb"the TSA certificate expires at \S+, within 30 days", V.log_text()),
+              "no warning for a certificate 10 days from expiry")
+        # and it still stamps
+        r = post_tsa(query(hashlib.sha256(b"soon").digest()))
+        check(reply_status(r.body)[0] == 0, "the short-lived TSA does not grant")
+    finally:
+        V.stop()
+        for n, data in saved.items():
+            with open(os.path.join(keys, n), "wb") as f:
+                f.write(data)
+        V.start()
+
+
 def main():
     global V
     with Vault(BINARY) as v:
@@ -389,7 +431,8 @@ def main():
         v.start()
         rc = run_tests([test_seal_verifies_with_openssl, test_seal_certificate, test_exempt_class_unsealed,
                         test_tsa_certificate_chain, test_tsa_replies_verify, test_tsa_hostile_queries,
-                        test_tsa_public_access, test_checkpoint_timestamps])
+                        test_tsa_public_access, test_checkpoint_timestamps,
+                        test_certificate_expiry_metrics_and_warning])
         if v.stop() != 0:
             print("shared server: SIGTERM exit status not 0")
             rc = 1
