@@ -132,7 +132,7 @@ int main(int argc, char **argv) {
                 size_t len = 0, bt_len = 0;
                 digest[0] = (uint8_t) n;
                 if (signer_seal(s, ORG, digest, now_ms(), &p, &len) < 0 ||
-                    cades_add_timestamp(p, len, tsa_cb, s, trust, &bt, &bt_len) < 0)
+                    cades_add_timestamp(p, len, tsa_cb, s, NULL, &bt, &bt_len, NULL) < 0)
                         return 1;
                 free(p);
                 OPENSSL_free(bt);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1025,29 +1026,58 @@ struct signer *ledger_signer(struct ledger *l) {
 
 /* ---- entries ---- */
 
+/* An entry as stored: built, details sealed, record MAC added. */
+static int build_record(struct ledger *l, const struct audit_entry *e, const uint8_t *details_key,
+                        const char *details_plain, struct buf *b) {
+        int r = audit_entry_build(e, details_key, details_plain, b);
+        if (r >= 0 && l->record_key) {
+                /* the record MAC covers the entry as built (details sealed): parse it back, add it */
+                struct audit_entry built = { 0 };
+                char mac[65];
+                r = audit_entry_parse((const char *) b->data, b->len, &built);
+                if (r >= 0)
+                        r = record_mac(l->record_key, &built, mac);
+                if (r >= 0) {
+                        built.mac = strdup(mac);
+                        buf_clear(b);
+                        r = built.mac ? audit_entry_build(&built, NULL, NULL, b) : -ENOMEM;
+                }
+                audit_entry_clear(&built);
+        }
+        if (r < 0)
+                return log_error_errno(r, "audit entry for %s not built: %s", e->action, strerror(-r));
+        return 0;
+}
+
+int ledger_record_pair(struct ledger *l, const struct audit_entry *first, const uint8_t *details_key,
+                       const char *details_plain, const struct audit_entry *second, uint64_t *ret_first) {
+        _cleanup_buf_ struct buf a = {}, b = {};
+        uint64_t index;
+        int r;
+
+        buf_init(&a, AUDIT_ENTRY_MAX);
+        buf_init(&b, AUDIT_ENTRY_MAX);
+        if ((r = build_record(l, first, details_key, details_plain, &a)) < 0 ||
+            (r = build_record(l, second, NULL, NULL, &b)) < 0)
+                return r;
+        const struct iovec iov[2] = { { .iov_base = a.data, .iov_len = a.len }, { .iov_base = b.data, .iov_len = b.len } };
+        r = audit_log_append_batch(l->log, iov, 2, &index);
+        if (r < 0)
+                return log_error_errno(r, "audit entries for %s not appended: %s", first->action, strerror(-r));
+        if (ret_first)
+                *ret_first = index;
+        return 0;
+}
+
 int ledger_record(struct ledger *l, const struct audit_entry *e, const uint8_t *details_key, const char *details_plain,
                   uint64_t *ret_index) {
         _cleanup_buf_ struct buf b = {};
         uint64_t index;
 
         buf_init(&b, AUDIT_ENTRY_MAX);
-        int r = audit_entry_build(e, details_key, details_plain, &b);
-        if (r >= 0 && l->record_key) {
-                /* the record MAC covers the entry as built (details sealed): parse it back, add it */
-                struct audit_entry built = { 0 };
-                char mac[65];
-                r = audit_entry_parse((const char *) b.data, b.len, &built);
-                if (r >= 0)
-                        r = record_mac(l->record_key, &built, mac);
-                if (r >= 0) {
-                        built.mac = strdup(mac);
-                        buf_clear(&b);
-                        r = built.mac ? audit_entry_build(&built, NULL, NULL, &b) : -ENOMEM;
-                }
-                audit_entry_clear(&built);
-        }
+        int r = build_record(l, e, details_key, details_plain, &b);
         if (r < 0)
-                return log_error_errno(r, "audit entry for %s not built: %s", e->action, strerror(-r));
+                return r;
         r = audit_log_append(l->log, b.data, b.len, &index);
         if (r < 0)
                 return log_error_errno(r, "audit entry for %s not appended: %s", e->action, strerror(-r));

@@ -44,6 +44,11 @@ int ledger_start(struct ledger *l) _warn_unused_;
 int ledger_record(struct ledger *l, const struct audit_entry *e, const uint8_t *details_key, const char *details_plain,
                   uint64_t *ret_index) _warn_unused_;
 
+/* Appends two entries as consecutive indexes, in one group (one sync): a document's creation
+ * (details sealed under details_key) and its seal. *ret_first is the first's index. */
+int ledger_record_pair(struct ledger *l, const struct audit_entry *first, const uint8_t *details_key,
+                       const char *details_plain, const struct audit_entry *second, uint64_t *ret_first) _warn_unused_;
+
 /* Signs and stores a checkpoint of the current size if it is newer than the last one. */
 int ledger_checkpoint_now(struct ledger *l) _warn_unused_;
 

@@ -105,7 +105,7 @@ out:
         return r;
 }
 
-static TS_REQ *make_query(const uint8_t *data, size_t len) {
+static TS_REQ *make_query(const uint8_t *data, size_t len, bool cert_req) {
         uint8_t md[32], raw[8];
         TS_REQ *req = TS_REQ_new();
         TS_MSG_IMPRINT *mi = TS_MSG_IMPRINT_new();
@@ -123,7 +123,7 @@ static TS_REQ *make_query(const uint8_t *data, size_t len) {
         ok = nonce && X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256), V_ASN1_NULL, NULL) == 1 &&
              TS_MSG_IMPRINT_set_algo(mi, alg) == 1 && TS_MSG_IMPRINT_set_msg(mi, md, sizeof md) == 1 &&
              TS_REQ_set_version(req, 1) == 1 && TS_REQ_set_msg_imprint(req, mi) == 1 &&
-             TS_REQ_set_nonce(req, nonce) == 1 && TS_REQ_set_cert_req(req, 1) == 1;
+             TS_REQ_set_nonce(req, nonce) == 1 && TS_REQ_set_cert_req(req, cert_req) == 1;
 out:
         BN_free(bn);
         ASN1_INTEGER_free(nonce);
@@ -138,9 +138,9 @@ out:
 
 /* Asks tsa for a token over data (SHA-256, a nonce, certReq) and checks the reply: granted,
  * signature valid, chains to trust, imprint and nonce ours. */
-static int timestamp_checked(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust,
-                             TS_RESP **ret, uint8_t **ret_der, size_t *ret_der_len) {
-        TS_REQ *req = make_query(data, len);
+static int timestamp_checked(const uint8_t *data, size_t len, bool cert_req, cades_tsa_fn tsa, void *ud,
+                             X509_STORE *trust, TS_RESP **ret, uint8_t **ret_der, size_t *ret_der_len) {
+        TS_REQ *req = make_query(data, len, cert_req);
         TS_RESP *resp = NULL;
         TS_VERIFY_CTX *vctx = NULL;
         unsigned char *qder = NULL;
@@ -165,11 +165,14 @@ static int timestamp_checked(const uint8_t *data, size_t len, cades_tsa_fn tsa, 
                 r = -EPROTO;
                 goto out;
         }
+        /* version, imprint and nonce always; the signature and chain when given a trust store */
         vctx = TS_REQ_to_TS_VERIFY_CTX(req, NULL);
-        if (!vctx || !X509_STORE_up_ref(trust))
+        if (!vctx || (trust && !X509_STORE_up_ref(trust)))
                 goto out;
-        TS_VERIFY_CTX_add_flags(vctx, TS_VFY_SIGNATURE);
-        TS_VERIFY_CTX_set_store(vctx, trust);
+        if (trust) {
+                TS_VERIFY_CTX_add_flags(vctx, TS_VFY_SIGNATURE);
+                TS_VERIFY_CTX_set_store(vctx, trust);
+        }
         if (TS_RESP_verify_response(vctx, resp) != 1)
                 goto out;
         *ret = TAKE_PTR(resp);
@@ -188,20 +191,20 @@ out:
         return r;
 }
 
-int cades_timestamp_data(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust,
-                         uint8_t **ret, size_t *ret_len) {
+int cades_timestamp_data(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
+                         size_t *ret_len) {
         TS_RESP *resp = NULL;
         int r;
 
-        if (!data || !tsa || !trust || !ret || !ret_len)
+        if (!data || !tsa || !ret || !ret_len)
                 return -EINVAL;
-        r = timestamp_checked(data, len, tsa, ud, trust, &resp, ret, ret_len);
+        r = timestamp_checked(data, len, true, tsa, ud, trust, &resp, ret, ret_len);
         TS_RESP_free(resp);
         return r;
 }
 
 int cades_add_timestamp(const uint8_t *p, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
-                        size_t *ret_len) {
+                        size_t *ret_len, struct cades_info *ret_info) {
         CMS_ContentInfo *cms = parse(p, len);
         CMS_SignerInfo *si = cms ? only_signer(cms) : NULL;
         ASN1_OCTET_STRING *sig = si ? CMS_SignerInfo_get0_signature(si) : NULL;
@@ -209,16 +212,28 @@ int cades_add_timestamp(const uint8_t *p, size_t len, cades_tsa_fn tsa, void *ud
         unsigned char *tok = NULL, *der = NULL;
         int n, r = -EBADMSG;
 
-        if (!sig || !tsa || !trust || !ret || !ret_len)
+        if (!sig || !tsa || !ret || !ret_len)
                 goto out;
-        r = timestamp_checked(ASN1_STRING_get0_data(sig), (size_t) ASN1_STRING_length(sig), tsa, ud, trust, &resp,
-                              NULL, NULL);
+        /* without trust, no certReq: the TSA chain is published (GET /v1/tsa/certificate) and
+         * bundled with the evidence, and each upload decodes no certificate out of its token */
+        r = timestamp_checked(ASN1_STRING_get0_data(sig), (size_t) ASN1_STRING_length(sig), trust != NULL, tsa, ud,
+                              trust, &resp, NULL, NULL);
         if (r < 0)
                 goto out;
         r = -EBADMSG;
+        if (ret_info) {
+                struct cades_info info = { .level = "B-T" };
+                int i = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
+                X509_ATTRIBUTE *a = i >= 0 ? CMS_signed_get_attr(si, i) : NULL;
+                ASN1_TYPE *t = a ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
+                if (!t || (t->type != V_ASN1_UTCTIME && t->type != V_ASN1_GENERALIZEDTIME) ||
+                    cades_asn1_time_ms((const ASN1_TIME *) t->value.asn1_string, &info.signing_time) < 0 ||
+                    cades_asn1_time_ms(TS_TST_INFO_get_time(TS_RESP_get_tst_info(resp)), &info.timestamp_time) < 0)
+                        goto out;
+                *ret_info = info;
+        }
         n = i2d_PKCS7(TS_RESP_get_token(resp), &tok);
-        if (n <= 0 ||
-            CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE, tok, n) != 1)
+        if (n <= 0 || CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE, tok, n) != 1)
                 goto out;
         n = i2d_CMS_ContentInfo(cms, &der);
         if (n <= 0 || (size_t) n > CADES_MAX)

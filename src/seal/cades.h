@@ -29,23 +29,27 @@ int cades_check(const uint8_t *cms, size_t len, const uint8_t digest[32]) _warn_
  * OPENSSL_free). */
 typedef int (*cades_tsa_fn)(void *ud, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len);
 
-/* B-B to B-T: asks tsa for a token over the signature value (SHA-256, a nonce, certReq), checks
- * the reply (granted, signature valid, TSA certificate chains to trust with the timeStamping
- * purpose, imprint and nonce ours) and returns the signature with the token as unsigned
- * attribute (OPENSSL_malloc'd). -EBADMSG for a reply that does not pass, -EPROTO for a
- * rejection. */
-int cades_add_timestamp(const uint8_t *cms, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
-                        size_t *ret_len) _warn_unused_;
-
-/* A checked RFC 3161 reply (DER, OPENSSL_malloc'd) over data, as cades_add_timestamp() checks it. */
-int cades_timestamp_data(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
-                         size_t *ret_len) _warn_unused_;
-
 struct cades_info {
         char level[4];          /* "B-B" or "B-T" */
         int64_t signing_time;   /* ms, from the signing-time attribute */
         int64_t timestamp_time; /* ms, the token's genTime; 0 without one */
 };
+
+/* B-B to B-T: asks tsa for a token over the signature value (SHA-256, a nonce, certReq only with
+ * trust: without, the token carries no certificate and verifiers take the TSA chain from
+ * GET /v1/tsa/certificate), checks
+ * the reply (granted, version, imprint and nonce ours; with trust, also its signature and that
+ * the TSA's certificate chains to trust with the timeStamping purpose; trust NULL is for the
+ * vault's own signer, whose tokens the tests verify with openssl) and returns the signature with
+ * the token as unsigned attribute (OPENSSL_malloc'd), and in *ret_info (may be NULL) its level
+ * and times. -EBADMSG for a reply that does not pass, -EPROTO for a rejection. */
+int cades_add_timestamp(const uint8_t *cms, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
+                        size_t *ret_len, struct cades_info *ret_info) _warn_unused_;
+/* A checked RFC 3161 reply (DER, OPENSSL_malloc'd) over data, as cades_add_timestamp() checks it
+ * (trust NULL: no signature check), with certReq: the token carries the TSA certificate. */
+int cades_timestamp_data(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
+                         size_t *ret_len) _warn_unused_;
+
 /* Reads the level and times of a seal (no verification). */
 int cades_info(const uint8_t *cms, size_t len, struct cades_info *ret) _warn_unused_;
 /* An ASN1 GeneralizedTime or UTCTime as Unix ms (fractions of a second kept to the ms). */

@@ -554,7 +554,8 @@ static int handle_seal(struct child_state *st, const uint8_t *msg, size_t len, u
         r = seal_get(st, org, &k);
         if (r < 0)
                 return r;
-        return cades_sign(k->key, k->cert, st->ca_cert, msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len);
+        /* the seal certificate only: verifiers bring the CA (keys/ca.pem), and each upload parses less */
+        return cades_sign(k->key, k->cert, NULL, msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len);
 }
 
 /* PEM of cert then the CA certificate. */
@@ -627,7 +628,8 @@ static int pki_setup(struct child_state *st, const struct signer_seal_options *o
         if (r < 0)
                 return log_error_errno(r, "keys/%s: %s", PKI_TSA_KEY, strerror(-r));
         st->accuracy_ms = o->tsa_accuracy_ms;
-        r = tsa_new(st->tsa_key, st->tsa_cert, st->ca_cert,
+        /* certReq puts the TSA certificate in the token, not the CA: verifiers bring it */
+        r = tsa_new(st->tsa_key, st->tsa_cert, NULL,
                     &(struct tsa_options){ .policy_oid = o->tsa_policy, .accuracy_ms = o->tsa_accuracy_ms }, &st->tsa);
         if (r < 0)
                 return log_error_errno(r, "the TSA cannot start (policy %s): %s", o->tsa_policy, strerror(-r));

@@ -284,7 +284,7 @@ static void test_add_timestamp_checks_the_reply(void **state) {
         assert_int_equal(cades_info(bb, bb_len, &info), 0);
         assert_string_equal(info.level, "B-B");
         assert_int_equal(info.timestamp_time, 0);
-        assert_int_equal(cades_add_timestamp(bb, bb_len, fake_tsa, &t, f->trust, &bt, &bt_len), 0);
+        assert_int_equal(cades_add_timestamp(bb, bb_len, fake_tsa, &t, f->trust, &bt, &bt_len, NULL), 0);
         assert_int_equal(cades_info(bt, bt_len, &info), 0);
         assert_string_equal(info.level, "B-T");
         assert_true(info.timestamp_time >= info.signing_time);
@@ -292,13 +292,13 @@ static void test_add_timestamp_checks_the_reply(void **state) {
         assert_int_equal(cades_check(bt, bt_len, digest), 0); /* the token is unsigned: B-B still holds */
         OPENSSL_free(bt);
         t.mode = 1;
-        assert_int_equal(cades_add_timestamp(bb, bb_len, fake_tsa, &t, f->trust, &bt, &bt_len), -EBADMSG);
+        assert_int_equal(cades_add_timestamp(bb, bb_len, fake_tsa, &t, f->trust, &bt, &bt_len, NULL), -EBADMSG);
         t.mode = 2;
-        assert_int_not_equal(cades_add_timestamp(bb, bb_len, fake_tsa, &t, f->trust, &bt, &bt_len), 0);
+        assert_int_not_equal(cades_add_timestamp(bb, bb_len, fake_tsa, &t, f->trust, &bt, &bt_len, NULL), 0);
         /* a trust store without the vault's CA */
         X509_STORE *empty = X509_STORE_new();
         t.mode = 0;
-        assert_int_equal(cades_add_timestamp(bb, bb_len, fake_tsa, &t, empty, &bt, &bt_len), -EBADMSG);
+        assert_int_equal(cades_add_timestamp(bb, bb_len, fake_tsa, &t, empty, &bt, &bt_len, NULL), -EBADMSG);
         X509_STORE_free(empty);
         free(bb);
 }
