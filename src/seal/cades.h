@@ -20,6 +20,14 @@
 int cades_sign(EVP_PKEY *key, X509 *cert, X509 *ca, const uint8_t digest[32], int64_t signing_time, uint8_t **ret,
                size_t *ret_len) _warn_unused_;
 
+/* The signer's fast path: a seal assembled around one ECDSA signature, byte for byte what
+ * cades_sign() makes without the CA (cades_check() and openssl accept it). EC keys only. */
+struct cades_signer;
+int cades_signer_new(EVP_PKEY *key, X509 *cert, struct cades_signer **ret) _warn_unused_;
+void cades_signer_free(struct cades_signer *cs);
+int cades_signer_sign(struct cades_signer *cs, const uint8_t digest[32], int64_t signing_time, uint8_t **ret,
+                      size_t *ret_len) _warn_unused_;
+
 /* Checks what the signer returned for digest: one signer, its signed attributes verify under the
  * certificate inside, the message digest is digest, and nothing but the four B-B attributes is
  * signed. -EBADMSG otherwise. */

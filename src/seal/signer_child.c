@@ -76,6 +76,7 @@ struct seal_key {
         char org[STORE_ORG_ID_LEN + 1];
         EVP_PKEY *key;
         X509 *cert;
+        struct cades_signer *fast; /* its seals, assembled around one signature */
 };
 
 static int load_key(const char *keys_dir, struct note_signer **ret) {
@@ -485,13 +486,21 @@ static struct seal_key *seal_find(struct child_state *st, const char *org) {
 static int seal_add(struct child_state *st, const char *org, EVP_PKEY *key, X509 *cert) {
         struct seal_key *v;
 
+        struct cades_signer *fast = NULL;
+        int r;
+
         if (st->n_seals >= SEAL_KEYS_MAX)
                 return -ENOSPC;
+        r = cades_signer_new(key, cert, &fast);
+        if (r < 0)
+                return r;
         v = realloc(st->seals, (st->n_seals + 1) * sizeof *v);
-        if (!v)
+        if (!v) {
+                cades_signer_free(fast);
                 return -ENOMEM;
+        }
         st->seals = v;
-        v[st->n_seals] = (struct seal_key){ .key = key, .cert = cert };
+        v[st->n_seals] = (struct seal_key){ .key = key, .cert = cert, .fast = fast };
         snprintf(v[st->n_seals].org, sizeof v[st->n_seals].org, "%s", org);
         st->n_seals++;
         qsort(st->seals, st->n_seals, sizeof *st->seals, seal_cmp);
@@ -555,7 +564,7 @@ static int handle_seal(struct child_state *st, const uint8_t *msg, size_t len, u
         if (r < 0)
                 return r;
         /* the seal certificate only: verifiers bring the CA (keys/ca.pem), and each upload parses less */
-        return cades_sign(k->key, k->cert, NULL, msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len);
+        return cades_signer_sign(k->fast, msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len);
 }
 
 /* PEM of cert then the CA certificate. */
@@ -663,8 +672,12 @@ static int warm_up(struct child_state *st) {
         }
         OPENSSL_free(out);
         if (r >= 0) {
-                r = cades_sign(st->tsa_key, st->tsa_cert, st->ca_cert, digest, 0, &out, &n);
+                struct cades_signer *fast = NULL;
+                r = cades_signer_new(st->tsa_key, st->tsa_cert, &fast); /* runs cades_sign() too */
+                if (r >= 0)
+                        r = cades_signer_sign(fast, digest, 0, &out, &n);
                 OPENSSL_free(out);
+                cades_signer_free(fast);
         }
         if (r >= 0)
                 r = pki_make_leaf(PKI_LEAF_SEAL, "warm-up", "warm-up", st->ca_key, st->ca_cert, 1, &k, &c);
@@ -690,6 +703,7 @@ static int warm_up(struct child_state *st) {
 
 static void pki_free(struct child_state *st) {
         for (size_t i = 0; i < st->n_seals; i++) {
+                cades_signer_free(st->seals[i].fast);
                 EVP_PKEY_free(st->seals[i].key);
                 X509_free(st->seals[i].cert);
         }
