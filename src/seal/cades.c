@@ -109,7 +109,7 @@ out:
         return r;
 }
 
-static TS_REQ *make_query(const uint8_t *data, size_t len, bool cert_req) {
+static TS_REQ *make_query(const uint8_t *data, size_t len, bool cert_req, const uint8_t *given_nonce) {
         uint8_t md[32], raw[8];
         TS_REQ *req = TS_REQ_new();
         TS_MSG_IMPRINT *mi = TS_MSG_IMPRINT_new();
@@ -118,8 +118,10 @@ static TS_REQ *make_query(const uint8_t *data, size_t len, bool cert_req) {
         BIGNUM *bn = NULL;
         bool ok = false;
 
+        if (given_nonce)
+                memcpy(raw, given_nonce, sizeof raw);
         if (!req || !mi || !alg || EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL) != 1 ||
-            RAND_bytes(raw, sizeof raw) != 1)
+            (!given_nonce && RAND_bytes(raw, sizeof raw) != 1))
                 goto out;
         raw[0] &= 0x7f;
         bn = BN_bin2bn(raw, sizeof raw, NULL);
@@ -144,7 +146,7 @@ out:
  * signature valid, chains to trust, imprint and nonce ours. */
 static int timestamp_checked(const uint8_t *data, size_t len, bool cert_req, cades_tsa_fn tsa, void *ud,
                              X509_STORE *trust, TS_RESP **ret, uint8_t **ret_der, size_t *ret_der_len) {
-        TS_REQ *req = make_query(data, len, cert_req);
+        TS_REQ *req = make_query(data, len, cert_req, NULL);
         TS_RESP *resp = NULL;
         TS_VERIFY_CTX *vctx = NULL;
         unsigned char *qder = NULL;
@@ -195,6 +197,101 @@ out:
         return r;
 }
 
+int cades_ts_query_der(const uint8_t *data, size_t len, const uint8_t nonce[8], uint8_t **ret, size_t *ret_len) {
+        TS_REQ *req = make_query(data, len, false, nonce);
+        unsigned char *der = NULL;
+        int n = req ? i2d_TS_REQ(req, &der) : -1;
+
+        TS_REQ_free(req);
+        ERR_clear_error();
+        if (n <= 0)
+                return -ENOMEM;
+        *ret = der;
+        *ret_len = (size_t) n;
+        return 0;
+}
+
+/* The SignerInfo's signing time and the token's genTime. */
+static int info_of(CMS_SignerInfo *si, TS_RESP *resp, struct cades_info *ret) {
+        struct cades_info info = { .level = "B-T" };
+        int i = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
+        X509_ATTRIBUTE *a = i >= 0 ? CMS_signed_get_attr(si, i) : NULL;
+        ASN1_TYPE *t = a ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
+        if (!t || (t->type != V_ASN1_UTCTIME && t->type != V_ASN1_GENERALIZEDTIME) ||
+            cades_asn1_time_ms((const ASN1_TIME *) t->value.asn1_string, &info.signing_time) < 0 ||
+            cades_asn1_time_ms(TS_TST_INFO_get_time(TS_RESP_get_tst_info(resp)), &info.timestamp_time) < 0)
+                return -EBADMSG;
+        *ret = info;
+        return 0;
+}
+
+int cades_attach_reply(const uint8_t *p, size_t len, const uint8_t digest[32], const uint8_t *reply, size_t reply_len,
+                       const uint8_t nonce[8], uint8_t **ret, size_t *ret_len, struct cades_info *ret_info) {
+        static const int expected[] = { NID_pkcs9_contentType, NID_pkcs9_messageDigest, NID_pkcs9_signingTime,
+                                        NID_id_smime_aa_signingCertificateV2 };
+        CMS_ContentInfo *cms = parse(p, len);
+        CMS_SignerInfo *si = cms ? only_signer(cms) : NULL;
+        ASN1_OCTET_STRING *sig = si ? CMS_SignerInfo_get0_signature(si) : NULL;
+        TS_REQ *req = NULL;
+        TS_RESP *resp = NULL;
+        TS_VERIFY_CTX *vctx = NULL;
+        unsigned char *tok = NULL, *der = NULL;
+        int n, r = -EBADMSG;
+
+        /* the seal: as cades_check(), on the one parse */
+        if (!sig || !digest || !reply || !nonce || !ret || !ret_len ||
+            CMS_signed_get_attr_count(si) != (int) ELEMENTSOF(expected))
+                goto out;
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++)
+                if (CMS_signed_get_attr_by_NID(si, expected[i], -1) < 0)
+                        goto out;
+        {
+                X509_ATTRIBUTE *a =
+                        CMS_signed_get_attr(si, CMS_signed_get_attr_by_NID(si, NID_pkcs9_messageDigest, -1));
+                ASN1_TYPE *t = a && X509_ATTRIBUTE_count(a) == 1 ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
+                if (!t || t->type != V_ASN1_OCTET_STRING || ASN1_STRING_length(t->value.octet_string) != 32 ||
+                    CRYPTO_memcmp(ASN1_STRING_get0_data(t->value.octet_string), digest, 32) != 0)
+                        goto out;
+        }
+        if (CMS_set1_signers_certs(cms, NULL, 0) < 1 || CMS_SignerInfo_verify(si) != 1)
+                goto out;
+        /* the token: granted, for the query over this signature value with our nonce */
+        {
+                const unsigned char *q = reply;
+                resp = reply_len <= CADES_MAX ? d2i_TS_RESP(NULL, &q, (long) reply_len) : NULL;
+                if (!resp || q != reply + reply_len)
+                        goto out;
+        }
+        if (ASN1_INTEGER_get(TS_STATUS_INFO_get0_status(TS_RESP_get_status_info(resp))) != TS_STATUS_GRANTED) {
+                r = -EPROTO;
+                goto out;
+        }
+        req = make_query(ASN1_STRING_get0_data(sig), (size_t) ASN1_STRING_length(sig), false, nonce);
+        vctx = req ? TS_REQ_to_TS_VERIFY_CTX(req, NULL) : NULL;
+        if (!vctx || TS_RESP_verify_response(vctx, resp) != 1)
+                goto out;
+        if (ret_info && info_of(si, resp, ret_info) < 0)
+                goto out;
+        n = i2d_PKCS7(TS_RESP_get_token(resp), &tok);
+        if (n <= 0 || CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE, tok, n) != 1)
+                goto out;
+        n = i2d_CMS_ContentInfo(cms, &der);
+        if (n <= 0 || (size_t) n > CADES_MAX)
+                goto out;
+        *ret = TAKE_PTR(der);
+        *ret_len = (size_t) n;
+        r = 0;
+out:
+        ERR_clear_error();
+        OPENSSL_free(der);
+        OPENSSL_free(tok);
+        TS_VERIFY_CTX_free(vctx);
+        TS_REQ_free(req);
+        TS_RESP_free(resp);
+        CMS_ContentInfo_free(cms);
+        return r;
+}
+
 int cades_timestamp_data(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
                          size_t *ret_len) {
         TS_RESP *resp = NULL;
@@ -225,17 +322,8 @@ int cades_add_timestamp(const uint8_t *p, size_t len, cades_tsa_fn tsa, void *ud
         if (r < 0)
                 goto out;
         r = -EBADMSG;
-        if (ret_info) {
-                struct cades_info info = { .level = "B-T" };
-                int i = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
-                X509_ATTRIBUTE *a = i >= 0 ? CMS_signed_get_attr(si, i) : NULL;
-                ASN1_TYPE *t = a ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
-                if (!t || (t->type != V_ASN1_UTCTIME && t->type != V_ASN1_GENERALIZEDTIME) ||
-                    cades_asn1_time_ms((const ASN1_TIME *) t->value.asn1_string, &info.signing_time) < 0 ||
-                    cades_asn1_time_ms(TS_TST_INFO_get_time(TS_RESP_get_tst_info(resp)), &info.timestamp_time) < 0)
-                        goto out;
-                *ret_info = info;
-        }
+        if (ret_info && info_of(si, resp, ret_info) < 0)
+                goto out;
         n = i2d_PKCS7(TS_RESP_get_token(resp), &tok);
         if (n <= 0 || CMS_unsigned_add1_attr_by_NID(si, NID_id_smime_aa_timeStampToken, V_ASN1_SEQUENCE, tok, n) != 1)
                 goto out;
@@ -460,21 +548,21 @@ static int der_item_cmp(const void *a, const void *b) {
 }
 
 int cades_signer_sign(struct cades_signer *cs, const uint8_t digest[32], int64_t signing_time, uint8_t **ret,
-                      size_t *ret_len) {
+                      size_t *ret_len, uint8_t ret_sig[CADES_SIG_MAX], size_t *ret_sig_len) {
         static const uint8_t attr_content_type[] = { 0x30, 0x18, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
                                                      0x0d, 0x01, 0x09, 0x03, 0x31, 0x0b, 0x06, 0x09, 0x2a,
                                                      0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01 };
-        static const uint8_t md_head[] = { 0x30, 0x2f, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
-                                           0x01, 0x09, 0x04, 0x31, 0x22, 0x04, 0x20 };
-        static const uint8_t sha256_alg[] = { 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
-                                              0x04, 0x02, 0x01, 0x05, 0x00 };
+        static const uint8_t md_head[] = { 0x30, 0x2f, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                           0x0d, 0x01, 0x09, 0x04, 0x31, 0x22, 0x04, 0x20 };
+        static const uint8_t sha256_alg[] = { 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                              0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00 };
         static const uint8_t ecdsa_sha256_alg[] = { 0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
                                                     0x48, 0xce, 0x3d, 0x04, 0x03, 0x02 };
         static const uint8_t oid_signed_data[] = { 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02 };
         static const uint8_t encap_data[] = { 0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48,
                                               0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01 };
         static const uint8_t version1[] = { 0x02, 0x01, 0x01 };
-        uint8_t md_attr[sizeof md_head + 32], st_attr[32], sig[80], h[4];
+        uint8_t md_attr[sizeof md_head + 32], st_attr[32], sig[CADES_SIG_MAX], h[4];
         struct der_item items[4];
         struct buf attrs, si, sd, out;
         size_t attrs_len = 0, sig_len = sizeof sig;
@@ -526,7 +614,8 @@ int cades_signer_sign(struct cades_signer *cs, const uint8_t digest[32], int64_t
         size_t si_len = sizeof version1 + cs->sid_len + sizeof sha256_alg + attrs.len + sizeof ecdsa_sha256_alg +
                         (size_t) der_header(h, 0x04, sig_len) + sig_len;
         if ((r = der_put(&si, 0x30, NULL, si_len)) < 0 || (r = buf_append(&si, version1, sizeof version1)) < 0 ||
-            (r = buf_append(&si, cs->sid, cs->sid_len)) < 0 || (r = buf_append(&si, sha256_alg, sizeof sha256_alg)) < 0 ||
+            (r = buf_append(&si, cs->sid, cs->sid_len)) < 0 ||
+            (r = buf_append(&si, sha256_alg, sizeof sha256_alg)) < 0 ||
             (r = buf_append(&si, attrs.data, attrs.len)) < 0 ||
             (r = buf_append(&si, ecdsa_sha256_alg, sizeof ecdsa_sha256_alg)) < 0 ||
             (r = der_put(&si, 0x04, sig, sig_len)) < 0)
@@ -550,6 +639,10 @@ int cades_signer_sign(struct cades_signer *cs, const uint8_t digest[32], int64_t
         *ret = OPENSSL_memdup(out.data, out.len);
         *ret_len = out.len;
         r = *ret ? 0 : -ENOMEM;
+        if (r == 0 && ret_sig) {
+                memcpy(ret_sig, sig, sig_len);
+                *ret_sig_len = sig_len;
+        }
 out:
         ERR_clear_error();
         EVP_MD_CTX_free(md);

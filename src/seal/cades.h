@@ -25,8 +25,10 @@ int cades_sign(EVP_PKEY *key, X509 *cert, X509 *ca, const uint8_t digest[32], in
 struct cades_signer;
 int cades_signer_new(EVP_PKEY *key, X509 *cert, struct cades_signer **ret) _warn_unused_;
 void cades_signer_free(struct cades_signer *cs);
+#define CADES_SIG_MAX 80 /* an ECDSA P-256 signature, DER */
+/* ret_sig (may be NULL): the signature value, for a timestamp over it. */
 int cades_signer_sign(struct cades_signer *cs, const uint8_t digest[32], int64_t signing_time, uint8_t **ret,
-                      size_t *ret_len) _warn_unused_;
+                      size_t *ret_len, uint8_t ret_sig[CADES_SIG_MAX], size_t *ret_sig_len) _warn_unused_;
 
 /* Checks what the signer returned for digest: one signer, its signed attributes verify under the
  * certificate inside, the message digest is digest, and nothing but the four B-B attributes is
@@ -36,6 +38,10 @@ int cades_check(const uint8_t *cms, size_t len, const uint8_t digest[32]) _warn_
 /* Answers a DER TimeStampReq with a DER TimeStampResp (malloc'd by the callee, freed with
  * OPENSSL_free). */
 typedef int (*cades_tsa_fn)(void *ud, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len);
+
+/* A DER TimeStampReq over data (SHA-256, this nonce, no certReq), for the signer to answer itself. */
+int cades_ts_query_der(const uint8_t *data, size_t len, const uint8_t nonce[8], uint8_t **ret, size_t *ret_len)
+        _warn_unused_;
 
 struct cades_info {
         char level[4];          /* "B-B" or "B-T" */
@@ -53,6 +59,15 @@ struct cades_info {
  * and times. -EBADMSG for a reply that does not pass, -EPROTO for a rejection. */
 int cades_add_timestamp(const uint8_t *cms, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,
                         size_t *ret_len, struct cades_info *ret_info) _warn_unused_;
+/* B-B to B-T from a seal and the signer's reply to cades_ts_query_der() over its signature
+ * value with nonce: checks the seal as cades_check() does and the reply (granted, version, that
+ * query's imprint and nonce; the signer's own reply: no chain check), attaches the token, on one
+ * parse. *ret OPENSSL_malloc'd; *ret_info (may be NULL) its level and times. -EBADMSG, -EPROTO
+ * for a rejection. */
+int cades_attach_reply(const uint8_t *cms, size_t len, const uint8_t digest[32], const uint8_t *reply, size_t reply_len,
+                       const uint8_t nonce[8], uint8_t **ret, size_t *ret_len, struct cades_info *ret_info)
+        _warn_unused_;
+
 /* A checked RFC 3161 reply (DER, OPENSSL_malloc'd) over data, as cades_add_timestamp() checks it
  * (trust NULL: no signature check), with certReq: the token carries the TSA certificate. */
 int cades_timestamp_data(const uint8_t *data, size_t len, cades_tsa_fn tsa, void *ud, X509_STORE *trust, uint8_t **ret,

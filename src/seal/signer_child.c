@@ -564,7 +564,60 @@ static int handle_seal(struct child_state *st, const uint8_t *msg, size_t len, u
         if (r < 0)
                 return r;
         /* the seal certificate only: verifiers bring the CA (keys/ca.pem), and each upload parses less */
-        return cades_signer_sign(k->fast, msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len);
+        return cades_signer_sign(k->fast, msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len, NULL, NULL);
+}
+
+/* Payload: count (u32, 1..SIGNER_SEAL_BATCH_MAX), then per document the 72 bytes of a seal
+ * request and a nonce (8). Answer, per document: status (i32), then when 0 the seal (u32 length,
+ * DER) and the TSA's reply (u32 length, DER) to a query over its signature value with that nonce:
+ * a B-T seal's parts in one round trip, each request checked as a lone one would be. */
+static int handle_seal_batch(struct child_state *st, const uint8_t *msg, size_t len, struct buf *out) {
+        uint32_t n;
+        int r;
+
+        if (len < 4)
+                return -EBADMSG;
+        memcpy(&n, msg, 4);
+        if (n == 0 || n > SIGNER_SEAL_BATCH_MAX || len != 4 + (size_t) n * SIGNER_SEAL_ITEM)
+                return -EBADMSG;
+        for (uint32_t i = 0; i < n; i++) {
+                const uint8_t *item = msg + 4 + (size_t) i * SIGNER_SEAL_ITEM;
+                uint8_t *cms = NULL, *query = NULL, *reply = NULL, sig[CADES_SIG_MAX];
+                size_t cms_len = 0, query_len = 0, reply_len = 0, sig_len = 0;
+                char org[STORE_ORG_ID_LEN + 1];
+                struct seal_key *k;
+                int64_t asked, now = now_ms();
+                int32_t status = 0;
+
+                memcpy(&asked, item + STORE_ORG_ID_LEN + 32, 8);
+                if (!org_id_ok(item))
+                        status = -EBADMSG;
+                else if (asked < now - (int64_t) st->accuracy_ms || asked > now + (int64_t) st->accuracy_ms)
+                        status = -ERANGE;
+                else {
+                        memcpy(org, item, STORE_ORG_ID_LEN);
+                        org[STORE_ORG_ID_LEN] = 0;
+                        status = seal_get(st, org, &k);
+                }
+                if (status == 0)
+                        status = cades_signer_sign(k->fast, item + STORE_ORG_ID_LEN, now / 1000, &cms, &cms_len, sig,
+                                                   &sig_len);
+                if (status == 0)
+                        status = cades_ts_query_der(sig, sig_len, item + STORE_ORG_ID_LEN + 40, &query, &query_len);
+                if (status == 0)
+                        status = tsa_respond(st->tsa, query, query_len, &reply, &reply_len);
+                uint32_t l1 = (uint32_t) cms_len, l2 = (uint32_t) reply_len;
+                r = buf_append(out, &status, 4);
+                if (r >= 0 && status == 0 && (r = buf_append(out, &l1, 4)) >= 0 && (r = buf_append(out, cms, cms_len)) >= 0 &&
+                    (r = buf_append(out, &l2, 4)) >= 0)
+                        r = buf_append(out, reply, reply_len);
+                OPENSSL_free(cms);
+                OPENSSL_free(query);
+                OPENSSL_free(reply);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* PEM of cert then the CA certificate. */
@@ -675,7 +728,7 @@ static int warm_up(struct child_state *st) {
                 struct cades_signer *fast = NULL;
                 r = cades_signer_new(st->tsa_key, st->tsa_cert, &fast); /* runs cades_sign() too */
                 if (r >= 0)
-                        r = cades_signer_sign(fast, digest, 0, &out, &n);
+                        r = cades_signer_sign(fast, digest, 0, &out, &n, NULL, NULL);
                 OPENSSL_free(out);
                 cades_signer_free(fast);
         }
@@ -832,6 +885,13 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                         struct buf b;
                         buf_init(&b, SIGNER_MAX_MSG);
                         r = handle_seal_cert(&st, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR, &b);
+                        r = send_buf(fd, r, &b);
+                        break;
+                }
+                case SIGNER_MSG_SEAL_BATCH: {
+                        struct buf b;
+                        buf_init(&b, SIGNER_MAX_MSG - SIGNER_HDR);
+                        r = handle_seal_batch(&st, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR, &b);
                         r = send_buf(fd, r, &b);
                         break;
                 }

@@ -303,6 +303,55 @@ static void test_add_timestamp_checks_the_reply(void **state) {
         free(bb);
 }
 
+static void test_seal_batch(void **state) {
+        struct fixture *f = *state;
+        uint8_t digest[32] = { 9 }, nonce[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, other[8] = { 8 };
+        uint8_t *bb = NULL, *reply = NULL, *bt = NULL;
+        size_t bb_len = 0, reply_len = 0, bt_len = 0;
+        _cleanup_free_ char *pem = NULL;
+        struct cades_info info;
+        int status;
+
+        assert_int_equal(signer_seal_timestamped(f->s, ORG, digest, now_ms(), nonce, &bb, &bb_len, &reply, &reply_len),
+                         -ENOKEY);
+        assert_int_equal(signer_seal_chain(f->s, ORG, "Org", &pem), 0);
+        assert_int_equal(
+                signer_seal_timestamped(f->s, ORG, digest, now_ms() - 10000, nonce, &bb, &bb_len, &reply, &reply_len),
+                -ERANGE);
+        assert_int_equal(signer_seal_timestamped(f->s, ORG, digest, now_ms(), nonce, &bb, &bb_len, &reply, &reply_len),
+                         0);
+        assert_int_equal(cades_attach_reply(bb, bb_len, digest, reply, reply_len, nonce, &bt, &bt_len, &info), 0);
+        assert_string_equal(info.level, "B-T");
+        assert_true(info.timestamp_time >= info.signing_time);
+        OPENSSL_free(bt);
+        /* another nonce, another digest: refused */
+        assert_int_equal(cades_attach_reply(bb, bb_len, digest, reply, reply_len, other, &bt, &bt_len, NULL), -EBADMSG);
+        digest[1] ^= 1;
+        assert_int_equal(cades_attach_reply(bb, bb_len, digest, reply, reply_len, nonce, &bt, &bt_len, NULL), -EBADMSG);
+        free(bb);
+        free(reply);
+
+        /* raw batches: a count of 0, too many, a length that is not count items */
+        uint8_t m[4 + 4 + SIGNER_SEAL_ITEM] = { 0 };
+        int32_t type = SIGNER_MSG_SEAL_BATCH;
+        uint32_t count = 0;
+        memcpy(m, &type, 4);
+        memcpy(m + 4, &count, 4);
+        assert_int_equal(signer_send_raw(f->s, m, 8, &status), 0);
+        assert_int_equal(status, -EBADMSG);
+        count = SIGNER_SEAL_BATCH_MAX + 1;
+        memcpy(m + 4, &count, 4);
+        assert_int_equal(signer_send_raw(f->s, m, sizeof m, &status), 0);
+        assert_int_equal(status, -EBADMSG);
+        count = 1;
+        memcpy(m + 4, &count, 4);
+        assert_int_equal(signer_send_raw(f->s, m, sizeof m - 1, &status), 0);
+        assert_int_equal(status, -EBADMSG);
+        /* one well-framed item with a bad organisation id: the batch answers, the item is refused */
+        assert_int_equal(signer_send_raw(f->s, m, sizeof m, &status), 0);
+        assert_int_equal(status, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_first_start_makes_ca_and_tsa, setup, teardown),
@@ -310,6 +359,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_seal_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tsa_rejections, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_add_timestamp_checks_the_reply, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_seal_batch, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
