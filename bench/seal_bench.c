@@ -7,11 +7,15 @@
  *     nonce and certReq, over its socket), and the same responder in this process (tsa_respond)
  *     with the same key, without the socket;
  *   - B-B seals per second (signer_seal, answer checked) and B-T seals per second (a seal then
- *     its timestamp, checked and attached: what ingest does).
+ *     its timestamp in two round trips, checked and attached);
+ *   - B-T seals per second the way ingest makes them (signer_seal_timestamped, one shared round
+ *     trip, then cades_attach_reply), from 1 and from 16 threads.
  * Prints one line `result name=value ...`. The reference loop of `openssl ts -reply` on the
  * same key is run by bench/seal_run. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +66,44 @@ static X509_STORE *trust_of(const char *keys) {
         if (!st || X509_STORE_load_file(st, ca) != 1)
                 return NULL;
         return st;
+}
+
+struct par {
+        struct signer *s;
+        double secs, t0;
+        _Atomic unsigned long n;
+        _Atomic int error;
+};
+
+/* B-T seals as ingest makes them (signer_seal_timestamped, then cades_attach_reply), until secs. */
+static void *par_worker(void *ud) {
+        struct par *p = ud;
+        uint8_t digest[32] = { 3 }, nonce[8] = { 1 };
+        for (unsigned long i = 0; now_s() - p->t0 < p->secs; i++) {
+                uint8_t *bb = NULL, *reply = NULL, *bt = NULL;
+                size_t bb_len = 0, reply_len = 0, bt_len = 0;
+                digest[1] = (uint8_t) i;
+                nonce[7] = (uint8_t) i;
+                if (signer_seal_timestamped(p->s, ORG, digest, now_ms(), nonce, &bb, &bb_len, &reply, &reply_len) < 0 ||
+                    cades_attach_reply(bb, bb_len, digest, reply, reply_len, nonce, &bt, &bt_len, NULL) < 0)
+                        p->error = 1;
+                free(bb);
+                free(reply);
+                OPENSSL_free(bt);
+                p->n++;
+        }
+        return NULL;
+}
+
+static double ingest_path(struct signer *s, double secs, unsigned threads) {
+        struct par p = { .s = s, .secs = secs, .t0 = now_s() };
+        pthread_t t[64];
+        for (unsigned i = 0; i < threads; i++)
+                if (pthread_create(&t[i], NULL, par_worker, &p) != 0)
+                        return -1;
+        for (unsigned i = 0; i < threads; i++)
+                pthread_join(t[i], NULL);
+        return p.error ? -1 : (double) p.n / (now_s() - p.t0);
 }
 
 int main(int argc, char **argv) {
@@ -139,8 +181,12 @@ int main(int argc, char **argv) {
         }
         double seal_bt = (double) n / (now_s() - t0);
 
-        printf("result tsa_signer_per_s=%.0f tsa_inprocess_per_s=%.0f seal_bb_per_s=%.0f seal_bt_per_s=%.0f\n",
-               tsa_signer, tsa_inproc, seal_bb, seal_bt);
+        double ingest1 = ingest_path(s, secs, 1), ingest16 = ingest_path(s, secs, 16);
+        if (ingest1 < 0 || ingest16 < 0)
+                return 1;
+        printf("result tsa_signer_per_s=%.0f tsa_inprocess_per_s=%.0f seal_bb_per_s=%.0f seal_bt_per_s=%.0f "
+               "seal_bt_batched_1_per_s=%.0f seal_bt_batched_16_per_s=%.0f\n",
+               tsa_signer, tsa_inproc, seal_bb, seal_bt, ingest1, ingest16);
         tsa_free(t);
         signer_stop(s);
         X509_STORE_free(trust);
