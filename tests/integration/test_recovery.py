@@ -608,7 +608,8 @@ def test_checkpoint_header_forged_refused():
             pos += 4 + 8 + 32 + n + 32
         (n, size) = struct.unpack_from("<IQ", data, last)
         check(size == len(recs), "the last checkpoint is not at the log's size")
-        head = struct.pack("<IQ", n, 2) + data[last + 12:last + 12 + 32 + n]
+        # one below the size it signs (and above any earlier checkpoint's: an upload adds two entries)
+        head = struct.pack("<IQ", n, size - 1) + data[last + 12:last + 12 + 32 + n]
         forged = data[:last] + head + hashlib.sha256(head).digest()
         with open(path, "wb") as f:
             f.write(forged)

@@ -184,6 +184,11 @@ def test_killed_during_uploads():
     upload(V, "after-restart.txt")
     check("after-restart.txt" in ACKED, "no upload after the restart")
     expect_covered(V)
+    # nothing of a refused upload is stored: one object per listed document
+    listed = {d["id"] for d in V.list_all()}
+    objects = {os.path.basename(p) for p in V.object_files()}
+    check(objects == listed, "%d objects for %d documents: a refused upload left something"
+          % (len(objects), len(listed)))
     # every acknowledged document carries a seal stock openssl accepts
     ca = os.path.join(V.data, "keys", "ca.pem")
     for name, doc_id in ACKED.items():
