@@ -143,6 +143,20 @@ def test_stale_meta_db_rebuilds_row():
         check(v.download(old["id"]).status == 200, "the older document is gone")
         check("document.restore" in doc_actions(v, doc["id"]), "the rebuild is not in the log")
         check(b"rebuilt it from audit entry" in v.log_text(), "the rebuild is not reported", v.log_tail())
+        # its seal was lost with the row: a new one, logged, that openssl accepts
+        check(meta.get("seal_level") == "B-T", "the rebuilt document has no seal", meta)
+        check(doc_actions(v, doc["id"]).count("document.seal") == 2, "the new seal is not logged",
+              doc_actions(v, doc["id"]))
+        seal = v.request("GET", "/v1/documents/%s/seal" % doc["id"])
+        sp, dp = os.path.join(v.base, "seal.p7s"), os.path.join(v.base, "doc.bin")
+        with open(sp, "wb") as f:
+            f.write(seal.body)
+        with open(dp, "wb") as f:
+            f.write(body)
+        ok = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", sp, "-content", dp,
+                             "-CAfile", os.path.join(v.data, "keys", "ca.pem"), "-out", os.devnull],
+                            capture_output=True)
+        check(ok.returncode == 0, "openssl refuses the new seal", ok.stderr)
 
 
 def test_deleted_row_rebuilds_row():
@@ -157,6 +171,10 @@ def test_deleted_row_rebuilds_row():
         r = v.download(doc["id"])
         check(r.status == 200 and r.body == body, "document lost after its row was deleted: %d" % r.status,
               v.log_tail())
+        # its seal row (left behind: this sqlite3 connection does not enforce foreign keys) is kept
+        meta = v.request("GET", "/v1/documents/%s" % doc["id"]).json()
+        check(meta.get("seal_level") == "B-T", "the rebuilt document lost its seal", meta)
+        check(doc_actions(v, doc["id"]).count("document.seal") == 1, "a kept seal was made again")
 
 
 def test_unrebuildable_refuses_then_repair():
