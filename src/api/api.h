@@ -20,6 +20,7 @@ int api_documents_delete(struct http_request *r);
 
 int api_audit_checkpoint(struct http_request *r);
 int api_audit_verifier_key(struct http_request *r);
+int api_audit_checkpoint_timestamp(struct http_request *r);
 int api_audit_proof_inclusion(struct http_request *r);
 int api_audit_proof_consistency(struct http_request *r);
 int api_audit_entries(struct http_request *r);
@@ -29,6 +30,13 @@ int api_audit_cosignature_end(struct http_request *r);
 void api_audit_cosignature_cleanup(struct http_request *r);
 int api_audit_tile(struct http_request *r);
 int api_documents_audit(struct http_request *r);
+int api_documents_seal(struct http_request *r);
+
+int api_tsa_timestamp_begin(struct http_request *r);
+int api_tsa_timestamp_body(struct http_request *r, const uint8_t *p, size_t n);
+int api_tsa_timestamp_end(struct http_request *r);
+void api_tsa_timestamp_cleanup(struct http_request *r);
+int api_tsa_certificate(struct http_request *r);
 
 int api_system_healthz(struct http_request *r);
 int api_system_metrics(struct http_request *r);

@@ -44,7 +44,16 @@ struct vault_config {
         unsigned login_max_keys;     /* accounts and addresses tracked, each table */
         unsigned session_idle;       /* [auth] session_idle: seconds a session lives unused */
         unsigned session_lifetime;   /* [auth] session_lifetime: seconds a session lives at most */
+        bool seal;                     /* [seal] enabled: every document is sealed (CAdES-B-T) */
+        char seal_exempt[512];         /* [seal] exempt_classes: comma-separated classes stored unsealed */
+        char tsa_policy[128];          /* [tsa] policy: dotted OID in every token */
+        unsigned tsa_accuracy_ms;      /* [tsa] accuracy_ms */
+        char tsa_access[16];           /* [tsa] access: "token" (any valid token) or "public" */
+        unsigned checkpoint_ts_interval; /* [audit] checkpoint_timestamp_interval: seconds (0: every checkpoint) */
 };
+
+/* Whether documents of class are sealed under c. */
+bool vault_config_seals_class(const struct vault_config *c, const char *class_);
 
 void vault_config_defaults(struct vault_config *c);
 /* Reads DATA/coffre.conf over the defaults. -EINVAL with a logged line number on a bad file. */

@@ -14,7 +14,8 @@
  *   - a `document.create` and nothing after it: the document exists. Its row is rebuilt from the
  *     entry (time, organisation, actor, sha256, and the sealed details: name, class, size), the key
  *     and the object, once the object decrypts to exactly that size and sha256; the rebuild is
- *     logged as `document.restore`. When that cannot be done the server refuses to start and names
+ *     logged as `document.restore`. Its seal row is kept when one is left; else the document is
+ *     sealed again (and that logged as `document.seal`). When that cannot be done the server refuses to start and names
  *     the document and the `coffre repair` command; nothing is changed.
  * Nothing is removed unless every orphan is settled. And a row that the log says was deleted
  * after meta.db last indexed it (an older meta.db put back) has its deletion finished when its
@@ -39,6 +40,7 @@
 #include "hex.h"
 #include "ledger.h"
 #include "log.h"
+#include "seal/cades.h"
 #include "timeutil.h"
 #include "vault_internal.h"
 
@@ -306,9 +308,40 @@ out:
         return r;
 }
 
+/* A new seal for a rebuilt row (its first one was lost with the row), stored encrypted under
+ * the document's DEK like any seal; *ret_sha256 the seal's SHA-256 for its document.seal entry. */
+static int reseal(struct vault *v, const struct store_document *d, struct store_seal *seal, uint8_t **ret_sealed,
+                  uint8_t ret_sha256[32]) {
+        _cleanup_free_ uint8_t *cms = NULL;
+        uint8_t raw[KEYRING_ID_SIZE], dek[KEYRING_KEY_SIZE];
+        struct cades_info info;
+        size_t cms_len = 0;
+        int r = hex_decode(d->id, raw, sizeof raw);
+
+        if (r >= 0)
+                r = vault_seal_make(v, d->org_id, d->sha256, &cms, &cms_len, &info);
+        if (r >= 0)
+                r = keyring_dek_get(v->keyring, raw, dek);
+        if (r >= 0)
+                r = vault_seal_encrypt(dek, d->id, cms, cms_len, ret_sealed, &seal->sealed_len);
+        sodium_memzero(dek, sizeof dek);
+        if (r < 0)
+                return r;
+        memcpy(seal->level, info.level, sizeof seal->level);
+        seal->signing_time = info.signing_time;
+        seal->timestamp_time = info.timestamp_time;
+        seal->sealed = *ret_sealed;
+        crypto_hash_sha256(ret_sha256, cms, cms_len);
+        return 0;
+}
+
 /* 0 when the row was rebuilt (and the rebuild logged); -EBADMSG with *ret_why when it cannot be. */
 static int rebuild_row(struct vault *v, const struct orphan *f, const char **ret_why) {
         struct store_document d;
+        struct store_seal seal = { .audit_index = UINT64_MAX }, kept = { 0 };
+        _cleanup_free_ uint8_t *sealed = NULL;
+        uint8_t seal_sha[32];
+        char details[64];
         int r;
 
         if (!f->key) {
@@ -326,22 +359,38 @@ static int rebuild_row(struct vault *v, const struct orphan *f, const char **ret
                 *ret_why = "its name cannot be sealed (organisation key missing?)";
                 r = -EBADMSG;
         }
-        if (r < 0) {
-                sodium_memzero(&d, sizeof d);
-                return r;
+        if (r < 0)
+                goto out;
+        r = v->store->ops->seal_get(v->store, d.id, &kept);
+        free(kept.sealed);
+        if (r < 0 && r != -ENOENT) {
+                *ret_why = "its seal row cannot be read";
+                goto out;
+        }
+        /* a seal row left without its document row is kept; a lost one is made again */
+        if (r == -ENOENT && vault_config_seals_class(&v->config, d.class_)) {
+                r = reseal(v, &d, &seal, &sealed, seal_sha);
+                if (r < 0) {
+                        log_error("recovery: document %s cannot be sealed again: %s", d.id, strerror(-r));
+                        *ret_why = "it cannot be sealed (its seal was lost with its row, and the signer refuses)";
+                        r = -EBADMSG;
+                        goto out;
+                }
+                d.seal = &seal;
         }
         r = v->store->ops->document_insert(v->store, &d);
         if (r < 0) {
                 *ret_why = "its row cannot be written to the metadata store";
-                return r;
+                goto out;
         }
-        char details[64];
         snprintf(details, sizeof details, "{\"from_entry\":%llu}", (unsigned long long) f->create_index);
         r = vault_record(v, d.org_id, "system:recovery", "document.restore", d.id, d.sha256, NULL, details);
-        if (r < 0)
-                return r;
+        if (r >= 0 && d.seal)
+                r = vault_record(v, d.org_id, "system:recovery", "document.seal", d.id, seal_sha, NULL, NULL);
+out:
+        /* the row held the clear name */
         sodium_memzero(&d, sizeof d);
-        return 0;
+        return r < 0 ? r : 0;
 }
 
 /* Removes what the log proves is no document (never acknowledged, or deleted / discarded). */

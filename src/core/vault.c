@@ -23,6 +23,7 @@
 #include "audit/log.h"
 #include "hex.h"
 #include "ledger.h"
+#include "seal/signer.h"
 #include "log.h"
 #include "timeutil.h"
 #include "utf8.h"
@@ -91,6 +92,43 @@ int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id
                 have_key = true;
         }
         r = ledger_record(v->ledger, &e, have_key ? key : NULL, have_key ? details_plain : NULL, ret_index);
+        sodium_memzero(key, sizeof key);
+        return r;
+}
+
+int vault_record_created_sealed(struct vault *v, const struct store_document *d, const uint8_t seal_sha256[32],
+                                const char *request_id, const char *details_plain, uint64_t *ret_first) {
+        char time[32], sha_hex[65], seal_hex[65], rid[17];
+        uint8_t kek_id[KEYRING_ID_SIZE], key[KEYRING_KEY_SIZE];
+        int r;
+
+        if (!request_id) {
+                uint8_t raw[8];
+                randombytes_buf(raw, sizeof raw);
+                hex_encode(raw, sizeof raw, rid);
+                request_id = rid;
+        }
+        audit_entry_format_time(now_ms(), time);
+        hex_encode(d->sha256, 32, sha_hex);
+        hex_encode(seal_sha256, 32, seal_hex);
+        struct audit_entry create = {
+                .time = time,
+                .org = (char *) d->org_id,
+                .actor = (char *) d->created_by,
+                .action = (char *) "document.create",
+                .object = (char *) d->id,
+                .object_sha256 = sha_hex,
+                .request_id = (char *) request_id,
+        };
+        struct audit_entry seal = create;
+        seal.action = (char *) "document.seal";
+        seal.object_sha256 = seal_hex;
+        if (hex_decode(d->org_id, kek_id, sizeof kek_id) < 0)
+                return -EINVAL;
+        r = keyring_org_key(v->keyring, kek_id, "audit-details", key);
+        if (r < 0)
+                return log_error_errno(r, "no audit key for organisation %s: %s", d->org_id, strerror(-r));
+        r = ledger_record_pair(v->ledger, &create, key, details_plain, &seal, ret_first);
         sodium_memzero(key, sizeof key);
         return r;
 }
@@ -431,6 +469,10 @@ static int vault_open_parts(struct vault *v) {
         char *witnesses[VAULT_MAX_WITNESSES];
         for (size_t i = 0; i < v->config.n_witness; i++)
                 witnesses[i] = v->config.witness[i];
+        signer_set_seal_options(&(struct signer_seal_options){
+                .tsa_policy = *v->config.tsa_policy ? v->config.tsa_policy : NULL,
+                .tsa_accuracy_ms = v->config.tsa_accuracy_ms,
+        });
         r = ledger_open(v->dir, v->config.audit_origin, witnesses, v->config.n_witness, &v->ledger);
         if (r < 0)
                 return r;
@@ -473,6 +515,9 @@ static int vault_open_parts(struct vault *v) {
         }
         r = accounts_new(v, v->store, v->keyring, login_key, &v->accounts);
         sodium_memzero(login_key, sizeof login_key);
+        if (r < 0)
+                return r;
+        r = vault_seals_open(v);
         if (r < 0)
                 return r;
         return ledger_recover_tail(v->ledger);
@@ -548,6 +593,7 @@ void vault_close(struct vault *v) {
         accounts_free(v->accounts);
         ledger_close(v->ledger);
         vault_field_keys_free(v);
+        vault_seals_close(v);
         keyring_free(v->keyring);
         blob_close(v->blob);
         store_close(v->store);

@@ -35,7 +35,11 @@
  *   route at all;
  * - the log's public parts (checkpoint, key, proofs, hash tiles) are open to every role and to
  *   a token of any scope, and are all a token of the witness scope alone can reach (with
- *   posting cosignatures);
+ *   posting cosignatures), and so are the checkpoints' timestamps;
+ * - a document's seal (CAdES) is read by whoever reads its metadata: it holds the content's
+ *   digest, not the content, and checking it is an auditor's work too;
+ * - the time-stamping authority (tsa.*) is public here: [tsa] access decides in its handler
+ *   (api/tsa.c), "public" or "token", any API token or login session, of any role or scope;
  * - a password, a second factor and sessions are changed through a session only, never with
  *   an API token; tokens are minted from a session only;
  * - an enrol-only session reaches the TOTP enrolment and logout; the bootstrap token reaches
@@ -54,8 +58,13 @@ const struct authz_rule authz_rules[] = {
         { "documents.content", .roles = O | A | C | V, .scopes = S_DR, .creds = TOK | SES },
         { "documents.delete", .roles = O | A, .scopes = S_DW, .creds = TOK | SES },
         { "documents.audit", .roles = O | A | U, .scopes = S_AR, .creds = TOK | SES },
+        { "documents.seal", .roles = O | A | C | V | U, .scopes = S_DR, .creds = TOK | SES },
+
+        { "tsa.timestamp", .public_ = true }, /* [tsa] access decides, in the handler */
+        { "tsa.certificate", .public_ = true },
 
         { "audit.checkpoint", .roles = AUTHZ_ROLES_ALL, .scopes = VAULT_SCOPE_ALL, .creds = TOK | SES },
+        { "audit.checkpoint_timestamp", .roles = AUTHZ_ROLES_ALL, .scopes = VAULT_SCOPE_ALL, .creds = TOK | SES },
         { "audit.cosignature", .roles = O | A | P, .scopes = S_W, .creds = TOK | SES },
         { "audit.verifier_key", .roles = AUTHZ_ROLES_ALL, .scopes = VAULT_SCOPE_ALL, .creds = TOK | SES },
         { "audit.proof.inclusion", .roles = AUTHZ_ROLES_ALL, .scopes = VAULT_SCOPE_ALL, .creds = TOK | SES },

@@ -18,6 +18,8 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -32,6 +34,9 @@
 
 #include "audit/note.h"
 #include "buf.h"
+#include "seal/cades.h"
+#include "seal/pki.h"
+#include "seal/tsa.h"
 #include "fileio.h"
 #include "log.h"
 
@@ -51,6 +56,21 @@ struct signer {
         bool dead; /* a request timed out or the channel broke: answers may be out of step */
         char *vkey;
         struct note_verifier *verifier;
+
+        /* seal requests waiting for a round trip (signer_seal_timestamped) */
+        pthread_mutex_t sq_lock;
+        pthread_cond_t sq_cond;
+        struct seal_req *sq_head, **sq_tail;
+        bool sq_leader;
+};
+
+struct seal_req {
+        uint8_t item[SIGNER_SEAL_ITEM];
+        int result;
+        bool done;
+        uint8_t *seal, *reply;
+        size_t seal_len, reply_len;
+        struct seal_req *next;
 };
 
 /* ---- shared helpers ---- */
@@ -382,6 +402,8 @@ void signer_stop(struct signer *s) {
                         ;
         note_verifier_free(s->verifier);
         free(s->vkey);
+        pthread_cond_destroy(&s->sq_cond);
+        pthread_mutex_destroy(&s->sq_lock);
         pthread_mutex_destroy(&s->lock);
         free(s);
 }
@@ -407,6 +429,9 @@ int signer_start_ext(const char *keys_dir, const char *log_origin, char *const *
         s->fd = -1;
         s->ctl = -1;
         pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->sq_lock, NULL);
+        pthread_cond_init(&s->sq_cond, NULL);
+        s->sq_tail = &s->sq_head;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return negative_errno();
         s->sup_pid = fork();
@@ -550,4 +575,207 @@ int signer_init_keys(const char *keys_dir, const char *log_origin) {
         if ((r = buf_append_str(&vb, vkey)) < 0 || (r = buf_append(&vb, "\n", 1)) < 0)
                 return r;
         return write_file_atomic(vkey_path, vb.data, vb.len, 0644, 0);
+}
+
+/* ---- seals and timestamps ---- */
+
+static struct {
+        char tsa_policy[128];
+        uint32_t tsa_accuracy_ms;
+        char ca_name[128];
+        char tsa_name[128];
+} seal_options;
+
+void signer_set_seal_options(const struct signer_seal_options *o) {
+        snprintf(seal_options.tsa_policy, sizeof seal_options.tsa_policy, "%s",
+                 o && o->tsa_policy ? o->tsa_policy : "");
+        seal_options.tsa_accuracy_ms = o ? o->tsa_accuracy_ms : 0;
+        snprintf(seal_options.ca_name, sizeof seal_options.ca_name, "%s", o && o->ca_name ? o->ca_name : "");
+        snprintf(seal_options.tsa_name, sizeof seal_options.tsa_name, "%s", o && o->tsa_name ? o->tsa_name : "");
+}
+
+void signer_seal_options_get(struct signer_seal_options *ret) {
+        ret->tsa_policy = *seal_options.tsa_policy ? seal_options.tsa_policy : TSA_DEFAULT_POLICY;
+        ret->tsa_accuracy_ms = seal_options.tsa_accuracy_ms ? seal_options.tsa_accuracy_ms : TSA_DEFAULT_ACCURACY_MS;
+        ret->ca_name = *seal_options.ca_name ? seal_options.ca_name : "coffre vault CA";
+        ret->tsa_name = *seal_options.tsa_name ? seal_options.tsa_name : "coffre TSA";
+}
+
+static bool org_id_valid(const char *id) {
+        if (!id || strlen(id) != 32)
+                return false;
+        for (size_t i = 0; i < 32; i++)
+                if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+int signer_seal(struct signer *s, const char *org_id, const uint8_t sha256[32], int64_t signing_time_ms, uint8_t **ret,
+                size_t *ret_len) {
+        uint8_t m[32 + 32 + 8];
+        char *p = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!s || !org_id_valid(org_id) || !sha256 || !ret || !ret_len)
+                return -EINVAL;
+        memcpy(m, org_id, 32);
+        memcpy(m + 32, sha256, 32);
+        memcpy(m + 64, &signing_time_ms, 8);
+        r = request(s, SIGNER_MSG_SEAL, m, sizeof m, &p, &n);
+        if (r < 0)
+                return r;
+        /* trust, but verify: one signer, the four attributes, this digest, a valid signature */
+        r = cades_check((const uint8_t *) p, n, sha256);
+        if (r < 0) {
+                free(p);
+                return r;
+        }
+        *ret = (uint8_t *) p;
+        *ret_len = n;
+        return 0;
+}
+
+int signer_timestamp(struct signer *s, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len) {
+        char *p = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!s || (!req && len) || !ret || !ret_len)
+                return -EINVAL;
+        if (len > SIGNER_MAX_MSG - SIGNER_HDR)
+                len = TSA_REQUEST_MAX + 1; /* the signer rejects it as too large, unread */
+        r = request(s, SIGNER_MSG_TIMESTAMP, req, MIN(len, SIGNER_MAX_MSG - SIGNER_HDR), &p, &n);
+        if (r < 0)
+                return r;
+        *ret = (uint8_t *) p;
+        *ret_len = n;
+        return 0;
+}
+
+int signer_seal_chain(struct signer *s, const char *org_id, const char *org_name, char **ret_pem) {
+        _cleanup_free_ uint8_t *m = NULL;
+        size_t nl = org_name ? strlen(org_name) : 0;
+
+        if (!s || !org_id_valid(org_id) || nl == 0 || nl > PKI_ORG_NAME_MAX || !ret_pem)
+                return -EINVAL;
+        m = malloc(32 + nl);
+        if (!m)
+                return -ENOMEM;
+        memcpy(m, org_id, 32);
+        memcpy(m + 32, org_name, nl);
+        return request(s, SIGNER_MSG_SEAL_CERT, m, 32 + nl, ret_pem, NULL);
+}
+
+int signer_tsa_chain(struct signer *s, char **ret_pem) {
+        if (!s || !ret_pem)
+                return -EINVAL;
+        return request(s, SIGNER_MSG_TSA_CERT, NULL, 0, ret_pem, NULL);
+}
+
+/* One SEAL_BATCH round trip for the n requests of batch; sets each one's result. */
+static void seal_batch_run(struct signer *s, struct seal_req **batch, size_t n) {
+        _cleanup_free_ uint8_t *m = malloc(4 + n * SIGNER_SEAL_ITEM);
+        _cleanup_free_ char *p = NULL;
+        size_t len = 0, off = 0;
+        uint32_t count = (uint32_t) n;
+        int r = m ? 0 : -ENOMEM;
+
+        if (r == 0) {
+                memcpy(m, &count, 4);
+                for (size_t i = 0; i < n; i++)
+                        memcpy(m + 4 + i * SIGNER_SEAL_ITEM, batch[i]->item, SIGNER_SEAL_ITEM);
+                r = request(s, SIGNER_MSG_SEAL_BATCH, m, 4 + n * SIGNER_SEAL_ITEM, &p, &len);
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct seal_req *q = batch[i];
+                int32_t status;
+                uint32_t l1, l2;
+
+                q->result = r;
+                if (r < 0)
+                        continue;
+                if (len - off < 4) {
+                        q->result = r = -EBADMSG; /* out of step: the rest too */
+                        continue;
+                }
+                memcpy(&status, p + off, 4);
+                off += 4;
+                if (status < 0) {
+                        q->result = status;
+                        continue;
+                }
+                if (status > 0 || len - off < 4 || (memcpy(&l1, p + off, 4), len - off - 4 < l1) ||
+                    len - off - 4 - l1 < 4 || (memcpy(&l2, p + off + 4 + l1, 4), len - off - 8 - l1 < l2)) {
+                        q->result = r = -EBADMSG;
+                        continue;
+                }
+                q->seal = malloc(l1 ? l1 : 1);
+                q->reply = malloc(l2 ? l2 : 1);
+                if (!q->seal || !q->reply) {
+                        free(q->seal);
+                        free(q->reply);
+                        q->seal = q->reply = NULL;
+                        q->result = -ENOMEM;
+                } else {
+                        memcpy(q->seal, p + off + 4, l1);
+                        memcpy(q->reply, p + off + 8 + l1, l2);
+                        q->seal_len = l1;
+                        q->reply_len = l2;
+                        q->result = 0;
+                }
+                off += 8 + (size_t) l1 + l2;
+        }
+}
+
+int signer_seal_timestamped(struct signer *s, const char *org_id, const uint8_t sha256[32], int64_t signing_time_ms,
+                            const uint8_t nonce[8], uint8_t **ret_seal, size_t *ret_seal_len, uint8_t **ret_reply,
+                            size_t *ret_reply_len) {
+        struct seal_req req = { .result = -EIO };
+
+        if (!s || !org_id_valid(org_id) || !sha256 || !nonce || !ret_seal || !ret_seal_len || !ret_reply ||
+            !ret_reply_len)
+                return -EINVAL;
+        memcpy(req.item, org_id, 32);
+        memcpy(req.item + 32, sha256, 32);
+        memcpy(req.item + 64, &signing_time_ms, 8);
+        memcpy(req.item + 72, nonce, 8);
+
+        pthread_mutex_lock(&s->sq_lock);
+        *s->sq_tail = &req;
+        s->sq_tail = &req.next;
+        while (!req.done) {
+                if (s->sq_leader) {
+                        pthread_cond_wait(&s->sq_cond, &s->sq_lock);
+                        continue;
+                }
+                /* lead: everything queued so far, ours included, in batches that fit a packet */
+                s->sq_leader = true;
+                while (s->sq_head) {
+                        struct seal_req *batch[SIGNER_SEAL_BATCH_MAX];
+                        size_t n = 0;
+                        while (s->sq_head && n < SIGNER_SEAL_BATCH_MAX) {
+                                batch[n++] = s->sq_head;
+                                s->sq_head = s->sq_head->next;
+                        }
+                        if (!s->sq_head)
+                                s->sq_tail = &s->sq_head;
+                        pthread_mutex_unlock(&s->sq_lock);
+                        seal_batch_run(s, batch, n);
+                        pthread_mutex_lock(&s->sq_lock);
+                        for (size_t i = 0; i < n; i++)
+                                batch[i]->done = true; /* each lives on its waiter's stack */
+                        pthread_cond_broadcast(&s->sq_cond);
+                }
+                s->sq_leader = false;
+                pthread_cond_broadcast(&s->sq_cond);
+        }
+        pthread_mutex_unlock(&s->sq_lock);
+        if (req.result < 0)
+                return req.result;
+        *ret_seal = req.seal;
+        *ret_seal_len = req.seal_len;
+        *ret_reply = req.reply;
+        *ret_reply_len = req.reply_len;
+        return 0;
 }

@@ -464,6 +464,7 @@ static const struct store_ops sqlite_ops = {
         .document_list = sqlite_document_list,
         .document_delete = sqlite_document_delete,
         .document_exists = sqlite_document_exists,
+        .seal_get = sqlite_seal_get,
         .document_stats = sqlite_document_stats,
         .document_clear_names = sqlite_document_clear_names,
         .document_seal_names = sqlite_document_seal_names,

@@ -16,10 +16,12 @@ an object of its own organisation and one of organisation B. It asserts the exac
 A route of the binary's table without a rule, or without a request in this file, fails the test.
 usage: test_authz_matrix.py COFFRE_BINARY
 """
+import hashlib
 import json
 import secrets
 import subprocess
 import sys
+import time
 
 from harness import ALL_SCOPES, TestFailure, Vault, check, expect_problem
 
@@ -27,6 +29,10 @@ BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
 ROLES = ["owner", "admin", "accountant", "viewer", "auditor", "operator"]
 TWO_FACTOR_ROLES = ("owner", "admin", "operator")
 MISSING_ID = "0" * 32
+CHECKPOINT_DEADLINE = 15.0  # seconds for the first checkpoint timestamp (checkpoints come every second)
+# an RFC 3161 TimeStampReq (version 1, a SHA-256 imprint, no nonce) for POST /v1/tsa
+TSA_QUERY = (bytes.fromhex("3034020101302f300b0609608648016503040201" "0420")
+             + hashlib.sha256(b"matrix").digest())
 
 
 def load_table():
@@ -138,6 +144,11 @@ class Matrix:
         check(cp.status == 200, "checkpoint: %d" % cp.status, cp)
         self.log_size = int(cp.body.decode().split("\n")[1])
         check(self.log_size >= 2, "the log has %d entries" % self.log_size)
+        # the first checkpoint of the set-up is timestamped (bounded poll: it is signed apart)
+        deadline = time.monotonic() + CHECKPOINT_DEADLINE
+        while v.request("GET", "/v1/audit/checkpoint/timestamp").status != 200:
+            check(time.monotonic() < deadline, "no checkpoint timestamp within %ss" % CHECKPOINT_DEADLINE)
+            time.sleep(0.05)  # polling interval, bounded by the deadline above
 
         creds = []
         for scope in ALL_SCOPES:
@@ -202,8 +213,8 @@ class Matrix:
                 return fid[kind]
             return make_own() if admitted else MISSING_ID
 
-        def req(method, path, want, body=None, o=None):
-            return {"method": method, "path": path, "body": body, "want": want, "obj": o}
+        def req(method, path, want, body=None, o=None, ctype=None):
+            return {"method": method, "path": path, "body": body, "want": want, "obj": o, "ctype": ctype}
 
         def doc_route(suffix, want_own):
             d = obj("document", lambda: self.own_doc)
@@ -225,6 +236,8 @@ class Matrix:
             return req(method, "/v1/orgs/" + o, 200 if own or operator else 404, body, o)
 
         scope = {"auditor": "audit:read", "operator": "accounts"}.get(cred.role, "documents:read")
+        # [tsa] access = token (the default): any API token or session; not enrol-only, not bootstrap
+        tsa = 200 if cred.kind in ("token", "session") else 403
         table = {
             "healthz": lambda: req("GET", "/healthz", 200),
             "openapi": lambda: req("GET", "/v1/openapi.yaml", 200),
@@ -238,9 +251,13 @@ class Matrix:
             "documents.get": lambda: doc_route("", 200),
             "documents.content": lambda: doc_route("/content", 200),
             "documents.audit": lambda: doc_route("/audit", 200),
+            "documents.seal": lambda: doc_route("/seal", 200),
+            "tsa.timestamp": lambda: req("POST", "/v1/tsa", tsa, TSA_QUERY, ctype="application/timestamp-query"),
+            "tsa.certificate": lambda: req("GET", "/v1/tsa/certificate", tsa),
             "documents.delete": lambda: with_id("DELETE", "/v1/documents/", "document",
                                                 lambda: self.upload(self.v.token), 204),
             "audit.checkpoint": lambda: req("GET", "/v1/audit/checkpoint", 200),
+            "audit.checkpoint_timestamp": lambda: req("GET", "/v1/audit/checkpoint/timestamp", 200),
             "audit.verifier_key": lambda: req("GET", "/v1/audit/verifier-key", 200),
             "audit.proof.inclusion": lambda: req("GET", "/v1/audit/proof/inclusion?index=0&size=%d" % self.log_size,
                                                  200),
@@ -272,13 +289,16 @@ class Matrix:
         return table[name]()
 
     # routes that name an object of an organisation (own and foreign variants)
-    WITH_OBJECT = {"documents.get", "documents.content", "documents.audit", "documents.delete", "users.get",
+    WITH_OBJECT = {"documents.get", "documents.content", "documents.audit", "documents.seal", "documents.delete",
+                   "users.get",
                    "users.update", "users.delete", "tokens.delete", "orgs.get", "orgs.update", "users.create"}
     # last, in this order: they end the credential
     ENDING = ["auth.logout", "auth.logout_all"]
 
-    def send(self, method, path, body, bearer):
+    def send(self, method, path, body, bearer, ctype=None):
         headers = {"Authorization": "Bearer " + bearer}
+        if ctype:
+            headers["Content-Type"] = ctype
         if isinstance(body, dict):
             body = json.dumps(body)
             headers["Content-Type"] = "application/json"
@@ -289,7 +309,7 @@ class Matrix:
         admitted = cred.admitted(self.routes[name]["rule"])
         q = self.request_for(name, cred, foreign, admitted)
         bearer = cred.second if name == "auth.logout_all" and cred.kind == "session" else cred.bearer
-        r = self.send(q["method"], q["path"], q["body"], bearer)
+        r = self.send(q["method"], q["path"], q["body"], bearer, q["ctype"])
         where = "%s %s as %s%s" % (q["method"], q["path"].split("?")[0], cred.label,
                                    "" if foreign is None else (" (organisation B)" if foreign else " (own)"))
         if not admitted:
@@ -303,7 +323,7 @@ class Matrix:
                 body = q["body"]
                 if isinstance(body, dict):
                     body = {k: (MISSING_ID if v == q["obj"] else v) for k, v in body.items()}
-                m = self.send(q["method"], q["path"].replace(q["obj"], MISSING_ID), body, bearer)
+                m = self.send(q["method"], q["path"].replace(q["obj"], MISSING_ID), body, bearer, q["ctype"])
                 a, b = r.json(), m.json()
                 a.pop("request_id", None)
                 b.pop("request_id", None)

@@ -86,7 +86,8 @@ def bounded(w, v):
     sizes = []
     for i in range(3):
         tw.upload_n(v, 2, "bound%d" % i)
-        tw.wait_checkpoint(v, 1 + v.log_base + 2 * (i + 1), exact=False)
+        # the checkpoint covering these uploads (an upload is two entries: create and seal)
+        tw.wait_checkpoint(v, 1 + v.log_base + 4 * (i + 1), exact=False)
         sizes.append(cosign(w))
     check(len(set(sizes)) == 3, "the witness did not cosign three checkpoints", sizes)
 

@@ -201,12 +201,13 @@ def test_bad_name_refused():
 
 def downgrade_meta(data, names_by_id):
     """Turns meta.db into what schema version PRE_NAMES_VERSION wrote: the documents table of
-    that version, clear TEXT names, no blind index; every other table as it is."""
+    that version, clear TEXT names, no blind index, no seals table (version 5 brought it); every
+    other table as it is."""
     db = sqlite3.connect(os.path.join(data, "meta.db"), timeout=30)
     try:
         rows = db.execute("SELECT id, org_id, class, size, sha256, created_at, created_by FROM documents").fetchall()
         check(len(rows) == len(names_by_id), "rows in meta.db: %d" % len(rows))
-        db.executescript("BEGIN; DROP TABLE documents;" + DOCUMENTS_V2 +
+        db.executescript("BEGIN; DROP TABLE seals; DROP TABLE documents;" + DOCUMENTS_V2 +
                          "DELETE FROM schema_migrations WHERE version > %d;"
                          "DELETE FROM settings WHERE key = 'document_names'; COMMIT;" % PRE_NAMES_VERSION)
         with db:

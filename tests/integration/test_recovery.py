@@ -143,6 +143,20 @@ def test_stale_meta_db_rebuilds_row():
         check(v.download(old["id"]).status == 200, "the older document is gone")
         check("document.restore" in doc_actions(v, doc["id"]), "the rebuild is not in the log")
         check(b"rebuilt it from audit entry" in v.log_text(), "the rebuild is not reported", v.log_tail())
+        # its seal was lost with the row: a new one, logged, that openssl accepts
+        check(meta.get("seal_level") == "B-T", "the rebuilt document has no seal", meta)
+        check(doc_actions(v, doc["id"]).count("document.seal") == 2, "the new seal is not logged",
+              doc_actions(v, doc["id"]))
+        seal = v.request("GET", "/v1/documents/%s/seal" % doc["id"])
+        sp, dp = os.path.join(v.base, "seal.p7s"), os.path.join(v.base, "doc.bin")
+        with open(sp, "wb") as f:
+            f.write(seal.body)
+        with open(dp, "wb") as f:
+            f.write(body)
+        ok = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", sp, "-content", dp,
+                             "-CAfile", os.path.join(v.data, "keys", "ca.pem"), "-out", os.devnull],
+                            capture_output=True)
+        check(ok.returncode == 0, "openssl refuses the new seal", ok.stderr)
 
 
 def test_deleted_row_rebuilds_row():
@@ -157,6 +171,10 @@ def test_deleted_row_rebuilds_row():
         r = v.download(doc["id"])
         check(r.status == 200 and r.body == body, "document lost after its row was deleted: %d" % r.status,
               v.log_tail())
+        # its seal row (left behind: this sqlite3 connection does not enforce foreign keys) is kept
+        meta = v.request("GET", "/v1/documents/%s" % doc["id"]).json()
+        check(meta.get("seal_level") == "B-T", "the rebuilt document lost its seal", meta)
+        check(doc_actions(v, doc["id"]).count("document.seal") == 1, "a kept seal was made again")
 
 
 def test_unrebuildable_refuses_then_repair():
@@ -325,13 +343,13 @@ def test_rolled_back_audit_refused():
 
 def make_log(v, n_docs=8):
     """A stopped vault whose last checkpoint covers everything (vault.init, the owner's set-up,
-    one entry per upload); returns the records."""
+    two entries per upload: document.create and document.seal); returns the records."""
     v.start()
     for i in range(n_docs):
         v.upload_ok(b"document %d" % i)
     v.stop()
     recs = read_records(os.path.join(v.data, "audit"))
-    want = n_docs + 1 + v.log_base
+    want = 2 * n_docs + 1 + v.log_base
     check(len(recs) == want, "expected %d entries, found %d" % (want, len(recs)))
     return recs
 
@@ -563,6 +581,13 @@ def drop_checkpoints_after(audit, keep_size):
         pos = end
     with open(path, "wb") as f:
         f.write(out)
+    # their timestamps, appended only once a checkpoint is durable, were not written either
+    ts = os.path.join(audit, "checkpoint-timestamps")
+    if os.path.exists(ts):
+        with open(ts, "rb") as f:
+            lines = [l for l in f.read().splitlines(keepends=True) if int(l.split(b" ", 1)[0]) <= keep_size]
+        with open(ts, "wb") as f:
+            f.write(b"".join(lines))
 
 
 def test_crash_tail_signed_and_recorded():
@@ -602,7 +627,8 @@ def test_checkpoint_header_forged_refused():
             pos += 4 + 8 + 32 + n + 32
         (n, size) = struct.unpack_from("<IQ", data, last)
         check(size == len(recs), "the last checkpoint is not at the log's size")
-        head = struct.pack("<IQ", n, 2) + data[last + 12:last + 12 + 32 + n]
+        # one below the size it signs (and above any earlier checkpoint's: an upload adds two entries)
+        head = struct.pack("<IQ", n, size - 1) + data[last + 12:last + 12 + 32 + n]
         forged = data[:last] + head + hashlib.sha256(head).digest()
         with open(path, "wb") as f:
             f.write(forged)
@@ -641,7 +667,7 @@ def test_document_audit_paged():
             check(v.download(doc["id"]).status == 200, "download failed")
         entries, pages = trail(v, doc["id"], limit=3)
         acts = [json.loads(e["entry"])["action"] for e in entries]
-        check(acts == ["document.create"] + ["document.read"] * 6, "trail", acts)
+        check(acts == ["document.create", "document.seal"] + ["document.read"] * 6, "trail", acts)
         check(pages == 3, "expected 3 pages of at most 3, got %d" % pages)
         idx = [e["index"] for e in entries]
         check(idx == sorted(set(idx)), "indexes repeat or are out of order", idx)
@@ -775,7 +801,8 @@ def test_document_audit_missing_reference_rebuilt():
         v.start()
         entries, _ = trail(v, doc["id"])
         acts = [json.loads(e["entry"])["action"] for e in entries]
-        check(acts[:2] == ["document.create", "document.read"], "the creation is missing from the trail", acts)
+        check(acts[:3] == ["document.create", "document.seal", "document.read"], "the creation is missing from the trail",
+              acts)
 
 
 if __name__ == "__main__":

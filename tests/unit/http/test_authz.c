@@ -121,12 +121,13 @@ static void test_fail_closed(void **state) {
                         assert_false(allowed(authz_rules[i].route, &a));
 }
 
-/* A token holding only the witness scope reaches the log's public parts and cosignatures. */
+/* A token holding only the witness scope reaches the log's public parts (checkpoints and their
+ * timestamps, key, proofs, tiles) and cosignatures. */
 static void test_witness_scope(void **state) {
         (void) state;
         static const char *const witness_routes[] = {
-                "audit.checkpoint",      "audit.cosignature",       "audit.verifier_key",
-                "audit.proof.inclusion", "audit.proof.consistency", "audit.tile",
+                "audit.checkpoint",      "audit.checkpoint_timestamp", "audit.cosignature", "audit.verifier_key",
+                "audit.proof.inclusion", "audit.proof.consistency",    "audit.tile",
         };
         for (unsigned ri = 0; ri < AUTHZ_N_ROLES; ri++) {
                 const char *role = authz_role_name(ri);
