@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -831,6 +832,10 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
         buf = malloc(SIGNER_MAX_MSG + 1);
         if (r == 0 && !buf)
                 r = -ENOMEM;
+        /* the log lines are JSON objects, and jansson seeds its hash tables from /dev/urandom at
+         * the first object of a process: seeded here, before the filter forbids that open (a
+         * parent that made no JSON object before the fork left it unseeded) */
+        json_object_seed(0);
         if (r == 0)
                 r = lock_down(&fd, &st.state_fd, &st.keys_fd);
         if (r < 0) {
