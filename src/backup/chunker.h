@@ -10,8 +10,8 @@
 #include "macro.h"
 
 #define CHUNKER_KEY_SIZE 32u
-#define CHUNKER_MIN_FLOOR 64u                      /* smallest min size accepted */
-#define CHUNKER_MAX_CEILING ((size_t) 64 << 20)    /* largest max size accepted */
+#define CHUNKER_MIN_FLOOR 64u                   /* smallest min size accepted */
+#define CHUNKER_MAX_CEILING ((size_t) 64 << 20) /* largest max size accepted */
 
 struct chunker_params {
         uint32_t min_size; /* no cut before this many bytes */

@@ -11,7 +11,7 @@
 #include "macro.h"
 
 #define BACKUP_KEY_SIZE 32u
-#define BACKUP_ID_SIZE 32u  /* blob, pack, index and snapshot ids */
+#define BACKUP_ID_SIZE 32u /* blob, pack, index and snapshot ids */
 #define BACKUP_ID_HEX (2 * BACKUP_ID_SIZE)
 #define BACKUP_NONCE_SIZE 12u
 #define BACKUP_TAG_SIZE 16u

@@ -67,9 +67,11 @@ int backup_pack_writer_add(struct backup_pack_writer *w, const struct backup_key
                 w->data.len = start;
                 return r;
         }
-        w->e[w->n++] = (struct backup_pack_entry){ .id = *id, .offset = (uint32_t) start,
+        w->e[w->n++] = (struct backup_pack_entry){ .id = *id,
+                                                   .offset = (uint32_t) start,
                                                    .length = (uint32_t) (w->data.len - start),
-                                                   .raw_len = (uint32_t) n, .flags = flags };
+                                                   .raw_len = (uint32_t) n,
+                                                   .flags = flags };
         return 0;
 }
 
@@ -286,6 +288,32 @@ int backup_index_add_pack(struct backup_index *x, const backup_id *pack, enum ba
                         j = (j + 1) & (x->n_slots - 1);
                 x->slots[j] = (uint32_t) (++x->n);
         }
+        return 0;
+}
+
+int backup_index_add_blob(struct backup_index *x, const struct backup_pack_entry *e) {
+        int r;
+
+        if (backup_index_find(x, &e->id))
+                return 0;
+        if (x->n == x->cap) {
+                size_t cap = x->cap ? 2 * x->cap : 256;
+                struct backup_index_entry *ne = realloc(x->e, cap * sizeof *ne);
+                if (!ne)
+                        return -ENOMEM;
+                x->e = ne;
+                x->cap = cap;
+        }
+        if ((x->n + 1) * 2 > x->n_slots) {
+                r = rehash(x, x->n_slots ? 2 * x->n_slots : 1024);
+                if (r < 0)
+                        return r;
+        }
+        x->e[x->n] = (struct backup_index_entry){ .e = *e, .pack = UINT32_MAX };
+        size_t j = slot_of(&e->id, x->n_slots);
+        while (x->slots[j])
+                j = (j + 1) & (x->n_slots - 1);
+        x->slots[j] = (uint32_t) (++x->n);
         return 0;
 }
 

@@ -45,8 +45,8 @@ int backup_pack_writer_finish(struct backup_pack_writer *w, const struct backup_
 /* Checks a whole pack file: its name (SHA-256), magic, header tag, entry bounds; *ret_entries
  * malloc'd. -EBADMSG on any damage. */
 int backup_pack_parse(const struct backup_keys *k, const backup_id *name, const uint8_t *p, size_t n,
-                      enum backup_series *ret_series, struct backup_pack_entry **ret_entries,
-                      size_t *ret_n) _warn_unused_;
+                      enum backup_series *ret_series, struct backup_pack_entry **ret_entries, size_t *ret_n)
+        _warn_unused_;
 
 /* ---- the index ---- */
 struct backup_index_entry {
@@ -62,6 +62,8 @@ struct backup_index;
 int backup_index_new(struct backup_index **ret) _warn_unused_;
 void backup_index_free(struct backup_index *x);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct backup_index *, backup_index_free);
+/* Adds one blob with no pack (a set of blobs written in this run but not yet in a stored pack). */
+int backup_index_add_blob(struct backup_index *x, const struct backup_pack_entry *e) _warn_unused_;
 /* Adds a pack and its blobs (a blob already known keeps its first place). */
 int backup_index_add_pack(struct backup_index *x, const backup_id *pack, enum backup_series series, bool fresh,
                           const struct backup_pack_entry *e, size_t n) _warn_unused_;

@@ -138,6 +138,8 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return copy_str(c->witness[c->n_witness++], sizeof c->witness[0], value);
         }
 #undef IS
+        if (strcmp(section, "backup") == 0)
+                return 1; /* read by coffre backup (src/cli/cmd_backup.c) */
         log_warn("coffre.conf: unknown setting [%s] %s", section, name);
         return 1;
 }

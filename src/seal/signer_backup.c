@@ -139,7 +139,8 @@ int signer_backup_child_load(const char *keys_dir, uint8_t **ret_sk) {
         return 0;
 }
 
-int signer_backup_child_sign(const uint8_t *sk, const uint8_t *msg, size_t len, uint8_t ret_sig[SIGNER_BACKUP_SIG_SIZE]) {
+int signer_backup_child_sign(const uint8_t *sk, const uint8_t *msg, size_t len,
+                             uint8_t ret_sig[SIGNER_BACKUP_SIG_SIZE]) {
         uint8_t m[CTX_LEN + SIGNER_MANIFEST_HEADER_SIZE];
         struct timespec ts;
         int r;

@@ -1,0 +1,540 @@
+/* engine.c: backup run, snapshot listing, file restore and verification for one repository. */
+#include "backup/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include "fileio.h"
+#include "hex.h"
+#include "log.h"
+
+#define DATE_SKEW_SEC 3600 /* a snapshot's date vs its object's time at the destination */
+#define FUTURE_SKEW_SEC 600
+
+/* ---- run ---- */
+
+struct run_ctx {
+        struct backup_repo *r;
+        struct backup_pack_writer *w[3];
+        struct backup_index *pending;
+        struct backup_run_result *res;
+};
+
+static int flush_pack(struct run_ctx *c, enum backup_series series) {
+        _cleanup_buf_ struct buf file = {};
+        _cleanup_free_ struct backup_pack_entry *e = NULL;
+        backup_id id;
+        size_t n;
+        char name[128];
+        int rc;
+
+        if (backup_pack_writer_count(c->w[series]) == 0)
+                return 0;
+        rc = backup_pack_writer_finish(c->w[series], c->r->keys, &file, &id, &e, &n);
+        if (rc < 0)
+                return rc;
+        backup_object_name("packs", &id, name, sizeof name);
+        rc = c->r->dest->ops->put(c->r->dest, name, file.data, file.len);
+        if (rc == -EEXIST)
+                rc = 0; /* content addressed: the same bytes are there already */
+        if (rc < 0)
+                return rc;
+        c->res->added += file.len;
+        c->res->packs++;
+        return backup_index_add_pack(c->r->index, &id, series, true, e, n);
+}
+
+static int backup_one_file(struct run_ctx *c, enum backup_series series, const struct backup_stage_file *f,
+                           uint8_t *buf, size_t buf_size, backup_progress_fn progress, void *pud, uint64_t *done,
+                           json_t *files) {
+        const struct chunker *ch = &c->r->chunker;
+        _cleanup_close_ int fd = open(f->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        EVP_MD_CTX *md = NULL;
+        json_t *chunks = json_array(), *entry;
+        size_t have = 0;
+        uint64_t size = 0;
+        bool eof = false;
+        uint8_t digest[32];
+        char dhex[65];
+        int rc = 0;
+
+        if (fd < 0) {
+                json_decref(chunks);
+                return log_error_errno(negative_errno(), "cannot open %s: %m", f->src);
+        }
+        md = EVP_MD_CTX_new();
+        if (!md || !chunks || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+                EVP_MD_CTX_free(md);
+                json_decref(chunks);
+                return -ENOMEM;
+        }
+        while (rc == 0 && (!eof || have > 0)) {
+                while (!eof && have < buf_size) {
+                        ssize_t n = read_full(fd, buf + have, buf_size - have);
+                        if (n < 0) {
+                                rc = (int) n;
+                                break;
+                        }
+                        if ((size_t) n < buf_size - have)
+                                eof = true;
+                        have += (size_t) n;
+                }
+                if (rc < 0 || have == 0)
+                        break;
+                size_t cut = chunker_cut(ch, buf, have);
+                backup_id id;
+                char hex[BACKUP_ID_HEX + 1];
+
+                backup_blob_id(c->r->keys, buf, cut, &id);
+                if (!backup_index_find(c->r->index, &id) && !backup_index_find(c->pending, &id)) {
+                        struct backup_pack_entry pe = { .id = id };
+                        rc = backup_pack_writer_add(c->w[series], c->r->keys, &id, buf, cut);
+                        if (rc == 0)
+                                rc = backup_index_add_blob(c->pending, &pe);
+                        if (rc == 0)
+                                c->res->blobs_new++;
+                        if (rc == 0 && backup_pack_writer_bytes(c->w[series]) >= BACKUP_PACK_TARGET)
+                                rc = flush_pack(c, series);
+                }
+                if (rc < 0)
+                        break;
+                backup_id_hex(&id, hex);
+                if (json_array_append_new(chunks, json_string(hex)) < 0 || EVP_DigestUpdate(md, buf, cut) != 1) {
+                        rc = -ENOMEM;
+                        break;
+                }
+                size += cut;
+                *done += cut;
+                if (progress)
+                        progress(*done, pud);
+                memmove(buf, buf + cut, have - cut);
+                have -= cut;
+        }
+        if (rc == 0 && EVP_DigestFinal_ex(md, digest, NULL) != 1)
+                rc = -EIO;
+        EVP_MD_CTX_free(md);
+        if (rc < 0) {
+                json_decref(chunks);
+                return rc;
+        }
+        hex_encode(digest, sizeof digest, dhex);
+        entry = json_pack("{s:s,s:I,s:i,s:s,s:o}", "name", f->name, "size", (json_int_t) size, "mode", (int) f->mode,
+                          "sha256", dhex, "chunks", chunks);
+        if (!entry || json_array_append_new(files, entry) < 0)
+                return -ENOMEM;
+        c->res->files++;
+        c->res->bytes += size;
+        return 0;
+}
+
+int backup_run(struct backup_repo *r, const struct backup_stage *stage, struct signer *s, unsigned series,
+               const uint8_t run_id[16], backup_progress_fn progress, void *pud, struct backup_run_result *ret) {
+        struct backup_run_result res = {};
+        struct run_ctx c = { .r = r, .res = &res };
+        json_t *files[3] = { NULL, json_array(), json_array() };
+        json_t *body = NULL;
+        _cleanup_buf_ struct buf idx = {};
+        uint8_t *buf = NULL;
+        size_t buf_size = 2 * (size_t) r->chunker.p.max_size;
+        uint64_t done = 0;
+        char runhex[33];
+        bool empty;
+        int rc;
+
+        hex_encode(run_id, 16, runhex);
+        buf = malloc(buf_size);
+        rc = buf && files[1] && files[2] ? 0 : -ENOMEM;
+        if (rc == 0)
+                rc = backup_index_new(&c.pending);
+        for (unsigned k = 1; rc == 0 && k < 3; k++)
+                rc = backup_pack_writer_new((enum backup_series) k, &c.w[k]);
+        /* keyring blobs go to packs of their own: dropping a keyring snapshot deletes whole packs */
+        for (unsigned k = 1; rc == 0 && k < 3; k++)
+                for (size_t i = 0; rc == 0 && (series & (1u << k)) && i < stage->n_files[k]; i++)
+                        rc = backup_one_file(&c, (enum backup_series) k, &stage->files[k][i], buf, buf_size, progress,
+                                             pud, &done, files[k]);
+        for (unsigned k = 1; rc == 0 && k < 3; k++)
+                rc = flush_pack(&c, (enum backup_series) k);
+        /* packs first, then the index naming them, then the snapshots: a run cut short leaves
+         * only packs no index names yet, which the next run writes again or finds */
+        if (rc == 0) {
+                buf_init(&idx, BACKUP_OBJECT_MAX);
+                rc = backup_index_serialize_fresh(r->index, r->keys, &idx, &empty);
+                if (rc == 0 && !empty) {
+                        backup_id iid;
+                        char name[128];
+                        backup_content_id(idx.data, idx.len, &iid);
+                        backup_object_name("index", &iid, name, sizeof name);
+                        rc = r->dest->ops->put(r->dest, name, idx.data, idx.len);
+                        if (rc == 0) {
+                                res.added += idx.len;
+                                backup_index_settle(r->index);
+                        }
+                }
+        }
+        if (rc == 0 && (series & BACKUP_RUN_DATA)) {
+                body = json_pack("{s:s,s:s,s:s,s:O}", "run", runhex, "vault_id", r->vault_id, "checkpoint",
+                                 stage->checkpoint ? stage->checkpoint : "", "files", files[1]);
+                rc = body ? backup_manifest_write(r, s, BACKUP_SERIES_DATA, stage->audit_size, stage->audit_root, body,
+                                                  &res.snapshot)
+                          : -ENOMEM;
+                json_decref(body);
+        }
+        if (rc == 0 && (series & BACKUP_RUN_KEYRING)) {
+                char sid[BACKUP_ID_HEX + 1] = "";
+                static const uint8_t zero[32] = { 0 };
+                if (series & BACKUP_RUN_DATA)
+                        backup_id_hex(&res.snapshot, sid);
+                body = json_pack("{s:s,s:s,s:s,s:O}", "run", runhex, "vault_id", r->vault_id, "data_snapshot", sid,
+                                 "files", files[2]);
+                rc = body ? backup_manifest_write(r, s, BACKUP_SERIES_KEYRING, 0, zero, body, &res.keyring_snapshot)
+                          : -ENOMEM;
+                json_decref(body);
+        }
+        for (unsigned k = 1; k < 3; k++) {
+                backup_pack_writer_free(c.w[k]);
+                json_decref(files[k]);
+        }
+        backup_index_free(c.pending);
+        free(buf);
+        if (rc < 0)
+                return rc;
+        *ret = res;
+        return 0;
+}
+
+/* ---- snapshots ---- */
+
+struct snap_list {
+        struct backup_repo *r;
+        backup_report_fn report;
+        void *ud;
+        struct backup_snapshot *v;
+        size_t n, cap;
+        int error;
+};
+
+static int snap_one(const char *name, uint64_t size, int64_t mtime, void *ud) {
+        struct snap_list *l = ud;
+        struct backup_snapshot s;
+        const char *what = NULL;
+        int rc = backup_manifest_read(l->r, name, &s, &what);
+
+        if (rc == -EBADMSG || rc == -EFBIG) {
+                if (l->report)
+                        l->report(name, what ? what : "damaged", l->ud);
+                return 0;
+        }
+        if (rc < 0)
+                return rc;
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? 2 * l->cap : 16;
+                struct backup_snapshot *v = realloc(l->v, cap * sizeof *v);
+                if (!v) {
+                        backup_snapshot_clear(&s);
+                        return -ENOMEM;
+                }
+                l->v = v;
+                l->cap = cap;
+        }
+        l->v[l->n++] = s;
+        return 0;
+}
+
+static int snap_cmp(const void *a, const void *b) {
+        const struct backup_snapshot *x = a, *y = b;
+        if (x->time != y->time)
+                return x->time < y->time ? -1 : 1;
+        return memcmp(x->id.b, y->id.b, BACKUP_ID_SIZE);
+}
+
+int backup_snapshots(struct backup_repo *r, backup_report_fn report, void *ud, struct backup_snapshot **ret,
+                     size_t *ret_n) {
+        struct snap_list l = { .r = r, .report = report, .ud = ud };
+        int rc = r->dest->ops->list(r->dest, "snapshots/", snap_one, &l);
+
+        if (rc < 0) {
+                backup_snapshots_free(l.v, l.n);
+                return rc;
+        }
+        if (l.n)
+                qsort(l.v, l.n, sizeof *l.v, snap_cmp);
+        *ret = l.v;
+        *ret_n = l.n;
+        return 0;
+}
+
+void backup_snapshots_free(struct backup_snapshot *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                backup_snapshot_clear(&s[i]);
+        free(s);
+}
+
+const char *backup_snapshot_date_problem(const struct backup_snapshot *s, int64_t now) {
+        if (s->time > now + FUTURE_SKEW_SEC)
+                return "dated in the future";
+        if (s->time > s->stored_time + FUTURE_SKEW_SEC || s->time < s->stored_time - DATE_SKEW_SEC)
+                return "its date disagrees with the destination's time of the object";
+        return NULL;
+}
+
+/* ---- restore ---- */
+
+int backup_restore_file(struct backup_repo *r, json_t *file, int fd, const char **ret_what) {
+        _cleanup_buf_ struct buf sealed = {}, plain = {};
+        json_t *chunks = json_object_get(file, "chunks"), *c;
+        const char *want_hex = json_string_value(json_object_get(file, "sha256"));
+        json_int_t want_size = json_integer_value(json_object_get(file, "size"));
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        uint8_t digest[32];
+        char dhex[65];
+        uint64_t size = 0;
+        size_t i;
+        int rc = 0;
+
+        *ret_what = "damaged snapshot entry";
+        if (!md)
+                return -ENOMEM;
+        if (!json_is_array(chunks) || !want_hex || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+                EVP_MD_CTX_free(md);
+                return -EBADMSG;
+        }
+        buf_init(&sealed, BACKUP_BLOB_MAX + BACKUP_SEAL_OVERHEAD + 1);
+        buf_init(&plain, BACKUP_BLOB_MAX + 1);
+        json_array_foreach(chunks, i, c) {
+                backup_id id;
+                const struct backup_index_entry *e;
+                const struct backup_index_pack *p;
+                char name[128];
+
+                if (backup_id_parse(json_string_value(c), &id) < 0) {
+                        rc = -EBADMSG;
+                        break;
+                }
+                e = backup_index_find(r->index, &id);
+                p = e ? backup_index_pack_at(r->index, e->pack) : NULL;
+                if (!p) {
+                        *ret_what = "a chunk is in no pack the index names";
+                        rc = -ENOENT;
+                        break;
+                }
+                backup_object_name("packs", &p->id, name, sizeof name);
+                sealed.len = 0;
+                rc = r->dest->ops->get(r->dest, name, e->e.offset, e->e.length, &sealed);
+                if (rc == -ENOENT) {
+                        *ret_what = "a pack it needs is missing";
+                        break;
+                }
+                if (rc == 0)
+                        rc = backup_blob_open(r->keys, &id, e->e.flags, e->e.raw_len, sealed.data, sealed.len, &plain);
+                if (rc == -EBADMSG) {
+                        *ret_what = "a chunk is damaged in its pack";
+                        break;
+                }
+                if (rc == 0)
+                        rc = write_all(fd, plain.data, plain.len);
+                if (rc < 0) {
+                        *ret_what = "cannot write";
+                        break;
+                }
+                if (EVP_DigestUpdate(md, plain.data, plain.len) != 1) {
+                        rc = -ENOMEM;
+                        break;
+                }
+                size += plain.len;
+        }
+        if (rc == 0 && EVP_DigestFinal_ex(md, digest, NULL) != 1)
+                rc = -EIO;
+        EVP_MD_CTX_free(md);
+        if (rc < 0)
+                return rc;
+        hex_encode(digest, sizeof digest, dhex);
+        if ((json_int_t) size != want_size || strcmp(dhex, want_hex) != 0) {
+                *ret_what = "restored content does not match the snapshot's hash";
+                return -EBADMSG;
+        }
+        *ret_what = NULL;
+        return 0;
+}
+
+/* ---- verify ---- */
+
+struct present {
+        backup_id *v;
+        size_t n, cap;
+        struct backup_repo *r;
+        backup_report_fn report;
+        void *ud;
+        struct backup_verify_result *res;
+};
+
+static void note_damage(void *ud, const char *object, const char *what) {
+        struct present *p = ud;
+        p->res->problems++;
+        p->report(object, what, p->ud);
+}
+
+static void index_damage(const char *object, const char *what, void *ud) {
+        note_damage(ud, object, what);
+}
+
+static int present_one(const char *name, uint64_t size, int64_t mtime, void *ud) {
+        struct present *p = ud;
+        const char *base = strrchr(name, '/');
+        backup_id id;
+
+        if (!base || backup_id_parse(base + 1, &id) < 0 || strncmp(name + 6, base + 1, 2) != 0) {
+                note_damage(p, name, "not a pack name (foreign file)");
+                return 0;
+        }
+        if (p->n == p->cap) {
+                size_t cap = p->cap ? 2 * p->cap : 64;
+                backup_id *v = realloc(p->v, cap * sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                p->v = v;
+                p->cap = cap;
+        }
+        p->v[p->n++] = id;
+        return 0;
+}
+
+static bool in_set(const backup_id *v, size_t n, const backup_id *id) {
+        for (size_t i = 0; i < n; i++)
+                if (memcmp(v[i].b, id->b, BACKUP_ID_SIZE) == 0)
+                        return true;
+        return false;
+}
+
+static int check_pack(struct backup_repo *r, const backup_id *id, const char *name, const char **ret_what) {
+        _cleanup_buf_ struct buf b = {}, plain = {};
+        _cleanup_free_ struct backup_pack_entry *e = NULL;
+        enum backup_series series;
+        size_t n;
+        int rc;
+
+        buf_init(&b, BACKUP_OBJECT_MAX);
+        rc = r->dest->ops->get(r->dest, name, 0, BACKUP_DEST_WHOLE, &b);
+        if (rc < 0) {
+                *ret_what = rc == -EFBIG ? "too large to be a pack" : "cannot be read";
+                return rc == -EFBIG ? -EBADMSG : rc;
+        }
+        rc = backup_pack_parse(r->keys, id, b.data, b.len, &series, &e, &n);
+        if (rc < 0) {
+                *ret_what = "damaged: its content does not match its name or its header does not authenticate";
+                return rc;
+        }
+        buf_init(&plain, BACKUP_BLOB_MAX + 1);
+        for (size_t i = 0; i < n; i++) {
+                rc = backup_blob_open(r->keys, &e[i].id, e[i].flags, e[i].raw_len, b.data + e[i].offset, e[i].length,
+                                      &plain);
+                if (rc < 0) {
+                        *ret_what = "damaged: a blob does not authenticate";
+                        return rc;
+                }
+                const struct backup_index_entry *x = backup_index_find(r->index, &e[i].id);
+                const struct backup_index_pack *xp = x ? backup_index_pack_at(r->index, x->pack) : NULL;
+                if (xp && memcmp(xp->id.b, id->b, BACKUP_ID_SIZE) == 0 &&
+                    (x->e.offset != e[i].offset || x->e.length != e[i].length)) {
+                        *ret_what = "the index disagrees with the pack's header";
+                        return -EBADMSG;
+                }
+        }
+        return 0;
+}
+
+int backup_verify(struct backup_repo *r, bool read_data, backup_report_fn report, void *ud,
+                  struct backup_verify_result *ret) {
+        struct backup_verify_result res = {};
+        struct present p = { .r = r, .report = report, .ud = ud, .res = &res };
+        _cleanup_free_ backup_id *bad = NULL;
+        size_t n_bad = 0;
+        struct backup_snapshot *snaps = NULL;
+        size_t n_snaps = 0;
+        int64_t now = (int64_t) time(NULL);
+        char name[128];
+        int rc;
+
+        rc = backup_repo_load_index(r, index_damage, &p);
+        if (rc < 0)
+                return rc;
+        rc = r->dest->ops->list(r->dest, "packs/", present_one, &p);
+        if (rc < 0)
+                goto out;
+        res.packs = (unsigned) p.n;
+        bad = calloc(p.n + backup_index_pack_count(r->index) + 1, sizeof *bad);
+        if (!bad) {
+                rc = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < backup_index_pack_count(r->index); i++) {
+                const struct backup_index_pack *ip = backup_index_pack_at(r->index, (uint32_t) i);
+                if (!in_set(p.v, p.n, &ip->id)) {
+                        backup_object_name("packs", &ip->id, name, sizeof name);
+                        note_damage(&p, name, "missing (named by the index)");
+                        bad[n_bad++] = ip->id;
+                }
+        }
+        for (size_t i = 0; i < p.n; i++) {
+                backup_object_name("packs", &p.v[i], name, sizeof name);
+                if (!backup_index_has_pack(r->index, &p.v[i])) {
+                        res.notes++;
+                        report(name, "note: named by no index (left by an interrupted run; harmless)", ud);
+                        continue;
+                }
+                if (read_data) {
+                        const char *what = NULL;
+                        rc = check_pack(r, &p.v[i], name, &what);
+                        if (rc == -EBADMSG || rc == -ENOENT) {
+                                note_damage(&p, name, what);
+                                bad[n_bad++] = p.v[i];
+                        } else if (rc < 0)
+                                goto out;
+                }
+        }
+        rc = backup_snapshots(r, index_damage, &p, &snaps, &n_snaps);
+        if (rc < 0)
+                goto out;
+        res.snapshots = (unsigned) n_snaps;
+        for (size_t i = 0; i < n_snaps; i++) {
+                json_t *files = json_object_get(snaps[i].body, "files"), *f, *c;
+                size_t j, k;
+                unsigned missing = 0;
+                const char *dp = backup_snapshot_date_problem(&snaps[i], now);
+
+                backup_object_name("snapshots", &snaps[i].id, name, sizeof name);
+                if (dp)
+                        note_damage(&p, name, dp);
+                json_array_foreach(files, j, f) {
+                        json_array_foreach(json_object_get(f, "chunks"), k, c) {
+                                backup_id id;
+                                const struct backup_index_entry *e;
+                                const struct backup_index_pack *ip;
+                                if (backup_id_parse(json_string_value(c), &id) < 0 ||
+                                    !(e = backup_index_find(r->index, &id)) ||
+                                    !(ip = backup_index_pack_at(r->index, e->pack)) || in_set(bad, n_bad, &ip->id))
+                                        missing++;
+                        }
+                }
+                if (missing) {
+                        char what[160];
+                        snprintf(what, sizeof what, "incomplete: %u chunks are in missing or damaged packs", missing);
+                        note_damage(&p, name, what);
+                }
+        }
+        rc = 0;
+out:
+        backup_snapshots_free(snaps, n_snaps);
+        free(p.v);
+        if (rc < 0)
+                return rc;
+        res.indexes = 0;
+        *ret = res;
+        return 0;
+}
