@@ -252,6 +252,23 @@ static bool id_ok(const char *id) {
         return true;
 }
 
+/* Whether the live meta.db still has the document's row (read-only; true when in doubt). */
+static bool row_still_there(const char *data_dir, const char *id) {
+        _cleanup_free_ char *meta = path_join(data_dir, "meta.db");
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        bool there = true;
+
+        if (meta && sqlite3_open_v2(meta, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK &&
+            sqlite3_busy_timeout(db, 10000) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, "SELECT 1 FROM documents WHERE id = ?", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) == SQLITE_OK)
+                there = sqlite3_step(st) != SQLITE_DONE;
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return there;
+}
+
 static int stage_objects(struct backup_stage *s, const char *data_dir, const char *meta_copy) {
         sqlite3 *db = NULL;
         sqlite3_stmt *st = NULL;
@@ -275,7 +292,11 @@ static int stage_objects(struct backup_stage *s, const char *data_dir, const cha
                         break;
                 }
                 r = add_file(s, BACKUP_SERIES_DATA, rel, src);
-                if (r < 0)
+                if (r == -ENOENT && !row_still_there(data_dir, id)) {
+                        /* deleted since the metadata was copied: its key is gone too */
+                        log_info("a document deleted during the backup is not in this snapshot");
+                        r = 0;
+                } else if (r < 0)
                         log_error("document %s has no object in %s/objects: %s", id, data_dir, strerror(-r));
                 free(src);
         }
