@@ -98,70 +98,104 @@ static int copy_db(const char *src, const char *dst) {
         return rc == SQLITE_OK ? 0 : rc == SQLITE_FULL ? -ENOSPC : -EIO;
 }
 
-/* Whole records of audit/entries: count, end offsets and the Merkle frontier as they go. */
-static int scan_entries(const uint8_t *p, size_t n, uint64_t stop_at, uint64_t *ret_count, uint64_t *ret_end,
-                        merkle_hash *ret_root) {
-        struct merkle_frontier f;
-        size_t off = 0;
-        uint64_t count = 0;
+static uint32_t le32(const uint8_t *p) {
+        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
 
-        merkle_frontier_init(&f);
-        while (count < stop_at && n - off >= 4) {
-                uint32_t len = (uint32_t) p[off] | (uint32_t) p[off + 1] << 8 | (uint32_t) p[off + 2] << 16 |
-                               (uint32_t) p[off + 3] << 24;
-                if (len > 65535 || n - off - 4 < (size_t) len + 32)
-                        break;
+/* Whole records of audit/entries, read in order (at most stop_at): their count, the offset
+ * where the last one ends and the root of their Merkle tree. Streams: memory does not grow
+ * with the log. */
+static int scan_entries(FILE *f, uint64_t stop_at, uint64_t *ret_count, uint64_t *ret_end, merkle_hash *ret_root) {
+        _cleanup_free_ uint8_t *skip = malloc(65535);
+        struct merkle_frontier mf;
+        uint64_t count = 0, off = 0;
+        uint8_t hdr[4];
+
+        if (!skip)
+                return -ENOMEM;
+        merkle_frontier_init(&mf);
+        while (count < stop_at && fread(hdr, 1, 4, f) == 4) {
+                uint32_t len = le32(hdr);
                 merkle_hash leaf;
-                memcpy(leaf.b, p + off + 4 + len, 32);
-                if (merkle_frontier_append(&f, &leaf, NULL, NULL) < 0)
+                if (len > 65535 || fread(skip, 1, len, f) != len || fread(leaf.b, 1, 32, f) != 32)
+                        break; /* a torn or foreign tail: not covered by any checkpoint */
+                if (merkle_frontier_append(&mf, &leaf, NULL, NULL) < 0)
                         return -EIO;
-                off += 4 + (size_t) len + 32;
+                off += 4 + (uint64_t) len + 32;
                 count++;
         }
+        if (ferror(f))
+                return -EIO;
         *ret_count = count;
         *ret_end = off;
         if (ret_root)
-                merkle_frontier_root(&f, ret_root);
+                merkle_frontier_root(&mf, ret_root);
         return 0;
 }
 
-/* The last whole checkpoint record: its size, root, note and end offset. */
-static int last_checkpoint(const uint8_t *p, size_t n, uint64_t *ret_size, uint8_t root[32], char **ret_note,
-                           size_t *ret_end) {
-        size_t off = 0, best = SIZE_MAX, best_end = 0;
+/* The last whole checkpoint record (each is checked against its SHA-256): its size, root,
+ * note and the offset where it ends. */
+static int last_checkpoint(FILE *f, uint64_t *ret_size, uint8_t root[32], char **ret_note, uint64_t *ret_end) {
+        _cleanup_free_ uint8_t *rec = malloc(CKPT_HDR + 65536 + 32);
+        _cleanup_free_ char *note = NULL;
+        uint64_t off = 0, size = 0;
+        bool found = false;
 
-        while (n - off >= CKPT_HDR + 32) {
-                uint32_t len = (uint32_t) p[off] | (uint32_t) p[off + 1] << 8 | (uint32_t) p[off + 2] << 16 |
-                               (uint32_t) p[off + 3] << 24;
-                uint8_t sum[32];
-                if (len > 65536 || n - off - CKPT_HDR - 32 < len)
-                        break;
-                SHA256(p + off, CKPT_HDR + len, sum);
-                if (memcmp(sum, p + off + CKPT_HDR + len, 32) != 0)
-                        return -EBADMSG;
-                best = off;
-                off += CKPT_HDR + len + 32;
-                best_end = off;
-        }
-        if (best == SIZE_MAX)
-                return -ENOENT;
-        uint32_t len = (uint32_t) p[best] | (uint32_t) p[best + 1] << 8 | (uint32_t) p[best + 2] << 16 |
-                       (uint32_t) p[best + 3] << 24;
-        uint64_t size = 0;
-        for (unsigned i = 0; i < 8; i++)
-                size |= (uint64_t) p[best + 4 + i] << (8 * i);
-        memcpy(root, p + best + 12, 32);
-        *ret_note = strndup((const char *) p + best + CKPT_HDR, len);
-        if (!*ret_note)
+        if (!rec)
                 return -ENOMEM;
+        while (fread(rec, 1, CKPT_HDR, f) == CKPT_HDR) {
+                uint32_t len = le32(rec);
+                uint8_t sum[32];
+                if (len > 65536 || fread(rec + CKPT_HDR, 1, (size_t) len + 32, f) != (size_t) len + 32)
+                        break; /* a torn last record */
+                SHA256(rec, CKPT_HDR + len, sum);
+                if (memcmp(sum, rec + CKPT_HDR + len, 32) != 0)
+                        return -EBADMSG;
+                size = 0;
+                for (unsigned i = 0; i < 8; i++)
+                        size |= (uint64_t) rec[4 + i] << (8 * i);
+                memcpy(root, rec + 12, 32);
+                free(note);
+                note = strndup((const char *) rec + CKPT_HDR, len);
+                if (!note)
+                        return -ENOMEM;
+                off += CKPT_HDR + (uint64_t) len + 32;
+                found = true;
+        }
+        if (ferror(f))
+                return -EIO;
+        if (!found)
+                return -ENOENT;
         *ret_size = size;
-        *ret_end = best_end;
+        *ret_note = TAKE_PTR(note);
+        *ret_end = off;
         return 0;
 }
 
-static int read_all(const char *path, struct buf *b) {
-        buf_init(b, (size_t) 8 << 30);
-        return read_file(path, (size_t) 8 << 30, b);
+/* Copies the first n bytes of src to dst (a new file, 0600) and syncs it. */
+static int copy_prefix(const char *src, const char *dst, uint64_t n) {
+        _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        _cleanup_close_ int out = -1;
+        uint8_t buf[1 << 16];
+        int r = 0;
+
+        if (in < 0)
+                return negative_errno();
+        out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (out < 0)
+                return negative_errno();
+        while (r == 0 && n > 0) {
+                ssize_t got = read_full(in, buf, (size_t) MIN((uint64_t) sizeof buf, n));
+                if (got < 0)
+                        return (int) got;
+                if (got == 0)
+                        return -EBADMSG; /* shorter than it was a moment ago: not ours to explain */
+                r = write_all(out, buf, (size_t) got);
+                n -= (uint64_t) got;
+        }
+        if (r == 0 && fsync(out) < 0)
+                r = negative_errno();
+        return r;
 }
 
 static int stage_audit(struct backup_stage *s, const char *data_dir, uint64_t needed, int lock_fd) {
@@ -175,17 +209,16 @@ static int stage_audit(struct backup_stage *s, const char *data_dir, uint64_t ne
                 return -ENOMEM;
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (;;) {
-                _cleanup_buf_ struct buf cb = {}, eb = {};
-                uint64_t size, count, end;
+                _cleanup_fclose_ FILE *cf = NULL, *ef = NULL;
+                uint64_t size, count, end, cend;
                 uint8_t root[32];
                 merkle_hash got;
-                size_t cend;
                 char *note = NULL;
 
-                r = read_all(cp, &cb);
-                if (r < 0)
-                        return log_error_errno(r, "cannot read %s: %s", cp, strerror(-r));
-                r = last_checkpoint(cb.data, cb.len, &size, root, &note, &cend);
+                cf = fopen(cp, "rbe");
+                if (!cf)
+                        return log_error_errno(negative_errno(), "cannot read %s: %m", cp);
+                r = last_checkpoint(cf, &size, root, &note, &cend);
                 if (r < 0)
                         return log_error_errno(r, "audit/checkpoints holds no valid checkpoint: %s", strerror(-r));
                 if (size < needed) {
@@ -202,9 +235,8 @@ static int stage_audit(struct backup_stage *s, const char *data_dir, uint64_t ne
                         nanosleep(&d, NULL); /* the server checkpoints at least every second */
                         continue;
                 }
-                r = read_all(ep, &eb);
-                if (r >= 0)
-                        r = scan_entries(eb.data, eb.len, size, &count, &end, &got);
+                ef = fopen(ep, "rbe");
+                r = ef ? scan_entries(ef, size, &count, &end, &got) : negative_errno();
                 if (r >= 0 && (count != size || memcmp(got.b, root, 32) != 0))
                         r = log_error_errno(-EBADMSG,
                                             "audit/entries does not hold the tree its last checkpoint "
@@ -213,9 +245,9 @@ static int stage_audit(struct backup_stage *s, const char *data_dir, uint64_t ne
                 if (r >= 0)
                         r = mkdir_p(sdir, 0700);
                 if (r >= 0)
-                        r = write_file_atomic(se, eb.data, (size_t) end, 0600, 1);
+                        r = copy_prefix(ep, se, end);
                 if (r >= 0)
-                        r = write_file_atomic(sc, cb.data, cend, 0600, 1);
+                        r = copy_prefix(cp, sc, cend);
                 if (r < 0) {
                         free(note);
                         return r;
@@ -231,10 +263,10 @@ static int stage_audit(struct backup_stage *s, const char *data_dir, uint64_t ne
         _cleanup_free_ char *cos = path_join(data_dir, "audit/cosignatures");
         if (cos && access(cos, F_OK) == 0) {
                 _cleanup_free_ char *dst = path_join(s->dir, "audit/cosignatures");
-                _cleanup_buf_ struct buf b = {};
-                r = read_all(cos, &b);
+                struct stat st;
+                r = stat(cos, &st) < 0 ? negative_errno() : dst ? 0 : -ENOMEM;
                 if (r >= 0)
-                        r = write_file_atomic(dst, b.data, b.len, 0600, 1);
+                        r = copy_prefix(cos, dst, (uint64_t) st.st_size);
                 if (r >= 0)
                         r = add_file(s, BACKUP_SERIES_DATA, "audit/cosignatures", dst);
                 if (r < 0)
@@ -357,7 +389,7 @@ int backup_stage_take(const char *data_dir, const char *tmp_base, struct backup_
         _cleanup_free_ char *lock = path_join(data_dir, "audit/lock"), *ep = path_join(data_dir, "audit/entries");
         _cleanup_free_ char *smeta = NULL, *skeyring = NULL, *tmpl = NULL;
         _cleanup_close_ int lock_fd = -1;
-        _cleanup_buf_ struct buf eb = {};
+        _cleanup_fclose_ FILE *ef = NULL;
         uint64_t needed, end;
         int r;
 
@@ -389,11 +421,10 @@ int backup_stage_take(const char *data_dir, const char *tmp_base, struct backup_
         if (r < 0)
                 return r;
         /* 2. every log entry written by then: the documents in the copy are logged there */
-        r = read_all(ep, &eb);
-        if (r < 0)
-                return log_error_errno(r, "cannot read %s: %s", ep, strerror(-r));
-        r = scan_entries(eb.data, eb.len, UINT64_MAX, &needed, &end, NULL);
-        buf_free(&eb);
+        ef = fopen(ep, "rbe");
+        if (!ef)
+                return log_error_errno(negative_errno(), "cannot read %s: %m", ep);
+        r = scan_entries(ef, UINT64_MAX, &needed, &end, NULL);
         if (r < 0)
                 return r;
         /* 3. the log up to a signed checkpoint covering them */
