@@ -20,6 +20,7 @@
 
 #include "backup/engine.h"
 #include "backup/prune.h"
+#include "backup/status.h"
 #include "commands.h"
 #include "core/config.h"
 #include "core/selfsigned.h"
@@ -322,6 +323,12 @@ static int backup_init(int argc, char **argv) {
                 cli_error("cannot create the repository in %s: %s", to, strerror(-r));
                 return CLI_EXIT_FAILURE;
         }
+        _cleanup_free_ char *sdir = path_join(data, BACKUP_STATUS_DIR);
+        r = sdir ? mkdir_p(sdir, 0700) : -ENOMEM; /* before the server starts: its sandbox lets it read there */
+        if (r < 0) {
+                cli_error("cannot create %s: %s", sdir ? sdir : data, strerror(-r));
+                return CLI_EXIT_FAILURE;
+        }
         r = conf_add(data, keyring ? "keyring_destination" : "destination", to);
         if (r < 0) {
                 cli_error("cannot record the destination in %s/coffre.conf: %s", data, strerror(-r));
@@ -443,6 +450,7 @@ static int backup_run_cmd(int argc, char **argv) {
                 return CLI_EXIT_FAILURE;
         }
         randombytes_buf(run_id, sizeof run_id);
+        struct backup_status_entry st[2 * MAX_DESTS] = {};
         out = json_array();
         for (size_t i = 0; i < n_all; i++) {
                 _cleanup_(backup_repo_freep) struct backup_repo *repo = NULL;
@@ -536,7 +544,16 @@ static int backup_run_cmd(int argc, char **argv) {
                         failed++;
                         log_warn("backup to a destination failed: %s", why);
                 }
+                st[i] = (struct backup_status_entry){ .destination = all[i],
+                                                      .ok = r == 0,
+                                                      .time = (int64_t) time(NULL),
+                                                      .seconds = secs,
+                                                      .bytes = res.bytes,
+                                                      .added = res.added };
         }
+        r = backup_status_record(data, st, n_all);
+        if (r < 0)
+                cli_error("cannot record the results in %s/%s: %s", data, BACKUP_STATUS_FILE, strerror(-r));
         backup_conf_clear(&bc);
         if (json) {
                 json_t *o = json_pack("{s:o,s:I,s:s}", "destinations", out, "audit_size",

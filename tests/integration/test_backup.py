@@ -18,8 +18,9 @@
   why (also as of 100 days later, for the keyring retention); prune refuses while a run holds
   the destination; afterwards the repository verifies and restore takes the newest trusted
   snapshot.
+- /metrics: last run, last success, duration, bytes and overdue per destination.
 - Bad input: an unknown destination scheme (exit 2), a destination gone (exit 1, the other
-  still written), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
+  still written, /metrics says which), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
   and verifying as before), restore into a non-empty directory (exit 1, nothing written).
 Usage: test_backup.py PATH/TO/coffre
 """
@@ -162,6 +163,14 @@ def test_run_reports_each_destination():
         check(d["ok"] and len(d["snapshot"]) == 64 and len(d["keyring_snapshot"]) == 64,
               "destination %s not written" % d["destination"], d)
     check(s.result["audit_size"] >= 13, "the snapshot covers the uploads' log entries", s.result)
+    m = s.v.request("GET", "/metrics")
+    check(m.status == 200, "metrics", m)
+    text = m.body.decode()
+    for d in (s.d1, s.d2):
+        check('coffre_backup_last_run_ok{destination="%s"} 1' % d in text, "/metrics: last run ok for " + d, text[-2000:])
+        check('coffre_backup_overdue{destination="%s"} 0' % d in text, "/metrics: not overdue: " + d)
+        ts = [l for l in text.splitlines() if l.startswith('coffre_backup_last_success_timestamp_seconds{destination="%s"}' % d)]
+        check(ts and abs(int(ts[0].split()[-1]) - time.time()) < 600, "/metrics: last success time", ts)
     r = run(["backup", "list", "--data", s.v.data, "--json"])
     check(r.returncode == 0, "backup list", out(r))
     listed = json.loads(r.stdout)
@@ -406,6 +415,11 @@ def test_bad_destinations():
         r = run(["backup", "run", "--data", v.data])
         check(r.returncode == 1 and gone.encode() in r.stderr and b"does not exist" in r.stderr,
               "the text report names the missing destination", out(r))
+        v.start()
+        text = v.request("GET", "/metrics").body.decode()
+        check('coffre_backup_last_run_ok{destination="%s"} 0' % gone in text, "/metrics: the failed one", text[-1500:])
+        check('coffre_backup_overdue{destination="%s"} 1' % gone in text, "/metrics: never succeeded: overdue")
+        check('coffre_backup_last_run_ok{destination="%s"} 1' % good in text, "/metrics: the good one")
     finally:
         v.close()
         shutil.rmtree(tmp, ignore_errors=True)
