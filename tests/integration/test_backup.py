@@ -18,6 +18,8 @@
   why (also as of 100 days later, for the keyring retention); prune refuses while a run holds
   the destination; afterwards the repository verifies and restore takes the newest trusted
   snapshot.
+- Keyring apart: with a keyring_destination the keyring series goes there only and the data
+  series to the others; restore needs both (--keyring-from) and says so without.
 - /metrics: last run, last success, duration, bytes and overdue per destination.
 - Bad input: an unknown destination scheme (exit 2), a destination gone (exit 1, the other
   still written, /metrics says which), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
@@ -496,6 +498,41 @@ def test_prune_forged_date_never_drives_it():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_keyring_apart():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-keyring-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        master = os.path.join(tmp, "master.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        v.start()
+        data = b"kept apart " * 1000
+        doc = v.upload_ok(data, name="k")["id"]
+        dd = os.path.join(tmp, "data-dest")
+        kd = os.path.join(tmp, "keyring-dest")
+        backup_init(v, dd)
+        backup_init(v, kd, "--keyring")
+        res = backup_run(v)
+        by = {d["destination"]: d for d in res["destinations"]}
+        check(by[dd]["ok"] and by[dd]["snapshot"] and not by[dd]["keyring_snapshot"], "data only to dd", res)
+        check(by[kd]["ok"] and by[kd]["keyring_snapshot"] and not by[kd]["snapshot"], "keyring only to kd", res)
+        for dest, want in ((dd, "data"), (kd, "keyring")):
+            r = run(["backup", "list", "--from", dest, "--master-key", master, "--json"])
+            series = {x["series"] for x in json.loads(r.stdout)[0]["snapshots"]}
+            check(series == {want}, "%s holds only the %s series" % (dest, want), series)
+        token = v.token
+        check(v.stop() == 0, "stop")
+        r = restore([dd], os.path.join(tmp, "nokeys", "vault"), master)
+        check(r.returncode == 1 and b"no intact keyring snapshot" in r.stderr, "data alone cannot restore", out(r))
+        base = os.path.join(tmp, "restored")
+        os.makedirs(base)
+        r = restore([dd], os.path.join(base, "vault"), master, "--keyring-from", kd)
+        check(r.returncode == 0, "restore with --keyring-from", out(r))
+        check_restored(base, token, [(doc, data)], "keyring apart")
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 IN_NAMESPACE = "COFFRE_BACKUP_USERNS"
 
 
@@ -577,6 +614,7 @@ def main():
             test_kill_during_run_then_next_run_completes,
             test_bad_destinations,
             test_prune_forged_date_never_drives_it,
+            test_keyring_apart,
             test_full_destination_disk,
         ])
     finally:
