@@ -11,6 +11,8 @@
 - Damage (on copies of a destination): a flipped bit in a pack, a missing pack, a truncated
   index, a snapshot signed by another vault's key: each named by `backup verify` (exit 3);
   `restore --from DAMAGED --from GOOD` takes the damaged file from the other destination.
+- A pack lost at the destination: the next run writes what it needs again (the index is not
+  trusted blindly), verify names the lost pack only, the new snapshot restores.
 - kill -9 of `backup run` once its first pack is written: `backup verify` finds the repository
   valid (the interrupted run's pack is only a note), the next run completes, a restore works.
 - Prune: a snapshot whose file time disagrees with its signed date is flagged by list and
@@ -533,6 +535,39 @@ def test_keyring_apart():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_lost_pack_written_again_by_next_run():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-lost-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        master = os.path.join(tmp, "master.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        v.start()
+        docs = [(v.upload_ok(os.urandom(300000), name="l%d" % i)["id"], None) for i in range(3)]
+        dest = os.path.join(tmp, "dest")
+        backup_init(v, dest)
+        s1 = backup_run(v)["destinations"][0]["snapshot"]
+        lost = packs(dest)[-1]
+        os.unlink(lost)
+        s2 = backup_run(v)["destinations"][0]["snapshot"]
+        probs = problems(verify(dest, master))
+        check(named(probs, os.path.basename(lost), "missing"), "the lost pack is named", probs)
+        # nothing changed in between: the blobs written again make the older snapshot whole too
+        check(not any("snapshots/" in p["object"] for p in probs), "both snapshots are whole", probs)
+        token = v.token
+        data = {}
+        for doc_id, _ in docs:
+            data[doc_id] = v.download(doc_id).body
+        check(v.stop() == 0, "stop")
+        base = os.path.join(tmp, "restored")
+        os.makedirs(base)
+        r = restore([dest], os.path.join(base, "vault"), master, "--snapshot", s2)
+        check(r.returncode == 0, "the new snapshot restores", out(r))
+        check_restored(base, token, list(data.items()), "after a lost pack")
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 IN_NAMESPACE = "COFFRE_BACKUP_USERNS"
 
 
@@ -615,6 +650,7 @@ def main():
             test_bad_destinations,
             test_prune_forged_date_never_drives_it,
             test_keyring_apart,
+            test_lost_pack_written_again_by_next_run,
             test_full_destination_disk,
         ])
     finally:
