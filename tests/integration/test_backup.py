@@ -22,6 +22,9 @@
   snapshot.
 - Keyring apart: with a keyring_destination the keyring series goes there only and the data
   series to the others; restore needs both (--keyring-from) and says so without.
+- Schedule: with [backup] interval set, `coffre serve` runs one scheduler process that backs
+  up while uploads go on; /metrics shows it; it is gone after the server stops; the scheduled
+  snapshots verify and restore.
 - /metrics: last run, last success, duration, bytes and overdue per destination.
 - Bad input: an unknown destination scheme (exit 2), a destination gone (exit 1, the other
   still written, /metrics says which), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
@@ -568,6 +571,83 @@ def test_lost_pack_written_again_by_next_run():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def children_named(ppid, comm):
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        if name == comm and int(fields[1]) == ppid:
+            found.append(int(pid))
+    return found
+
+
+def test_scheduled_backups_while_serving():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-sched-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        master = os.path.join(tmp, "master.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        dest = os.path.join(tmp, "dest")
+        backup_init(v, dest)
+        with open(os.path.join(v.data, "coffre.conf"), "a") as f:
+            f.write("interval = 1s\n")  # [backup] is the last section
+        v.start()
+        sched = children_named(v.proc.pid, "coffre-backups")
+        check(len(sched) == 1, "coffre serve runs one backup scheduler", sched)
+        status = os.path.join(v.data, "backup", "status")
+        docs = []
+        deadline = time.monotonic() + DEADLINE
+        seen = 0
+        while time.monotonic() < deadline:
+            # uploads go on meanwhile
+            data = os.urandom(50000)
+            docs.append((v.upload_ok(data, name="s%d" % len(docs))["id"], data))
+            if os.path.exists(status):
+                with open(status) as f:
+                    st = json.load(f)["destinations"].get(dest)
+                if st and st["last_ok"] and st["last_success"] > 0:
+                    seen += 1
+                    if seen >= 2 and len(os.listdir(os.path.join(dest, "snapshots"))) >= 4:
+                        break
+            time.sleep(0.2)  # polling the status file, bounded by the deadline
+        check(seen >= 2, "scheduled backups succeeded while serving", v.log_tail(20))
+        text = v.request("GET", "/metrics").body.decode()
+        check('coffre_backup_last_run_ok{destination="%s"} 1' % dest in text, "/metrics shows the scheduled run")
+        token = v.token
+        check(v.stop() == 0, "the server stops cleanly with its scheduler")
+        check(not [p for p in sched if os.path.exists("/proc/%d" % p) and
+                   open("/proc/%d/stat" % p).read().split()[2] != "Z"], "the scheduler is gone after the stop")
+        r = verify(dest, master, "--read-data")
+        check(r.returncode == 0, "the scheduled backups verify", out(r))
+        base = os.path.join(tmp, "restored")
+        os.makedirs(base)
+        r = restore([dest], os.path.join(base, "vault"), master)
+        check(r.returncode == 0, "restore a scheduled snapshot", out(r))
+        info = json.loads(r.stdout)
+        restored = sqlite_ids(os.path.join(base, "vault", "meta.db"))
+        check(restored, "the restored vault has documents")
+        check_restored(base, token, [d for d in docs if d[0] in restored], "scheduled")
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sqlite_ids(path):
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return {r[0] for r in db.execute("SELECT id FROM documents")}
+    finally:
+        db.close()
+
+
 IN_NAMESPACE = "COFFRE_BACKUP_USERNS"
 
 
@@ -651,6 +731,7 @@ def main():
             test_prune_forged_date_never_drives_it,
             test_keyring_apart,
             test_lost_pack_written_again_by_next_run,
+            test_scheduled_backups_while_serving,
             test_full_destination_disk,
         ])
     finally:
