@@ -25,6 +25,9 @@
 - Schedule: with [backup] interval set, `coffre serve` runs one scheduler process that backs
   up while uploads go on; /metrics shows it; it is gone after the server stops; the scheduled
   snapshots verify and restore.
+- Drill: `backup drill` restores each destination alone into a scratch directory, verifies the
+  audit log and decrypts and hashes every document, with RPO and RTO figures; a damaged
+  destination fails its drill (exit 3), the other passes; scratch directories are removed.
 - /metrics: last run, last success, duration, bytes and overdue per destination.
 - Bad input: an unknown destination scheme (exit 2), a destination gone (exit 1, the other
   still written, /metrics says which), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
@@ -648,6 +651,59 @@ def sqlite_ids(path):
         db.close()
 
 
+def test_drill_each_destination():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-drill-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        v.start()
+        for i in range(5):
+            v.upload_ok(doc_bytes(100 + i, 70000), name="drill-%d" % i)
+        d1, d2 = os.path.join(tmp, "d1"), os.path.join(tmp, "d2")
+        backup_init(v, d1)
+        backup_init(v, d2)
+        backup_run(v)
+        r = run(["backup", "drill", "--data", v.data, "--json"])
+        check(r.returncode == 0, "drill of two good destinations", out(r))
+        res = json.loads(r.stdout)
+        for d in res:
+            check(d["ok"] and d["documents"] == 5 and d["bad"] == 0 and d["rpo_seconds"] >= 0 and
+                  d["rto_seconds"] > 0, "drill figures for %s" % d["destination"], d)
+        r = run(["backup", "drill", "--data", v.data])
+        check(r.returncode == 0 and b"RPO" in r.stdout and b"RTO" in r.stdout, "text drill report", out(r))
+        # damage in one destination: that drill fails (exit 3), the other passes
+        big = packs(d1)[-1]
+        with open(big, "r+b") as f:
+            f.seek(os.path.getsize(big) // 2)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x01]))
+        r = run(["backup", "drill", "--data", v.data, "--json"])
+        check(r.returncode == 3, "a damaged destination fails its drill (exit 3)", out(r))
+        by = {d["destination"]: d for d in json.loads(r.stdout)}
+        check(not by[d1]["ok"] and by[d2]["ok"], "the damaged one is named, the other passes", by)
+        check(not [n for n in os.listdir(os.environ.get("TMPDIR", "/var/tmp")) if n.startswith("coffre-drill.")
+                   and os.path.getmtime(os.path.join(os.environ.get("TMPDIR", "/var/tmp"), n)) > time.time() - 60],
+              "the scratch directories are removed")
+        # an object damaged in the vault itself: the backup copies it faithfully, the drill's
+        # decryption of every document names it
+        objs = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(v.data, "objects")) for f in fs]
+        victim = sorted(objs)[0]
+        with open(victim, "r+b") as f:
+            f.seek(100)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x80]))
+        backup_run(v)
+        r = run(["backup", "drill", "--data", v.data, "--json"])
+        check(r.returncode == 3, "a damaged document fails the drill", out(r))
+        by = {d["destination"]: d for d in json.loads(r.stdout)}
+        check(by[d2]["bad"] == 1 and os.path.basename(victim) in by[d2]["problems"][0]["document"]
+              and "does not decrypt" in by[d2]["problems"][0]["problem"], "the document is named", by[d2])
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 IN_NAMESPACE = "COFFRE_BACKUP_USERNS"
 
 
@@ -732,6 +788,7 @@ def main():
             test_keyring_apart,
             test_lost_pack_written_again_by_next_run,
             test_scheduled_backups_while_serving,
+            test_drill_each_destination,
             test_full_destination_disk,
         ])
     finally:
