@@ -318,6 +318,9 @@ static int snap_cmp(const void *a, const void *b) {
         const struct backup_snapshot *x = a, *y = b;
         if (x->time != y->time)
                 return x->time < y->time ? -1 : 1;
+        /* in one second: the one covering more of the audit log is the later one */
+        if (x->audit_size != y->audit_size)
+                return x->audit_size < y->audit_size ? -1 : 1;
         return memcmp(x->id.b, y->id.b, BACKUP_ID_SIZE);
 }
 
