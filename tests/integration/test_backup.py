@@ -686,8 +686,11 @@ def test_drill_each_destination():
         check(not [n for n in os.listdir(os.environ.get("TMPDIR", "/var/tmp")) if n.startswith("coffre-drill.")
                    and os.path.getmtime(os.path.join(os.environ.get("TMPDIR", "/var/tmp"), n)) > time.time() - 60],
               "the scratch directories are removed")
-        # an object damaged in the vault itself: the backup copies it faithfully, the drill's
-        # decryption of every document names it
+        # an object damaged in the vault itself before a destination's first backup: copied
+        # faithfully, and the drill's decryption of every document names it (destinations that
+        # hold it already keep their intact copy: an object is not read again)
+        d3 = os.path.join(tmp, "d3")
+        backup_init(v, d3)
         objs = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(v.data, "objects")) for f in fs]
         victim = sorted(objs)[0]
         with open(victim, "r+b") as f:
@@ -699,8 +702,9 @@ def test_drill_each_destination():
         r = run(["backup", "drill", "--data", v.data, "--json"])
         check(r.returncode == 3, "a damaged document fails the drill", out(r))
         by = {d["destination"]: d for d in json.loads(r.stdout)}
-        check(by[d2]["bad"] == 1 and os.path.basename(victim) in by[d2]["problems"][0]["document"]
-              and "does not decrypt" in by[d2]["problems"][0]["problem"], "the document is named", by[d2])
+        check(by[d3]["bad"] == 1 and os.path.basename(victim) in by[d3]["problems"][0]["document"]
+              and "does not decrypt" in by[d3]["problems"][0]["problem"], "the document is named", by[d3])
+        check(by[d2]["ok"], "the destination that had it already keeps it intact", by[d2])
     finally:
         v.close()
         shutil.rmtree(tmp, ignore_errors=True)
