@@ -572,11 +572,9 @@ static int present_one(const char *name, uint64_t size, int64_t mtime, void *ud)
         return 0;
 }
 
+/* v sorted (id_cmp) */
 static bool in_set(const backup_id *v, size_t n, const backup_id *id) {
-        for (size_t i = 0; i < n; i++)
-                if (memcmp(v[i].b, id->b, BACKUP_ID_SIZE) == 0)
-                        return true;
-        return false;
+        return n > 0 && bsearch(id->b, v, n, sizeof *v, id_cmp) != NULL;
 }
 
 static int check_pack(struct backup_repo *r, const backup_id *id, const char *name, const char **ret_what) {
@@ -635,6 +633,8 @@ int backup_verify(struct backup_repo *r, bool read_data, backup_report_fn report
         if (rc < 0)
                 goto out;
         res.packs = (unsigned) p.n;
+        if (p.n)
+                qsort(p.v, p.n, sizeof *p.v, id_cmp);
         bad = calloc(p.n + backup_index_pack_count(r->index) + 1, sizeof *bad);
         if (!bad) {
                 rc = -ENOMEM;
@@ -665,6 +665,8 @@ int backup_verify(struct backup_repo *r, bool read_data, backup_report_fn report
                                 goto out;
                 }
         }
+        if (n_bad)
+                qsort(bad, n_bad, sizeof *bad, id_cmp);
         rc = backup_snapshots(r, index_damage, &p, &snaps, &n_snaps);
         if (rc < 0)
                 goto out;

@@ -34,6 +34,8 @@ void backup_stage_free(struct backup_stage *s) {
         }
         if (s->dir)
                 (void) rm_rf(s->dir);
+        if (s->lock_fd >= 0)
+                close(s->lock_fd);
         free(s->dir);
         free(s->checkpoint);
         free(s);
@@ -441,9 +443,42 @@ static int stage_config(struct backup_stage *s, const char *data_dir) {
         return 0;
 }
 
+/* Staging directories of runs that were killed (their lock is free): they hold copies of meta.db
+ * and keyring.db, which must not outlive the run (a key erased since would survive in them). */
+static void remove_stale_stages(const char *tmp_base) {
+        DIR *d = opendir(tmp_base);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                if (strncmp(de->d_name, "coffre-backup.", 14) != 0 || strlen(de->d_name) != 20)
+                        continue;
+                _cleanup_free_ char *dir = path_join(tmp_base, de->d_name);
+                _cleanup_free_ char *lock = dir ? path_join(dir, "lock") : NULL;
+                struct stat st;
+                if (!lock || lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+                        continue;
+                int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0 && time(NULL) - st.st_mtime < 3600)
+                        continue; /* perhaps a run between mkdtemp and its lock */
+                if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                        close(fd); /* a run in progress */
+                        continue;
+                }
+                if (fd >= 0)
+                        close(fd);
+                if (rm_rf(dir) == 0)
+                        log_info("removed the staging directory of an interrupted backup run");
+        }
+        closedir(d);
+}
+
 int backup_stage_take(const char *data_dir, const char *tmp_base, struct backup_stage **ret) {
         _cleanup_(backup_stage_freep) struct backup_stage *s = calloc(1, sizeof *s);
         _cleanup_free_ char *meta = path_join(data_dir, "meta.db"), *keyring = path_join(data_dir, "keyring.db");
+        if (s)
+                s->lock_fd = -1;
         _cleanup_free_ char *lock = path_join(data_dir, "audit/lock"), *ep = path_join(data_dir, "audit/entries");
         _cleanup_free_ char *smeta = NULL, *skeyring = NULL, *tmpl = NULL;
         _cleanup_close_ int lock_fd = -1;
@@ -458,6 +493,12 @@ int backup_stage_take(const char *data_dir, const char *tmp_base, struct backup_
                 return tmpl ? log_error_errno(negative_errno(), "cannot make a staging directory in %s: %m", tmp_base)
                             : -ENOMEM;
         s->dir = TAKE_PTR(tmpl);
+        /* held for the life of the run: a later run removes this directory only once it is free */
+        _cleanup_free_ char *slock = path_join(s->dir, "lock");
+        s->lock_fd = slock ? open(slock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+        if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0)
+                return log_error_errno(slock ? negative_errno() : -ENOMEM, "cannot lock the staging directory");
+        remove_stale_stages(tmp_base);
         smeta = path_join(s->dir, "meta.db");
         skeyring = path_join(s->dir, "keyring.db");
         if (!smeta || !skeyring)

@@ -20,6 +20,7 @@ struct backup_stage_file {
 
 struct backup_stage {
         char *dir;                          /* the private staging directory (removed by backup_stage_free) */
+        int lock_fd;                        /* dir/lock, flock()ed while the stage lives */
         struct backup_stage_file *files[3]; /* by series (1 data, 2 keyring) */
         size_t n_files[3];
         uint64_t bytes[3];

@@ -92,8 +92,8 @@ def backup_init(v, dest, *extra):
     check(r.returncode == 0, "backup init --to %s failed" % dest, out(r))
 
 
-def backup_run(v, expect=0):
-    r = run(["backup", "run", "--data", v.data, "--json"])
+def backup_run(v, expect=0, env=None):
+    r = run(["backup", "run", "--data", v.data, "--json"], env=env)
     check(r.returncode == expect, "backup run: exit %d, expected %d" % (r.returncode, expect), out(r))
     return json.loads(r.stdout)
 
@@ -345,8 +345,11 @@ def test_kill_during_run_then_next_run_completes():
             docs.append((v.upload_ok(data, name="big-%d" % i)["id"], data))
         dest = os.path.join(tmp, "dest")
         backup_init(v, dest)
+        staging = os.path.join(tmp, "staging")
+        os.makedirs(staging)
+        senv = dict(os.environ, TMPDIR=staging)
         p = subprocess.Popen([os.path.abspath(BINARY), "backup", "run", "--data", v.data],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=senv)
         deadline = time.monotonic() + DEADLINE
         killed = False
         while time.monotonic() < deadline and p.poll() is None:
@@ -361,8 +364,11 @@ def test_kill_during_run_then_next_run_completes():
               else True, "the killed run wrote no snapshot")
         r = verify(dest, master, "--read-data")
         check(r.returncode == 0, "the repository is valid after kill -9", out(r))
-        res = backup_run(v)
+        check(len(os.listdir(staging)) == 1, "the killed run left its staging copy", os.listdir(staging))
+        res = backup_run(v, env=senv)
         check(res["destinations"][0]["ok"], "the next run completes", res)
+        check(os.listdir(staging) == [], "the next run removed the killed run's copies of meta.db and keyring.db",
+              os.listdir(staging))
         r = verify(dest, master, "--read-data")
         check(r.returncode == 0, "valid after the next run", out(r))
         token = v.token
@@ -682,13 +688,13 @@ def test_drill_each_destination():
             b = f.read(1)
             f.seek(-1, 1)
             f.write(bytes([b[0] ^ 0x01]))
-        r = run(["backup", "drill", "--data", v.data, "--json"])
+        scratch = os.path.join(tmp, "scratch")
+        os.makedirs(scratch)
+        r = run(["backup", "drill", "--data", v.data, "--json"], env=dict(os.environ, TMPDIR=scratch))
         check(r.returncode == 3, "a damaged destination fails its drill (exit 3)", out(r))
         by = {d["destination"]: d for d in json.loads(r.stdout)}
         check(not by[d1]["ok"] and by[d2]["ok"], "the damaged one is named, the other passes", by)
-        check(not [n for n in os.listdir(os.environ.get("TMPDIR", "/var/tmp")) if n.startswith("coffre-drill.")
-                   and os.path.getmtime(os.path.join(os.environ.get("TMPDIR", "/var/tmp"), n)) > time.time() - 60],
-              "the scratch directories are removed")
+        check(os.listdir(scratch) == [], "the scratch directories are removed", os.listdir(scratch))
         # an object damaged in the vault itself before a destination's first backup: copied
         # faithfully, and the drill's decryption of every document names it (destinations that
         # hold it already keep their intact copy: an object is not read again)
