@@ -2,8 +2,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
+#include "backup/status.h"
 #include "core/accounts.h"
 #include "core/ledger.h"
 #include "core/vault.h"
@@ -101,6 +103,9 @@ int api_system_metrics(struct http_request *r) {
         if (k < 0)
                 return k;
         k = accounts_metrics(vault_accounts(http_vault(r)), &b);
+        if (k < 0)
+                return k;
+        k = backup_status_metrics(vault_dir(http_vault(r)), (int64_t) time(NULL), &b); /* written by backup run */
         if (k < 0)
                 return k;
         return http_respond_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *) b.data, b.len);

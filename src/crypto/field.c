@@ -1,4 +1,4 @@
-/* field.c: field-level encryption of personal data in the metadata store (docs/formats.md §3).
+/* field.c: field-level encryption of personal data in the metadata store (docs/formats.md §4).
  *
  * A field ciphertext is version (1) ‖ nonce (12, random) ‖ AES-256-GCM ciphertext ‖ tag (16). The
  * AAD is a label and the length-prefixed table, column and row id, so no two distinct triples share
