@@ -345,12 +345,14 @@ int backup_run(struct backup_repo *r, const struct backup_stage *stage, struct s
         }
         if (rc == 0 && (series & BACKUP_RUN_KEYRING)) {
                 char sid[BACKUP_ID_HEX + 1] = "";
-                static const uint8_t zero[32] = { 0 };
                 if (series & BACKUP_RUN_DATA)
                         backup_id_hex(&res.snapshot, sid);
                 body = json_pack("{s:s,s:s,s:s,s:O}", "run", runhex, "vault_id", r->vault_id, "data_snapshot", sid,
                                  "files", files[2]);
-                rc = body ? backup_manifest_write(r, s, BACKUP_SERIES_KEYRING, 0, zero, body, &res.keyring_snapshot)
+                /* the keyring was copied after this audit cut: snapshots of one second are ordered by
+                 * it, so that restore and prune take the keyring holding the newest keys */
+                rc = body ? backup_manifest_write(r, s, BACKUP_SERIES_KEYRING, stage->audit_size, stage->audit_root,
+                                                  body, &res.keyring_snapshot)
                           : -ENOMEM;
                 json_decref(body);
         }
