@@ -117,7 +117,10 @@ def start_restored(base, token):
     return v
 
 
-def check_restored(target_base, token, docs, what):
+def check_restored(target_base, token, docs, what, names=None, user=None):
+    """The restored vault verifies and serves docs [(id, bytes)] byte-identical; with names
+    {id: name}, each name is served (sealed names decrypt) and found by name (blind index);
+    with user (create_user's JSON), that user logs in with their password (accounts restored)."""
     r = run(["audit", "verify", "--data", os.path.join(target_base, "vault")])
     check(r.returncode == 0, "%s: coffre audit verify on the restored vault failed" % what, out(r))
     v = start_restored(target_base, token)
@@ -127,6 +130,21 @@ def check_restored(target_base, token, docs, what):
             resp = v.download(doc_id)
             check(resp.status == 200, "%s: document %s: status %d" % (what, doc_id, resp.status), resp)
             check(resp.body == data, "%s: document %s is not byte-identical" % (what, doc_id))
+        for doc_id, name in (names or {}).items():
+            resp = v.request("GET", "/v1/documents/%s" % doc_id)
+            check(resp.status == 200 and resp.json()["name"] == name,
+                  "%s: document %s: its name is not served" % (what, doc_id), resp)
+            found = v.list_all({"name": name})
+            check([d["id"] for d in found] == [doc_id], "%s: %s not found by its name" % (what, doc_id), found)
+        if user is not None:
+            resp = v.login(user["email"], user["password"])
+            check(resp.status == 200, "%s: the %s does not log in: status %d" % (what, user["role"], resp.status),
+                  resp)
+            me = v.request("GET", "/v1/documents/%s" % docs[0][0],
+                           headers=v.auth_headers(resp.json()["token"]), auth=False)
+            check(me.status == 200, "%s: the %s's session reads no document" % (what, user["role"]), me)
+            resp = v.login(user["email"], user["password"] + "x")
+            check(resp.status == 401, "%s: a wrong password logs in" % what, resp)
         check(v.stop() == 0, "%s: the restored server did not stop cleanly" % what)
     finally:
         v.close()
@@ -147,10 +165,14 @@ class Setup:
         os.chmod(self.master, 0o600)
         self.v.start()
         self.docs = []
+        self.names = {}
         for i in range(12):
             data = doc_bytes(i)
             meta = self.v.upload_ok(data, name="%s-%d.pdf" % (MARK_NAME, i))
             self.docs.append((meta["id"], data))
+            self.names[meta["id"]] = "%s-%d.pdf" % (MARK_NAME, i)
+        # an account beside the owner: logs in with its password alone (no second factor)
+        self.user = self.v.create_user("viewer")
         backup_init(self.v, self.d1)
         backup_init(self.v, self.d2)
         self.result = backup_run(self.v)  # while the server runs
@@ -197,7 +219,8 @@ def test_run_reports_each_destination():
 
 def test_no_plaintext_in_destinations():
     s = setup()
-    needles = [MARK_CONTENT, MARK_NAME.encode(), b"invoice 000003", b"SQLite format"]
+    needles = [MARK_CONTENT, MARK_NAME.encode(), b"invoice 000003", b"SQLite format",
+               s.v.owner_email.encode(), s.user["email"].encode()]
     for dest in (s.d1, s.d2):
         for rel, data in tree_bytes(dest):
             for n in needles:
@@ -221,7 +244,7 @@ def test_round_trip_each_destination_alone():
         check(info["fallbacks"] == [], "nothing taken from elsewhere", info)
         check(not os.path.exists(os.path.join(target, "keys", "backup.key")), "backup.key is not restored")
         check(not os.path.exists(os.path.join(target, "bootstrap-token")), "bootstrap-token is not restored")
-        check_restored(base, token, s.docs, "restore from %s" % dest)
+        check_restored(base, token, s.docs, "restore from %s" % dest, names=s.names, user=s.user)
 
 
 def test_restore_refuses_non_empty_target():
