@@ -1,0 +1,220 @@
+"""s3fixture.py: a real S3 server for the integration tests.
+
+Starts @20minutes/s3rver (tests/tools, installed by scripts/install-test-tools; run here when
+missing) on 127.0.0.1 with a random port, a temporary directory and one key pair whose SigV4
+signatures it verifies, and puts a small recording proxy of our own in front of it:
+
+- every request is recorded (method, path with query, headers) so that tests can check what
+  the client sent where s3rver ignores it (Object Lock, x-amz-checksum-sha256, If-None-Match
+  on PUT);
+- errors can be injected: the next N requests answered with a given status and S3 error code
+  (or a given body), without reaching s3rver;
+- put_refuses_existing: answers a PUT with If-None-Match: * on an existing key with 412
+  PreconditionFailed, as AWS S3 does (s3rver overwrites).
+
+The proxy forwards the Host header unchanged, so the signature s3rver checks is the client's.
+Python 3 standard library only.
+"""
+
+import http.client
+import http.server
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TOOLS = os.path.join(ROOT, "tests", "tools")
+START_DEADLINE = 30.0
+
+ACCESS_KEY = "AKIACOFFRETEST0001"
+SECRET_KEY = "coffre-test-secret-4b1d9e0a7c2f"
+BUCKET = "coffre-test"
+OTHER_BUCKET = "coffre-other"
+
+
+class _Proxy(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _handle(self):
+        fx = self.server.fixture
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        headers = [(k, v) for k, v in self.headers.items()]
+        with fx.lock:
+            fx.requests.append({"method": self.command, "path": self.path,
+                                "headers": {k.lower(): v for k, v in headers}, "body_len": len(body)})
+            inj = fx.injections.pop(0) if fx.injections else None
+        if inj is None and fx.put_refuses_existing and self.command == "PUT" and \
+                self.headers.get("If-None-Match") == "*" and "uploadId=" not in self.path:
+            if fx.exists(self.path):
+                inj = (412, _error_xml("PreconditionFailed", "At least one of the pre-conditions you "
+                                       "specified did not hold"))
+        if inj is not None:
+            status, payload = inj
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            return
+        conn = http.client.HTTPConnection("127.0.0.1", fx.backend_port, timeout=60)
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in headers:
+                if k.lower() in ("expect", "connection", "transfer-encoding"):
+                    continue
+                conn.putheader(k, v)
+            if "content-length" not in (k.lower() for k, _ in headers):
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            resp = conn.getresponse()
+            data = resp.read()
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() in ("transfer-encoding", "connection", "content-length", "keep-alive"):
+                    continue
+                self.send_header(k, v)
+            if self.command == "HEAD":
+                cl = resp.getheader("Content-Length")
+                self.send_header("Content-Length", cl if cl is not None else "0")
+            else:
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        finally:
+            conn.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+def _error_xml(code, message):
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>'
+            '<RequestId>0</RequestId></Error>' % (code, message)).encode()
+
+
+class S3Server:
+    """with S3Server() as s3: s3.endpoint, s3.env(), s3.requests, s3.inject(...)."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-s3-")
+        self.lock = threading.Lock()
+        self.requests = []
+        self.injections = []
+        self.put_refuses_existing = True
+        self.proc = None
+        self.proxy = None
+        self.backend_port = None
+
+    def __enter__(self):
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _start(self):
+        run = os.path.join(TOOLS, "s3rver-run.js")
+        if not os.path.isdir(os.path.join(TOOLS, "node_modules", "@20minutes", "s3rver")):
+            subprocess.run([os.path.join(ROOT, "scripts", "install-test-tools")], check=True, timeout=600)
+        store = os.path.join(self.tmp, "store")
+        os.mkdir(store)
+        # s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider
+        self.proc = subprocess.Popen(["node", "--openssl-legacy-provider", run, store, ACCESS_KEY, SECRET_KEY,
+                                      BUCKET, OTHER_BUCKET],
+                                     stdout=subprocess.PIPE, stderr=open(os.path.join(self.tmp, "s3rver.log"), "wb"),
+                                     cwd=TOOLS)
+        deadline = time.monotonic() + START_DEADLINE
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise RuntimeError("s3rver did not start: %s" % self.log())
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if r:
+                c = os.read(self.proc.stdout.fileno(), 1)
+                if not c:
+                    raise RuntimeError("s3rver exited: %s" % self.log())
+                line += c
+        word, port = line.decode().split()
+        assert word == "port"
+        self.backend_port = int(port)
+        self.proxy = _Proxy(("127.0.0.1", 0), _Handler)
+        self.proxy.fixture = self
+        threading.Thread(target=self.proxy.serve_forever, daemon=True).start()
+        self.port = self.proxy.server_address[1]
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.backend_endpoint = "http://127.0.0.1:%d" % self.backend_port
+
+    def log(self):
+        try:
+            with open(os.path.join(self.tmp, "s3rver.log"), "rb") as f:
+                return f.read()[-2000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def exists(self, path):
+        """Whether the object of a path-style request path exists (asked of s3rver directly)."""
+        p = urllib.parse.urlsplit(path).path
+        conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=30)
+        try:
+            conn.request("HEAD", p)  # anonymous: s3rver serves it, as to the bucket's owner
+            return conn.getresponse().status == 200
+        finally:
+            conn.close()
+
+    def env(self, **over):
+        e = dict(os.environ)
+        for k in list(e):
+            if k.startswith("AWS_"):
+                del e[k]
+        e.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                  "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.endpoint,
+                  "S3_BUCKET": BUCKET, "S3_PATH_STYLE": "1", "S3_BACKOFF_MS": "20"})
+        e.update(over)
+        return e
+
+    def inject(self, status, code=None, count=1, body=None):
+        payload = body if body is not None else _error_xml(code or "InternalError", "injected by the test")
+        with self.lock:
+            self.injections.extend([(status, payload)] * count)
+
+    def take_requests(self):
+        with self.lock:
+            r, self.requests = self.requests, []
+            return r
+
+    def close(self):
+        if self.proxy:
+            self.proxy.shutdown()
+            self.proxy.server_close()
+            self.proxy = None
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+            self.proc = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
