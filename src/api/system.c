@@ -2,8 +2,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
+#include "backup/status.h"
 #include "core/ledger.h"
 #include "core/vault.h"
 #include "log.h"
@@ -96,6 +98,9 @@ int api_system_metrics(struct http_request *r) {
                        (unsigned long long) d.audit_groups, (unsigned long long) d.meta_commits,
                        (unsigned long long) d.keyring_keys, (unsigned long long) d.audit_entries,
                        (unsigned long long) d.meta_rows);
+        if (k < 0)
+                return k;
+        k = backup_status_metrics(vault_dir(http_vault(r)), (int64_t) time(NULL), &b); /* written by backup run */
         if (k < 0)
                 return k;
         return http_respond_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *) b.data, b.len);

@@ -237,6 +237,10 @@ bool backup_index_has_pack(const struct backup_index *x, const backup_id *pack) 
         return false;
 }
 
+const struct backup_index_entry *backup_index_entry_at(const struct backup_index *x, size_t i) {
+        return i < x->n ? &x->e[i] : NULL;
+}
+
 const struct backup_index_pack *backup_index_pack_at(const struct backup_index *x, uint32_t i) {
         return i < x->n_packs ? &x->packs[i] : NULL;
 }

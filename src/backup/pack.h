@@ -68,6 +68,8 @@ int backup_index_add_blob(struct backup_index *x, const struct backup_pack_entry
 int backup_index_add_pack(struct backup_index *x, const backup_id *pack, enum backup_series series, bool fresh,
                           const struct backup_pack_entry *e, size_t n) _warn_unused_;
 const struct backup_index_entry *backup_index_find(const struct backup_index *x, const backup_id *blob);
+/* The i-th blob (NULL past the end), for walking the whole index. */
+const struct backup_index_entry *backup_index_entry_at(const struct backup_index *x, size_t i);
 const struct backup_index_pack *backup_index_pack_at(const struct backup_index *x, uint32_t i);
 size_t backup_index_pack_count(const struct backup_index *x);
 bool backup_index_has_pack(const struct backup_index *x, const backup_id *pack);

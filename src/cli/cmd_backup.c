@@ -19,6 +19,8 @@
 #include <sodium.h>
 
 #include "backup/engine.h"
+#include "backup/prune.h"
+#include "backup/status.h"
 #include "commands.h"
 #include "core/config.h"
 #include "core/selfsigned.h"
@@ -33,6 +35,7 @@
 #define MAX_FROM 8
 
 struct backup_conf {
+        struct backup_policy policy;
         char *dest[MAX_DESTS];
         size_t n_dest;
         char *keyring_dest[MAX_DESTS];
@@ -44,7 +47,7 @@ static void backup_conf_clear(struct backup_conf *c) {
                 free(c->dest[i]);
         for (size_t i = 0; i < c->n_keyring; i++)
                 free(c->keyring_dest[i]);
-        *c = (struct backup_conf){};
+        c->n_dest = c->n_keyring = 0;
 }
 
 static int conf_handler(void *ud, const char *section, const char *name, const char *value) {
@@ -58,7 +61,15 @@ static int conf_handler(void *ud, const char *section, const char *name, const c
                 return (c->keyring_dest[c->n_keyring++] = strdup(value)) != NULL;
         if (strcmp(name, "destination") == 0 || strcmp(name, "keyring_destination") == 0)
                 return 0; /* too many */
-        return 1;         /* settings of later versions (schedule, retention) */
+        if (strcmp(name, "keep_hourly") == 0)
+                return backup_parse_duration(value, &c->policy.hourly) == 0;
+        if (strcmp(name, "keep_daily") == 0)
+                return backup_parse_duration(value, &c->policy.daily) == 0;
+        if (strcmp(name, "keep_weekly") == 0)
+                return backup_parse_duration(value, &c->policy.weekly) == 0;
+        if (strcmp(name, "keyring_retention") == 0)
+                return backup_parse_duration(value, &c->policy.keyring) == 0;
+        return 1; /* settings of later versions (schedule, retention) */
 }
 
 static int load_conf(const char *data, struct vault_config *vc, struct backup_conf *bc) {
@@ -73,11 +84,13 @@ static int load_conf(const char *data, struct vault_config *vc, struct backup_co
                 return r;
         }
         *bc = (struct backup_conf){};
+        backup_policy_default(&bc->policy);
         r = ini_parse(path, conf_handler, bc);
         if (r != 0) {
                 backup_conf_clear(bc);
-                cli_error("%s/coffre.conf: bad [backup] setting on line %d (at most %d destinations)", data, r,
-                          MAX_DESTS);
+                cli_error("%s/coffre.conf: bad [backup] setting on line %d (at most %d destinations; durations "
+                          "like 36h, 7d, 5w, 5y)",
+                          data, r, MAX_DESTS);
                 return -EINVAL;
         }
         return 0;
@@ -310,6 +323,12 @@ static int backup_init(int argc, char **argv) {
                 cli_error("cannot create the repository in %s: %s", to, strerror(-r));
                 return CLI_EXIT_FAILURE;
         }
+        _cleanup_free_ char *sdir = path_join(data, BACKUP_STATUS_DIR);
+        r = sdir ? mkdir_p(sdir, 0700) : -ENOMEM; /* before the server starts: its sandbox lets it read there */
+        if (r < 0) {
+                cli_error("cannot create %s: %s", sdir ? sdir : data, strerror(-r));
+                return CLI_EXIT_FAILURE;
+        }
         r = conf_add(data, keyring ? "keyring_destination" : "destination", to);
         if (r < 0) {
                 cli_error("cannot record the destination in %s/coffre.conf: %s", data, strerror(-r));
@@ -431,6 +450,7 @@ static int backup_run_cmd(int argc, char **argv) {
                 return CLI_EXIT_FAILURE;
         }
         randombytes_buf(run_id, sizeof run_id);
+        struct backup_status_entry st[2 * MAX_DESTS] = {};
         out = json_array();
         for (size_t i = 0; i < n_all; i++) {
                 _cleanup_(backup_repo_freep) struct backup_repo *repo = NULL;
@@ -457,6 +477,15 @@ static int backup_run_cmd(int argc, char **argv) {
                         r = -EXDEV;
                         why = "the repository belongs to another vault";
                 }
+                char lock[64] = "";
+                if (r == 0) {
+                        r = backup_lock_run(repo, run_id, lock, sizeof lock);
+                        if (r < 0) {
+                                why = r == -EBUSY ? "a prune is running on this destination (locks/prune)"
+                                                  : strerror(-r);
+                                lock[0] = 0;
+                        }
+                }
                 if (r == 0) {
                         r = backup_repo_load_index(repo, run_damage, &rr);
                         if (r < 0)
@@ -480,6 +509,8 @@ static int backup_run_cmd(int argc, char **argv) {
                         else if (r < 0)
                                 why = strerror(-r);
                 }
+                if (lock[0])
+                        backup_unlock(repo, lock);
                 clock_gettime(CLOCK_MONOTONIC, &t1);
                 double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
                 if (r == 0) {
@@ -513,7 +544,16 @@ static int backup_run_cmd(int argc, char **argv) {
                         failed++;
                         log_warn("backup to a destination failed: %s", why);
                 }
+                st[i] = (struct backup_status_entry){ .destination = all[i],
+                                                      .ok = r == 0,
+                                                      .time = (int64_t) time(NULL),
+                                                      .seconds = secs,
+                                                      .bytes = res.bytes,
+                                                      .added = res.added };
         }
+        r = backup_status_record(data, st, n_all);
+        if (r < 0)
+                cli_error("cannot record the results in %s/%s: %s", data, BACKUP_STATUS_FILE, strerror(-r));
         backup_conf_clear(&bc);
         if (json) {
                 json_t *o = json_pack("{s:o,s:I,s:s}", "destinations", out, "audit_size",
@@ -838,10 +878,154 @@ static int backup_verify_cmd(int argc, char **argv) {
         return problems ? CLI_EXIT_VERIFY : unusable ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }
 
+/* ---- coffre backup prune ---- */
+
+static int backup_prune_cmd(int argc, char **argv) {
+        static const struct option opts[] = {
+                OPEN_OPTIONS, { "dry-run", no_argument, NULL, 'n' }, { "now", required_argument, NULL, 'N' }, {}
+        };
+        struct open_opts o = {};
+        struct backup_repo *repos[MAX_FROM + 2 * MAX_DESTS] = { NULL };
+        const char *names[MAX_FROM + 2 * MAX_DESTS];
+        struct backup_conf bc = {};
+        struct vault_config vc;
+        size_t n = 0;
+        bool json = false, dry = false, now_given = false;
+        int64_t now = (int64_t) time(NULL);
+        unsigned failed = 0;
+        int c;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                int k = parse_open_opt(c, &o);
+                if (k > 0)
+                        continue;
+                if (c == 'j')
+                        json = true;
+                else if (c == 'n')
+                        dry = true;
+                else if (c == 'N') {
+                        char *end = NULL;
+                        errno = 0;
+                        long long t = strtoll(optarg, &end, 10);
+                        if (errno || !end || *end || t <= 0) {
+                                fprintf(stderr, "coffre backup prune: --now takes a Unix time\n");
+                                return CLI_EXIT_USAGE;
+                        }
+                        now = (int64_t) t;
+                        now_given = true;
+                } else if (c == 'h') {
+                        printf("Usage: coffre backup prune (--data DIR | --from DEST... --master-key FILE |\n"
+                               "                            --passphrase-file FILE) [--dry-run [--now UNIXTIME]] [--json]\n\n"
+                               "Applies the retention of [backup] in DIR/coffre.conf (keep_hourly = 7d,\n"
+                               "keep_daily = 35d, keep_weekly = 5y, keyring_retention = 90d by default): of the data\n"
+                               "series the newest snapshot of each hour, day and week within those windows is kept,\n"
+                               "of the keyring series every snapshot younger than its retention; the newest of each\n"
+                               "series always. A snapshot whose date is not trusted (in the future, or disagreeing\n"
+                               "with the destination's own time of the file) is kept and counts for nothing.\n"
+                               "Then every pack nothing needs is deleted; keyring packs partly needed are rewritten\n"
+                               "so that expired keys leave no copy. --dry-run shows what would go and why (--now:\n"
+                               "as of another time). Refused while a backup run holds the destination.\n");
+                        return 0;
+                } else {
+                        fprintf(stderr, "coffre backup prune: bad option\nTry 'coffre backup prune --help'.\n");
+                        return CLI_EXIT_USAGE;
+                }
+        }
+        if (optind != argc || (!o.data && !o.n_from) || (!o.data && !o.master_file && !o.pass_file)) {
+                fprintf(stderr, "coffre backup prune: --data DIR, or --from DEST with --master-key or "
+                                "--passphrase-file, is required\n");
+                return CLI_EXIT_USAGE;
+        }
+        if (!dry && now_given) {
+                fprintf(stderr, "coffre backup prune: --now only goes with --dry-run\n");
+                return CLI_EXIT_USAGE;
+        }
+        backup_policy_default(&bc.policy);
+        if (o.data) {
+                if (load_conf(o.data, &vc, &bc) < 0)
+                        return CLI_EXIT_FAILURE;
+                backup_conf_clear(&bc);
+        }
+        if (open_repos(&o, repos, names, &n) < 0)
+                return CLI_EXIT_FAILURE;
+        json_t *out = json_array();
+        for (size_t i = 0; i < n; i++) {
+                struct backup_prune_plan plan = {};
+                struct backup_prune_result res = {};
+                struct collect col = { .problems = json_array(), .dest = names[i], .json = json };
+                json_t *items = json_array();
+                const char *why = NULL;
+                int r;
+
+                if (!repos[i]) {
+                        failed++;
+                        json_decref(col.problems);
+                        json_decref(items);
+                        continue;
+                }
+                r = backup_prune_plan(repos[i], &bc.policy, now, collect_problem, &col, &plan);
+                if (r < 0)
+                        why = strerror(-r);
+                for (size_t j = 0; r == 0 && j < plan.n; j++) {
+                        char id[BACKUP_ID_HEX + 1], t[32];
+                        backup_id_hex(&plan.items[j].id, id);
+                        fmt_time(plan.items[j].time, t, sizeof t);
+                        if (json)
+                                json_array_append_new(items,
+                                                      json_pack("{s:s,s:s,s:s,s:b,s:s}", "id", id, "series",
+                                                                series_name(plan.items[j].series), "time", t, "keep",
+                                                                plan.items[j].keep, "why", plan.items[j].why));
+                        else
+                                printf("%s: %s %.16s %-7s %s: %s\n", names[i], plan.items[j].keep ? "keep" : "drop", id,
+                                       series_name(plan.items[j].series), t, plan.items[j].why);
+                }
+                if (r == 0 && !dry) {
+                        r = backup_prune_apply(repos[i], &plan, now, &res);
+                        why = r == -EBUSY      ? "a backup run holds this destination (locks/run-*): try later"
+                              : r == -EALREADY ? "another prune holds this destination (or one was killed: remove "
+                                                 "locks/prune once none runs)"
+                              : r == -EBADMSG  ? "an index file is damaged: nothing deleted (see coffre backup verify)"
+                              : r < 0          ? strerror(-r)
+                                               : NULL;
+                }
+                if (r < 0) {
+                        failed++;
+                        if (!json)
+                                fprintf(stderr, "coffre: prune of %s failed: %s\n", names[i], why);
+                } else if (!json && !dry)
+                        printf("%s: %u snapshots and %u packs deleted (%llu bytes), %u packs rewritten\n", names[i],
+                               res.snapshots_deleted, res.packs_deleted, (unsigned long long) res.bytes_freed,
+                               res.packs_written);
+                if (json)
+                        json_array_append_new(
+                                out,
+                                json_pack("{s:s,s:b,s:s?,s:b,s:o,s:o,s:i,s:i,s:I,s:i}", "destination", names[i], "ok",
+                                          r == 0, "error", why, "dry_run", dry, "snapshots", items, "problems",
+                                          col.problems, "snapshots_deleted", (int) res.snapshots_deleted,
+                                          "packs_deleted", (int) res.packs_deleted, "bytes_freed",
+                                          (json_int_t) res.bytes_freed, "packs_written", (int) res.packs_written));
+                else {
+                        json_decref(items);
+                        json_decref(col.problems);
+                }
+                backup_prune_plan_free(&plan);
+                backup_repo_free(repos[i]);
+        }
+        if (json) {
+                json_dumpf(out, stdout, JSON_INDENT(2));
+                fputc('\n', stdout);
+        }
+        json_decref(out);
+        if (fflush(stdout) != 0)
+                return CLI_EXIT_FAILURE;
+        return failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
 int cmd_backup(int argc, char **argv) {
         if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
                 FILE *f = argc < 2 ? stderr : stdout;
-                fprintf(f, "Usage: coffre backup init|run|list|verify ... (coffre backup SUB --help)\n"
+                fprintf(f, "Usage: coffre backup init|run|list|verify|prune ... (coffre backup SUB --help)\n"
                            "       coffre restore --from DEST --data NEWDIR (coffre restore --help)\n");
                 return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
         }
@@ -853,6 +1037,8 @@ int cmd_backup(int argc, char **argv) {
                 return backup_list(argc - 1, argv + 1);
         if (strcmp(argv[1], "verify") == 0)
                 return backup_verify_cmd(argc - 1, argv + 1);
+        if (strcmp(argv[1], "prune") == 0)
+                return backup_prune_cmd(argc - 1, argv + 1);
         fprintf(stderr, "coffre backup: unknown subcommand '%s'\n", argv[1]);
         return CLI_EXIT_USAGE;
 }

@@ -13,8 +13,16 @@
   `restore --from DAMAGED --from GOOD` takes the damaged file from the other destination.
 - kill -9 of `backup run` once its first pack is written: `backup verify` finds the repository
   valid (the interrupted run's pack is only a note), the next run completes, a restore works.
+- Prune: a snapshot whose file time disagrees with its signed date is flagged by list and
+  verify, kept by prune and never takes a retention slot; the dry run shows what would go and
+  why (also as of 100 days later, for the keyring retention); prune refuses while a run holds
+  the destination; afterwards the repository verifies and restore takes the newest trusted
+  snapshot.
+- Keyring apart: with a keyring_destination the keyring series goes there only and the data
+  series to the others; restore needs both (--keyring-from) and says so without.
+- /metrics: last run, last success, duration, bytes and overdue per destination.
 - Bad input: an unknown destination scheme (exit 2), a destination gone (exit 1, the other
-  still written), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
+  still written, /metrics says which), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
   and verifying as before), restore into a non-empty directory (exit 1, nothing written).
 Usage: test_backup.py PATH/TO/coffre
 """
@@ -157,6 +165,14 @@ def test_run_reports_each_destination():
         check(d["ok"] and len(d["snapshot"]) == 64 and len(d["keyring_snapshot"]) == 64,
               "destination %s not written" % d["destination"], d)
     check(s.result["audit_size"] >= 13, "the snapshot covers the uploads' log entries", s.result)
+    m = s.v.request("GET", "/metrics")
+    check(m.status == 200, "metrics", m)
+    text = m.body.decode()
+    for d in (s.d1, s.d2):
+        check('coffre_backup_last_run_ok{destination="%s"} 1' % d in text, "/metrics: last run ok for " + d, text[-2000:])
+        check('coffre_backup_overdue{destination="%s"} 0' % d in text, "/metrics: not overdue: " + d)
+        ts = [l for l in text.splitlines() if l.startswith('coffre_backup_last_success_timestamp_seconds{destination="%s"}' % d)]
+        check(ts and abs(int(ts[0].split()[-1]) - time.time()) < 600, "/metrics: last success time", ts)
     r = run(["backup", "list", "--data", s.v.data, "--json"])
     check(r.returncode == 0, "backup list", out(r))
     listed = json.loads(r.stdout)
@@ -401,6 +417,117 @@ def test_bad_destinations():
         r = run(["backup", "run", "--data", v.data])
         check(r.returncode == 1 and gone.encode() in r.stderr and b"does not exist" in r.stderr,
               "the text report names the missing destination", out(r))
+        v.start()
+        text = v.request("GET", "/metrics").body.decode()
+        check('coffre_backup_last_run_ok{destination="%s"} 0' % gone in text, "/metrics: the failed one", text[-1500:])
+        check('coffre_backup_overdue{destination="%s"} 1' % gone in text, "/metrics: never succeeded: overdue")
+        check('coffre_backup_last_run_ok{destination="%s"} 1' % good in text, "/metrics: the good one")
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def prune(args, expect=0):
+    r = run(["backup", "prune", *args, "--json"])
+    check(r.returncode == expect, "backup prune %s: exit %d, expected %d" % (args, r.returncode, expect), out(r))
+    return json.loads(r.stdout)[0] if r.stdout.strip() else None
+
+
+def test_prune_forged_date_never_drives_it():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-prune-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        master = os.path.join(tmp, "master.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        v.start()
+        a = v.upload_ok(b"first document " * 100, name="a")["id"]
+        dest = os.path.join(tmp, "dest")
+        backup_init(v, dest)
+        s1 = backup_run(v)["destinations"][0]["snapshot"]
+        check(v.request("DELETE", "/v1/documents/%s" % a).status in (200, 204), "delete a")
+        b_data = b"second document " * 100
+        b = v.upload_ok(b_data, name="b")["id"]
+        s2 = backup_run(v)["destinations"][0]["snapshot"]
+        s3 = backup_run(v)["destinations"][0]["snapshot"]
+        # the newest snapshot's file now says it was stored two days ago: its date disagrees
+        p3 = os.path.join(dest, "snapshots", s3)
+        old = time.time() - 2 * 86400
+        os.utime(p3, (old, old))
+        plan = prune(["--data", v.data, "--dry-run"])
+        by = {x["id"]: x for x in plan["snapshots"]}
+        check(by[s3]["keep"] and "date not trusted" in by[s3]["why"], "the disagreeing snapshot is flagged", by[s3])
+        check(by[s2]["keep"] and "newest of its series" in by[s2]["why"],
+              "the newest trusted snapshot takes the slot, not the flagged one", by[s2])
+        check(not by[s1]["keep"], "the older one in the same hour goes", by[s1])
+        r = run(["backup", "list", "--data", v.data])
+        check(b"FLAGGED" in r.stdout, "backup list flags it", out(r))
+        probs = problems(verify(dest, master))
+        check(named(probs, s3, "disagrees"), "verify names the disagreeing date", probs)
+        # as of 100 days later: the keyring retention (90 d) drops all but the newest keyring snapshot
+        plan = prune(["--data", v.data, "--dry-run", "--now", str(int(time.time()) + 100 * 86400)])
+        kr = [x for x in plan["snapshots"] if x["series"] == "keyring"]
+        check(sum(1 for x in kr if x["keep"]) == 1 and all("keyring retention" in x["why"]
+                                                            for x in kr if not x["keep"]),
+              "keyring retention as of +100 d", kr)
+        check(os.path.exists(os.path.join(dest, "snapshots", s1)), "a dry run deletes nothing")
+        # a run holding the destination: prune refuses and deletes nothing
+        with open(os.path.join(dest, "locks", "run-" + "0" * 32), "w") as f:
+            f.write("run\n")
+        res = prune(["--data", v.data], expect=1)
+        check("backup run holds" in res["error"], "refused while a run holds it", res)
+        check(os.path.exists(os.path.join(dest, "snapshots", s1)), "nothing deleted while refused")
+        os.unlink(os.path.join(dest, "locks", "run-" + "0" * 32))
+        res = prune(["--data", v.data])
+        check(res["ok"] and res["snapshots_deleted"] == 1, "prune deletes the one that goes", res)
+        check(not os.path.exists(os.path.join(dest, "snapshots", s1)), "s1 is gone")
+        check(os.path.exists(p3), "the flagged snapshot is kept")
+        r = verify(dest, master, "--read-data")
+        probs = json.loads(r.stdout)[0]["problems"]
+        check(all(s3 in p["object"] for p in probs if not p["problem"].startswith("note:")),
+              "after prune only the flagged date is a problem", probs)
+        token = v.token
+        check(v.stop() == 0, "stop")
+        base = os.path.join(tmp, "restored")
+        os.makedirs(base)
+        r = restore([dest], os.path.join(base, "vault"), master)
+        check(r.returncode == 0, "restore after prune", out(r))
+        check(json.loads(r.stdout)["snapshot"] == s2, "restore takes the newest trusted snapshot, not the flagged one")
+        check_restored(base, token, [(b, b_data)], "after prune")
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_keyring_apart():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-keyring-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        master = os.path.join(tmp, "master.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        v.start()
+        data = b"kept apart " * 1000
+        doc = v.upload_ok(data, name="k")["id"]
+        dd = os.path.join(tmp, "data-dest")
+        kd = os.path.join(tmp, "keyring-dest")
+        backup_init(v, dd)
+        backup_init(v, kd, "--keyring")
+        res = backup_run(v)
+        by = {d["destination"]: d for d in res["destinations"]}
+        check(by[dd]["ok"] and by[dd]["snapshot"] and not by[dd]["keyring_snapshot"], "data only to dd", res)
+        check(by[kd]["ok"] and by[kd]["keyring_snapshot"] and not by[kd]["snapshot"], "keyring only to kd", res)
+        for dest, want in ((dd, "data"), (kd, "keyring")):
+            r = run(["backup", "list", "--from", dest, "--master-key", master, "--json"])
+            series = {x["series"] for x in json.loads(r.stdout)[0]["snapshots"]}
+            check(series == {want}, "%s holds only the %s series" % (dest, want), series)
+        token = v.token
+        check(v.stop() == 0, "stop")
+        r = restore([dd], os.path.join(tmp, "nokeys", "vault"), master)
+        check(r.returncode == 1 and b"no intact keyring snapshot" in r.stderr, "data alone cannot restore", out(r))
+        base = os.path.join(tmp, "restored")
+        os.makedirs(base)
+        r = restore([dd], os.path.join(base, "vault"), master, "--keyring-from", kd)
+        check(r.returncode == 0, "restore with --keyring-from", out(r))
+        check_restored(base, token, [(doc, data)], "keyring apart")
     finally:
         v.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -486,6 +613,8 @@ def main():
             test_incremental_one_percent,
             test_kill_during_run_then_next_run_completes,
             test_bad_destinations,
+            test_prune_forged_date_never_drives_it,
+            test_keyring_apart,
             test_full_destination_disk,
         ])
     finally:
