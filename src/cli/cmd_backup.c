@@ -40,6 +40,7 @@ struct backup_conf {
         size_t n_dest;
         char *keyring_dest[MAX_DESTS];
         size_t n_keyring;
+        struct backup_dest_conf dconf; /* s3_* and object_lock* settings */
 };
 
 static void backup_conf_clear(struct backup_conf *c) {
@@ -48,6 +49,7 @@ static void backup_conf_clear(struct backup_conf *c) {
         for (size_t i = 0; i < c->n_keyring; i++)
                 free(c->keyring_dest[i]);
         c->n_dest = c->n_keyring = 0;
+        backup_dest_conf_clear(&c->dconf);
 }
 
 static int conf_handler(void *ud, const char *section, const char *name, const char *value) {
@@ -69,6 +71,9 @@ static int conf_handler(void *ud, const char *section, const char *name, const c
                 return backup_parse_duration(value, &c->policy.weekly) == 0;
         if (strcmp(name, "keyring_retention") == 0)
                 return backup_parse_duration(value, &c->policy.keyring) == 0;
+        int k = backup_dest_conf_set(&c->dconf, name, value);
+        if (k != 0)
+                return k > 0;
         return 1; /* settings of later versions (schedule, retention) */
 }
 
@@ -85,11 +90,15 @@ static int load_conf(const char *data, struct vault_config *vc, struct backup_co
         }
         *bc = (struct backup_conf){};
         backup_policy_default(&bc->policy);
+        backup_dest_conf_init(&bc->dconf);
+        bc->dconf.base_dir = strdup(data);
+        if (!bc->dconf.base_dir)
+                return -ENOMEM;
         r = ini_parse(path, conf_handler, bc);
         if (r != 0) {
                 backup_conf_clear(bc);
                 cli_error("%s/coffre.conf: bad [backup] setting on line %d (at most %d destinations; durations "
-                          "like 36h, 7d, 5w, 5y)",
+                          "like 36h, 7d, 5w, 5y; S3 settings as in docs/operations.md)",
                           data, r, MAX_DESTS);
                 return -EINVAL;
         }
@@ -180,9 +189,13 @@ static int open_master(const char *data, const struct vault_config *vc, struct m
 static const char *dest_error(int r) {
         switch (r) {
         case -EPROTONOSUPPORT:
-                return "this build supports directory destinations only (s3:// is not available yet)";
+                return "this build does not support this kind of destination";
         case -EINVAL:
-                return "unknown destination scheme (an absolute directory path or file:///path)";
+                return "unknown destination scheme or malformed destination (an absolute directory path, "
+                       "file:///path or s3://bucket/prefix with valid S3 settings)";
+        case -ENOKEY:
+                return "no S3 credentials (s3_access_key_id and s3_secret_key_file in [backup] of coffre.conf, or "
+                       "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)";
         case -ENOENT:
                 return "does not exist";
         case -ENOTDIR:
@@ -192,8 +205,8 @@ static const char *dest_error(int r) {
         }
 }
 
-static int open_dest(const char *url, bool create, struct backup_dest **ret) {
-        int r = backup_dest_open(url, create, ret);
+static int open_dest(const char *url, bool create, const struct backup_dest_conf *conf, struct backup_dest **ret) {
+        int r = backup_dest_open_conf(url, create, conf, ret);
         if (r < 0) {
                 _cleanup_free_ char *show = cli_escape(url);
                 cli_error("destination %s: %s", show ? show : "?", dest_error(r));
@@ -290,12 +303,14 @@ static int backup_init(int argc, char **argv) {
                 fprintf(stderr, "coffre backup init: at most %d destinations\n", MAX_DESTS);
                 return CLI_EXIT_FAILURE;
         }
+        r = open_dest(to, true, &bc.dconf, &dest);
         backup_conf_clear(&bc);
-        if (pfile && read_passphrase(pfile, &pass) < 0)
-                return CLI_EXIT_FAILURE;
-        r = open_dest(to, true, &dest);
         if (r < 0)
                 return r == -EINVAL || r == -EPROTONOSUPPORT ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+        if (pfile && read_passphrase(pfile, &pass) < 0) {
+                backup_dest_free(dest);
+                return CLI_EXIT_FAILURE;
+        }
         if (open_master(data, &vc, &m) < 0) {
                 backup_dest_free(dest);
                 return CLI_EXIT_FAILURE;
@@ -314,13 +329,15 @@ static int backup_init(int argc, char **argv) {
                 return CLI_EXIT_FAILURE;
         }
         chunker_params_default(&cp);
+        backup_dest_error_clear();
         r = backup_repo_create(dest, m, pass, pub, vc.vault_id, vc.audit_origin, &cp, &repo);
         if (r == -EEXIST) {
                 cli_error("%s already holds a backup repository: nothing changed", to);
                 return CLI_EXIT_FAILURE;
         }
         if (r < 0) {
-                cli_error("cannot create the repository in %s: %s", to, strerror(-r));
+                cli_error("cannot create the repository in %s: %s", to,
+                          backup_dest_last_error() ? backup_dest_last_error() : strerror(-r));
                 return CLI_EXIT_FAILURE;
         }
         _cleanup_free_ char *sdir = path_join(data, BACKUP_STATUS_DIR);
@@ -462,16 +479,21 @@ static int backup_run_cmd(int argc, char **argv) {
                 struct timespec t0, t1;
                 char sid[BACKUP_ID_HEX + 1] = "", kid[BACKUP_ID_HEX + 1] = "";
                 const char *why = NULL;
+                char whybuf[600];
                 _cleanup_free_ char *show = cli_escape(all[i]);
 
+                backup_dest_error_clear();
+
                 clock_gettime(CLOCK_MONOTONIC, &t0);
-                r = backup_dest_open(all[i], false, &dest);
+                r = backup_dest_open_conf(all[i], false, &bc.dconf, &dest);
                 if (r < 0)
                         why = dest_error(r);
                 if (r == 0) {
                         r = backup_repo_open(dest, m, NULL, &repo);
                         if (r < 0)
-                                why = repo_error(r);
+                                why = backup_dest_last_error()
+                                        ? snprintf(whybuf, sizeof whybuf, "%s", backup_dest_last_error()),
+                                whybuf : repo_error(r);
                 }
                 if (r == 0 && strcmp(repo->vault_id, vc.vault_id) != 0) {
                         r = -EXDEV;
@@ -482,14 +504,14 @@ static int backup_run_cmd(int argc, char **argv) {
                         r = backup_lock_run(repo, run_id, lock, sizeof lock);
                         if (r < 0) {
                                 why = r == -EBUSY ? "a prune is running on this destination (locks/prune)"
-                                                  : strerror(-r);
+                                                  : backup_dest_strerror(dest, r);
                                 lock[0] = 0;
                         }
                 }
                 if (r == 0) {
                         r = backup_repo_load_index(repo, run_damage, &rr);
                         if (r < 0)
-                                why = strerror(-r);
+                                why = backup_dest_strerror(dest, r);
                 }
                 if (r == 0) {
                         uint64_t total = 0;
@@ -507,7 +529,7 @@ static int backup_run_cmd(int argc, char **argv) {
                                 why = "the destination is full (no space left on device); what was written is "
                                       "harmless and the next run reuses it";
                         else if (r < 0)
-                                why = strerror(-r);
+                                why = backup_dest_strerror(dest, r);
                 }
                 if (lock[0])
                         backup_unlock(repo, lock);
@@ -624,15 +646,17 @@ static int open_repos(const struct open_opts *o, struct backup_repo **repos, con
                 struct backup_dest *d = NULL;
                 _cleanup_free_ char *show = cli_escape(list[i]);
                 names[i] = o->n_from ? list[i] : NULL;
-                r = backup_dest_open(list[i], false, &d);
+                r = backup_dest_open_conf(list[i], false, &bc.dconf, &d);
                 if (r < 0) {
                         cli_error("destination %s: %s", show ? show : "?", dest_error(r));
                         repos[i] = NULL;
                         continue;
                 }
+                backup_dest_error_clear();
                 r = backup_repo_open(d, m, pass, &repos[i]);
                 if (r < 0) {
-                        cli_error("destination %s: %s", show ? show : "?", repo_error(r));
+                        cli_error("destination %s: %s", show ? show : "?",
+                                  backup_dest_last_error() ? backup_dest_last_error() : repo_error(r));
                         repos[i] = NULL;
                 }
         }

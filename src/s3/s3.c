@@ -332,6 +332,20 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
                 return s3_fail(c, -EINVAL, "S3 HEAD: invalid key");
         struct s3_request q = { .method = "HEAD", .key = key };
         int r = s3_request_perform(c, &q);
+        if (r < 0 && q.status >= 400 && q.status < 500 && q.status != 404) {
+                /* an answer to HEAD has no body, so no S3 error code: ask a GET of one byte,
+                 * whose error says why (SignatureDoesNotMatch, AccessDenied...) */
+                _cleanup_(slist_freep) struct curl_slist *h = NULL;
+                _cleanup_buf_ struct buf tmp = {};
+                buf_init(&tmp, (size_t) 64 << 10);
+                if (add_header(&h, "Range: bytes=0-0") == 0) {
+                        struct s3_request g = { .method = "GET", .key = key, .headers = h, .out = &tmp };
+                        int k = s3_request_perform(c, &g);
+                        if (k < 0)
+                                return k;
+                }
+                return s3_fail(c, r, "S3 HEAD: HTTP %ld", q.status);
+        }
         if (r < 0)
                 return r;
         if (q.content_length < 0 || q.last_modified < 0)

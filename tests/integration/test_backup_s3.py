@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""test_backup_s3.py: `coffre backup` to an S3 destination (s3://bucket/prefix) on a real S3
+server (s3rver, signatures verified) behind the recording proxy of s3fixture.py.
+
+- A served vault with documents; `backup init` to a directory and to s3://coffre-test/vault-a
+  (settings in coffre.conf [backup]: endpoint, path style, access key id, secret key file);
+  `backup run` writes both; the data directory deleted; `coffre restore --from s3://...` alone
+  (credentials from the AWS_* environment only, no coffre.conf) rebuilds a vault that serves
+  every document byte-identical and passes `coffre audit verify`; the directory alone too.
+- No overwrite: every PUT went after a HEAD of its key and carried If-None-Match: *, and no key
+  was PUT twice over two runs; no document content or name in any object of the bucket.
+- Snapshot dates are checked against the server's Last-Modified: `backup list` flags none.
+- Object Lock: with object_lock = compliance, data objects carry COMPLIANCE and a retain-until
+  date object_lock_days ahead, the keyring series' objects object_lock_keyring_days ahead, the
+  repository's run lock none (s3rver ignores these headers: what is checked is what coffre
+  sent, as the proxy recorded it).
+- Wrong secret: `backup run` exits 1 naming SignatureDoesNotMatch for the S3 destination and
+  still writes the directory; no secret in the output.
+- Unreachable endpoint: exit 1 with the connection error after the retries.
+Usage: test_backup_s3.py PATH/TO/coffre
+"""
+
+import calendar
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+
+from harness import Vault, check, exit_status, run_tests
+from s3fixture import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server
+import test_backup as tb
+from test_backup import MARK_CONTENT, MARK_NAME, backup_run, check_restored, doc_bytes, out, restore, run
+
+S3 = None
+ST = None
+
+
+def write_conf(v, lines):
+    with open(os.path.join(v.data, "coffre.conf"), "a") as f:
+        f.write("\n[backup]\n" + "".join(l + "\n" for l in lines))
+
+
+def s3_settings(v, endpoint, secret=SECRET_KEY, extra=()):
+    sk = os.path.join(v.data, "keys", "s3.secret")
+    with open(sk, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(sk, 0o600)
+    write_conf(v, ["s3_endpoint = " + endpoint, "s3_path_style = true", "s3_region = us-east-1",
+                   "s3_access_key_id = " + ACCESS_KEY, "s3_secret_key_file = keys/s3.secret"] + list(extra))
+
+
+def clean_env(**over):
+    e = {k: val for k, val in os.environ.items() if not k.startswith("AWS_")}
+    e.update(over)
+    return e
+
+
+class Setup:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-backup-s3-")
+        self.v = Vault(tb.BINARY, base=os.path.join(self.tmp, "a"))
+        self.dir = os.path.join(self.tmp, "dest-dir")
+        self.url = "s3://%s/vault-a" % BUCKET
+        self.master = os.path.join(self.tmp, "master.key")
+        shutil.copy(os.path.join(self.v.data, "keys", "master.key"), self.master)
+        os.chmod(self.master, 0o600)
+        s3_settings(self.v, S3.endpoint)
+        self.v.start()
+        self.docs = []
+        for i in range(10):
+            data = doc_bytes(i)
+            meta = self.v.upload_ok(data, name="%s-%d.pdf" % (MARK_NAME, i))
+            self.docs.append((meta["id"], data))
+        S3.take_requests()
+        for dest in (self.dir, self.url):
+            r = run(["backup", "init", "--data", self.v.data, "--to", dest], env=clean_env())
+            check(r.returncode == 0, "backup init --to %s" % dest, out(r))
+        r = run(["backup", "run", "--data", self.v.data, "--json"], env=clean_env())
+        check(r.returncode == 0, "backup run", out(r))
+        self.result = json.loads(r.stdout)
+        self.requests = S3.take_requests()
+
+    def close(self):
+        self.v.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def setup():
+    global ST
+    if ST is None:
+        ST = Setup()
+    return ST
+
+
+def key_of(q):
+    return q["path"].split("?", 1)[0]
+
+
+def test_run_writes_both():
+    s = setup()
+    by = {d["destination"]: d for d in s.result["destinations"]}
+    check(set(by) == {s.dir, s.url}, "both destinations reported", s.result)
+    for d in by.values():
+        check(d["ok"] and len(d["snapshot"]) == 64, "destination not written", d)
+    puts = [q for q in s.requests if q["method"] == "PUT"]
+    check(any("/vault-a/packs/" in key_of(q) for q in puts), "no pack PUT under the prefix", [key_of(q) for q in puts])
+    check(any("/vault-a/snapshots/" in key_of(q) for q in puts), "no snapshot PUT", [key_of(q) for q in puts])
+
+
+def test_no_overwrite():
+    s = setup()
+    puts = [q for q in s.requests if q["method"] == "PUT"]
+    heads = set(key_of(q) for q in s.requests if q["method"] == "HEAD")
+    for q in puts:
+        check(q["headers"].get("if-none-match") == "*", "a PUT without If-None-Match: *", q)
+        check(key_of(q) in heads, "a PUT without a HEAD of its key first", key_of(q))
+        check("content-md5" in q["headers"] and "x-amz-checksum-sha256" in q["headers"], "a PUT without checksums",
+              q["headers"])
+    # a second run writes new objects only
+    r = run(["backup", "run", "--data", s.v.data, "--json"], env=clean_env())
+    check(r.returncode == 0, "second backup run", out(r))
+    second = [key_of(q) for q in S3.take_requests() if q["method"] == "PUT"]
+    first = set(key_of(q) for q in puts)
+    check(second and not (set(second) & first), "the second run PUT an existing key again",
+          sorted(set(second) & first))
+    check(len(second) == len(set(second)), "a key PUT twice in one run", second)
+    # no plaintext in the bucket (s3rver keeps objects as files under its directory)
+    store = os.path.join(S3.tmp, "store")
+    for dirpath, _, files in os.walk(store):
+        for f in files:
+            with open(os.path.join(dirpath, f), "rb") as fh:
+                data = fh.read()
+            for needle in (MARK_CONTENT, MARK_NAME.encode(), b"SQLite format"):
+                check(needle not in data, "%r found in the bucket (%s)" % (needle, f))
+
+
+def test_dates_from_last_modified():
+    s = setup()
+    r = run(["backup", "list", "--data", s.v.data, "--json"], env=clean_env())
+    check(r.returncode == 0, "backup list", out(r))
+    listed = {d.get("destination", str(i)): d for i, d in enumerate(json.loads(r.stdout))}
+    check(any(s.url in k for k in listed), "the S3 destination is listed", listed.keys())
+    for k, d in listed.items():
+        check(d["problems"] == [], "problems listed for %s" % k, d)
+        check(len(d["snapshots"]) >= 2, "snapshots listed for %s" % k, d)
+    r = run(["backup", "verify", "--from", s.url, "--master-key", s.master, "--read-data", "--json"],
+            env=clean_env(AWS_ENDPOINT_URL=S3.endpoint, AWS_ACCESS_KEY_ID=ACCESS_KEY,
+                          AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_S3_FORCE_PATH_STYLE="true"))
+    check(r.returncode == 0, "backup verify --read-data of the S3 destination", out(r))
+
+
+def test_round_trip_from_s3_alone_and_from_dir():
+    s = setup()
+    token = s.v.token
+    check(s.v.stop() == 0, "server did not stop cleanly")
+    shutil.rmtree(s.v.data)
+    env = clean_env(AWS_ENDPOINT_URL=S3.endpoint, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+                    AWS_S3_FORCE_PATH_STYLE="true", AWS_REGION="us-east-1")
+    for dest in (s.url, s.dir):
+        base = tempfile.mkdtemp(prefix="restored-", dir=s.tmp)
+        target = os.path.join(base, "vault")
+        args = ["restore", "--data", target, "--master-key", s.master, "--json", "--from", dest]
+        r = run(args, env=env)
+        check(r.returncode == 0, "restore from %s alone failed" % dest, out(r))
+        check(json.loads(r.stdout)["fallbacks"] == [], "nothing taken from elsewhere", r.stdout)
+        check_restored(base, token, s.docs, "restore from %s" % dest)
+
+
+def test_object_lock_headers():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-s3lock-")
+    v = Vault(tb.BINARY, base=os.path.join(tmp, "a"))
+    try:
+        s3_settings(v, S3.endpoint, extra=["object_lock = compliance", "object_lock_days = 30",
+                                           "object_lock_keyring_days = 20"])
+        v.start()
+        v.upload_ok(doc_bytes(1), name="lock.pdf")
+        r = run(["backup", "init", "--data", v.data, "--to", "s3://%s/locked" % BUCKET], env=clean_env())
+        check(r.returncode == 0, "backup init", out(r))
+        S3.take_requests()
+        t0 = time.time()
+        r = run(["backup", "run", "--data", v.data, "--json"], env=clean_env())
+        check(r.returncode == 0, "backup run", out(r))
+        res = json.loads(r.stdout)["destinations"][0]
+        puts = [q for q in S3.take_requests() if q["method"] == "PUT"]
+
+        def days(q):
+            h = q["headers"]
+            until = h.get("x-amz-object-lock-retain-until-date")
+            if until is None:
+                return None
+            check(h.get("x-amz-object-lock-mode") == "COMPLIANCE", "lock mode", h)
+            return (calendar.timegm(time.strptime(until, "%Y-%m-%dT%H:%M:%SZ")) - t0) / 86400.0
+
+        by_key = {key_of(q): days(q) for q in puts}
+        snap = [d for k, d in by_key.items() if k.endswith("/snapshots/" + res["snapshot"])]
+        ksnap = [d for k, d in by_key.items() if k.endswith("/snapshots/" + res["keyring_snapshot"])]
+        check(snap and 29.9 < snap[0] < 30.1, "the data snapshot is locked 30 days", by_key)
+        check(ksnap and 19.9 < ksnap[0] < 20.1, "the keyring snapshot is locked 20 days", by_key)
+        pk = [d for k, d in by_key.items() if "/packs/" in k]
+        check(any(d is not None and 19.9 < d < 20.1 for d in pk), "a keyring pack locked 20 days", by_key)
+        check(any(d is not None and 29.9 < d < 30.1 for d in pk), "a data pack locked 30 days", by_key)
+        locks = [d for k, d in by_key.items() if "/locks/" in k]
+        check(locks and all(d is None for d in locks), "the run lock must not be locked", by_key)
+        check(all(d is not None for k, d in by_key.items() if "/locks/" not in k), "an object without a lock",
+              by_key)
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_wrong_secret_and_unreachable():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-s3bad-")
+    v = Vault(tb.BINARY, base=os.path.join(tmp, "a"))
+    try:
+        s3_settings(v, S3.endpoint)
+        good = os.path.join(tmp, "dir")
+        url = "s3://%s/bad" % BUCKET
+        for dest in (good, url):
+            r = run(["backup", "init", "--data", v.data, "--to", dest], env=clean_env())
+            check(r.returncode == 0, "backup init", out(r))
+        with open(os.path.join(v.data, "keys", "s3.secret"), "w") as f:
+            f.write("wrong-secret-0123456789\n")
+        r = run(["backup", "run", "--data", v.data, "--json"], env=clean_env())
+        check(r.returncode == 1, "a wrong secret must fail the run", out(r))
+        by = {d["destination"]: d for d in json.loads(r.stdout)["destinations"]}
+        check(not by[url]["ok"] and "SignatureDoesNotMatch" in by[url]["error"], "the S3 error is named", by)
+        check(by[good]["ok"], "the directory is still written", by)
+        check(b"wrong-secret-0123456789" not in r.stdout + r.stderr, "the secret appears in the output")
+        # unreachable: nothing listens on the endpoint's port
+        sk = socket.socket()
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+        sk.close()
+        r = run(["backup", "init", "--data", v.data, "--to", "s3://%s/x" % BUCKET],
+                env=clean_env(AWS_ENDPOINT_URL="http://127.0.0.1:%d" % port))
+        # coffre.conf's s3_endpoint wins over the environment: still the wrong secret
+        check(r.returncode == 1 and b"SignatureDoesNotMatch" in r.stderr, "init with a wrong secret", out(r))
+        conf = os.path.join(v.data, "coffre.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace("s3_endpoint = " + S3.endpoint, "s3_endpoint = http://127.0.0.1:%d" % port))
+        r = run(["backup", "run", "--data", v.data, "--json"], env=clean_env())
+        check(r.returncode == 1, "an unreachable endpoint must fail the run", out(r))
+        by = {d["destination"]: d for d in json.loads(r.stdout)["destinations"]}
+        check(not by[url]["ok"] and "connect" in by[url]["error"].lower() and "attempts" in by[url]["error"],
+              "the connection error is named, after retries", by)
+        check(by[good]["ok"], "the directory is still written", by)
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    global S3
+    try:
+        with S3Server() as s:
+            S3 = s
+            return run_tests([
+                test_run_writes_both,
+                test_no_overwrite,
+                test_dates_from_last_modified,
+                test_round_trip_from_s3_alone_and_from_dir,
+                test_object_lock_headers,
+                test_wrong_secret_and_unreachable,
+            ])
+    finally:
+        if ST is not None:
+            ST.close()
+
+
+if __name__ == "__main__":
+    sys.exit(exit_status(main()))
