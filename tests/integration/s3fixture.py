@@ -9,6 +9,7 @@ signatures it verifies, and puts a small recording proxy of our own in front of 
   on PUT);
 - errors can be injected: the next N requests answered with a given status and S3 error code
   (or a given body), without reaching s3rver;
+- rewrite: a test may change the answers s3rver gives (the objects' Last-Modified, say);
 - put_refuses_existing: answers a PUT with If-None-Match: * on an existing key with 412
   PreconditionFailed, as AWS S3 does (s3rver overwrites).
 
@@ -84,13 +85,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             conn.endheaders(body)
             resp = conn.getresponse()
             data = resp.read()
+            rheaders = resp.getheaders()
+            if fx.rewrite:
+                rheaders, data = fx.rewrite(self.command, self.path, rheaders, data)
             self.send_response(resp.status)
-            for k, v in resp.getheaders():
+            for k, v in rheaders:
                 if k.lower() in ("transfer-encoding", "connection", "content-length", "keep-alive"):
                     continue
                 self.send_header(k, v)
             if self.command == "HEAD":
-                cl = resp.getheader("Content-Length")
+                cl = dict((k.lower(), v) for k, v in rheaders).get("content-length")
                 self.send_header("Content-Length", cl if cl is not None else "0")
             else:
                 self.send_header("Content-Length", str(len(data)))
@@ -117,6 +121,7 @@ class S3Server:
         self.requests = []
         self.injections = []
         self.put_refuses_existing = True
+        self.rewrite = None  # fn(method, path, headers, body) -> (headers, body) on forwarded answers
         self.proc = None
         self.proxy = None
         self.backend_port = None

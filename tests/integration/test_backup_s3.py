@@ -9,7 +9,9 @@ server (s3rver, signatures verified) behind the recording proxy of s3fixture.py.
   every document byte-identical and passes `coffre audit verify`; the directory alone too.
 - No overwrite: every PUT went after a HEAD of its key and carried If-None-Match: *, and no key
   was PUT twice over two runs; no document content or name in any object of the bucket.
-- Snapshot dates are checked against the server's Last-Modified: `backup list` flags none.
+- Snapshot dates are checked against the server's Last-Modified: `backup list` flags none; with
+  the server's Last-Modified shifted three days back (by the proxy), every S3 snapshot's date is
+  flagged as disagreeing, and none of the directory's.
 - Object Lock: with object_lock = compliance, data objects carry COMPLIANCE and a retain-until
   date object_lock_days ahead, the keyring series' objects object_lock_keyring_days ahead, the
   repository's run lock none (s3rver ignores these headers: what is checked is what coffre
@@ -23,6 +25,7 @@ Usage: test_backup_s3.py PATH/TO/coffre
 import calendar
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -95,6 +98,25 @@ def setup():
     return ST
 
 
+def shift_last_modified(delta):
+    def fmt(t, http):
+        return time.strftime("%a, %d %b %Y %H:%M:%S GMT" if http else "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
+
+    def rewrite(method, path, headers, body):
+        out = []
+        for k, v in headers:
+            if k.lower() == "last-modified":
+                v = fmt(calendar.timegm(time.strptime(v, "%a, %d %b %Y %H:%M:%S GMT")) + delta, True)
+            out.append((k, v))
+        if b"<ListBucketResult" in body:
+            body = re.sub(rb"<LastModified>([^<.]+)(\.\d+)?Z</LastModified>",
+                          lambda m: b"<LastModified>%s</LastModified>" % fmt(
+                              calendar.timegm(time.strptime(m.group(1).decode(), "%Y-%m-%dT%H:%M:%S")) + delta,
+                              False).encode(), body)
+        return out, body
+    return rewrite
+
+
 def key_of(q):
     return q["path"].split("?", 1)[0]
 
@@ -146,6 +168,22 @@ def test_dates_from_last_modified():
     for k, d in listed.items():
         check(d["problems"] == [], "problems listed for %s" % k, d)
         check(len(d["snapshots"]) >= 2, "snapshots listed for %s" % k, d)
+        check(all(x["date_problem"] is None for x in d["snapshots"]), "a date flagged for %s" % k, d)
+    # the server's time is what the dates are checked against: shift its Last-Modified back
+    # three days and the S3 snapshots' dates disagree (the directory's do not)
+    S3.rewrite = shift_last_modified(-3 * 86400)
+    try:
+        r = run(["backup", "list", "--data", s.v.data, "--json"], env=clean_env())
+    finally:
+        S3.rewrite = None
+    check(r.returncode in (0, 1, 3), "backup list", out(r))
+    for d in json.loads(r.stdout):
+        flagged = [x["date_problem"] for x in d["snapshots"] if x["date_problem"]]
+        if d["destination"] == s.url:
+            check(flagged and all("disagrees" in f for f in flagged),
+                  "a Last-Modified three days earlier must flag the snapshots' dates", d)
+        else:
+            check(not flagged, "the directory's dates do not depend on the S3 server", d)
     r = run(["backup", "verify", "--from", s.url, "--master-key", s.master, "--read-data", "--json"],
             env=clean_env(AWS_ENDPOINT_URL=S3.endpoint, AWS_ACCESS_KEY_ID=ACCESS_KEY,
                           AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_S3_FORCE_PATH_STYLE="true"))

@@ -185,6 +185,10 @@ def test_server_errors_retried():
     check(len(puts) == 3, "two retries expected", len(puts))
     r = probe("get", "t7/e")
     check(r.returncode == 0 and r.stdout == b"retry me", "the retried put did not store", out(r))
+    # a gateway's 502 with a page that is no S3 error: retried on the status alone
+    S3.inject(502, body=b"<html><body>Bad Gateway</body></html>", count=1)
+    r = probe("get", "t7/e", S3_ATTEMPTS="2")
+    check(r.returncode == 0 and r.stdout == b"retry me", "a 502 must be retried", out(r))
     S3.inject(403, "AccessDenied", count=1)
     r = probe("get", "t7/e", S3_ATTEMPTS="4")
     check(r.returncode == 1 and r.stderr.startswith(b"EACCES") and b"after 1 attempt" in r.stderr,
