@@ -43,14 +43,12 @@ struct s3_priv {
 
 /* ---- settings ---- */
 
-static const struct backup_s3_settings unset = {
-        .path_style = -1,
-        .if_none_match = -1,
-        .lock_mode = -1,
-        .lock_days = -1,
-        .keyring_lock_days = -1,
-        .part_size = -1,
-};
+#define SETTINGS_UNSET                                                                                            \
+        {                                                                                                         \
+                .path_style = -1, .if_none_match = -1, .lock_mode = -1, .lock_days = -1, .keyring_lock_days = -1, \
+                .part_size = -1,                                                                                  \
+        }
+static const struct backup_s3_settings unset = SETTINGS_UNSET;
 
 static void settings_clear(struct backup_s3_settings *s) {
         free(s->endpoint);
@@ -410,7 +408,7 @@ static int read_secret_line(const char *base, const char *file, struct buf *out)
 }
 
 int backup_dest_s3_open(const char *url, const struct backup_dest_conf *conf, struct backup_dest **ret) {
-        static const struct backup_dest_conf empty = { .all = unset };
+        static const struct backup_dest_conf empty = { .all = SETTINGS_UNSET };
         const struct backup_s3_settings *a, *b = NULL;
         struct buf secret = {}, token = {};
         char bucket[64], endpoint[300];

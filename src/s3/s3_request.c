@@ -386,7 +386,6 @@ static int build_url(struct s3_client *c, const struct s3_request *r, struct buf
 }
 
 static int attempt(struct s3_client *c, struct s3_request *r, const char *url, struct buf *errbody, CURLcode *ret_cc) {
-        _cleanup_free_ char *hash_hdr = NULL;
         struct curl_slist *h = NULL, *t;
         struct sink s = { .r = r, .curl = c->curl, .err = errbody };
         unsigned char sha[crypto_hash_sha256_BYTES];
