@@ -4,7 +4,8 @@ server (s3rver, signatures verified) behind the recording proxy of s3fixture.py.
 
 - A served vault with documents; `backup init` to a directory and to s3://coffre-test/vault-a
   (settings in coffre.conf [backup]: endpoint, path style, access key id, secret key file);
-  `backup run` writes both; the data directory deleted; `coffre restore --from s3://...` alone
+  `backup run` writes both (a 12 MiB document's pack in a multipart upload of 5 MiB parts,
+  s3_part_size_mib = 5); the data directory deleted; `coffre restore --from s3://...` alone
   (credentials from the AWS_* environment only, no coffre.conf) rebuilds a vault that serves
   every document byte-identical and passes `coffre audit verify`; the directory alone too.
 - No overwrite: every PUT went after a HEAD of its key and carried If-None-Match: *, and no key
@@ -70,13 +71,16 @@ class Setup:
         self.master = os.path.join(self.tmp, "master.key")
         shutil.copy(os.path.join(self.v.data, "keys", "master.key"), self.master)
         os.chmod(self.master, 0o600)
-        s3_settings(self.v, S3.endpoint)
+        s3_settings(self.v, S3.endpoint, extra=["s3_part_size_mib = 5"])
         self.v.start()
         self.docs = []
         for i in range(10):
             data = doc_bytes(i)
             meta = self.v.upload_ok(data, name="%s-%d.pdf" % (MARK_NAME, i))
             self.docs.append((meta["id"], data))
+        # incompressible: a pack over 10 MiB, so a multipart upload of 3 parts of at most 5 MiB
+        big = os.urandom(12 << 20)
+        self.docs.append((self.v.upload_ok(big, name="scan.pdf")["id"], big))
         S3.take_requests()
         for dest in (self.dir, self.url):
             r = run(["backup", "init", "--data", self.v.data, "--to", dest], env=clean_env())
@@ -130,11 +134,18 @@ def test_run_writes_both():
     puts = [q for q in s.requests if q["method"] == "PUT"]
     check(any("/vault-a/packs/" in key_of(q) for q in puts), "no pack PUT under the prefix", [key_of(q) for q in puts])
     check(any("/vault-a/snapshots/" in key_of(q) for q in puts), "no snapshot PUT", [key_of(q) for q in puts])
+    starts = [key_of(q) for q in s.requests if q["method"] == "POST" and "uploads=" in q["path"]]
+    check(len(starts) >= 1 and all("/vault-a/packs/" in k for k in starts), "the big pack went up in parts", starts)
+    parts = [q for q in s.requests if q["method"] == "PUT" and "partNumber=" in q["path"]]
+    check(len(parts) >= 3 and max(q["body_len"] for q in parts) <= 5 << 20, "parts of at most 5 MiB",
+          [(key_of(q), q["body_len"]) for q in parts])
+    check(all(q["headers"].get("if-none-match") == "*" for q in s.requests
+              if q["method"] == "POST" and "uploadId=" in q["path"]), "a completion without If-None-Match")
 
 
 def test_no_overwrite():
     s = setup()
-    puts = [q for q in s.requests if q["method"] == "PUT"]
+    puts = [q for q in s.requests if q["method"] == "PUT" and "partNumber=" not in q["path"]]
     heads = set(key_of(q) for q in s.requests if q["method"] == "HEAD")
     for q in puts:
         check(q["headers"].get("if-none-match") == "*", "a PUT without If-None-Match: *", q)
