@@ -10,6 +10,9 @@ signatures it verifies, and puts a small recording proxy of our own in front of 
 - errors can be injected: the next N requests answered with a given status and S3 error code
   (or a given body), without reaching s3rver;
 - rewrite: a test may change the answers s3rver gives (the objects' Last-Modified, say);
+- virtual-host style (BUCKET.s3.localhost:PORT, which curl resolves to 127.0.0.1): s3rver
+  checks such a request's signature against the wrong path, so the proxy checks it itself
+  (sigv4_signature(), our own implementation) and sends it on in path style, signed again;
 - put_refuses_existing: answers a PUT with If-None-Match: * on an existing key with 412
   PreconditionFailed, as AWS S3 does (s3rver overwrites).
 
@@ -17,6 +20,8 @@ The proxy forwards the Host header unchanged, so the signature s3rver checks is 
 Python 3 standard library only.
 """
 
+import hashlib
+import hmac
 import http.client
 import http.server
 import os
@@ -73,9 +78,36 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(payload)
             return
+        path = self.path
+        host = self.headers.get("Host", "")
+        vhost = host.split(":")[0]
+        if vhost.endswith(".s3.localhost"):
+            # s3rver checks a virtual-host request against the wrong path: check it here, then
+            # send it on in path style, signed again for that path
+            lower = {k.lower(): v for k, v in headers}
+            auth = _parse_auth(lower.get("authorization", ""))
+            if not auth or auth[0] != ACCESS_KEY or \
+                    sigv4_signature(SECRET_KEY, self.command, path, lower, auth) != auth[5]:
+                payload = _error_xml("SignatureDoesNotMatch", "The request signature we calculated does not "
+                                     "match the signature you provided (checked by the test proxy).")
+                self.send_response(403)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+                return
+            rest = path[1:]
+            path = "/" + vhost[:-len(".s3.localhost")] + ("/" + rest if rest and not rest.startswith("?") else rest)
+            lower["host"] = "127.0.0.1:%d" % fx.backend_port
+            sig = sigv4_signature(SECRET_KEY, self.command, path, lower, auth)
+            a = lower["authorization"]
+            lower["authorization"] = a[:a.rindex("Signature=") + len("Signature=")] + sig
+            headers = [(k, lower[k.lower()]) if k.lower() in ("host", "authorization") else (k, v)
+                       for k, v in headers]
         conn = http.client.HTTPConnection("127.0.0.1", fx.backend_port, timeout=60)
         try:
-            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            conn.putrequest(self.command, path, skip_host=True, skip_accept_encoding=True)
             for k, v in headers:
                 if k.lower() in ("expect", "connection", "transfer-encoding"):
                     continue
@@ -105,6 +137,35 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             conn.close()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+def _hmac(key, msg):
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def _parse_auth(auth):
+    """(access key, date, region, service, signed header names, signature) of a SigV4 header."""
+    if not auth.startswith("AWS4-HMAC-SHA256 "):
+        return None
+    parts = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
+    ak, date, region, service, term = parts["Credential"].split("/")
+    return ak, date, region, service, parts["SignedHeaders"].split(";"), parts["Signature"]
+
+
+def sigv4_signature(secret, method, path, headers, auth):
+    """The SigV4 signature of a request as S3 computes it (an implementation of our own, apart
+    from libcurl's and s3rver's): path is the raw request target, headers a dict with lower-case
+    names, auth the parsed Authorization header."""
+    ak, date, region, service, signed, _ = auth
+    target, _, query = path.partition("?")
+    pairs = sorted(tuple(q.split("=", 1)) if "=" in q else (q, "") for q in query.split("&") if q)
+    cquery = "&".join("%s=%s" % kv for kv in pairs)
+    cheaders = "".join("%s:%s\n" % (h, " ".join(headers.get(h, "").split())) for h in signed)
+    creq = "\n".join([method, target, cquery, cheaders, ";".join(signed), headers["x-amz-content-sha256"]])
+    scope = "%s/%s/%s/aws4_request" % (date, region, service)
+    sts = "\n".join(["AWS4-HMAC-SHA256", headers["x-amz-date"], scope, hashlib.sha256(creq.encode()).hexdigest()])
+    k = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), date), region), service), "aws4_request")
+    return hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
 
 
 def _error_xml(code, message):
@@ -169,6 +230,7 @@ class S3Server:
         self.port = self.proxy.server_address[1]
         self.endpoint = "http://127.0.0.1:%d" % self.port
         self.backend_endpoint = "http://127.0.0.1:%d" % self.backend_port
+        self.vhost_endpoint = "http://s3.localhost:%d" % self.port  # BUCKET.s3.localhost
 
     def log(self):
         try:

@@ -14,6 +14,10 @@ S3 server (s3rver, which verifies SigV4 signatures) behind the recording proxy o
 - injected 503 SlowDown: retried and then done; injected 403: not retried; 500 every time: gives
   up after the configured attempts
 - a listing page that says it is truncated but gives no continuation token: EBADMSG, no loop
+- virtual-host style (BUCKET.s3.localhost): put, range get, a listing of 2 pages, a wrong secret
+  refused; requests carry the bucket in Host, not in the path (the fixture checks these
+  signatures itself, s3rver cannot)
+- the signature of a PUT verifies under the test's own SigV4 implementation
 Usage: test_s3.py PATH/TO/s3-probe
 """
 
@@ -27,7 +31,7 @@ import sys
 import tempfile
 
 from harness import check, run_tests
-from s3fixture import S3Server, SECRET_KEY
+from s3fixture import BUCKET, SECRET_KEY, S3Server, _parse_auth, sigv4_signature
 
 PROBE = sys.argv[1] if len(sys.argv) > 1 else "build/tests/integration/s3-probe"
 S3 = None
@@ -145,6 +149,9 @@ def test_headers_sent():
     for name in ("host", "x-amz-date", "x-amz-content-sha256", "content-md5", "x-amz-object-lock-mode",
                  "x-amz-object-lock-retain-until-date"):
         check(name in signed, "header %s not signed" % name, signed)
+    # the signature, recomputed by an implementation of our own
+    check(sigv4_signature(SECRET_KEY, q["method"], q["path"], h, _parse_auth(auth)) == _parse_auth(auth)[5],
+          "the signature does not verify under the test's own SigV4", auth)
     # the same key again with If-None-Match: refused as an existing object (412 -> EEXIST)
     r = probe("put", "t5/h", p, "--if-none-match")
     check(r.returncode == 1 and r.stderr.startswith(b"EEXIST"), "If-None-Match on an existing key", out(r))
@@ -216,6 +223,27 @@ def test_malformed_listing():
     check(r.returncode == 1 and r.stderr.startswith(b"EBADMSG"), "a listing with a DTD must be refused", out(r))
 
 
+def test_virtual_host_style():
+    env = dict(S3_PATH_STYLE="0", AWS_ENDPOINT_URL=S3.vhost_endpoint)
+    data = os.urandom(3000)
+    p = write("v", data)
+    S3.take_requests()
+    for i in range(3):
+        r = probe("put", "t9/v%d" % i, p, **env)
+        check(r.returncode == 0, "virtual-host put failed", out(r))
+    r = probe("get", "t9/v1", "10", "100", **env)
+    check(r.returncode == 0 and r.stdout == data[10:110], "virtual-host range get", out(r))
+    r = probe("list", "t9/", "2", **env)
+    check(r.returncode == 0 and len(r.stdout.splitlines()) == 3, "virtual-host list of 2 pages", out(r))
+    reqs = S3.take_requests()
+    want = "%s.s3.localhost:%d" % (BUCKET, S3.port)
+    check(all(q["headers"].get("host") == want for q in reqs), "not virtual-host requests", [q["headers"].get("host") for q in reqs])
+    check(all(not q["path"].startswith("/" + BUCKET) for q in reqs), "the bucket is in the path", [q["path"] for q in reqs])
+    r = probe("get", "t9/v1", AWS_SECRET_ACCESS_KEY="wrong", **env)
+    check(r.returncode == 1 and r.stderr.startswith(b"EACCES") and b"SignatureDoesNotMatch" in r.stderr,
+          "a wrong secret in virtual-host style", out(r))
+
+
 def main():
     global S3
     with S3Server() as s:
@@ -230,6 +258,7 @@ def main():
             test_unreachable_endpoint,
             test_server_errors_retried,
             test_malformed_listing,
+            test_virtual_host_style,
         ])
 
 
