@@ -456,8 +456,6 @@ int backup_dest_s3_open(const char *url, const struct backup_dest_conf *conf, st
                 const char *e = getenv("AWS_S3_FORCE_PATH_STYLE");
                 cfg.path_style = e && (strcmp(e, "true") == 0 || strcmp(e, "1") == 0);
         }
-        if (!cfg.ca_file && getenv("AWS_CA_BUNDLE") && *getenv("AWS_CA_BUNDLE"))
-                cfg.ca_file = getenv("AWS_CA_BUNDLE");
         if (PICK(access_key_id) || PICK(secret_key_file)) {
                 /* both from the configuration, or neither: never half from the environment */
                 if (!PICK(access_key_id) || !PICK(secret_key_file))

@@ -32,8 +32,8 @@ struct s3_config {
 };
 
 /* Fills the settings a caller did not give from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
- * AWS_SESSION_TOKEN, AWS_REGION (or AWS_DEFAULT_REGION) and AWS_ENDPOINT_URL. The strings
- * point into the environment. */
+ * AWS_SESSION_TOKEN, AWS_REGION (or AWS_DEFAULT_REGION), AWS_ENDPOINT_URL and AWS_CA_BUNDLE.
+ * The strings point into the environment. */
 void s3_config_from_env(struct s3_config *c);
 
 struct s3_client;

@@ -30,6 +30,8 @@ void s3_config_from_env(struct s3_config *c) {
                 c->region = v;
         if (!c->endpoint && (v = getenv("AWS_ENDPOINT_URL")) && *v)
                 c->endpoint = v;
+        if (!c->ca_file && (v = getenv("AWS_CA_BUNDLE")) && *v)
+                c->ca_file = v;
 }
 
 static bool printable(const char *s, size_t max) {

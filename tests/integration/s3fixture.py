@@ -16,7 +16,8 @@ signatures it verifies, and puts a small recording proxy of our own in front of 
 - put_refuses_existing: answers a PUT with If-None-Match: * on an existing key with 412
   PreconditionFailed, as AWS S3 does (s3rver overwrites).
 
-The proxy forwards the Host header unchanged, so the signature s3rver checks is the client's.
+With S3Server(tls=True) the proxy speaks HTTPS with a certificate of a CA the test makes
+(ca_file). The proxy forwards the Host header unchanged, so the signature s3rver checks is the client's.
 Python 3 standard library only.
 """
 
@@ -27,6 +28,7 @@ import http.server
 import os
 import select
 import shutil
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -176,7 +178,8 @@ def _error_xml(code, message):
 class S3Server:
     """with S3Server() as s3: s3.endpoint, s3.env(), s3.requests, s3.inject(...)."""
 
-    def __init__(self):
+    def __init__(self, tls=False):
+        self.tls = tls
         self.tmp = tempfile.mkdtemp(prefix="coffre-s3-")
         self.lock = threading.Lock()
         self.requests = []
@@ -226,11 +229,37 @@ class S3Server:
         self.backend_port = int(port)
         self.proxy = _Proxy(("127.0.0.1", 0), _Handler)
         self.proxy.fixture = self
+        scheme = "http"
+        if self.tls:
+            # HTTPS on the proxy, with a CA of the test's own: ca_file is what clients trust
+            self.ca_file, cert, key = self._make_certs()
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            self.proxy.socket = ctx.wrap_socket(self.proxy.socket, server_side=True)
+            scheme = "https"
         threading.Thread(target=self.proxy.serve_forever, daemon=True).start()
         self.port = self.proxy.server_address[1]
-        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.endpoint = "%s://127.0.0.1:%d" % (scheme, self.port)
         self.backend_endpoint = "http://127.0.0.1:%d" % self.backend_port
-        self.vhost_endpoint = "http://s3.localhost:%d" % self.port  # BUCKET.s3.localhost
+        self.vhost_endpoint = "%s://s3.localhost:%d" % (scheme, self.port)  # BUCKET.s3.localhost
+
+    def _make_certs(self):
+        d = os.path.join(self.tmp, "tls")
+        os.mkdir(d)
+        ca_key, ca, key, csr, cert, ext = (os.path.join(d, n) for n in
+                                           ("ca.key", "ca.pem", "key.pem", "req.csr", "cert.pem", "ext.cnf"))
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:s3.localhost,DNS:*.s3.localhost\n")
+
+        def ossl(*args):
+            subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+        ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key,
+             "-out", ca, "-days", "2", "-subj", "/CN=coffre test S3 CA")
+        ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+             "-subj", "/CN=127.0.0.1")
+        ossl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
+             "-extfile", ext)
+        return ca, cert, key
 
     def log(self):
         try:
@@ -250,6 +279,7 @@ class S3Server:
             conn.close()
 
     def env(self, **over):
+        """The environment of a client of this server (AWS_CA_BUNDLE set when it speaks TLS)."""
         e = dict(os.environ)
         for k in list(e):
             if k.startswith("AWS_"):
@@ -257,6 +287,8 @@ class S3Server:
         e.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
                   "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.endpoint,
                   "S3_BUCKET": BUCKET, "S3_PATH_STYLE": "1", "S3_BACKOFF_MS": "20"})
+        if self.tls:
+            e["AWS_CA_BUNDLE"] = self.ca_file
         e.update(over)
         return e
 

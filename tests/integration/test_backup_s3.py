@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """test_backup_s3.py: `coffre backup` to an S3 destination (s3://bucket/prefix) on a real S3
-server (s3rver, signatures verified) behind the recording proxy of s3fixture.py.
+server (s3rver, signatures verified) behind the recording proxy of s3fixture.py, over HTTPS
+(a CA of the test's own: s3_ca_file in coffre.conf, AWS_CA_BUNDLE for restore and verify).
 
 - A served vault with documents; `backup init` to a directory and to s3://coffre-test/vault-a
   (settings in coffre.conf [backup]: endpoint, path style, access key id, secret key file);
@@ -53,7 +54,8 @@ def s3_settings(v, endpoint, secret=SECRET_KEY, extra=()):
         f.write(secret + "\n")
     os.chmod(sk, 0o600)
     write_conf(v, ["s3_endpoint = " + endpoint, "s3_path_style = true", "s3_region = us-east-1",
-                   "s3_access_key_id = " + ACCESS_KEY, "s3_secret_key_file = keys/s3.secret"] + list(extra))
+                   "s3_access_key_id = " + ACCESS_KEY, "s3_secret_key_file = keys/s3.secret",
+                   "s3_ca_file = " + S3.ca_file] + list(extra))
 
 
 def clean_env(**over):
@@ -197,7 +199,8 @@ def test_dates_from_last_modified():
             check(not flagged, "the directory's dates do not depend on the S3 server", d)
     r = run(["backup", "verify", "--from", s.url, "--master-key", s.master, "--read-data", "--json"],
             env=clean_env(AWS_ENDPOINT_URL=S3.endpoint, AWS_ACCESS_KEY_ID=ACCESS_KEY,
-                          AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_S3_FORCE_PATH_STYLE="true"))
+                          AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_S3_FORCE_PATH_STYLE="true",
+                          AWS_CA_BUNDLE=S3.ca_file))
     check(r.returncode == 0, "backup verify --read-data of the S3 destination", out(r))
 
 
@@ -207,7 +210,7 @@ def test_round_trip_from_s3_alone_and_from_dir():
     check(s.v.stop() == 0, "server did not stop cleanly")
     shutil.rmtree(s.v.data)
     env = clean_env(AWS_ENDPOINT_URL=S3.endpoint, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-                    AWS_S3_FORCE_PATH_STYLE="true", AWS_REGION="us-east-1")
+                    AWS_S3_FORCE_PATH_STYLE="true", AWS_REGION="us-east-1", AWS_CA_BUNDLE=S3.ca_file)
     for dest in (s.url, s.dir):
         base = tempfile.mkdtemp(prefix="restored-", dir=s.tmp)
         target = os.path.join(base, "vault")
@@ -306,7 +309,7 @@ def test_wrong_secret_and_unreachable():
 def main():
     global S3
     try:
-        with S3Server() as s:
+        with S3Server(tls=True) as s:
             S3 = s
             return run_tests([
                 test_run_writes_both,

@@ -18,6 +18,9 @@ S3 server (s3rver, which verifies SigV4 signatures) behind the recording proxy o
   refused; requests carry the bucket in Host, not in the path (the fixture checks these
   signatures itself, s3rver cannot)
 - the signature of a PUT verifies under the test's own SigV4 implementation
+- HTTPS (a second server, with a CA of the test's own): trusted through AWS_CA_BUNDLE, in path
+  and virtual-host style; without it the certificate is refused at once (EKEYREJECTED), not
+  retried
 Usage: test_s3.py PATH/TO/s3-probe
 """
 
@@ -244,6 +247,23 @@ def test_virtual_host_style():
           "a wrong secret in virtual-host style", out(r))
 
 
+def test_tls():
+    with S3Server(tls=True) as t:
+        data = os.urandom(70000)
+        p = write("tls", data)
+        r = probe("put", "t10/x", p, env=t.env())
+        check(r.returncode == 0, "put over HTTPS with AWS_CA_BUNDLE", out(r))
+        r = probe("get", "t10/x", env=t.env())
+        check(r.returncode == 0 and r.stdout == data, "get over HTTPS", out(r))
+        r = probe("get", "t10/x", "5", "10", env=t.env(S3_PATH_STYLE="0", AWS_ENDPOINT_URL=t.vhost_endpoint))
+        check(r.returncode == 0 and r.stdout == data[5:15], "virtual-host over HTTPS (*.s3.localhost)", out(r))
+        e = t.env()
+        del e["AWS_CA_BUNDLE"]
+        r = probe("get", "t10/x", env=dict(e, S3_ATTEMPTS="4"))
+        check(r.returncode == 1 and r.stderr.startswith(b"EKEYREJECTED") and b"after 1 attempt" in r.stderr,
+              "an untrusted certificate must be refused at once, not retried", out(r))
+
+
 def main():
     global S3
     with S3Server() as s:
@@ -259,6 +279,7 @@ def main():
             test_server_errors_retried,
             test_malformed_listing,
             test_virtual_host_style,
+            test_tls,
         ])
 
 
