@@ -24,7 +24,71 @@ struct run_ctx {
         struct backup_pack_writer *w[3];
         struct backup_index *pending;
         struct backup_run_result *res;
+        bool *pack_present; /* by index position: the pack is at the destination */
+        size_t n_packs;
 };
+
+/* Whether a blob the index knows is really stored: its pack must still be at the destination
+ * (a pack deleted or lost there is written again rather than trusted). */
+static bool stored(const struct run_ctx *c, const backup_id *id) {
+        const struct backup_index_entry *e[2] = { backup_index_find(c->r->index, id),
+                                                  backup_index_find_alt(c->r->index, id) };
+        for (unsigned i = 0; i < 2; i++)
+                if (e[i] && (e[i]->pack >= c->n_packs || c->pack_present[e[i]->pack]))
+                        return true; /* present, or a pack of this run */
+        return false;
+}
+
+struct pack_names {
+        backup_id *v;
+        size_t n, cap;
+};
+
+static int pack_name_one(const char *name, uint64_t size, int64_t mtime, void *ud) {
+        struct pack_names *p = ud;
+        const char *base = strrchr(name, '/');
+        backup_id id;
+
+        if (!base || backup_id_parse(base + 1, &id) < 0)
+                return 0;
+        if (p->n == p->cap) {
+                size_t cap = p->cap ? 2 * p->cap : 64;
+                backup_id *v = realloc(p->v, cap * sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                p->v = v;
+                p->cap = cap;
+        }
+        p->v[p->n++] = id;
+        return 0;
+}
+
+static int id_cmp(const void *a, const void *b) {
+        return memcmp(a, b, BACKUP_ID_SIZE);
+}
+
+static int find_present_packs(struct run_ctx *c) {
+        struct pack_names pn = {};
+        int rc = c->r->dest->ops->list(c->r->dest, "packs/", pack_name_one, &pn);
+
+        if (rc < 0) {
+                free(pn.v);
+                return rc;
+        }
+        if (pn.n)
+                qsort(pn.v, pn.n, sizeof *pn.v, id_cmp);
+        c->n_packs = backup_index_pack_count(c->r->index);
+        c->pack_present = calloc(c->n_packs + 1, sizeof *c->pack_present);
+        if (!c->pack_present) {
+                free(pn.v);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < c->n_packs; i++)
+                c->pack_present[i] = pn.n && bsearch(backup_index_pack_at(c->r->index, (uint32_t) i)->id.b, pn.v, pn.n,
+                                                     sizeof *pn.v, id_cmp) != NULL;
+        free(pn.v);
+        return 0;
+}
 
 static int flush_pack(struct run_ctx *c, enum backup_series series) {
         _cleanup_buf_ struct buf file = {};
@@ -92,7 +156,7 @@ static int backup_one_file(struct run_ctx *c, enum backup_series series, const s
                 char hex[BACKUP_ID_HEX + 1];
 
                 backup_blob_id(c->r->keys, buf, cut, &id);
-                if (!backup_index_find(c->r->index, &id) && !backup_index_find(c->pending, &id)) {
+                if (!stored(c, &id) && !backup_index_find(c->pending, &id)) {
                         struct backup_pack_entry pe = { .id = id };
                         rc = backup_pack_writer_add(c->w[series], c->r->keys, &id, buf, cut);
                         if (rc == 0)
@@ -152,6 +216,8 @@ int backup_run(struct backup_repo *r, const struct backup_stage *stage, struct s
         rc = buf && files[1] && files[2] ? 0 : -ENOMEM;
         if (rc == 0)
                 rc = backup_index_new(&c.pending);
+        if (rc == 0)
+                rc = find_present_packs(&c);
         for (unsigned k = 1; rc == 0 && k < 3; k++)
                 rc = backup_pack_writer_new((enum backup_series) k, &c.w[k]);
         /* keyring blobs go to packs of their own: dropping a keyring snapshot deletes whole packs */
@@ -202,6 +268,7 @@ int backup_run(struct backup_repo *r, const struct backup_stage *stage, struct s
                 json_decref(files[k]);
         }
         backup_index_free(c.pending);
+        free(c.pack_present);
         free(buf);
         if (rc < 0)
                 return rc;
@@ -317,28 +384,33 @@ int backup_restore_file(struct backup_repo *r, json_t *file, int fd, const char 
                         rc = -EBADMSG;
                         break;
                 }
-                e = backup_index_find(r->index, &id);
-                p = e ? backup_index_pack_at(r->index, e->pack) : NULL;
-                if (!p) {
-                        *ret_what = "a chunk is in no pack the index names";
-                        rc = -ENOENT;
-                        break;
+                rc = -ENOENT;
+                *ret_what = "a chunk is in no pack the index names";
+                for (unsigned place = 0; place < 2 && rc < 0; place++) {
+                        e = place ? backup_index_find_alt(r->index, &id) : backup_index_find(r->index, &id);
+                        p = e ? backup_index_pack_at(r->index, e->pack) : NULL;
+                        if (!p)
+                                continue;
+                        backup_object_name("packs", &p->id, name, sizeof name);
+                        sealed.len = 0;
+                        int q = r->dest->ops->get(r->dest, name, e->e.offset, e->e.length, &sealed);
+                        if (q == 0)
+                                q = backup_blob_open(r->keys, &id, e->e.flags, e->e.raw_len, sealed.data, sealed.len,
+                                                     &plain);
+                        if (q == -ENOENT)
+                                *ret_what = "a pack it needs is missing";
+                        else if (q == -EBADMSG)
+                                *ret_what = "a chunk is damaged in its pack";
+                        else if (q < 0) {
+                                *ret_what = "cannot read the destination";
+                                rc = q;
+                                break;
+                        }
+                        rc = q;
                 }
-                backup_object_name("packs", &p->id, name, sizeof name);
-                sealed.len = 0;
-                rc = r->dest->ops->get(r->dest, name, e->e.offset, e->e.length, &sealed);
-                if (rc == -ENOENT) {
-                        *ret_what = "a pack it needs is missing";
+                if (rc < 0)
                         break;
-                }
-                if (rc == 0)
-                        rc = backup_blob_open(r->keys, &id, e->e.flags, e->e.raw_len, sealed.data, sealed.len, &plain);
-                if (rc == -EBADMSG) {
-                        *ret_what = "a chunk is damaged in its pack";
-                        break;
-                }
-                if (rc == 0)
-                        rc = write_all(fd, plain.data, plain.len);
+                rc = write_all(fd, plain.data, plain.len);
                 if (rc < 0) {
                         *ret_what = "cannot write";
                         break;
@@ -514,12 +586,17 @@ int backup_verify(struct backup_repo *r, bool read_data, backup_report_fn report
                 json_array_foreach(files, j, f) {
                         json_array_foreach(json_object_get(f, "chunks"), k, c) {
                                 backup_id id;
-                                const struct backup_index_entry *e;
-                                const struct backup_index_pack *ip;
-                                if (backup_id_parse(json_string_value(c), &id) < 0 ||
-                                    !(e = backup_index_find(r->index, &id)) ||
-                                    !(ip = backup_index_pack_at(r->index, e->pack)) || in_set(bad, n_bad, &ip->id))
-                                        missing++;
+                                bool ok = false;
+                                if (backup_id_parse(json_string_value(c), &id) == 0)
+                                        for (unsigned place = 0; place < 2 && !ok; place++) {
+                                                const struct backup_index_entry *e =
+                                                        place ? backup_index_find_alt(r->index, &id)
+                                                              : backup_index_find(r->index, &id);
+                                                const struct backup_index_pack *ip =
+                                                        e ? backup_index_pack_at(r->index, e->pack) : NULL;
+                                                ok = ip && !in_set(bad, n_bad, &ip->id);
+                                        }
+                                missing += !ok;
                         }
                 }
                 if (missing) {

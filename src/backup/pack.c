@@ -178,6 +178,7 @@ struct backup_index {
         size_t n, cap;
         uint32_t *slots; /* open addressing: entry position + 1, 0 empty */
         size_t n_slots;
+        struct backup_index *alt; /* second places of blobs stored twice (pack = position in this index) */
 };
 
 int backup_index_new(struct backup_index **ret) {
@@ -194,7 +195,12 @@ void backup_index_free(struct backup_index *x) {
         free(x->packs);
         free(x->e);
         free(x->slots);
+        backup_index_free(x->alt);
         free(x);
+}
+
+const struct backup_index_entry *backup_index_find_alt(const struct backup_index *x, const backup_id *blob) {
+        return x->alt ? backup_index_find(x->alt, blob) : NULL;
 }
 
 static size_t slot_of(const backup_id *id, size_t n_slots) {
@@ -249,6 +255,21 @@ size_t backup_index_pack_count(const struct backup_index *x) {
         return x->n_packs;
 }
 
+/* Records a second place of a blob (the first second place wins). */
+static int index_add_alt(struct backup_index *x, const struct backup_index_entry *e) {
+        int r;
+
+        if (!x->alt && (r = backup_index_new(&x->alt)) < 0)
+                return r;
+        if (backup_index_find(x->alt, &e->e.id))
+                return 0;
+        r = backup_index_add_blob(x->alt, &e->e);
+        if (r < 0)
+                return r;
+        ((struct backup_index_entry *) backup_index_find(x->alt, &e->e.id))->pack = e->pack;
+        return 0;
+}
+
 int backup_index_add_pack(struct backup_index *x, const backup_id *pack, enum backup_series series, bool fresh,
                           const struct backup_pack_entry *e, size_t n) {
         int r;
@@ -284,8 +305,19 @@ int backup_index_add_pack(struct backup_index *x, const backup_id *pack, enum ba
         uint32_t pi = (uint32_t) x->n_packs;
         x->packs[x->n_packs++] = (struct backup_index_pack){ .id = *pack, .series = (uint8_t) series, .fresh = fresh };
         for (size_t i = 0; i < n; i++) {
-                if (backup_index_find(x, &e[i].id))
+                struct backup_index_entry *known = (struct backup_index_entry *) backup_index_find(x, &e[i].id);
+                if (known) {
+                        struct backup_index_entry other = { .e = e[i], .pack = pi };
+                        /* a pack of this run holds a blob again only because its old pack was gone */
+                        if (fresh && known->pack != UINT32_MAX && !x->packs[known->pack].fresh) {
+                                struct backup_index_entry t = *known;
+                                *known = other;
+                                other = t;
+                        }
+                        if (known->pack != UINT32_MAX && (r = index_add_alt(x, &other)) < 0)
+                                return r;
                         continue;
+                }
                 x->e[x->n] = (struct backup_index_entry){ .e = e[i], .pack = pi };
                 size_t j = slot_of(&e[i].id, x->n_slots);
                 while (x->slots[j])

@@ -64,10 +64,13 @@ void backup_index_free(struct backup_index *x);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct backup_index *, backup_index_free);
 /* Adds one blob with no pack (a set of blobs written in this run but not yet in a stored pack). */
 int backup_index_add_blob(struct backup_index *x, const struct backup_pack_entry *e) _warn_unused_;
-/* Adds a pack and its blobs (a blob already known keeps its first place). */
+/* Adds a pack and its blobs. A blob already known keeps its first place, except that a fresh
+ * pack takes over blobs of packs that are not fresh (written again because their pack was gone). */
 int backup_index_add_pack(struct backup_index *x, const backup_id *pack, enum backup_series series, bool fresh,
                           const struct backup_pack_entry *e, size_t n) _warn_unused_;
 const struct backup_index_entry *backup_index_find(const struct backup_index *x, const backup_id *blob);
+/* The second place of a blob stored in two packs (its pack is a position in x), or NULL. */
+const struct backup_index_entry *backup_index_find_alt(const struct backup_index *x, const backup_id *blob);
 /* The i-th blob (NULL past the end), for walking the whole index. */
 const struct backup_index_entry *backup_index_entry_at(const struct backup_index *x, size_t i);
 const struct backup_index_pack *backup_index_pack_at(const struct backup_index *x, uint32_t i);

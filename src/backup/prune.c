@@ -30,6 +30,12 @@ int backup_parse_duration(const char *s, int64_t *ret) {
         if (errno || end == s || !end[0] || end[1])
                 return -EINVAL;
         switch (*end) {
+        case 's':
+                unit = 1;
+                break;
+        case 'm':
+                unit = 60;
+                break;
         case 'h':
                 unit = 3600;
                 break;

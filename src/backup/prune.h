@@ -21,7 +21,7 @@ struct backup_policy {
         int64_t keyring; /* keyring snapshots are kept this long (90 d); the newest always */
 };
 void backup_policy_default(struct backup_policy *p);
-/* "36h", "7d", "5w", "5y" (365 d) into seconds. */
+/* "90s", "30m", "36h", "7d", "5w", "5y" (365 d) into seconds. */
 int backup_parse_duration(const char *s, int64_t *ret) _warn_unused_;
 
 struct backup_prune_item {

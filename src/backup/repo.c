@@ -281,7 +281,8 @@ static int load_one(const char *name, uint64_t size, int64_t mtime, void *ud) {
         int r;
 
         if (backup_id_parse(name + strlen("index/"), &id) < 0) {
-                c->damage(name, "not an index name", c->ud);
+                if (c->damage)
+                        c->damage(name, "not an index name", c->ud);
                 return 0;
         }
         buf_init(&b, BACKUP_OBJECT_MAX);
@@ -289,18 +290,65 @@ static int load_one(const char *name, uint64_t size, int64_t mtime, void *ud) {
         if (r == 0)
                 r = backup_index_load(c->r->index, c->r->keys, &id, b.data, b.len);
         if (r == -EBADMSG || r == -EFBIG) {
-                c->damage(name, "damaged (truncated or altered): skipped", c->ud);
+                if (c->damage)
+                        c->damage(name, "damaged (truncated or altered): skipped", c->ud);
                 return 0;
         }
         return r;
 }
 
+struct named {
+        char *name;
+        int64_t mtime;
+};
+
+struct name_list {
+        struct named *v;
+        size_t n, cap;
+};
+
+static int collect_name(const char *name, uint64_t size, int64_t mtime, void *ud) {
+        struct name_list *l = ud;
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? 2 * l->cap : 32;
+                struct named *v = realloc(l->v, cap * sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                l->v = v;
+                l->cap = cap;
+        }
+        l->v[l->n].name = strdup(name);
+        if (!l->v[l->n].name)
+                return -ENOMEM;
+        l->v[l->n++].mtime = mtime;
+        return 0;
+}
+
+static int newest_first(const void *a, const void *b) {
+        const struct named *x = a, *y = b;
+        if (x->mtime != y->mtime)
+                return x->mtime > y->mtime ? -1 : 1;
+        return strcmp(x->name, y->name);
+}
+
 int backup_repo_load_index(struct backup_repo *r, backup_damage_fn damage, void *ud) {
         struct load_ctx c = { .r = r, .damage = damage, .ud = ud };
+        struct name_list l = {};
+        int q;
+
         backup_index_free(r->index);
         r->index = NULL;
-        int q = backup_index_new(&r->index);
+        q = backup_index_new(&r->index);
         if (q < 0)
                 return q;
-        return r->dest->ops->list(r->dest, "index/", load_one, &c);
+        q = r->dest->ops->list(r->dest, "index/", collect_name, &l);
+        /* newest first: where a blob was written again (its pack had gone), the newer place wins */
+        if (q >= 0 && l.n)
+                qsort(l.v, l.n, sizeof *l.v, newest_first);
+        for (size_t i = 0; q >= 0 && i < l.n; i++)
+                q = load_one(l.v[i].name, 0, l.v[i].mtime, &c);
+        for (size_t i = 0; i < l.n; i++)
+                free(l.v[i].name);
+        free(l.v);
+        return q < 0 ? q : 0;
 }

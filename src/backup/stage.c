@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <openssl/sha.h>
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "audit/merkle.h"
@@ -301,7 +302,7 @@ static bool row_still_there(const char *data_dir, const char *id) {
         return there;
 }
 
-static int stage_objects(struct backup_stage *s, const char *data_dir, const char *meta_copy) {
+static int stage_objects(struct backup_stage *s, const char *data_dir, const char *meta_copy, json_t *rows) {
         sqlite3 *db = NULL;
         sqlite3_stmt *st = NULL;
         int rc, r = 0;
@@ -319,7 +320,8 @@ static int stage_objects(struct backup_stage *s, const char *data_dir, const cha
                 }
                 snprintf(rel, sizeof rel, "objects/%.2s/%.2s/%s", id, id + 2, id);
                 src = path_join(data_dir, rel);
-                if (!src) {
+                if (!src || json_object_set_new(rows, id, json_true()) < 0) {
+                        free(src);
                         r = -ENOMEM;
                         break;
                 }
@@ -336,6 +338,62 @@ static int stage_objects(struct backup_stage *s, const char *data_dir, const cha
                 r = log_error_errno(-EIO, "cannot list the documents of the metadata copy: %s", sqlite3_errmsg(db));
         sqlite3_finalize(st);
         sqlite3_close(db);
+        return r;
+}
+
+/* Documents the staged log says were created (and not discarded or deleted) but that have no row
+ * in the metadata copy: uploads acknowledged by the log, whose row was being committed while
+ * the metadata was copied. Their objects go into the snapshot too, so that the restored vault's
+ * start-up recovery rebuilds their rows from the log, as after a crash. */
+static int stage_logged_objects(struct backup_stage *s, const char *data_dir, json_t *rows) {
+        _cleanup_free_ char *ep = path_join(s->dir, "audit/entries");
+        _cleanup_free_ uint8_t *rec = malloc(65536);
+        _cleanup_fclose_ FILE *f = NULL;
+        json_t *created = json_object(), *v;
+        const char *id;
+        uint8_t hdr[4];
+        int r = 0;
+
+        if (!ep || !rec || !created) {
+                json_decref(created);
+                return -ENOMEM;
+        }
+        f = fopen(ep, "rbe");
+        if (!f) {
+                json_decref(created);
+                return negative_errno();
+        }
+        while (r == 0 && fread(hdr, 1, 4, f) == 4) {
+                uint32_t len = le32(hdr);
+                if (len > 65535 || fread(rec, 1, len + 32, f) != len + 32)
+                        break;
+                json_t *e = json_loadb((const char *) rec, len, 0, NULL);
+                const char *action = json_string_value(json_object_get(e, "action"));
+                const char *obj = json_string_value(json_object_get(e, "object"));
+                if (action && obj && id_ok(obj)) {
+                        if (strcmp(action, "document.create") == 0 || strcmp(action, "document.restore") == 0)
+                                r = json_object_set_new(created, obj, json_true()) < 0 ? -ENOMEM : 0;
+                        else if (strcmp(action, "document.delete") == 0 || strcmp(action, "document.discard") == 0 ||
+                                 strcmp(action, "document.quarantine") == 0)
+                                (void) json_object_del(created, obj);
+                }
+                json_decref(e);
+        }
+        json_object_foreach(created, id, v) {
+                char rel[128];
+                if (r < 0)
+                        break;
+                if (json_object_get(rows, id))
+                        continue;
+                snprintf(rel, sizeof rel, "objects/%.2s/%.2s/%s", id, id + 2, id);
+                _cleanup_free_ char *src = path_join(data_dir, rel);
+                r = src ? add_file(s, BACKUP_SERIES_DATA, rel, src) : -ENOMEM;
+                if (r == -ENOENT)
+                        r = log_error_errno(-EAGAIN, "a document logged in the snapshot's audit log has neither a "
+                                                     "metadata row nor an object any more (it was being discarded "
+                                                     "while the backup ran): run the backup again");
+        }
+        json_decref(created);
         return r;
 }
 
@@ -439,7 +497,11 @@ int backup_stage_take(const char *data_dir, const char *tmp_base, struct backup_
             (r = add_file(s, BACKUP_SERIES_KEYRING, "keyring.db", skeyring)) < 0)
                 return r;
         /* 5. objects: immutable once acknowledged; those whose rows are in the copy */
-        r = stage_objects(s, data_dir, smeta);
+        json_t *rows = json_object();
+        r = rows ? stage_objects(s, data_dir, smeta, rows) : -ENOMEM;
+        if (r == 0)
+                r = stage_logged_objects(s, data_dir, rows);
+        json_decref(rows);
         if (r < 0)
                 return r;
         r = stage_config(s, data_dir);

@@ -11,6 +11,8 @@
 - Damage (on copies of a destination): a flipped bit in a pack, a missing pack, a truncated
   index, a snapshot signed by another vault's key: each named by `backup verify` (exit 3);
   `restore --from DAMAGED --from GOOD` takes the damaged file from the other destination.
+- A pack lost at the destination: the next run writes what it needs again (the index is not
+  trusted blindly), verify names the lost pack only, the new snapshot restores.
 - kill -9 of `backup run` once its first pack is written: `backup verify` finds the repository
   valid (the interrupted run's pack is only a note), the next run completes, a restore works.
 - Prune: a snapshot whose file time disagrees with its signed date is flagged by list and
@@ -20,6 +22,12 @@
   snapshot.
 - Keyring apart: with a keyring_destination the keyring series goes there only and the data
   series to the others; restore needs both (--keyring-from) and says so without.
+- Schedule: with [backup] interval set, `coffre serve` runs one scheduler process that backs
+  up while uploads go on; /metrics shows it; it is gone after the server stops; the scheduled
+  snapshots verify and restore.
+- Drill: `backup drill` restores each destination alone into a scratch directory, verifies the
+  audit log and decrypts and hashes every document, with RPO and RTO figures; a damaged
+  destination fails its drill (exit 3), the other passes; scratch directories are removed.
 - /metrics: last run, last success, duration, bytes and overdue per destination.
 - Bad input: an unknown destination scheme (exit 2), a destination gone (exit 1, the other
   still written, /metrics says which), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
@@ -536,6 +544,169 @@ def test_keyring_apart():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_lost_pack_written_again_by_next_run():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-lost-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        master = os.path.join(tmp, "master.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        v.start()
+        docs = [(v.upload_ok(os.urandom(300000), name="l%d" % i)["id"], None) for i in range(3)]
+        dest = os.path.join(tmp, "dest")
+        backup_init(v, dest)
+        s1 = backup_run(v)["destinations"][0]["snapshot"]
+        lost = packs(dest)[-1]
+        os.unlink(lost)
+        s2 = backup_run(v)["destinations"][0]["snapshot"]
+        probs = problems(verify(dest, master))
+        check(named(probs, os.path.basename(lost), "missing"), "the lost pack is named", probs)
+        # nothing changed in between: the blobs written again make the older snapshot whole too
+        check(not any("snapshots/" in p["object"] for p in probs), "both snapshots are whole", probs)
+        token = v.token
+        data = {}
+        for doc_id, _ in docs:
+            data[doc_id] = v.download(doc_id).body
+        check(v.stop() == 0, "stop")
+        base = os.path.join(tmp, "restored")
+        os.makedirs(base)
+        r = restore([dest], os.path.join(base, "vault"), master, "--snapshot", s2)
+        check(r.returncode == 0, "the new snapshot restores", out(r))
+        check_restored(base, token, list(data.items()), "after a lost pack")
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def children_named(ppid, comm):
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        if name == comm and int(fields[1]) == ppid:
+            found.append(int(pid))
+    return found
+
+
+def test_scheduled_backups_while_serving():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-sched-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        master = os.path.join(tmp, "master.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        dest = os.path.join(tmp, "dest")
+        backup_init(v, dest)
+        with open(os.path.join(v.data, "coffre.conf"), "a") as f:
+            f.write("interval = 1s\n")  # [backup] is the last section
+        v.start()
+        sched = children_named(v.proc.pid, "coffre-backups")
+        check(len(sched) == 1, "coffre serve runs one backup scheduler", sched)
+        status = os.path.join(v.data, "backup", "status")
+        docs = []
+        deadline = time.monotonic() + DEADLINE
+        seen = 0
+        while time.monotonic() < deadline:
+            # uploads go on meanwhile
+            data = os.urandom(50000)
+            docs.append((v.upload_ok(data, name="s%d" % len(docs))["id"], data))
+            if os.path.exists(status):
+                with open(status) as f:
+                    st = json.load(f)["destinations"].get(dest)
+                if st and st["last_ok"] and st["last_success"] > 0:
+                    seen += 1
+                    if seen >= 2 and len(os.listdir(os.path.join(dest, "snapshots"))) >= 4:
+                        break
+            time.sleep(0.2)  # polling the status file, bounded by the deadline
+        check(seen >= 2, "scheduled backups succeeded while serving", v.log_tail(20))
+        text = v.request("GET", "/metrics").body.decode()
+        check('coffre_backup_last_run_ok{destination="%s"} 1' % dest in text, "/metrics shows the scheduled run")
+        token = v.token
+        check(v.stop() == 0, "the server stops cleanly with its scheduler")
+        check(not [p for p in sched if os.path.exists("/proc/%d" % p) and
+                   open("/proc/%d/stat" % p).read().split()[2] != "Z"], "the scheduler is gone after the stop")
+        r = verify(dest, master, "--read-data")
+        check(r.returncode == 0, "the scheduled backups verify", out(r))
+        base = os.path.join(tmp, "restored")
+        os.makedirs(base)
+        r = restore([dest], os.path.join(base, "vault"), master)
+        check(r.returncode == 0, "restore a scheduled snapshot", out(r))
+        info = json.loads(r.stdout)
+        restored = sqlite_ids(os.path.join(base, "vault", "meta.db"))
+        check(restored, "the restored vault has documents")
+        check_restored(base, token, [d for d in docs if d[0] in restored], "scheduled")
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sqlite_ids(path):
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return {r[0] for r in db.execute("SELECT id FROM documents")}
+    finally:
+        db.close()
+
+
+def test_drill_each_destination():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-drill-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        v.start()
+        for i in range(5):
+            v.upload_ok(doc_bytes(100 + i, 70000), name="drill-%d" % i)
+        d1, d2 = os.path.join(tmp, "d1"), os.path.join(tmp, "d2")
+        backup_init(v, d1)
+        backup_init(v, d2)
+        backup_run(v)
+        r = run(["backup", "drill", "--data", v.data, "--json"])
+        check(r.returncode == 0, "drill of two good destinations", out(r))
+        res = json.loads(r.stdout)
+        for d in res:
+            check(d["ok"] and d["documents"] == 5 and d["bad"] == 0 and d["rpo_seconds"] >= 0 and
+                  d["rto_seconds"] > 0, "drill figures for %s" % d["destination"], d)
+        r = run(["backup", "drill", "--data", v.data])
+        check(r.returncode == 0 and b"RPO" in r.stdout and b"RTO" in r.stdout, "text drill report", out(r))
+        # damage in one destination: that drill fails (exit 3), the other passes
+        big = packs(d1)[-1]
+        with open(big, "r+b") as f:
+            f.seek(os.path.getsize(big) // 2)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x01]))
+        r = run(["backup", "drill", "--data", v.data, "--json"])
+        check(r.returncode == 3, "a damaged destination fails its drill (exit 3)", out(r))
+        by = {d["destination"]: d for d in json.loads(r.stdout)}
+        check(not by[d1]["ok"] and by[d2]["ok"], "the damaged one is named, the other passes", by)
+        check(not [n for n in os.listdir(os.environ.get("TMPDIR", "/var/tmp")) if n.startswith("coffre-drill.")
+                   and os.path.getmtime(os.path.join(os.environ.get("TMPDIR", "/var/tmp"), n)) > time.time() - 60],
+              "the scratch directories are removed")
+        # an object damaged in the vault itself: the backup copies it faithfully, the drill's
+        # decryption of every document names it
+        objs = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(v.data, "objects")) for f in fs]
+        victim = sorted(objs)[0]
+        with open(victim, "r+b") as f:
+            f.seek(100)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x80]))
+        backup_run(v)
+        r = run(["backup", "drill", "--data", v.data, "--json"])
+        check(r.returncode == 3, "a damaged document fails the drill", out(r))
+        by = {d["destination"]: d for d in json.loads(r.stdout)}
+        check(by[d2]["bad"] == 1 and os.path.basename(victim) in by[d2]["problems"][0]["document"]
+              and "does not decrypt" in by[d2]["problems"][0]["problem"], "the document is named", by[d2])
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 IN_NAMESPACE = "COFFRE_BACKUP_USERNS"
 
 
@@ -618,6 +789,9 @@ def main():
             test_bad_destinations,
             test_prune_forged_date_never_drives_it,
             test_keyring_apart,
+            test_lost_pack_written_again_by_next_run,
+            test_scheduled_backups_while_serving,
+            test_drill_each_destination,
             test_full_destination_disk,
         ])
     finally:

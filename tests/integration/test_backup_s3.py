@@ -18,6 +18,8 @@ server (s3rver, signatures verified) behind the recording proxy of s3fixture.py,
   date object_lock_days ahead, the keyring series' objects object_lock_keyring_days ahead, the
   repository's run lock none (s3rver ignores these headers: what is checked is what coffre
   sent, as the proxy recorded it).
+- `backup drill` restores from each (the S3 one with the s3_* settings of coffre.conf, passed
+  to the restore it runs with --s3-settings) and checks every document.
 - Wrong secret: `backup run` exits 1 naming SignatureDoesNotMatch for the S3 destination and
   still writes the directory; no secret in the output.
 - Unreachable endpoint: exit 1 with the connection error after the retries.
@@ -204,6 +206,16 @@ def test_dates_from_last_modified():
     check(r.returncode == 0, "backup verify --read-data of the S3 destination", out(r))
 
 
+def test_drill_with_s3():
+    s = setup()
+    r = run(["backup", "drill", "--data", s.v.data, "--json"], env=clean_env())
+    check(r.returncode == 0, "drill of the directory and the S3 destination (settings from coffre.conf)", out(r))
+    by = {d["destination"]: d for d in json.loads(r.stdout)}
+    check(set(by) == {s.dir, s.url}, "both drilled", by)
+    for d in by.values():
+        check(d["ok"] and d["documents"] == len(s.docs) and d["bad"] == 0, "drill of %s" % d["destination"], d)
+
+
 def test_round_trip_from_s3_alone_and_from_dir():
     s = setup()
     token = s.v.token
@@ -315,6 +327,7 @@ def main():
                 test_run_writes_both,
                 test_no_overwrite,
                 test_dates_from_last_modified,
+                test_drill_with_s3,
                 test_round_trip_from_s3_alone_and_from_dir,
                 test_object_lock_headers,
                 test_wrong_secret_and_unreachable,

@@ -225,6 +225,20 @@ static void test_pack_index_round_trip(void **state) {
         backup_id absent;
         memset(absent.b, 0x5a, sizeof absent.b);
         assert_null(backup_index_find(y, &absent));
+        /* a blob written again in a fresh pack (its old pack was lost): the new place first, the
+         * old one second */
+        backup_id pack2;
+        memset(pack2.b, 0x77, sizeof pack2.b);
+        struct backup_pack_entry again = pe[3];
+        again.offset = 8;
+        assert_int_equal(backup_index_add_pack(y, &pack2, BACKUP_SERIES_DATA, true, &again, 1), 0);
+        const struct backup_index_entry *now = backup_index_find(y, &ids[3]),
+                                        *before = backup_index_find_alt(y, &ids[3]);
+        assert_non_null(now);
+        assert_non_null(before);
+        assert_memory_equal(backup_index_pack_at(y, now->pack)->id.b, pack2.b, 32);
+        assert_memory_equal(backup_index_pack_at(y, before->pack)->id.b, pack.b, 32);
+        assert_null(backup_index_find_alt(y, &ids[4]));
 
         /* ---- damage ---- */
         /* a flipped bit anywhere in the pack: its name no longer matches */
