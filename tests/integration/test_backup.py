@@ -29,6 +29,8 @@
   audit log and decrypts and hashes every document, with RPO and RTO figures; a damaged
   destination fails its drill (exit 3), the other passes; scratch directories are removed.
 - /metrics: last run, last success, duration, bytes and overdue per destination.
+- kill -9 of `backup prune` while it holds the destination: the repository verifies, the next
+  prune reports the stale lock, then completes once it is removed; backups and restore go on.
 - Bad input: an unknown destination scheme (exit 2), a destination gone (exit 1, the other
   still written, /metrics says which), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
   and verifying as before), restore into a non-empty directory (exit 1, nothing written).
@@ -707,6 +709,58 @@ def test_drill_each_destination():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_kill_during_prune():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-killprune-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        master = os.path.join(tmp, "master.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        v.start()
+        dest = os.path.join(tmp, "dest")
+        backup_init(v, dest)
+        for i in range(30):  # 30 runs in one hour: prune keeps only the newest
+            v.upload_ok(os.urandom(20000), name="p%d" % i)
+            backup_run(v)
+        lock = os.path.join(dest, "locks", "prune")
+        snaps = os.path.join(dest, "snapshots")
+        before = len(os.listdir(snaps))
+        p = subprocess.Popen([os.path.abspath(BINARY), "backup", "prune", "--data", v.data],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + DEADLINE
+        # kill it once it has started deleting snapshots (and so holds the destination)
+        while time.monotonic() < deadline and p.poll() is None and not (
+                os.path.exists(lock) and len(os.listdir(snaps)) < before):
+            time.sleep(0.0002)  # polling the destination, bounded by the deadline
+        p.kill()
+        p.wait()
+        left = len(os.listdir(snaps))
+        check(p.returncode == -signal.SIGKILL and os.path.exists(lock) and left < before,
+              "the prune was killed while deleting (rc %s, %d of %d snapshots left)" % (p.returncode, left, before))
+        print("killed prune with %d of %d snapshots left" % (left, before))
+        r = verify(dest, master, "--read-data")
+        check(r.returncode == 0, "the repository is valid after kill -9 of prune", out(r))
+        res = prune(["--data", v.data], expect=1)
+        check("another prune" in res["error"], "the killed prune's lock is reported", res)
+        os.unlink(lock)
+        res = prune(["--data", v.data])
+        check(res["ok"], "the next prune completes", res)
+        r = verify(dest, master, "--read-data")
+        check(r.returncode == 0, "valid after the next prune", out(r))
+        r = run(["backup", "list", "--from", dest, "--master-key", master, "--json"])
+        data_snaps = [x for x in json.loads(r.stdout)[0]["snapshots"] if x["series"] == "data"]
+        check(len(data_snaps) == 1, "one data snapshot is left", data_snaps)
+        backup_run(v)  # and backups go on
+        token = v.token
+        check(v.stop() == 0, "stop")
+        base = os.path.join(tmp, "restored")
+        os.makedirs(base)
+        r = restore([dest], os.path.join(base, "vault"), master)
+        check(r.returncode == 0, "restore after the interrupted prune", out(r))
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 IN_NAMESPACE = "COFFRE_BACKUP_USERNS"
 
 
@@ -792,6 +846,7 @@ def main():
             test_lost_pack_written_again_by_next_run,
             test_scheduled_backups_while_serving,
             test_drill_each_destination,
+            test_kill_during_prune,
             test_full_destination_disk,
         ])
     finally:
