@@ -477,7 +477,10 @@ int backup_dest_s3_open(const char *url, const struct backup_dest_conf *conf, st
                         cfg.session_token = (const char *) token.data;
                 }
         }
+        bool own_keys = cfg.access_key != NULL;
         s3_config_from_env(&cfg);
+        if (own_keys && !PICK(session_token_file))
+                cfg.session_token = NULL; /* a token of the environment belongs to its own keys */
         if (!cfg.endpoint) {
                 snprintf(endpoint, sizeof endpoint, "https://s3.%s.amazonaws.com",
                          cfg.region ? cfg.region : "us-east-1");
