@@ -23,6 +23,9 @@ server (s3rver, signatures verified) behind the recording proxy of s3fixture.py,
 - Wrong secret: `backup run` exits 1 naming SignatureDoesNotMatch for the S3 destination and
   still writes the directory; no secret in the output.
 - Unreachable endpoint: exit 1 with the connection error after the retries.
+- Per-bucket settings: s3_secret_key_file[BUCKET] is used for that bucket only.
+- A session token from s3_session_token_file is sent and signed on every request (and the
+  environment's AWS_SESSION_TOKEN is not used with keys from coffre.conf).
 Usage: test_backup_s3.py PATH/TO/coffre
 """
 
@@ -37,7 +40,7 @@ import tempfile
 import time
 
 from harness import Vault, check, exit_status, run_tests
-from s3fixture import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server
+from s3fixture import ACCESS_KEY, BUCKET, OTHER_BUCKET, SECRET_KEY, S3Server, _parse_auth
 import test_backup as tb
 from test_backup import MARK_CONTENT, MARK_NAME, backup_run, check_restored, doc_bytes, out, restore, run
 
@@ -318,6 +321,59 @@ def test_wrong_secret_and_unreachable():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_per_bucket_settings():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-s3bucket-")
+    v = Vault(tb.BINARY, base=os.path.join(tmp, "a"))
+    try:
+        # every S3 destination gets the good settings, except coffre-other: another secret
+        s3_settings(v, S3.endpoint, extra=["s3_secret_key_file[%s] = keys/other.secret" % OTHER_BUCKET])
+        with open(os.path.join(v.data, "keys", "other.secret"), "w") as f:
+            f.write("the-other-bucket-secret\n")
+        v.start()
+        v.upload_ok(doc_bytes(3), name="x.pdf")
+        good, other = "s3://%s/pb" % BUCKET, "s3://%s/pb" % OTHER_BUCKET
+        r = run(["backup", "init", "--data", v.data, "--to", good], env=clean_env())
+        check(r.returncode == 0, "init of the bucket with the common settings", out(r))
+        r = run(["backup", "init", "--data", v.data, "--to", other], env=clean_env())
+        check(r.returncode == 1 and b"SignatureDoesNotMatch" in r.stderr,
+              "the other bucket takes its own (wrong) secret", out(r))
+        check(b"the-other-bucket-secret" not in r.stdout + r.stderr, "the secret appears in the output")
+        with open(os.path.join(v.data, "keys", "other.secret"), "w") as f:
+            f.write(SECRET_KEY + "\n")
+        r = run(["backup", "init", "--data", v.data, "--to", other], env=clean_env())
+        check(r.returncode == 0, "with the right secret for that bucket", out(r))
+        r = run(["backup", "run", "--data", v.data, "--json"], env=clean_env())
+        check(r.returncode == 0 and all(d["ok"] for d in json.loads(r.stdout)["destinations"]),
+              "both buckets written", out(r))
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_session_token_sent_and_signed():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-s3token-")
+    v = Vault(tb.BINARY, base=os.path.join(tmp, "a"))
+    try:
+        s3_settings(v, S3.endpoint, extra=["s3_session_token_file = keys/s3.token"])
+        with open(os.path.join(v.data, "keys", "s3.token"), "w") as f:
+            f.write("FQoGZXIvYXdzEXAMPLETOKEN0123456789\n")
+        S3.take_requests()
+        r = run(["backup", "init", "--data", v.data, "--to", "s3://%s/tok" % BUCKET],
+                env=clean_env(AWS_SESSION_TOKEN="from-the-environment"))
+        check(r.returncode == 0, "init with a session token", out(r))
+        reqs = S3.take_requests()
+        check(reqs and all(q["headers"].get("x-amz-security-token") == "FQoGZXIvYXdzEXAMPLETOKEN0123456789"
+                           for q in reqs), "the token of s3_session_token_file on every request",
+              [q["headers"].get("x-amz-security-token") for q in reqs])
+        for q in reqs:
+            auth = _parse_auth(q["headers"]["authorization"])
+            check("x-amz-security-token" in auth[4], "the token is signed", auth[4])
+        check(b"FQoGZXIvYXdzEXAMPLETOKEN" not in r.stdout + r.stderr, "the token appears in the output")
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     global S3
     try:
@@ -331,6 +387,8 @@ def main():
                 test_round_trip_from_s3_alone_and_from_dir,
                 test_object_lock_headers,
                 test_wrong_secret_and_unreachable,
+                test_per_bucket_settings,
+                test_session_token_sent_and_signed,
             ])
     finally:
         if ST is not None:
