@@ -371,6 +371,11 @@ static const char *code_hint(const char *code) {
                 return "this machine's clock is too far from the server's";
         if (strcmp(code, "AccessDenied") == 0)
                 return "the credentials are not allowed to do this";
+        if (strcmp(code, "PermanentRedirect") == 0 || strcmp(code, "AuthorizationHeaderMalformed") == 0 ||
+            strcmp(code, "IllegalLocationConstraintException") == 0)
+                return "the bucket is in another region than the one configured, or needs another endpoint";
+        if (strcmp(code, "NoSuchBucket") == 0)
+                return "create the bucket first, or check its name and the endpoint";
         return NULL;
 }
 

@@ -345,6 +345,9 @@ def test_per_bucket_settings():
         r = run(["backup", "run", "--data", v.data, "--json"], env=clean_env())
         check(r.returncode == 0 and all(d["ok"] for d in json.loads(r.stdout)["destinations"]),
               "both buckets written", out(r))
+        r = run(["backup", "init", "--data", v.data, "--to", "s3://coffre-missing/pb"], env=clean_env())
+        check(r.returncode == 1 and b"NoSuchBucket" in r.stderr and b"create the bucket first" in r.stderr,
+              "a bucket that does not exist is named", out(r))
     finally:
         v.close()
         shutil.rmtree(tmp, ignore_errors=True)
