@@ -36,7 +36,7 @@ int backup_run(struct backup_repo *r, const struct backup_stage *stage, struct s
         _warn_unused_;
 
 /* Every snapshot that checks (signed, whole); others are reported. Sorted by time, oldest
- * first. */
+ * first (in one second, by the size of the audit log covered). */
 int backup_snapshots(struct backup_repo *r, backup_report_fn report, void *ud, struct backup_snapshot **ret,
                      size_t *ret_n) _warn_unused_;
 void backup_snapshots_free(struct backup_snapshot *s, size_t n);

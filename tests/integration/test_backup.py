@@ -31,6 +31,9 @@
 - /metrics: last run, last success, duration, bytes and overdue per destination.
 - kill -9 of `backup prune` while it holds the destination: the repository verifies, the next
   prune reports the stale lock, then completes once it is removed; backups and restore go on.
+- Recovery passphrase: with the data directory gone, the passphrase alone verifies and
+  restores a destination (a wrong one opens nothing); the vault starts once the master key
+  kept offline is put back, which no backup holds.
 - Bad input: an unknown destination scheme (exit 2), a destination gone (exit 1, the other
   still written, /metrics says which), a full destination disk (a small tmpfs: exit 1, "full", the vault serving
   and verifying as before), restore into a non-empty directory (exit 1, nothing written).
@@ -689,8 +692,11 @@ def test_drill_each_destination():
         check(not [n for n in os.listdir(os.environ.get("TMPDIR", "/var/tmp")) if n.startswith("coffre-drill.")
                    and os.path.getmtime(os.path.join(os.environ.get("TMPDIR", "/var/tmp"), n)) > time.time() - 60],
               "the scratch directories are removed")
-        # an object damaged in the vault itself: the backup copies it faithfully, the drill's
-        # decryption of every document names it
+        # an object damaged in the vault itself before a destination's first backup: copied
+        # faithfully, and the drill's decryption of every document names it (destinations that
+        # hold it already keep their intact copy: an object is not read again)
+        d3 = os.path.join(tmp, "d3")
+        backup_init(v, d3)
         objs = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(v.data, "objects")) for f in fs]
         victim = sorted(objs)[0]
         with open(victim, "r+b") as f:
@@ -702,8 +708,9 @@ def test_drill_each_destination():
         r = run(["backup", "drill", "--data", v.data, "--json"])
         check(r.returncode == 3, "a damaged document fails the drill", out(r))
         by = {d["destination"]: d for d in json.loads(r.stdout)}
-        check(by[d2]["bad"] == 1 and os.path.basename(victim) in by[d2]["problems"][0]["document"]
-              and "does not decrypt" in by[d2]["problems"][0]["problem"], "the document is named", by[d2])
+        check(by[d3]["bad"] == 1 and os.path.basename(victim) in by[d3]["problems"][0]["document"]
+              and "does not decrypt" in by[d3]["problems"][0]["problem"], "the document is named", by[d3])
+        check(by[d2]["ok"], "the destination that had it already keeps it intact", by[d2])
     finally:
         v.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -756,6 +763,46 @@ def test_kill_during_prune():
         os.makedirs(base)
         r = restore([dest], os.path.join(base, "vault"), master)
         check(r.returncode == 0, "restore after the interrupted prune", out(r))
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_recovery_passphrase():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-pass-")
+    v = Vault(BINARY, base=os.path.join(tmp, "a"))
+    try:
+        v.start()
+        data = b"read with the passphrase alone " * 500
+        doc = v.upload_ok(data, name="p")["id"]
+        dest = os.path.join(tmp, "dest")
+        pf = os.path.join(tmp, "pass")
+        with open(pf, "w") as f:
+            f.write("correct horse battery staple\n")
+        backup_init(v, dest, "--passphrase-file", pf)
+        backup_run(v)
+        master = os.path.join(tmp, "kept-offline.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        token = v.token
+        check(v.stop() == 0, "stop")
+        shutil.rmtree(v.data)  # the machine is gone
+        bad = os.path.join(tmp, "bad")
+        with open(bad, "w") as f:
+            f.write("wrong horse\n")
+        r = run(["backup", "verify", "--from", dest, "--passphrase-file", bad])
+        check(r.returncode == 1 and b"does not open" in r.stderr, "a wrong passphrase opens nothing", out(r))
+        r = run(["backup", "verify", "--from", dest, "--passphrase-file", pf, "--read-data"])
+        check(r.returncode == 0, "the passphrase alone verifies the destination", out(r))
+        base = os.path.join(tmp, "restored")
+        os.makedirs(base)
+        target = os.path.join(base, "vault")
+        r = run(["restore", "--from", dest, "--data", target, "--passphrase-file", pf])
+        check(r.returncode == 0 and b"master key" in r.stdout, "restore with the passphrase says what is missing",
+              out(r))
+        check(not os.path.exists(os.path.join(target, "keys", "master.key")), "no master key came from the backup")
+        shutil.copy(master, os.path.join(target, "keys", "master.key"))
+        os.chmod(os.path.join(target, "keys", "master.key"), 0o600)
+        check_restored(base, token, [(doc, data)], "passphrase restore")
     finally:
         v.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -847,6 +894,7 @@ def main():
             test_scheduled_backups_while_serving,
             test_drill_each_destination,
             test_kill_during_prune,
+            test_recovery_passphrase,
             test_full_destination_disk,
         ])
     finally:
