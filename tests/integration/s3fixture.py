@@ -9,6 +9,7 @@ signatures it verifies, and puts a small recording proxy of our own in front of 
   on PUT);
 - errors can be injected: the next N requests answered with a given status and S3 error code
   (or a given body), without reaching s3rver;
+- hook: a test may hold a request (to kill the client while it waits on it);
 - rewrite: a test may change the answers s3rver gives (the objects' Last-Modified, say);
 - virtual-host style (BUCKET.s3.localhost:PORT, which curl resolves to 127.0.0.1): s3rver
   checks such a request's signature against the wrong path, so the proxy checks it itself
@@ -62,6 +63,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
         headers = [(k, v) for k, v in self.headers.items()]
+        if fx.hook:
+            fx.hook(self.command, self.path)  # may block: a test holds a request there
         with fx.lock:
             fx.requests.append({"method": self.command, "path": self.path,
                                 "headers": {k.lower(): v for k, v in headers}, "body_len": len(body)})
@@ -186,6 +189,7 @@ class S3Server:
         self.injections = []
         self.put_refuses_existing = True
         self.rewrite = None  # fn(method, path, headers, body) -> (headers, body) on forwarded answers
+        self.hook = None  # fn(method, path) called as each request arrives; may block it
         self.proc = None
         self.proxy = None
         self.backend_port = None

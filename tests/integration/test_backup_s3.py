@@ -23,6 +23,8 @@ server (s3rver, signatures verified) behind the recording proxy of s3fixture.py,
 - Wrong secret: `backup run` exits 1 naming SignatureDoesNotMatch for the S3 destination and
   still writes the directory; no secret in the output.
 - Unreachable endpoint: exit 1 with the connection error after the retries.
+- kill -9 of `backup run` while its second multipart part is in flight (held by the proxy):
+  the repository verifies (--read-data), the next run completes, a restore gives the document.
 - Per-bucket settings: s3_secret_key_file[BUCKET] is used for that bucket only.
 - A session token from s3_session_token_file is sent and signed on every request (and the
   environment's AWS_SESSION_TOKEN is not used with keys from coffre.conf).
@@ -35,8 +37,10 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from harness import Vault, check, exit_status, run_tests
@@ -377,6 +381,56 @@ def test_session_token_sent_and_signed():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_kill_during_multipart_then_next_run_completes():
+    tmp = tempfile.mkdtemp(prefix="coffre-backup-s3kill-")
+    v = Vault(tb.BINARY, base=os.path.join(tmp, "a"))
+    seen, release = threading.Event(), threading.Event()
+
+    def hold_second_part(method, path):
+        if method == "PUT" and "partNumber=2" in path and not release.is_set():
+            seen.set()
+            release.wait(120)
+    try:
+        master = os.path.join(tmp, "master.key")
+        shutil.copy(os.path.join(v.data, "keys", "master.key"), master)
+        os.chmod(master, 0o600)
+        s3_settings(v, S3.endpoint, extra=["s3_part_size_mib = 5"])
+        v.start()
+        big = os.urandom(11 << 20)
+        big_id = v.upload_ok(big, name="big.pdf")["id"]
+        url = "s3://%s/killed" % BUCKET
+        r = run(["backup", "init", "--data", v.data, "--to", url], env=clean_env())
+        check(r.returncode == 0, "backup init", out(r))
+        S3.hook = hold_second_part
+        p = subprocess.Popen([os.path.abspath(tb.BINARY), "backup", "run", "--data", v.data, "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+        try:
+            check(seen.wait(120), "the run never reached its second part")
+            p.kill()  # SIGKILL while the second part is in flight
+            p.communicate(timeout=60)
+        finally:
+            release.set()
+            S3.hook = None
+        env = clean_env(AWS_ENDPOINT_URL=S3.endpoint, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+                        AWS_S3_FORCE_PATH_STYLE="true", AWS_CA_BUNDLE=S3.ca_file)
+        r = run(["backup", "verify", "--from", url, "--master-key", master, "--read-data", "--json"], env=env)
+        check(r.returncode == 0, "the repository verifies after kill -9 mid-upload", out(r))
+        r = run(["backup", "run", "--data", v.data, "--json"], env=clean_env())
+        check(r.returncode == 0, "the next run completes", out(r))
+        r = run(["backup", "verify", "--from", url, "--master-key", master, "--read-data", "--json"], env=env)
+        check(r.returncode == 0, "and verifies", out(r))
+        token = v.token
+        check(v.stop() == 0, "server did not stop cleanly")
+        base = tempfile.mkdtemp(prefix="restored-", dir=tmp)
+        r = run(["restore", "--data", os.path.join(base, "vault"), "--master-key", master, "--json", "--from", url],
+                env=env)
+        check(r.returncode == 0, "restore after the interrupted run", out(r))
+        check_restored(base, token, [(big_id, big)], "restore after kill -9")
+    finally:
+        v.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     global S3
     try:
@@ -392,6 +446,7 @@ def main():
                 test_wrong_secret_and_unreachable,
                 test_per_bucket_settings,
                 test_session_token_sent_and_signed,
+                test_kill_during_multipart_then_next_run_completes,
             ])
     finally:
         if ST is not None:
