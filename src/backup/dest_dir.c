@@ -243,7 +243,7 @@ int backup_dest_dir_open(const char *path, bool create, struct backup_dest **ret
         return 0;
 }
 
-int backup_dest_open(const char *url, bool create, struct backup_dest **ret) {
+int backup_dest_open_conf(const char *url, bool create, const struct backup_dest_conf *conf, struct backup_dest **ret) {
         if (!url)
                 return -EINVAL;
         if (strncmp(url, "file://", 7) == 0)
@@ -251,8 +251,23 @@ int backup_dest_open(const char *url, bool create, struct backup_dest **ret) {
         if (url[0] == '/')
                 return backup_dest_dir_open(url, create, ret);
         if (strncmp(url, "s3://", 5) == 0)
-                return -EPROTONOSUPPORT;
+                return backup_dest_s3_open(url, conf, ret);
         return -EINVAL;
+}
+
+int backup_dest_open(const char *url, bool create, struct backup_dest **ret) {
+        return backup_dest_open_conf(url, create, NULL, ret);
+}
+
+int backup_dest_put_series(struct backup_dest *d, const char *name, int series, const void *p, size_t n) {
+        if (d->ops->put_series)
+                return d->ops->put_series(d, name, series, p, n);
+        return d->ops->put(d, name, p, n);
+}
+
+const char *backup_dest_strerror(struct backup_dest *d, int r) {
+        const char *e = d && d->ops && d->ops->error ? d->ops->error(d) : NULL;
+        return e && *e ? e : strerror(r < 0 ? -r : r);
 }
 
 void backup_dest_free(struct backup_dest *d) {

@@ -181,7 +181,7 @@ static int flush_pack(struct run_ctx *c, enum backup_series series) {
         if (rc < 0)
                 return rc;
         backup_object_name("packs", &id, name, sizeof name);
-        rc = c->r->dest->ops->put(c->r->dest, name, file.data, file.len);
+        rc = backup_dest_put_series(c->r->dest, name, (int) series, file.data, file.len);
         if (rc == -EEXIST)
                 rc = 0; /* content addressed: the same bytes are there already */
         if (rc < 0)

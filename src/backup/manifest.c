@@ -69,7 +69,7 @@ int backup_manifest_write(struct backup_repo *r, struct signer *s, enum backup_s
                 return rc;
         backup_content_id(file.data, file.len, ret_id);
         backup_object_name("snapshots", ret_id, name, sizeof name);
-        return r->dest->ops->put(r->dest, name, file.data, file.len);
+        return backup_dest_put_series(r->dest, name, (int) series, file.data, file.len);
 }
 
 int backup_manifest_read(struct backup_repo *r, const char *name, struct backup_snapshot *ret, const char **ret_what) {

@@ -396,7 +396,7 @@ int backup_prune_apply(struct backup_repo *r, const struct backup_prune_plan *pl
                 rc = backup_pack_writer_finish(w, r->keys, &file, &id, &e, &n);
                 if (rc == 0) {
                         backup_object_name("packs", &id, name, sizeof name);
-                        rc = r->dest->ops->put(r->dest, name, file.data, file.len);
+                        rc = backup_dest_put_series(r->dest, name, BACKUP_SERIES_KEYRING, file.data, file.len);
                         if (rc == -EEXIST)
                                 rc = 0;
                 }

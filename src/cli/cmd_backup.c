@@ -104,12 +104,14 @@ static int backup_init(int argc, char **argv) {
                 fprintf(stderr, "coffre backup init: at most %d destinations\n", BACKUP_CLI_MAX_DESTS);
                 return CLI_EXIT_FAILURE;
         }
+        r = backup_cli_open_dest(to, true, &bc.dconf, &dest);
         backup_cli_conf_clear(&bc);
-        if (pfile && backup_cli_read_passphrase(pfile, &pass) < 0)
-                return CLI_EXIT_FAILURE;
-        r = backup_cli_open_dest(to, true, &dest);
         if (r < 0)
                 return r == -EINVAL || r == -EPROTONOSUPPORT ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+        if (pfile && backup_cli_read_passphrase(pfile, &pass) < 0) {
+                backup_dest_free(dest);
+                return CLI_EXIT_FAILURE;
+        }
         if (backup_cli_open_master(data, &vc, &m) < 0) {
                 backup_dest_free(dest);
                 return CLI_EXIT_FAILURE;
@@ -128,13 +130,15 @@ static int backup_init(int argc, char **argv) {
                 return CLI_EXIT_FAILURE;
         }
         chunker_params_default(&cp);
+        backup_dest_error_clear();
         r = backup_repo_create(dest, m, pass, pub, vc.vault_id, vc.audit_origin, &cp, &repo);
         if (r == -EEXIST) {
                 cli_error("%s already holds a backup repository: nothing changed", to);
                 return CLI_EXIT_FAILURE;
         }
         if (r < 0) {
-                cli_error("cannot create the repository in %s: %s", to, strerror(-r));
+                cli_error("cannot create the repository in %s: %s", to,
+                          backup_dest_last_error() ? backup_dest_last_error() : strerror(-r));
                 return CLI_EXIT_FAILURE;
         }
         _cleanup_free_ char *sdir = path_join(data, BACKUP_STATUS_DIR);
@@ -276,16 +280,18 @@ static int backup_run_cmd(int argc, char **argv) {
                 struct timespec t0, t1;
                 char sid[BACKUP_ID_HEX + 1] = "", kid[BACKUP_ID_HEX + 1] = "";
                 const char *why = NULL;
+                char whybuf[600];
                 _cleanup_free_ char *show = cli_escape(all[i]);
 
                 clock_gettime(CLOCK_MONOTONIC, &t0);
-                r = backup_dest_open(all[i], false, &dest);
+                backup_dest_error_clear();
+                r = backup_dest_open_conf(all[i], false, &bc.dconf, &dest);
                 if (r < 0)
                         why = backup_cli_dest_error(r);
                 if (r == 0) {
                         r = backup_repo_open(dest, m, NULL, &repo);
                         if (r < 0)
-                                why = backup_cli_repo_error(r);
+                                why = backup_cli_repo_error_of(r, whybuf, sizeof whybuf);
                 }
                 if (r == 0 && strcmp(repo->vault_id, vc.vault_id) != 0) {
                         r = -EXDEV;
@@ -296,14 +302,14 @@ static int backup_run_cmd(int argc, char **argv) {
                         r = backup_lock_run(repo, run_id, lock, sizeof lock);
                         if (r < 0) {
                                 why = r == -EBUSY ? "a prune is running on this destination (locks/prune)"
-                                                  : strerror(-r);
+                                                  : backup_dest_strerror(dest, r);
                                 lock[0] = 0;
                         }
                 }
                 if (r == 0) {
                         r = backup_repo_load_index(repo, run_damage, &rr);
                         if (r < 0)
-                                why = strerror(-r);
+                                why = backup_dest_strerror(dest, r);
                 }
                 if (r == 0) {
                         uint64_t total = 0;
@@ -321,7 +327,7 @@ static int backup_run_cmd(int argc, char **argv) {
                                 why = "the destination is full (no space left on device); what was written is "
                                       "harmless and the next run reuses it";
                         else if (r < 0)
-                                why = strerror(-r);
+                                why = backup_dest_strerror(dest, r);
                 }
                 if (lock[0])
                         backup_unlock(repo, lock);

@@ -19,6 +19,7 @@ void backup_cli_conf_clear(struct backup_cli_conf *c) {
         for (size_t i = 0; i < c->n_keyring; i++)
                 free(c->keyring_dest[i]);
         c->n_dest = c->n_keyring = 0;
+        backup_dest_conf_clear(&c->dconf);
 }
 
 static int conf_handler(void *ud, const char *section, const char *name, const char *value) {
@@ -40,6 +41,9 @@ static int conf_handler(void *ud, const char *section, const char *name, const c
                 return backup_parse_duration(value, &c->policy.weekly) == 0;
         if (strcmp(name, "keyring_retention") == 0)
                 return backup_parse_duration(value, &c->policy.keyring) == 0;
+        int k = backup_dest_conf_set(&c->dconf, name, value);
+        if (k != 0)
+                return k > 0;
         return 1; /* settings of later versions (schedule, retention) */
 }
 
@@ -56,11 +60,15 @@ int backup_cli_load_conf(const char *data, struct vault_config *vc, struct backu
         }
         *bc = (struct backup_cli_conf){};
         backup_policy_default(&bc->policy);
+        backup_dest_conf_init(&bc->dconf);
+        bc->dconf.base_dir = strdup(data);
+        if (!bc->dconf.base_dir)
+                return -ENOMEM;
         r = ini_parse(path, conf_handler, bc);
         if (r != 0) {
                 backup_cli_conf_clear(bc);
                 cli_error("%s/coffre.conf: bad [backup] setting on line %d (at most %d destinations; durations "
-                          "like 36h, 7d, 5w, 5y)",
+                          "like 36h, 7d, 5w, 5y; S3 settings as in docs/operations.md)",
                           data, r, BACKUP_CLI_MAX_DESTS);
                 return -EINVAL;
         }
@@ -151,9 +159,13 @@ int backup_cli_open_master(const char *data, const struct vault_config *vc, stru
 const char *backup_cli_dest_error(int r) {
         switch (r) {
         case -EPROTONOSUPPORT:
-                return "this build supports directory destinations only (s3:// is not available yet)";
+                return "this build does not support this kind of destination";
         case -EINVAL:
-                return "unknown destination scheme (an absolute directory path or file:///path)";
+                return "unknown destination scheme or malformed destination (an absolute directory path, "
+                       "file:///path or s3://bucket/prefix with valid S3 settings)";
+        case -ENOKEY:
+                return "no S3 credentials (s3_access_key_id and s3_secret_key_file in [backup] of coffre.conf, or "
+                       "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)";
         case -ENOENT:
                 return "does not exist";
         case -ENOTDIR:
@@ -163,8 +175,8 @@ const char *backup_cli_dest_error(int r) {
         }
 }
 
-int backup_cli_open_dest(const char *url, bool create, struct backup_dest **ret) {
-        int r = backup_dest_open(url, create, ret);
+int backup_cli_open_dest(const char *url, bool create, const struct backup_dest_conf *conf, struct backup_dest **ret) {
+        int r = backup_dest_open_conf(url, create, conf, ret);
         if (r < 0) {
                 _cleanup_free_ char *show = cli_escape(url);
                 cli_error("destination %s: %s", show ? show : "?", backup_cli_dest_error(r));
@@ -187,6 +199,14 @@ const char *backup_cli_repo_error(int r) {
         }
 }
 
+const char *backup_cli_repo_error_of(int r, char *buf, size_t n) {
+        const char *e = backup_dest_last_error();
+        if (!e)
+                return backup_cli_repo_error(r);
+        snprintf(buf, n, "%s", e);
+        return buf;
+}
+
 /* ---- opening repositories for list / verify / restore ---- */
 
 /* The repositories named by --from, or else the configured destinations. */
@@ -200,6 +220,8 @@ int backup_cli_open_repos(const struct backup_cli_open_opts *o, struct backup_re
         size_t n = 0;
         int r;
 
+        if (!o->data && o->s3_settings && backup_cli_load_conf(o->s3_settings, &vc, &bc) < 0)
+                return -EINVAL;
         if (o->data) {
                 if (backup_cli_load_conf(o->data, &vc, &bc) < 0)
                         return -EINVAL;
@@ -236,15 +258,18 @@ int backup_cli_open_repos(const struct backup_cli_open_opts *o, struct backup_re
                 struct backup_dest *d = NULL;
                 _cleanup_free_ char *show = cli_escape(list[i]);
                 names[i] = o->n_from ? list[i] : NULL;
-                r = backup_dest_open(list[i], false, &d);
+                char why[600];
+                r = backup_dest_open_conf(list[i], false, &bc.dconf, &d);
                 if (r < 0) {
                         cli_error("destination %s: %s", show ? show : "?", backup_cli_dest_error(r));
                         repos[i] = NULL;
                         continue;
                 }
+                backup_dest_error_clear();
                 r = backup_repo_open(d, m, pass, &repos[i]);
                 if (r < 0) {
-                        cli_error("destination %s: %s", show ? show : "?", backup_cli_repo_error(r));
+                        cli_error("destination %s: %s", show ? show : "?",
+                                  backup_cli_repo_error_of(r, why, sizeof why));
                         repos[i] = NULL;
                 }
         }

@@ -25,6 +25,7 @@ struct backup_cli_conf {
         size_t n_dest;
         char *keyring_dest[BACKUP_CLI_MAX_DESTS];
         size_t n_keyring;
+        struct backup_dest_conf dconf; /* s3_* and object_lock* settings (backup/dest.h) */
 };
 
 void backup_cli_conf_clear(struct backup_cli_conf *c);
@@ -39,7 +40,11 @@ int backup_cli_open_master(const char *data, const struct vault_config *vc, stru
 /* What a destination or repository error means, for people. */
 const char *backup_cli_dest_error(int r);
 const char *backup_cli_repo_error(int r);
-int backup_cli_open_dest(const char *url, bool create, struct backup_dest **ret) _warn_unused_;
+int backup_cli_open_dest(const char *url, bool create, const struct backup_dest_conf *conf, struct backup_dest **ret)
+        _warn_unused_;
+/* The last destination's own account of a failure (an S3 server's answer) when there is one,
+ * else what backup_cli_repo_error() says, into buf. */
+const char *backup_cli_repo_error_of(int r, char *buf, size_t n);
 
 /* --data, --from (repeatable), --master-key, --passphrase-file */
 struct backup_cli_open_opts {
@@ -48,6 +53,7 @@ struct backup_cli_open_opts {
         size_t n_from;
         const char *master_file;
         const char *pass_file;
+        const char *s3_settings; /* without data: a data directory whose [backup] s3_* settings to use */
 };
 
 /* The repositories named by --from, or else the configured destinations; repos[i] NULL (and a

@@ -148,7 +148,7 @@ int backup_cli_drill(int argc, char **argv) {
                         json_decref(dr.bad);
                         continue;
                 }
-                char *rargs[8 + 2 * BACKUP_CLI_MAX_DESTS + 1];
+                char *rargs[12 + 2 * BACKUP_CLI_MAX_DESTS + 1];
                 size_t na = 0;
                 rargs[na++] = (char *) "coffre";
                 rargs[na++] = (char *) "restore";
@@ -163,6 +163,8 @@ int backup_cli_drill(int argc, char **argv) {
                 rargs[na++] = (char *) "--master-key";
                 rargs[na++] = master;
                 rargs[na++] = (char *) "--json";
+                rargs[na++] = (char *) "--s3-settings"; /* the destinations' S3 settings */
+                rargs[na++] = (char *) data;
                 rargs[na] = NULL;
                 buf_init(&rout, 1 << 20);
                 rr = run_self(rargs, &rout);
@@ -426,6 +428,7 @@ int cmd_restore(int argc, char **argv) {
                 BACKUP_CLI_OPEN_OPTIONS,
                 { "snapshot", required_argument, NULL, 's' },
                 { "keyring-from", required_argument, NULL, 'K' },
+                { "s3-settings", required_argument, NULL, 'S' },
                 {},
         };
         struct backup_cli_open_opts o = {}, ko = {};
@@ -457,17 +460,21 @@ int cmd_restore(int argc, char **argv) {
                         snapshot = optarg;
                 else if (c == 'K' && ko.n_from < BACKUP_CLI_MAX_FROM)
                         ko.from[ko.n_from++] = optarg;
+                else if (c == 'S')
+                        o.s3_settings = ko.s3_settings = optarg;
                 else if (c == 'h') {
                         printf("Usage: coffre restore --from DEST [--from DEST2]... --data NEWDIR\n"
                                "                      (--master-key FILE | --passphrase-file FILE)\n"
-                               "                      [--snapshot ID] [--keyring-from DEST]... [--json]\n\n"
+                               "                      [--snapshot ID] [--keyring-from DEST]... [--json]\n"
+                               "                      [--s3-settings DIR]\n\n"
                                "Rebuilds a data directory in NEWDIR (absent or empty) from the latest data\n"
                                "snapshot of the first DEST (or snapshot ID) and the latest keyring snapshot\n"
                                "(of --keyring-from, else of the same destinations). A file that cannot be read\n"
                                "intact from the first destination is taken from the snapshot of the same run in\n"
                                "the next. The master key file opens the repository and is copied into\n"
                                "NEWDIR/keys; with a passphrase only, put the master key in place before\n"
-                               "coffre serve. A new self-signed TLS certificate is made.\n");
+                               "coffre serve. A new self-signed TLS certificate is made. S3 destinations take\n"
+                               "the AWS_* environment, or the s3_* settings of DIR/coffre.conf with --s3-settings.\n");
                         return 0;
                 } else {
                         fprintf(stderr, "coffre restore: bad option\nTry 'coffre restore --help'.\n");

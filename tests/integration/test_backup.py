@@ -441,8 +441,11 @@ def test_bad_destinations():
     try:
         r = run(["backup", "init", "--data", v.data, "--to", "ftp://example.org/x"])
         check(r.returncode == 2 and b"unknown destination scheme" in r.stderr, "unknown scheme", out(r))
-        r = run(["backup", "init", "--data", v.data, "--to", "s3://bucket/prefix"])
-        check(r.returncode == 2 and b"s3://" in r.stderr, "s3 not in this build", out(r))
+        noaws = {k: val for k, val in os.environ.items() if not k.startswith("AWS_")}
+        r = run(["backup", "init", "--data", v.data, "--to", "s3://bucket/prefix"], env=noaws)
+        check(r.returncode == 1 and b"no S3 credentials" in r.stderr, "s3 without credentials", out(r))
+        r = run(["backup", "init", "--data", v.data, "--to", "s3://a/prefix"], env=noaws)
+        check(r.returncode == 2 and b"malformed destination" in r.stderr, "s3 with a bad bucket name", out(r))
         r = run(["backup", "run", "--data", v.data])
         check(r.returncode == 1 and b"no backup destination" in r.stderr, "no destination configured", out(r))
         with open(os.path.join(v.data, "coffre.conf")) as f:
