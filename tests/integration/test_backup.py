@@ -208,6 +208,9 @@ def test_run_reports_each_destination():
         check('coffre_backup_overdue{destination="%s"} 0' % d in text, "/metrics: not overdue: " + d)
         ts = [l for l in text.splitlines() if l.startswith('coffre_backup_last_success_timestamp_seconds{destination="%s"}' % d)]
         check(ts and abs(int(ts[0].split()[-1]) - time.time()) < 600, "/metrics: last success time", ts)
+    # the accounts' password-pool lines are there beside the backup gauges
+    for name in ("coffre_password_hash_slots ", "coffre_password_hash_slots_busy ", "coffre_password_hashes_total "):
+        check(any(l.startswith(name) for l in text.splitlines()), "/metrics: no %s line" % name.strip(), text[-2000:])
     r = run(["backup", "list", "--data", s.v.data, "--json"])
     check(r.returncode == 0, "backup list", out(r))
     listed = json.loads(r.stdout)
