@@ -290,6 +290,49 @@ def merkle_corpus():
     write("merkle_proof", "bad-consistency-old-bigger", raw(1, 9, 8, bytes(32), bytes(32), [bytes(32)]))
 
 
+def s3_xml_corpus():
+    # first byte: 0 Error, 1 ListBucketResult, 2 InitiateMultipartUploadResult, 3 root, 4 time
+    x = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    ns = b' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+    write("s3_xml", "ok-error", b"\0" + x + b"<Error><Code>NoSuchKey</Code><Message>The specified key does not "
+          b"exist.</Message><Key>a</Key><RequestId>1</RequestId></Error>")
+    write("s3_xml", "ok-error-no-message", b"\0<Error><Code>SlowDown</Code></Error>")
+    write("s3_xml", "bad-error-empty-code", b"\0<Error><Code></Code></Error>")
+    write("s3_xml", "bad-error-code-markup", b"\0<Error><Code>A<b/>B</Code></Error>")
+    write("s3_xml", "bad-error-other-root", b"\0<ListBucketResult/>")
+    write("s3_xml", "bad-error-dtd", b'\0<!DOCTYPE Error [<!ENTITY e "x">]><Error><Code>X</Code></Error>')
+    write("s3_xml", "bad-error-truncated", b"\0<Error><Code>NoSuchKey</Co")
+    page = (b"<ListBucketResult" + ns + b"><Name>b</Name><IsTruncated>true</IsTruncated>"
+            b"<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+            b"<Contents><Key>packs/ab/k&amp;1</Key><LastModified>2026-12-04T19:07:19.000Z</LastModified>"
+            b"<ETag>&quot;b1946ac92492d2347c6235b4d2611184&quot;</ETag><Size>6</Size></Contents>"
+            b"<Contents><Key>snapshots/x</Key><LastModified>2026-12-04T19:07:20Z</LastModified>"
+            b"<Size>12345</Size></Contents></ListBucketResult>")
+    write("s3_xml", "ok-list-truncated", b"\1" + x + page)
+    write("s3_xml", "ok-list-last-page", b"\1<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>")
+    write("s3_xml", "bad-list-truncated-no-token",
+          b"\1<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>")
+    write("s3_xml", "bad-list-size-negative", b"\1<ListBucketResult><IsTruncated>false</IsTruncated><Contents>"
+          b"<Key>a</Key><LastModified>2026-12-04T19:07:19Z</LastModified><Size>-1</Size></Contents>"
+          b"</ListBucketResult>")
+    write("s3_xml", "bad-list-bad-time", b"\1<ListBucketResult><IsTruncated>false</IsTruncated><Contents>"
+          b"<Key>a</Key><LastModified>yesterday</LastModified><Size>1</Size></Contents></ListBucketResult>")
+    write("s3_xml", "bad-list-empty-key", b"\1<ListBucketResult><IsTruncated>false</IsTruncated><Contents>"
+          b"<Key></Key><LastModified>2026-12-04T19:07:19Z</LastModified><Size>1</Size></Contents>"
+          b"</ListBucketResult>")
+    write("s3_xml", "ok-upload-id", b"\2" + x + b"<InitiateMultipartUploadResult" + ns + b"><Bucket>b</Bucket>"
+          b"<Key>k</Key><UploadId>VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA</UploadId>"
+          b"</InitiateMultipartUploadResult>")
+    write("s3_xml", "bad-upload-id-space", b"\2<InitiateMultipartUploadResult><UploadId>a b</UploadId>"
+          b"</InitiateMultipartUploadResult>")
+    write("s3_xml", "ok-root-complete", b"\3<CompleteMultipartUploadResult><ETag>x</ETag>"
+          b"</CompleteMultipartUploadResult>")
+    write("s3_xml", "bad-root-not-xml", b"\3<html><body>Bad Gateway</body>")
+    write("s3_xml", "ok-time", b"\4" + b"2026-12-04T19:07:19.000Z")
+    write("s3_xml", "bad-time-offset", b"\4" + b"2026-12-04T19:07:19+01:00")
+    write("s3_xml", "bad-time-month-13", b"\4" + b"2026-13-04T19:07:19Z")
+
+
 if __name__ == "__main__":
     entry_corpus()
     time_corpus()
@@ -299,3 +342,4 @@ if __name__ == "__main__":
     config_corpus()
     merkle_corpus()
     tsa_corpus()
+    s3_xml_corpus()

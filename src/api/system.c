@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "backup/status.h"
 #include "core/accounts.h"
 #include "core/ledger.h"
 #include "core/vault.h"
@@ -117,6 +118,9 @@ int api_system_metrics(struct http_request *r) {
                 if (certs[i].not_after)
                         k = buf_printf(&b, "coffre_seal_certificate_expiry_seconds{certificate=\"%s\"} %lld\n",
                                        certs[i].name, (long long) (certs[i].not_after - (int64_t) time(NULL)));
+        if (k < 0)
+                return k;
+        k = backup_status_metrics(vault_dir(http_vault(r)), (int64_t) time(NULL), &b); /* written by backup run */
         if (k < 0)
                 return k;
         return http_respond_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *) b.data, b.len);

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "core/ledger.h"
 #include "core/selfsigned.h"
+#include "backup/schedule.h"
 #include "core/sandbox.h"
 #include "core/vault.h"
 #include "fileio.h"
@@ -174,12 +175,20 @@ int cmd_serve(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        if (vault_sandbox_prepare(data) < 0)
+        /* before the vault is open: the scheduler holds no key, no lock, no socket */
+        pid_t backups = 0;
+        if (backup_schedule_start(data, &backups) < 0)
                 return 1;
+        if (vault_sandbox_prepare(data) < 0) {
+                backup_schedule_stop(backups);
+                return 1;
+        }
         _cleanup_(vault_closep) struct vault *v = NULL;
         r = vault_open(data, &v);
-        if (r < 0)
+        if (r < 0) {
+                backup_schedule_stop(backups);
                 return 1;
+        }
         const struct vault_config *cfg = vault_get_config(v);
         struct http_server_options o = {
                 .listen = listen ? listen : cfg->listen,
@@ -256,6 +265,7 @@ int cmd_serve(int argc, char **argv) {
                         tls_expiry_check(cert_path, not_after);
         }
         log_info("signal %d: finishing running requests", sig);
+        backup_schedule_stop(backups);
         http_server_stop(s);
         log_info("stopped");
         return 0;

@@ -7,6 +7,7 @@
 
 #include "api/api.h"
 #include "audit_commands.h"
+#include "cmd_backup.h"
 #include "cmd_server.h"
 #include "commands.h"
 #include "http/authz.h"
@@ -29,6 +30,8 @@ static const struct command commands[] = {
         { "ls", cmd_ls, "list documents: coffre ls [--class C]" },
         { "rm", cmd_rm, "delete documents: coffre rm ID..." },
         { "audit", cmd_audit, "check the audit log: coffre audit verify --data DIR | --url URL; audit proof ID" },
+        { "backup", cmd_backup, "encrypted backups: coffre backup init|run|list|verify --data DIR ..." },
+        { "restore", cmd_restore, "rebuild a data directory: coffre restore --from DEST --data NEWDIR ..." },
         { "witness", cmd_witness, "witness a vault's log: coffre witness --url URL --state FILE" },
         { "login", cmd_login, "log in (asks e-mail, password and code): coffre login [--email E]" },
         { "logout", cmd_logout, "end the session: coffre logout [--all]" },

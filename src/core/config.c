@@ -209,6 +209,8 @@ static int handler(void *ud, const char *section, const char *name, const char *
         if (IS("auth", "login_max_keys"))
                 return parse_uint(value, &c->login_max_keys) && c->login_max_keys >= 16;
 #undef IS
+        if (strcmp(section, "backup") == 0)
+                return 1; /* read by coffre backup (src/cli/cmd_backup.c) */
         log_warn("coffre.conf: unknown setting [%s] %s", section, name);
         return 1;
 }

@@ -171,6 +171,15 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
                 r = landlock_allow_in(rs, v, "tmp", FS_TREE_RW, handled, false);
         if (r >= 0)
                 r = landlock_allow_in(rs, v, "audit", FS_TREE_RW, handled, false);
+        /* backup/: the results of coffre backup run, for /metrics; made here when missing, so
+         * that a first backup after the start is seen without a restart */
+        if (r >= 0) {
+                char *bdir = vault_path(v, "backup");
+                if (bdir && mkdir(bdir, 0700) < 0 && errno != EEXIST)
+                        log_warn("sandbox: cannot create %s: %m", bdir);
+                free(bdir);
+                r = landlock_allow_in(rs, v, "backup", FS_READ, handled, true);
+        }
         /* tls/ as a directory, so that a renewed pair (a new file renamed in) stays readable;
          * a pair configured elsewhere, as those two files only. */
         if (r >= 0)

@@ -9,6 +9,7 @@
  * so neither the server nor the supervisor ever holds the key. The supervisor hands the server
  * the channel of each new signer over a control socket (SCM_RIGHTS). */
 #include "seal/signer.h"
+#include "seal/signer_backup.h"
 #include "seal/signer_internal.h"
 
 #include <errno.h>
@@ -777,5 +778,22 @@ int signer_seal_timestamped(struct signer *s, const char *org_id, const uint8_t 
         *ret_seal_len = req.seal_len;
         *ret_reply = req.reply;
         *ret_reply_len = req.reply_len;
+        return 0;
+}
+
+int signer_sign_manifest(struct signer *s, const uint8_t pub[SIGNER_BACKUP_PUB_SIZE], const uint8_t *header,
+                         size_t len, uint8_t ret_sig[SIGNER_BACKUP_SIG_SIZE]) {
+        _cleanup_free_ char *sig = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!s || !pub || !header || !ret_sig)
+                return -EINVAL;
+        r = request(s, SIGNER_MSG_SIGN_MANIFEST, header, len, &sig, &n);
+        if (r < 0)
+                return r;
+        if (n != SIGNER_BACKUP_SIG_SIZE || signer_manifest_verify(pub, header, len, (const uint8_t *) sig) < 0)
+                return -EBADMSG; /* not a signature by the key the repository names */
+        memcpy(ret_sig, sig, SIGNER_BACKUP_SIG_SIZE);
         return 0;
 }

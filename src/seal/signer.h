@@ -29,6 +29,8 @@ enum signer_msg_type {
         SIGNER_MSG_SEAL_BATCH = 8,        /* payload: count (u32), then per document a SEAL payload and a
                                            * nonce (8); answer: per document status (i32), seal, TSA
                                            * reply (each u32 length + DER) */
+        SIGNER_MSG_SIGN_MANIFEST = 0x100, /* payload: a backup manifest header (signer_backup.h);
+                                           * answer: its Ed25519 signature (64 bytes) */
 };
 
 /* What the seal and TSA keys are made and used with. Set before signer_start(): the signer
@@ -77,6 +79,11 @@ int signer_state(struct signer *s, bool *ret_have, uint64_t *ret_size, merkle_ha
  * -EBADMSG when damaged, -EXDEV for the state file of another log. For verifiers. */
 int signer_state_file_read(int fd, const char *log_origin, bool *ret_have, uint64_t *ret_size,
                            merkle_hash *ret_root) _warn_unused_;
+/* Creates a keys/log.state file (0600, must not exist) recording that the signer of log_origin
+ * last signed the tree of size entries (> 0) with root: for a vault rebuilt from a backup, so
+ * that its signer keeps refusing anything that does not extend the restored log. */
+int signer_state_file_create(const char *path, const char *log_origin, uint64_t size,
+                             const merkle_hash *root) _warn_unused_;
 /* Signs a checkpoint body: the signed note (body, blank line, signature line), checked against
  * the log vkey before it is returned. proof is the RFC 9162 consistency proof from the tree the
  * signer last signed (signer_state()) to this one; none for the first checkpoint or the same

@@ -33,6 +33,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "seal/signer.h"
+#include "seal/signer_backup.h"
 #include "seal/signer_internal.h"
 
 /* the descriptors of a locked-down signer */
@@ -258,6 +259,24 @@ static int state_store(struct child_state *st, uint64_t size, const merkle_hash 
         st->size = size;
         st->root = *root;
         return 0;
+}
+
+int signer_state_file_create(const char *path, const char *log_origin, uint64_t size, const merkle_hash *root) {
+        struct child_state st = { .state_fd = -1 };
+        int r;
+
+        if (!path || !log_origin || !root || size == 0)
+                return -EINVAL;
+        crypto_generichash(st.origin_hash, sizeof st.origin_hash, (const uint8_t *) log_origin, strlen(log_origin),
+                           NULL, 0);
+        st.state_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (st.state_fd < 0)
+                return negative_errno();
+        r = state_store(&st, size, root);
+        close(st.state_fd);
+        if (r < 0)
+                (void) unlink(path);
+        return r;
 }
 
 static int open_state(const char *keys_dir) {
@@ -795,7 +814,7 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                                   .state_fd = -1, .keys_fd = -1 };
         struct signer_seal_options so;
         _cleanup_free_ char *vkey = NULL;
-        uint8_t *buf;
+        uint8_t *buf, *backup_sk = NULL;
         int r;
 
         log_set_component("signer");
@@ -829,6 +848,8 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                 if (r == 0 && (r = warm_up(&st)) < 0)
                         log_error("the seal and TSA keys do not work: %s", strerror(-r));
         }
+        if (r == 0 && (r = signer_backup_child_load(keys_dir, &backup_sk)) < 0)
+                log_error("cannot load %s/backup.key: %s", keys_dir, strerror(-r));
         buf = malloc(SIGNER_MAX_MSG + 1);
         if (r == 0 && !buf)
                 r = -ENOMEM;
@@ -869,6 +890,12 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                         r = r < 0 ? signer_send_msg(fd, r, NULL, 0) : signer_send_msg(fd, 0, line, strlen(line));
                         free(line);
                         break;
+                case SIGNER_MSG_SIGN_MANIFEST: {
+                        uint8_t sig[SIGNER_BACKUP_SIG_SIZE];
+                        r = signer_backup_child_sign(backup_sk, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR, sig);
+                        r = r < 0 ? signer_send_msg(fd, r, NULL, 0) : signer_send_msg(fd, 0, sig, sizeof sig);
+                        break;
+                }
                 case SIGNER_MSG_GET_STATE:
                         r = n == SIGNER_HDR ? handle_state(&st, fd) : signer_send_msg(fd, -EBADMSG, NULL, 0);
                         break;
@@ -915,5 +942,6 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
         }
         note_signer_free(st.key);
         pki_free(&st);
+        signer_backup_child_free(backup_sk);
         _exit(0);
 }
