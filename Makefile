@@ -9,6 +9,7 @@ all: build
 
 deps:
 	@./scripts/install-deps
+	@./scripts/install-test-tools
 
 $(BUILD)/build.ninja: | deps
 	meson setup $(BUILD) --buildtype=debugoptimized

@@ -73,7 +73,24 @@ static const struct api_field login_fields[] = {
         { "password", JSON_STRING, 1024, true },
         { "totp", JSON_STRING, 16 },
         { "recovery_code", JSON_STRING, TOTP_RECOVERY_CODE_MAX },
+        { "cookie", JSON_TRUE },
 };
+
+/* A browser login: the session's bearer goes in an HttpOnly cookie the page's scripts cannot
+ * read, and the answer carries the CSRF token bound to it instead (docs/security.md). */
+static int set_session_cookie(struct http_request *r, const char *token) {
+        _cleanup_(api_free_secret_stringp) char *c = NULL;
+        if (asprintf(&c, HTTP_SESSION_COOKIE "=%s; Secure; HttpOnly; SameSite=Strict; Path=/", token) < 0) {
+                c = NULL;
+                return -ENOMEM;
+        }
+        return http_header_add(r, "Set-Cookie", c);
+}
+
+static int clear_session_cookie(struct http_request *r) {
+        return http_header_add(r, "Set-Cookie",
+                               HTTP_SESSION_COOKIE "=; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+}
 
 int api_auth_login(struct http_request *r) {
         struct accounts *a = acc(r);
@@ -121,8 +138,27 @@ int api_auth_login(struct http_request *r) {
                 return http_respond_problem(r, 401, "totp-required", "Second factor required",
                                             "Give the current code of the authenticator app as 'totp', or a "
                                             "recovery code as 'recovery_code'.");
-        char exp[RFC3339_MAX];
+        char exp[RFC3339_MAX], csrf[ACCOUNTS_CSRF_LEN + 1];
         rfc3339_format(expires_at, exp);
+        json_t *cookie = json_object_get(o, "cookie");
+        if (cookie && json_is_true(cookie)) {
+                accounts_csrf_token(token, csrf);
+                k = set_session_cookie(r, token);
+                if (k < 0)
+                        return k;
+                json_t *body = json_pack("{s:s, s:s}", "csrf_token", csrf, "expires_at", exp);
+                sodium_memzero(csrf, sizeof csrf);
+                if (!body)
+                        return -ENOMEM;
+                if (result != ACCOUNTS_LOGIN_ENROL)
+                        return http_respond_json(r, 200, body);
+                k = http_respond_problem_extra(r, 403, "totp-enrolment-required", "Second factor enrolment required",
+                                               "Enrol an authenticator app first: this session can do nothing "
+                                               "else.",
+                                               body);
+                json_decref(body);
+                return k;
+        }
         if (result == ACCOUNTS_LOGIN_ENROL) {
                 json_t *extra = json_pack("{s:s, s:s}", "token", token, "expires_at", exp);
                 if (!extra)
@@ -139,6 +175,8 @@ int api_auth_login(struct http_request *r) {
 
 int api_auth_logout(struct http_request *r) {
         int k = accounts_logout(acc(r), http_actor(r), http_request_id(r));
+        if (k >= 0)
+                k = clear_session_cookie(r);
         if (k < 0)
                 return api_accounts_problem(r, k, NULL, k == -EPERM ? "Only a login session logs out." : NULL);
         return http_respond_empty(r, 204);
@@ -146,6 +184,8 @@ int api_auth_logout(struct http_request *r) {
 
 int api_auth_logout_all(struct http_request *r) {
         int k = accounts_logout_all(acc(r), http_actor(r), http_request_id(r));
+        if (k >= 0)
+                k = clear_session_cookie(r);
         if (k < 0)
                 return api_accounts_problem(r, k, NULL, k == -EPERM ? "Only a login session logs out." : NULL);
         return http_respond_empty(r, 204);
