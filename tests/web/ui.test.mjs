@@ -130,6 +130,13 @@ const files = [
   { name: 'empty.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(0) },
 ];
 
+// With COFFRE_UI_SCREENSHOTS=DIR, a PNG of each main page goes there (docs/ui/ is made so).
+async function shot(page, name) {
+  if (!process.env.COFFRE_UI_SCREENSHOTS) return;
+  fs.mkdirSync(process.env.COFFRE_UI_SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(process.env.COFFRE_UI_SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
 async function rowNames(page) {
   return page.locator('#documents-body tr td:first-child').allInnerTexts();
 }
@@ -139,6 +146,7 @@ async function main() {
   try {
     const { context, page } = await newPage(browser, 'admin');
     let secret;
+    let recoveryCodes;
 
     await step('the login page loads with its script and style', async () => {
       const resp = await page.goto(`${origin}/`);
@@ -147,6 +155,7 @@ async function main() {
       const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
       assert(focused === 'login-email', `focus is on ${focused}, not on the e-mail field`);
       await axe(page, 'the login page');
+      await shot(page, 'login');
     });
 
     await step('a wrong password is a readable error', async () => {
@@ -170,6 +179,7 @@ async function main() {
       });
       assert(qr[0] && qr[1] > 0 && qr[2] === 'data:image/png;base64,', `QR image: ${qr}`);
       await axe(page, 'the enrolment page');
+      await shot(page, 'enrolment');
       await page.fill('#enrol-code', totp(secret));
       await page.keyboard.press('Enter');
       await visible(page, '#page-recovery');
@@ -179,6 +189,7 @@ async function main() {
       const codes = await page.locator('#recovery-codes li').allInnerTexts();
       assert(codes.length >= 8 && codes.every((c) => /^[a-z2-7]{4}(-[a-z2-7]{4}){3}$/.test(c)), `codes: ${codes}`);
       await axe(page, 'the recovery codes page');
+      recoveryCodes = codes;
       const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#recovery-download')]);
       assert(dl.suggestedFilename() === 'coffre-recovery-codes.txt', dl.suggestedFilename());
       const p = path.join(cfg.workdir, 'codes.txt');
@@ -217,6 +228,7 @@ async function main() {
       await page.waitForFunction(() => document.querySelectorAll('#documents-body tr').length >= 3);
       const names = await rowNames(page);
       for (const f of files) assert(names.includes(f.name), `${f.name} not listed: ${names}`);
+      await shot(page, 'documents');
     });
 
     await step('download gives back the same bytes', async () => {
@@ -264,6 +276,26 @@ async function main() {
       assert(!c, 'the cookie is still there');
       assert(!(await page.locator('#documents-body tr').count()), 'the document list stays in the page');
       assert((await cspViolations(page)).length === 0, `CSP: ${await cspViolations(page)}`);
+    });
+
+    await step('login with a recovery code, once', async () => {
+      const login = async () => {
+        await page.fill('#login-email', cfg.admin.email);
+        await page.fill('#login-password', cfg.admin.password);
+        await page.fill('#login-totp', '');
+        await page.fill('#login-recovery', recoveryCodes[0]);
+        await page.keyboard.press('Enter');
+      };
+      await page.evaluate(() => { document.getElementById('login-second').hidden = false; });
+      await login();
+      await visible(page, '#page-documents');
+      await page.click('#logout');
+      await visible(page, '#page-login');
+      await page.evaluate(() => { document.getElementById('login-second').hidden = false; });
+      await login();
+      const t = await errorText(page);
+      assert(/Unauthorized/.test(t), `a used recovery code: ${t}`);
+      assert(await page.locator('#page-documents').isHidden(), 'a used recovery code let in');
     });
     await context.close();
 
