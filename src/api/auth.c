@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "core/accounts.h"
@@ -92,6 +93,25 @@ static int clear_session_cookie(struct http_request *r) {
                                HTTP_SESSION_COOKIE "=; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
 }
 
+/* Login CSRF: another site's page must not log the browser into an account of its choosing. A
+ * plain cross-site form cannot send application/json (that needs CORS, which coffre never
+ * grants), and a browser names a cross-site request in Sec-Fetch-Site. 1 when refused (answered). */
+static int login_csrf_refused(struct http_request *r) {
+        const char *ct = http_header(r, "Content-Type");
+        const char *site = http_header(r, "Sec-Fetch-Site");
+        int k;
+        if (site && strcmp(site, "cross-site") == 0)
+                k = http_respond_problem(r, 403, "csrf", "Forbidden",
+                                         "A browser login must come from this site's page.");
+        else if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' '))
+                k = api_bad_request(r, "A browser login (\"cookie\":true) must be sent as application/json.");
+        else
+                return 0;
+        if (k < 0)
+                log_error("cannot answer a refused browser login: %s", strerror(-k));
+        return 1;
+}
+
 int api_auth_login(struct http_request *r) {
         struct accounts *a = acc(r);
         char akey[35], addr[64] = "ip:";
@@ -103,6 +123,10 @@ int api_auth_login(struct http_request *r) {
                 return 0;
         _cleanup_(api_json_free_secret) json_t *o = api_json_parse(r, login_fields, ELEMENTSOF(login_fields));
         if (!o)
+                return 0;
+        json_t *cookie = json_object_get(o, "cookie");
+        bool browser = cookie && json_is_true(cookie);
+        if (browser && login_csrf_refused(r))
                 return 0;
         limits_config = vault_get_config(http_vault(r));
         pthread_once(&limits_once, limits_init);
@@ -140,8 +164,7 @@ int api_auth_login(struct http_request *r) {
                                             "recovery code as 'recovery_code'.");
         char exp[RFC3339_MAX], csrf[ACCOUNTS_CSRF_LEN + 1];
         rfc3339_format(expires_at, exp);
-        json_t *cookie = json_object_get(o, "cookie");
-        if (cookie && json_is_true(cookie)) {
+        if (browser) {
                 accounts_csrf_token(token, csrf);
                 k = set_session_cookie(r, token);
                 if (k < 0)

@@ -173,6 +173,22 @@ def test_cookie_session_and_csrf():
     check(r.status == 200, "the other browser session ended too", r)
 
 
+def test_login_csrf():
+    """Another site's page cannot log the browser in: no JSON type, or Sec-Fetch-Site cross-site."""
+    u = V.create_user("viewer")
+    body = json.dumps({"email": u["email"], "password": u["password"], "cookie": True})
+    for h, status, slug in (({"Content-Type": "text/plain"}, 400, "bad-request"),
+                            ({}, 400, "bad-request"),
+                            ({"Content-Type": "application/x-www-form-urlencoded"}, 400, "bad-request"),
+                            ({"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, 403, "csrf")):
+        r = V.request("POST", "/v1/auth/login", body=body, headers=h, auth=False)
+        expect_problem(r, status, slug)
+        check(not r.header_all("Set-Cookie"), "a refused browser login set a cookie", h)
+    r = V.request("POST", "/v1/auth/login", body=body, auth=False,
+                  headers={"Content-Type": "application/json; charset=utf-8", "Sec-Fetch-Site": "same-origin"})
+    check(r.status == 200 and r.header_all("Set-Cookie"), "a same-origin browser login: %d" % r.status, r)
+
+
 def test_cookie_enrolment():
     u = V.create_user("admin")
     r = V.json_request("POST", "/v1/auth/login", {"email": u["email"], "password": u["password"], "cookie": True},
@@ -222,7 +238,7 @@ def main():
         V = v
         V.start()
         return run_tests([test_pages_and_headers, test_etag_revalidation, test_unknown_files,
-                          test_cookie_session_and_csrf, test_cookie_enrolment, test_browser])
+                          test_cookie_session_and_csrf, test_login_csrf, test_cookie_enrolment, test_browser])
 
 
 if __name__ == "__main__":
