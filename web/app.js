@@ -93,9 +93,10 @@ function fail(err) {
 // ---- pages ----
 
 function show(page) {
-  for (const p of ['login', 'enrol', 'recovery', 'documents']) $(`page-${p}`).hidden = p !== page;
-  const inApp = page === 'documents';
+  for (const p of ['login', 'enrol', 'recovery', 'documents', 'account']) $(`page-${p}`).hidden = p !== page;
+  const inApp = page === 'documents' || page === 'account';
   $('logout').hidden = !inApp;
+  $('account').hidden = !inApp;
   if (!inApp) $('who').textContent = '';
   const first = $(`page-${page}`).querySelector('input:not([hidden]), button');
   if (first) first.focus();
@@ -341,10 +342,13 @@ function uploadOne(file, cls, row) {
     }));
 }
 
+let dropped = null; // files dropped on the drop zone, used instead of the picker's
+
 async function onUpload(ev) {
   ev.preventDefault();
   clearMessages();
-  const files = [...$('upload-files').files];
+  const files = dropped || [...$('upload-files').files];
+  dropped = null;
   const cls = $('upload-class').value.trim();
   if (!files.length) {
     showError('No file chosen', 'Choose one or more files to upload.');
@@ -385,6 +389,62 @@ async function onUpload(ev) {
   }
 }
 
+function onDragOver(ev) {
+  ev.preventDefault();
+  $('drop-zone').classList.add('over');
+}
+
+function onDragLeave() {
+  $('drop-zone').classList.remove('over');
+}
+
+function onDrop(ev) {
+  ev.preventDefault();
+  $('drop-zone').classList.remove('over');
+  if (!ev.dataTransfer || !ev.dataTransfer.files.length) return;
+  dropped = [...ev.dataTransfer.files];
+  onUpload(new Event('submit'));
+}
+
+// ---- account: password, log out everywhere ----
+
+function loggedOut(message) {
+  sessionStorage.removeItem(CSRF_KEY);
+  $('documents-body').replaceChildren();
+  $('upload-list').replaceChildren();
+  show('login');
+  notice(message);
+}
+
+async function onPassword(ev) {
+  ev.preventDefault();
+  clearMessages();
+  const current = $('password-current').value;
+  const next = $('password-new').value;
+  if (next !== $('password-again').value) {
+    showError('The new passwords differ', 'Type the same new password twice.');
+    return;
+  }
+  try {
+    await api('POST', '/v1/users/me/password', { current_password: current, new_password: next });
+    $('password-form').reset();
+    loggedOut('The password is changed and every session ended: log in with the new one.');
+  } catch (err) {
+    if (err instanceof ApiError && err.status !== 401) showError(err.title, err.detail);
+    else fail(err);
+  }
+}
+
+async function onLogoutAll() {
+  clearMessages();
+  try {
+    await api('POST', '/v1/auth/logout-all');
+    loggedOut('Every session of yours has ended.');
+  } catch (err) {
+    fail(err);
+  }
+}
+
 // ---- logout ----
 
 async function onLogout() {
@@ -397,11 +457,7 @@ async function onLogout() {
       return;
     }
   }
-  sessionStorage.removeItem(CSRF_KEY);
-  $('documents-body').replaceChildren();
-  $('upload-list').replaceChildren();
-  show('login');
-  notice('You are logged out.');
+  loggedOut('You are logged out.');
 }
 
 // ---- start ----
@@ -415,6 +471,19 @@ function start() {
   $('filter-clear').addEventListener('click', onFilterClear);
   $('upload-form').addEventListener('submit', onUpload);
   $('logout').addEventListener('click', onLogout);
+  $('account').addEventListener('click', () => {
+    clearMessages();
+    show('account');
+  });
+  $('account-back').addEventListener('click', () => {
+    clearMessages();
+    show('documents');
+  });
+  $('password-form').addEventListener('submit', onPassword);
+  $('logout-all').addEventListener('click', onLogoutAll);
+  $('drop-zone').addEventListener('dragover', onDragOver);
+  $('drop-zone').addEventListener('dragleave', onDragLeave);
+  $('drop-zone').addEventListener('drop', onDrop);
   $('page-prev').addEventListener('click', () => {
     if (pageIndex > 0) pageIndex--;
     refresh();

@@ -9,8 +9,10 @@ working.
 
 In a real Chromium (tests/web/ui.test.mjs, playwright-core driving Debian's chromium): first
 login and TOTP enrolment of an admin, recovery codes downloaded, login with a code the test
-computes, upload of three files, download compared byte for byte, filters, axe-core, a viewer
-without an upload button who gets a readable refusal when forcing one, logout. Any CSP
+computes, upload of three files and of a dropped one, download compared byte for byte, filters,
+login with a recovery code (once), axe-core on each page, a viewer without an upload button who
+gets a readable refusal when forcing one, password change and "log out everywhere" ending the
+other browser's session, an ended session back at the login page, logout. Any CSP
 violation, console error or request to another origin fails it.
 """
 

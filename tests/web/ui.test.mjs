@@ -231,6 +231,21 @@ async function main() {
       await shot(page, 'documents');
     });
 
+    await step('a file dropped on the drop zone is uploaded', async () => {
+      const dt = await page.evaluateHandle(() => {
+        const d = new DataTransfer();
+        d.items.add(new File(['dropped bytes\n'], 'dropped.txt', { type: 'text/plain' }));
+        return d;
+      });
+      await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer: dt });
+      await page.waitForFunction(() => {
+        const li = document.querySelectorAll('#upload-list li');
+        return li.length === 1 && li[0].dataset.state === 'stored';
+      });
+      await page.waitForFunction(() => [...document.querySelectorAll('#documents-body tr td:first-child')]
+        .some((td) => td.textContent === 'dropped.txt'));
+    });
+
     await step('download gives back the same bytes', async () => {
       for (const f of files.slice(0, 2)) {
         const [dl] = await Promise.all([page.waitForEvent('download'),
@@ -325,6 +340,52 @@ async function main() {
       assert(row.includes('Refused: Forbidden'), `row: ${row}`);
       assert(refusals.slice(before).some(([s, u]) => s === 403 && u.includes('/v1/documents')),
         'the 403 was not seen');
+    });
+
+    await step('password change: every session ends, the new password logs in', async () => {
+      const other = await newPage(browser, 'viewer-2');
+      await other.page.goto(`${origin}/`);
+      await other.page.fill('#login-email', cfg.viewer.email);
+      await other.page.fill('#login-password', cfg.viewer.password);
+      await other.page.keyboard.press('Enter');
+      await visible(other.page, '#page-documents');
+      const next = `new-pass-${crypto.randomBytes(8).toString('hex')}`;
+      await v.page.click('#account');
+      await visible(v.page, '#page-account');
+      await axe(v.page, 'the account page');
+      await v.page.fill('#password-current', cfg.viewer.password);
+      await v.page.fill('#password-new', next);
+      await v.page.fill('#password-again', next);
+      await v.page.click('#password-form button[type=submit]');
+      await visible(v.page, '#page-login');
+      assert((await v.page.locator('#notice').innerText()).includes('password is changed'), 'no notice');
+      // the other browser's session ended too
+      await other.page.click('#filter-form button[type=submit]');
+      await visible(other.page, '#page-login');
+      assert((await errorText(other.page)).includes('Your session has ended'), 'the other session lives on');
+      await other.context.close();
+      await v.page.fill('#login-email', cfg.viewer.email);
+      await v.page.fill('#login-password', cfg.viewer.password);
+      await v.page.keyboard.press('Enter');
+      assert(/Unauthorized/.test(await errorText(v.page)), 'the old password still logs in');
+      await v.page.fill('#login-password', next);
+      await v.page.keyboard.press('Enter');
+      await visible(v.page, '#page-documents');
+      cfg.viewer.password = next;
+    });
+
+    await step('log out everywhere', async () => {
+      const other = await newPage(browser, 'viewer-3');
+      await other.page.goto(`${origin}/`);
+      await other.page.fill('#login-email', cfg.viewer.email);
+      await other.page.fill('#login-password', cfg.viewer.password);
+      await other.page.keyboard.press('Enter');
+      await visible(other.page, '#page-documents');
+      await other.page.click('#account');
+      await other.page.click('#logout-all');
+      await visible(other.page, '#page-login');
+      assert((await other.page.locator('#notice').innerText()).includes('Every session'), 'no notice');
+      await other.context.close();
     });
 
     await step('an ended session leads back to the login page', async () => {
