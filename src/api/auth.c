@@ -179,7 +179,7 @@ int api_auth_login(struct http_request *r) {
                                                "Enrol an authenticator app first: this session can do nothing "
                                                "else.",
                                                body);
-                json_decref(body);
+                api_json_free_secret(&body);
                 return k;
         }
         if (result == ACCOUNTS_LOGIN_ENROL) {
