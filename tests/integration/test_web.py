@@ -216,6 +216,8 @@ def test_browser():
           and os.path.isdir(os.path.join(mods, "axe-core")),
           "the browser tests need node, Debian's chromium and tests/web/node_modules: run "
           "scripts/install-deps and scripts/install-test-tools")
+    for i in range(22):  # more than a page of the list (20)
+        V.upload_ok(b"bulk %d\n" % i, name="bulk-%02d.txt" % i)
     admin = V.create_user("admin")
     viewer = V.create_user("viewer")
     cfg = {"url": V.url, "chromium": chromium, "admin": {"email": admin["email"], "password": admin["password"]},

@@ -277,10 +277,24 @@ async function main() {
       await page.fill('#filter-after', '');
       await page.fill('#filter-before', tomorrow);
       await page.click('#filter-form button[type=submit]');
-      await page.waitForFunction(() => /filtered: page 1, [3-9]\d* shown/.test(document.getElementById('documents-caption').textContent));
+      await page.waitForFunction(() => /filtered: page 1, ([3-9]|[1-9]\d+) shown/.test(document.getElementById('documents-caption').textContent));
       names = await rowNames(page);
       for (const f of files) assert(names.includes(f.name), `before filter: ${names}`);
       await page.click('#filter-clear');
+    });
+
+    await step('paging: next and previous pages', async () => {
+      await page.waitForFunction(() => /page 1, 20 shown/.test(document.getElementById('documents-caption').textContent));
+      const first = await rowNames(page);
+      assert(await page.locator('#page-prev').isDisabled(), 'previous enabled on page 1');
+      await page.focus('#page-next');
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => /page 2,/.test(document.getElementById('documents-caption').textContent));
+      const second = await rowNames(page);
+      assert(second.length >= 1 && second.every((n) => !first.includes(n)), `page 2: ${second}`);
+      await page.click('#page-prev');
+      await page.waitForFunction(() => /page 1,/.test(document.getElementById('documents-caption').textContent));
+      assert(JSON.stringify(await rowNames(page)) === JSON.stringify(first), 'page 1 changed');
     });
 
     await step('logout clears the session cookie', async () => {
