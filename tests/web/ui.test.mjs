@@ -246,6 +246,18 @@ async function main() {
         .some((td) => td.textContent === 'dropped.txt'));
     });
 
+    await step('a refused file gets its own readable message', async () => {
+      await page.setInputFiles('#upload-files', [{ name: 'bad-class.txt', mimeType: 'text/plain', buffer: Buffer.from('x') }]);
+      await page.fill('#upload-class', 'Not A Class');
+      await page.click('#upload-form button[type=submit]');
+      await page.waitForFunction(() => document.querySelector('#upload-list li[data-state=refused]'));
+      const row = await page.locator('#upload-list li').innerText();
+      assert(row.includes('Refused: Bad request') && /class/i.test(row), `row: ${row}`);
+      const t = await errorText(page);
+      assert(t.startsWith('bad-class.txt: Bad request') && !t.includes('{'), `error: ${t}`);
+      assert(!(await rowNames(page)).includes('bad-class.txt'), 'a refused file is listed');
+    });
+
     await step('download gives back the same bytes', async () => {
       for (const f of files.slice(0, 2)) {
         const [dl] = await Promise.all([page.waitForEvent('download'),
