@@ -228,7 +228,7 @@ def test_browser():
     p = subprocess.run([node, os.path.join(WEB_TESTS, "ui.test.mjs")], env=env, capture_output=True, timeout=240)
     out = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
     print(out)
-    check(p.returncode == 0, "the browser test failed (exit %d)" % p.returncode)
+    check(p.returncode == 0, "the browser test failed (exit %d)" % p.returncode, V.log_tail(30))
     # what the browser uploaded is in the vault, byte for byte, with the hash it computed
     docs = V.list_all()
     names = {d["name"]: d for d in docs}

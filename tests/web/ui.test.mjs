@@ -246,18 +246,6 @@ async function main() {
         .some((td) => td.textContent === 'dropped.txt'));
     });
 
-    await step('a refused file gets its own readable message', async () => {
-      await page.setInputFiles('#upload-files', [{ name: 'bad-class.txt', mimeType: 'text/plain', buffer: Buffer.from('x') }]);
-      await page.fill('#upload-class', 'Not A Class');
-      await page.click('#upload-form button[type=submit]');
-      await page.waitForFunction(() => document.querySelector('#upload-list li[data-state=refused]'));
-      const row = await page.locator('#upload-list li').innerText();
-      assert(row.includes('Refused: Bad request') && /class/i.test(row), `row: ${row}`);
-      const t = await errorText(page);
-      assert(t.startsWith('bad-class.txt: Bad request') && !t.includes('{'), `error: ${t}`);
-      assert(!(await rowNames(page)).includes('bad-class.txt'), 'a refused file is listed');
-    });
-
     await step('download gives back the same bytes', async () => {
       for (const f of files.slice(0, 2)) {
         const [dl] = await Promise.all([page.waitForEvent('download'),
@@ -268,6 +256,20 @@ async function main() {
         assert(Buffer.compare(got, f.buffer) === 0, `${f.name}: ${got.length} bytes differ from ${f.buffer.length}`);
         assert(dl.suggestedFilename() === f.name, `file name ${dl.suggestedFilename()}`);
       }
+    });
+
+    // after the downloads: a download started right after a refused upload was seen cancelled
+    // by Chromium before its request reached the server (known issue, docs/security.md gap 14)
+    await step('a refused file gets its own readable message', async () => {
+      await page.setInputFiles('#upload-files', [{ name: 'bad-class.txt', mimeType: 'text/plain', buffer: Buffer.from('x') }]);
+      await page.fill('#upload-class', 'Not A Class');
+      await page.click('#upload-form button[type=submit]');
+      await page.waitForFunction(() => document.querySelector('#upload-list li[data-state=refused]'));
+      const row = await page.locator('#upload-list li').innerText();
+      assert(row.includes('Refused: Bad request') && /class/i.test(row), `row: ${row}`);
+      const t = await errorText(page);
+      assert(t.startsWith('bad-class.txt: Bad request') && !t.includes('{'), `error: ${t}`);
+      assert(!(await rowNames(page)).includes('bad-class.txt'), 'a refused file is listed');
     });
 
     await step('filters: exact name, class, dates', async () => {
