@@ -220,7 +220,13 @@ def test_browser():
         V.upload_ok(b"bulk %d\n" % i, name="bulk-%02d.txt" % i)
     admin = V.create_user("admin")
     viewer = V.create_user("viewer")
-    cfg = {"url": V.url, "chromium": chromium, "admin": {"email": admin["email"], "password": admin["password"]},
+    # Chromium is told to trust the vault's own certificate (by its public key's SHA-256), so that
+    # every request, downloads included, passes the certificate check as with a trusted cert
+    pub = subprocess.run(["openssl", "x509", "-in", V.cacert, "-noout", "-pubkey"], capture_output=True, check=True)
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub.stdout, capture_output=True,
+                         check=True)
+    spki = base64.b64encode(hashlib.sha256(der.stdout).digest()).decode()
+    cfg = {"url": V.url, "chromium": chromium, "spki": spki, "admin": {"email": admin["email"], "password": admin["password"]},
            "viewer": {"email": viewer["email"], "password": viewer["password"]},
            "workdir": os.path.join(V.base, "browser")}
     env = dict(os.environ)
