@@ -4,8 +4,8 @@
 //
 // Any Content-Security-Policy violation, console error, uncaught page error or request to
 // another origin fails the run. The only console errors let through are Chromium's own
-// "Failed to load resource: ... status of 4xx" lines for the API refusals this test provokes on
-// purpose, and each of those is expected by a step below.
+// "Failed to load resource: ... status of 4xx" lines for /v1/ calls, which the steps below
+// provoke on purpose (wrong password, second factor asked for, refused uploads, ended sessions).
 import { chromium } from 'playwright-core';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
