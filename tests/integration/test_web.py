@@ -118,6 +118,9 @@ def cookie_login(user):
     check(set(body) == {"csrf_token", "expires_at"}, "the cookie login answer", sorted(body))
     check(re.fullmatch(r"[0-9a-f]{64}", body["csrf_token"]), "csrf token form", body["csrf_token"])
     check(value not in r.body.decode(), "the session bearer is in the body of a cookie login")
+    # the documented construction (docs/security.md): keyed BLAKE2b-256 of the bearer
+    want = hashlib.blake2b(value.encode(), key=b"coffre csrf token v1", digest_size=32).hexdigest()
+    check(body["csrf_token"] == want, "the CSRF token is not the documented hash of the session")
     return value, body["csrf_token"]
 
 
