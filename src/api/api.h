@@ -41,6 +41,9 @@ int api_tsa_certificate(struct http_request *r);
 int api_system_healthz(struct http_request *r);
 int api_system_metrics(struct http_request *r);
 int api_system_openapi(struct http_request *r);
+/* The web interface (web.c): GET / and GET /ui/{file}, embedded files. */
+int api_web_index(struct http_request *r);
+int api_web_file(struct http_request *r);
 /* For handlers that record audit entries: answers 503 with Retry-After (and returns 1) while
  * no checkpoint has been possible for longer than [audit] stall_timeout; 0 otherwise. */
 int api_refuse_if_stalled(struct http_request *r);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "core/accounts.h"
@@ -73,7 +74,43 @@ static const struct api_field login_fields[] = {
         { "password", JSON_STRING, 1024, true },
         { "totp", JSON_STRING, 16 },
         { "recovery_code", JSON_STRING, TOTP_RECOVERY_CODE_MAX },
+        { "cookie", JSON_TRUE },
 };
+
+/* A browser login: the session's bearer goes in an HttpOnly cookie the page's scripts cannot
+ * read, and the answer carries the CSRF token bound to it instead (docs/security.md). */
+static int set_session_cookie(struct http_request *r, const char *token) {
+        _cleanup_(api_free_secret_stringp) char *c = NULL;
+        if (asprintf(&c, HTTP_SESSION_COOKIE "=%s; Secure; HttpOnly; SameSite=Strict; Path=/", token) < 0) {
+                c = NULL;
+                return -ENOMEM;
+        }
+        return http_header_add(r, "Set-Cookie", c);
+}
+
+static int clear_session_cookie(struct http_request *r) {
+        return http_header_add(r, "Set-Cookie",
+                               HTTP_SESSION_COOKIE "=; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+}
+
+/* Login CSRF: another site's page must not log the browser into an account of its choosing. A
+ * plain cross-site form cannot send application/json (that needs CORS, which coffre never
+ * grants), and a browser names a cross-site request in Sec-Fetch-Site. 1 when refused (answered). */
+static int login_csrf_refused(struct http_request *r) {
+        const char *ct = http_header(r, "Content-Type");
+        const char *site = http_header(r, "Sec-Fetch-Site");
+        int k;
+        if (site && strcmp(site, "cross-site") == 0)
+                k = http_respond_problem(r, 403, "csrf", "Forbidden",
+                                         "A browser login must come from this site's page.");
+        else if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' '))
+                k = api_bad_request(r, "A browser login (\"cookie\":true) must be sent as application/json.");
+        else
+                return 0;
+        if (k < 0)
+                log_error("cannot answer a refused browser login: %s", strerror(-k));
+        return 1;
+}
 
 int api_auth_login(struct http_request *r) {
         struct accounts *a = acc(r);
@@ -86,6 +123,10 @@ int api_auth_login(struct http_request *r) {
                 return 0;
         _cleanup_(api_json_free_secret) json_t *o = api_json_parse(r, login_fields, ELEMENTSOF(login_fields));
         if (!o)
+                return 0;
+        json_t *cookie = json_object_get(o, "cookie");
+        bool browser = cookie && json_is_true(cookie);
+        if (browser && login_csrf_refused(r))
                 return 0;
         limits_config = vault_get_config(http_vault(r));
         pthread_once(&limits_once, limits_init);
@@ -121,8 +162,26 @@ int api_auth_login(struct http_request *r) {
                 return http_respond_problem(r, 401, "totp-required", "Second factor required",
                                             "Give the current code of the authenticator app as 'totp', or a "
                                             "recovery code as 'recovery_code'.");
-        char exp[RFC3339_MAX];
+        char exp[RFC3339_MAX], csrf[ACCOUNTS_CSRF_LEN + 1];
         rfc3339_format(expires_at, exp);
+        if (browser) {
+                accounts_csrf_token(token, csrf);
+                k = set_session_cookie(r, token);
+                if (k < 0)
+                        return k;
+                json_t *body = json_pack("{s:s, s:s}", "csrf_token", csrf, "expires_at", exp);
+                sodium_memzero(csrf, sizeof csrf);
+                if (!body)
+                        return -ENOMEM;
+                if (result != ACCOUNTS_LOGIN_ENROL)
+                        return http_respond_json(r, 200, body);
+                k = http_respond_problem_extra(r, 403, "totp-enrolment-required", "Second factor enrolment required",
+                                               "Enrol an authenticator app first: this session can do nothing "
+                                               "else.",
+                                               body);
+                api_json_free_secret(&body);
+                return k;
+        }
         if (result == ACCOUNTS_LOGIN_ENROL) {
                 json_t *extra = json_pack("{s:s, s:s}", "token", token, "expires_at", exp);
                 if (!extra)
@@ -139,6 +198,8 @@ int api_auth_login(struct http_request *r) {
 
 int api_auth_logout(struct http_request *r) {
         int k = accounts_logout(acc(r), http_actor(r), http_request_id(r));
+        if (k >= 0)
+                k = clear_session_cookie(r);
         if (k < 0)
                 return api_accounts_problem(r, k, NULL, k == -EPERM ? "Only a login session logs out." : NULL);
         return http_respond_empty(r, 204);
@@ -146,6 +207,8 @@ int api_auth_logout(struct http_request *r) {
 
 int api_auth_logout_all(struct http_request *r) {
         int k = accounts_logout_all(acc(r), http_actor(r), http_request_id(r));
+        if (k >= 0)
+                k = clear_session_cookie(r);
         if (k < 0)
                 return api_accounts_problem(r, k, NULL, k == -EPERM ? "Only a login session logs out." : NULL);
         return http_respond_empty(r, 204);

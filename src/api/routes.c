@@ -5,6 +5,8 @@ const struct http_route api_routes[] = {
         { "GET", "/healthz", "healthz", .public_ = true, .begin = api_system_healthz },
         { "GET", "/metrics", "metrics", .public_ = true, .begin = api_system_metrics },
         { "GET", "/v1/openapi.yaml", "openapi", .public_ = true, .begin = api_system_openapi },
+        { "GET", "/", "ui.index", .public_ = true, .begin = api_web_index },
+        { "GET", "/ui/{file}", "ui.file", .public_ = true, .begin = api_web_file },
         { "POST", "/v1/documents", "documents.create", .accepts_body = true, .begin = api_documents_create_begin,
           .body = api_documents_create_body, .end = api_documents_create_end, .cleanup = api_documents_create_cleanup },
         { "GET", "/v1/documents", "documents.list", .begin = api_documents_list },

@@ -65,6 +65,15 @@ void accounts_clock_shift(struct accounts *a, int64_t delta_ms);
 int accounts_authenticate(struct accounts *a, const char *bearer, int64_t now_ms, struct vault_actor *ret)
         _warn_unused_;
 
+/* Browser sessions carry the session's bearer in the __Host-coffre_session cookie; a call that
+ * changes something must then also send this token in X-CSRF-Token. It is a keyed BLAKE2b hash
+ * of the bearer, so it is bound to the session, cannot be forged without the cookie's value, and
+ * does not reveal it. Hex, ACCOUNTS_CSRF_LEN characters. */
+#define ACCOUNTS_CSRF_LEN 64
+void accounts_csrf_token(const char *bearer, char out[ACCOUNTS_CSRF_LEN + 1]);
+/* true when token is the CSRF token of bearer (constant time) */
+bool accounts_csrf_check(const char *bearer, const char *token);
+
 /* ---- users ---- */
 struct accounts_user_new {
         const char *org_id; /* NULL: the actor's own organisation; an operator must name one */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "crypto/totp.h"
+#include "hex.h"
 #include "log.h"
 
 /* last_seen and last_used are written at most this often: not one write per request */
@@ -173,6 +174,27 @@ int accounts_authenticate(struct accounts *a, const char *bearer, int64_t now_ms
                 return r;
         *ret = x;
         return 0;
+}
+
+/* ---- browser sessions: the CSRF token ---- */
+
+void accounts_csrf_token(const char *bearer, char out[ACCOUNTS_CSRF_LEN + 1]) {
+        static const unsigned char key[] = "coffre csrf token v1"; /* domain separation only */
+        uint8_t h[ACCOUNTS_CSRF_LEN / 2];
+        crypto_generichash(h, sizeof h, (const unsigned char *) bearer, strlen(bearer), key, sizeof key - 1);
+        hex_encode(h, sizeof h, out);
+        out[ACCOUNTS_CSRF_LEN] = 0;
+        sodium_memzero(h, sizeof h);
+}
+
+bool accounts_csrf_check(const char *bearer, const char *token) {
+        char want[ACCOUNTS_CSRF_LEN + 1];
+        if (!bearer || !token || strlen(token) != ACCOUNTS_CSRF_LEN)
+                return false;
+        accounts_csrf_token(bearer, want);
+        bool ok = sodium_memcmp(want, token, ACCOUNTS_CSRF_LEN) == 0;
+        sodium_memzero(want, sizeof want);
+        return ok;
 }
 
 /* ---- sessions ---- */

@@ -48,6 +48,8 @@ const struct authz_rule authz_rules[] = {
         { "healthz", .public_ = true },
         { "metrics", .public_ = true }, /* [server] metrics decides, in the handler */
         { "openapi", .public_ = true },
+        { "ui.index", .public_ = true }, /* the web interface's static files */
+        { "ui.file", .public_ = true },
         { "auth.login", .public_ = true },
         { "auth.logout", .roles = AUTHZ_ROLES_ALL, .creds = SES | ENR },
         { "auth.logout_all", .roles = AUTHZ_ROLES_ALL, .creds = SES },

@@ -13,6 +13,9 @@
 
 struct http_request;
 
+/* The browser session's cookie (docs/security.md, "Web interface"). */
+#define HTTP_SESSION_COOKIE "__Host-coffre_session"
+
 /* Produces up to max bytes of a streamed body at pos; returns the count, 0 at the end, or a
  * negative errno to abort the connection (the client sees a truncated body). */
 typedef ssize_t (*http_stream_fn)(void *ud, uint64_t pos, uint8_t *buf, size_t max);

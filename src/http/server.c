@@ -34,6 +34,14 @@
         "NONE:+VERS-TLS1.3:+VERS-TLS1.2:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:+AEAD:+ECDHE-ECDSA:" \
         "+ECDHE-RSA:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE"
 
+/* The Content-Security-Policy and Permissions-Policy of every answer (docs/security.md). */
+#define HTTP_CSP                                                                                              \
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " \
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+#define HTTP_PERMISSIONS_POLICY                                                                       \
+        "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), " \
+        "payment=(), usb=(), interest-cohort=()"
+
 #define MAX_PARAMS 4
 #define DISCARD_AFTER_LIMIT ((uint64_t) 64 * 1024 * 1024)
 #define MAX_EXTRA_HEADERS 8
@@ -176,7 +184,18 @@ static int queue(struct http_request *r, unsigned status, struct MHD_Response *r
                 return -ENOMEM;
         MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=63072000; includeSubDomains");
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-        MHD_add_response_header(resp, "Cache-Control", "no-store");
+        /* the web interface's policy, on every answer: a JSON or problem answer opened in a
+         * browser is as confined as a page (docs/security.md, "Web interface") */
+        MHD_add_response_header(resp, "Content-Security-Policy", HTTP_CSP);
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+        MHD_add_response_header(resp, "Permissions-Policy", HTTP_PERMISSIONS_POLICY);
+        MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+        MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+        bool cache_set = false;
+        for (size_t i = 0; i < r->n_hdr; i++)
+                cache_set |= strcasecmp(r->hdr_names[i], "Cache-Control") == 0;
+        if (!cache_set)
+                MHD_add_response_header(resp, "Cache-Control", "no-store");
         MHD_add_response_header(resp, "X-Request-Id", r->request_id);
         for (size_t i = 0; i < r->n_hdr; i++)
                 MHD_add_response_header(resp, r->hdr_names[i], r->hdr_values[i]);
@@ -373,16 +392,41 @@ static const char *bearer_token(struct http_request *r) {
         return *h ? h : NULL;
 }
 
+/* The caller's credential: the bearer of Authorization, else the browser session's cookie
+ * (*ret_cookie then true). NULL when there is neither. */
+static const char *credential(struct http_request *r, bool *ret_cookie) {
+        const char *tok = bearer_token(r);
+        *ret_cookie = false;
+        if (tok)
+                return tok;
+        tok = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, HTTP_SESSION_COOKIE);
+        if (!tok || !*tok)
+                return NULL;
+        *ret_cookie = true;
+        return tok;
+}
+
+/* A cookie is sent by the browser whoever made the page: a call that may change something
+ * (any method but GET and HEAD) is taken with it only with the session's X-CSRF-Token. */
+static bool csrf_ok(struct http_request *r, const char *cookie_token) {
+        if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
+                return true;
+        return accounts_csrf_check(cookie_token, http_header(r, "X-CSRF-Token"));
+}
+
 int http_authenticate(struct http_request *r) {
         if (r->authenticated)
                 return 0;
-        const char *tok = bearer_token(r);
+        bool cookie;
+        const char *tok = credential(r, &cookie);
         if (!tok)
                 return -EACCES;
         struct accounts *a = vault_accounts(r->server->o.vault);
         int k = accounts_authenticate(a, tok, accounts_now_ms(a), &r->actor);
         if (k < 0)
                 return k;
+        if (cookie && !csrf_ok(r, tok))
+                return -EACCES;
         r->authenticated = true;
         return 0;
 }
@@ -475,7 +519,8 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                 return sent(r, k);
         }
         if (!r->route->public_) {
-                const char *tok = bearer_token(r);
+                bool cookie;
+                const char *tok = credential(r, &cookie);
                 struct accounts *a = vault_accounts(s->o.vault);
                 int k = tok ? accounts_authenticate(a, tok, accounts_now_ms(a), &r->actor) : -EACCES;
                 if (k < 0) {
@@ -487,6 +532,13 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                                                          tok ? "The token is not valid."
                                                              : "A bearer token is required.");
                         return sent(r, k);
+                }
+                if (cookie && !csrf_ok(r, tok)) {
+                        log_fields(LOG_LEVEL_WARN, "csrf-refused", "request_id", r->request_id, "route", r->route->name,
+                                   "actor", r->actor.actor_id, NULL);
+                        return sent(r, http_respond_problem(r, 403, "csrf", "Forbidden",
+                                                            "A call made with the session cookie must carry the "
+                                                            "session's X-CSRF-Token header."));
                 }
                 r->authenticated = true;
         }

@@ -241,6 +241,8 @@ class Matrix:
         table = {
             "healthz": lambda: req("GET", "/healthz", 200),
             "openapi": lambda: req("GET", "/v1/openapi.yaml", 200),
+            "ui.index": lambda: req("GET", "/", 200),
+            "ui.file": lambda: req("GET", "/ui/app.js", 200),
             # its own [server] metrics rule (default: token): the role decides
             "metrics": lambda: req("GET", "/metrics", 200 if cred.role in ("owner", "admin", "operator") else 403),
             "auth.login": lambda: req("POST", "/v1/auth/login", 400, {}),
