@@ -1,0 +1,24 @@
+/* keyload.h: the one way the signer loads a private key: a PEM file (a regular file of ours, mode
+ * 0600 or stricter, unencrypted) or a key on a PKCS#11 token named by a URI
+ * (pkcs11:token=...;object=...?pin-source=file:...&module-path=...), through libp11. The result
+ * is an EVP_PKEY that CMS_sign, TS_RESP_CTX and EVP_DigestSign use; a token key never leaves the
+ * token: signing happens inside it. */
+#pragma once
+
+#include <openssl/evp.h>
+
+#include "macro.h"
+
+struct loaded_key;
+
+/* spec: a path (relative paths are taken from base_dir when it is not NULL) or a pkcs11: URI.
+ * -EPERM for a file others may read or that is not ours, or a PIN file likewise; -EINVAL with a
+ * logged reason for a bad URI or a file that is no unencrypted PEM key; -ENOENT when the token or
+ * the object is not there; -EACCES when the token refuses the PIN. Logs one line on failure. */
+int keyload_open(const char *spec, const char *base_dir, struct loaded_key **ret) _warn_unused_;
+/* The key (owned by lk: valid until keyload_free). */
+EVP_PKEY *keyload_pkey(const struct loaded_key *lk);
+/* true when the key lives on a token. */
+int keyload_is_token(const struct loaded_key *lk);
+void keyload_free(struct loaded_key *lk);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct loaded_key *, keyload_free);
