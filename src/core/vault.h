@@ -45,6 +45,10 @@ struct vault_init_options {
         const char *tls_cert; /* PEM files to use instead of a self-signed pair; both or neither */
         const char *tls_key;
         const char *org_name;
+        const char *master_key;     /* a pkcs11: URI: the master key on a token (made there when missing),
+                                 * instead of DATA/keys/master.key */
+        const char *pkcs11_path[4]; /* [keys] pkcs11_path: the module's token store, for the sandbox */
+        size_t n_pkcs11_path;
 };
 
 /* Creates a new vault in dir (which must not exist or be empty). Returns the bootstrap token
@@ -52,6 +56,13 @@ struct vault_init_options {
 int vault_init(const char *dir, const struct vault_init_options *o, char **ret_token) _warn_unused_;
 
 int vault_open(const char *dir, struct vault **ret) _warn_unused_;
+/* Unwraps a key under the master key (after the sandbox is on: a token must still answer). Logs why. */
+int vault_check_master(struct vault *v) _warn_unused_;
+/* `coffre key migrate-master`: the master key from DATA/keys/master.key to the token uri names
+ * (master_migrate.c), writing pkcs11_paths as [keys] pkcs11_path. -EBUSY while a server runs; safe
+ * to interrupt and rerun. Logs each step. */
+int vault_migrate_master(const char *dir, const char *uri, char *const *pkcs11_paths, size_t n_pkcs11_paths)
+        _warn_unused_;
 void vault_close(struct vault *v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct vault *, vault_close);
 
