@@ -17,3 +17,5 @@ int cmd_get(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 /* coffre rm ID... */
 int cmd_rm(int argc, char **argv);
+/* coffre verify --tsr REPLY | --token TOKEN --data FILE --ca CA.pem (offline) */
+int cmd_verify(int argc, char **argv);

@@ -26,6 +26,7 @@ static const struct command commands[] = {
         { "get", cmd_get, "download a document: coffre get ID [-o FILE]" },
         { "ls", cmd_ls, "list documents: coffre ls [--class C]" },
         { "rm", cmd_rm, "delete documents: coffre rm ID..." },
+        { "verify", cmd_verify, "check a time-stamp offline: coffre verify --tsr REPLY --data FILE --ca CA.pem" },
         { "audit", cmd_audit, "check the audit log: coffre audit verify --data DIR | --url URL; audit proof ID" },
         { "witness", cmd_witness, "witness a vault's log: coffre witness --url URL --state FILE" },
 };
