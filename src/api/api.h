@@ -29,6 +29,13 @@ int api_audit_cosignature_end(struct http_request *r);
 void api_audit_cosignature_cleanup(struct http_request *r);
 int api_audit_tile(struct http_request *r);
 int api_documents_audit(struct http_request *r);
+int api_documents_seal(struct http_request *r);
+
+int api_tsa_timestamp_begin(struct http_request *r);
+int api_tsa_timestamp_body(struct http_request *r, const uint8_t *p, size_t n);
+int api_tsa_timestamp_end(struct http_request *r);
+void api_tsa_timestamp_cleanup(struct http_request *r);
+int api_tsa_certificate(struct http_request *r);
 
 int api_system_healthz(struct http_request *r);
 int api_system_metrics(struct http_request *r);

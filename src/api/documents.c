@@ -20,6 +20,37 @@ json_t *api_document_json(const struct store_document *d) {
                          (json_int_t) d->size, "sha256", sha, "created_at", created);
 }
 
+/* The document's JSON with its seal's level and times (null without a seal). */
+static json_t *document_json_sealed(struct http_request *r, const struct store_document *d, int *ret_err) {
+        struct store_seal s = { 0 };
+        json_t *o = api_document_json(d);
+        int k = vault_seal_get(http_vault(r), http_actor(r), d->id, &s);
+
+        *ret_err = 0;
+        if (k < 0 && k != -ENOENT) {
+                json_decref(o);
+                *ret_err = k;
+                return NULL;
+        }
+        if (o && k == 0) {
+                char t[RFC3339_MAX];
+                rfc3339_format(s.signing_time, t);
+                json_object_set_new(o, "seal_level", json_string(s.level));
+                json_object_set_new(o, "seal_time", json_string(t));
+                if (s.timestamp_time) {
+                        rfc3339_format(s.timestamp_time, t);
+                        json_object_set_new(o, "timestamp_time", json_string(t));
+                } else
+                        json_object_set_new(o, "timestamp_time", json_null());
+        } else if (o) {
+                json_object_set_new(o, "seal_level", json_null());
+                json_object_set_new(o, "seal_time", json_null());
+                json_object_set_new(o, "timestamp_time", json_null());
+        }
+        free(s.sealed);
+        return o;
+}
+
 /* ---- upload ---- */
 
 /* 64 hex digits, either case. */
@@ -78,13 +109,23 @@ int api_documents_create_end(struct http_request *r) {
         if (k == -EBADMSG)
                 return http_respond_problem(r, 422, "hash-mismatch", "Hash mismatch",
                                             "The body does not match X-Content-SHA256; nothing was stored.");
+        if (k == -EPIPE) {
+                if (http_header_add(r, "Retry-After", "5") < 0)
+                        return -ENOMEM;
+                return http_respond_problem(r, 503, "signer-unavailable", "Service unavailable",
+                                            "The document could not be sealed (the signer is restarting); nothing "
+                                            "was stored. Try again shortly.");
+        }
         if (k < 0)
                 return http_respond_errno(r, k, "cannot store the document");
         snprintf(loc, sizeof loc, "/v1/documents/%s", d.id);
         /* stored and logged: a 201 without its Location is still the truth */
         if (http_header_add(r, "Location", loc) < 0)
                 log_warn("request %s: no Location header on the answer", http_request_id(r));
-        return http_respond_json(r, 201, api_document_json(&d));
+        json_t *o = document_json_sealed(r, &d, &k);
+        if (k < 0) /* stored and logged: say so, without the seal's fields */
+                o = api_document_json(&d);
+        return http_respond_json(r, 201, o);
 }
 
 void api_documents_create_cleanup(struct http_request *r) {
@@ -154,7 +195,10 @@ int api_documents_get(struct http_request *r) {
         int k = vault_document_get(http_vault(r), http_actor(r), http_param(r, "id"), &d);
         if (k < 0)
                 return http_respond_errno(r, k, "There is no such document.");
-        return http_respond_json(r, 200, api_document_json(&d));
+        json_t *o = document_json_sealed(r, &d, &k);
+        if (k < 0)
+                return http_respond_errno(r, k, "cannot read the seal");
+        return http_respond_json(r, 200, o);
 }
 
 /* ---- download ---- */

@@ -12,6 +12,12 @@ const struct http_route api_routes[] = {
         { "DELETE", "/v1/documents/{id}", "documents.delete", .begin = api_documents_delete },
         { "GET", "/v1/documents/{id}/content", "documents.content", .begin = api_documents_content },
         { "GET", "/v1/documents/{id}/audit", "documents.audit", .begin = api_documents_audit },
+        { "GET", "/v1/documents/{id}/seal", "documents.seal", .begin = api_documents_seal },
+        /* tsa.*: public_ here because [tsa] access decides (public, or any valid token) in the
+         * handler; a permission table keyed by route name should keep that rule for these two */
+        { "POST", "/v1/tsa", "tsa.timestamp", .public_ = true, .accepts_body = true, .begin = api_tsa_timestamp_begin,
+          .body = api_tsa_timestamp_body, .end = api_tsa_timestamp_end, .cleanup = api_tsa_timestamp_cleanup },
+        { "GET", "/v1/tsa/certificate", "tsa.certificate", .public_ = true, .begin = api_tsa_certificate },
         { "GET", "/v1/audit/checkpoint", "audit.checkpoint", .begin = api_audit_checkpoint },
         { "POST", "/v1/audit/checkpoint/cosignature", "audit.cosignature", .accepts_body = true,
           .begin = api_audit_cosignature_begin, .body = api_audit_cosignature_body, .end = api_audit_cosignature_end,

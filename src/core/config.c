@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <openssl/objects.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,10 @@ void vault_config_defaults(struct vault_config *c) {
                 .body_rate_window = 30,
                 .cosigned_checkpoints = 1024,
                 .sandbox = true,
+                .seal = true,
+                .tsa_accuracy_ms = 1000,
         };
+        snprintf(c->tsa_access, sizeof c->tsa_access, "token");
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
         snprintf(c->metrics_access, sizeof c->metrics_access, "token");
         snprintf(c->tls_cert, sizeof c->tls_cert, "tls/cert.pem");
@@ -137,6 +141,21 @@ static int handler(void *ud, const char *section, const char *name, const char *
         if (IS("audit", "cosigned_checkpoints"))
                 return parse_uint(value, &c->cosigned_checkpoints) && c->cosigned_checkpoints >= 1 &&
                        c->cosigned_checkpoints <= 1024;
+        if (IS("seal", "enabled"))
+                return parse_bool(value, &c->seal);
+        if (IS("seal", "exempt_classes"))
+                return copy_str(c->seal_exempt, sizeof c->seal_exempt, value);
+        if (IS("tsa", "policy")) {
+                ASN1_OBJECT *o = OBJ_txt2obj(value, 1);
+                bool ok = o != NULL;
+                ASN1_OBJECT_free(o);
+                return ok && copy_str(c->tsa_policy, sizeof c->tsa_policy, value);
+        }
+        if (IS("tsa", "accuracy_ms"))
+                return parse_uint(value, &c->tsa_accuracy_ms) && c->tsa_accuracy_ms >= 1 && c->tsa_accuracy_ms <= 60000;
+        if (IS("tsa", "access"))
+                return (strcmp(value, "token") == 0 || strcmp(value, "public") == 0) &&
+                       copy_str(c->tsa_access, sizeof c->tsa_access, value);
         if (IS("audit", "witness")) {
                 if (c->n_witness >= VAULT_MAX_WITNESSES)
                         return 0;
@@ -145,6 +164,24 @@ static int handler(void *ud, const char *section, const char *name, const char *
 #undef IS
         log_warn("coffre.conf: unknown setting [%s] %s", section, name);
         return 1;
+}
+
+bool vault_config_seals_class(const struct vault_config *c, const char *class_) {
+        size_t n = strlen(class_);
+
+        if (!c->seal)
+                return false;
+        for (const char *p = c->seal_exempt; *p;) {
+                while (*p == ' ' || *p == ',')
+                        p++;
+                const char *e = p;
+                while (*e && *e != ',' && *e != ' ')
+                        e++;
+                if (e > p && (size_t) (e - p) == n && memcmp(p, class_, n) == 0)
+                        return false;
+                p = e;
+        }
+        return true;
 }
 
 int vault_config_load(const char *path, struct vault_config *c) {
@@ -176,20 +213,21 @@ int vault_config_write(const char *path, const struct vault_config *c) {
                            "metrics = %s\n\n"
                            "[tls]\ncert = %s\nkey = %s\n\n"
                            "[keys]\nmaster = %s\n"
-                           "# pkcs11_path = <directory the PKCS#11 module keeps its tokens in>, one line each\n"
-                           "[audit]\norigin = %s\n"
-                           "# witness = <vkey of a witness whose cosignatures are accepted>, one line each\n",
+                           "# pkcs11_path = <directory the PKCS#11 module keeps its tokens in>, one line each\n",
                            c->vault_id, c->default_class, c->listen, (unsigned long long) c->max_body,
                            c->max_connections, c->max_connections_per_ip, c->idle_timeout, c->shutdown_timeout,
                            c->header_timeout, c->body_min_rate, c->body_rate_window, c->metrics_access, c->tls_cert,
-                           c->tls_key, c->master_key, c->audit_origin);
-        /* [keys] lines after [audit]'s would belong to [audit]: the section is reopened */
-        if (r >= 0 && c->n_pkcs11_path > 0)
-                r = buf_printf(&b, "\n[keys]\n");
+                           c->tls_key, c->master_key);
         for (size_t i = 0; r >= 0 && i < c->n_pkcs11_path; i++)
                 r = buf_printf(&b, "pkcs11_path = %s\n", c->pkcs11_path[i]);
-        if (r >= 0 && c->n_pkcs11_path > 0)
-                r = buf_printf(&b, "\n[audit]\n");
+        if (r >= 0)
+                r = buf_printf(&b,
+                               "\n[seal]\n# enabled = no stores documents without a seal; exempt_classes = a, b\n"
+                               "enabled = %s\n\n"
+                               "[tsa]\n# access = token (any valid token) or public\naccess = %s\naccuracy_ms = %u\n\n"
+                               "[audit]\norigin = %s\n"
+                               "# witness = <vkey of a witness whose cosignatures are accepted>, one line each\n",
+                               c->seal ? "yes" : "no", c->tsa_access, c->tsa_accuracy_ms, c->audit_origin);
         for (size_t i = 0; r >= 0 && i < c->n_witness; i++)
                 r = buf_printf(&b, "witness = %s\n", c->witness[i]);
         if (r < 0)

@@ -34,7 +34,15 @@ struct vault_config {
         size_t n_witness;
         unsigned stall_timeout;       /* [audit] seconds without a checkpoint before writes get 503 */
         unsigned cosigned_checkpoints; /* [audit] cosigned_checkpoints: how many keep cosignatures */
+        bool seal;                     /* [seal] enabled: every document is sealed (CAdES-B-T) */
+        char seal_exempt[512];         /* [seal] exempt_classes: comma-separated classes stored unsealed */
+        char tsa_policy[128];          /* [tsa] policy: dotted OID in every token */
+        unsigned tsa_accuracy_ms;      /* [tsa] accuracy_ms */
+        char tsa_access[16];           /* [tsa] access: "token" (any valid token) or "public" */
 };
+
+/* Whether documents of class are sealed under c. */
+bool vault_config_seals_class(const struct vault_config *c, const char *class_);
 
 void vault_config_defaults(struct vault_config *c);
 /* Reads DATA/coffre.conf over the defaults. -EINVAL with a logged line number on a bad file. */

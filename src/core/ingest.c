@@ -1,8 +1,10 @@
 /* ingest.c: a document's way in: encrypted as it streams, key stored on the side, made durable
  * in an order that a crash at any instant leaves either nothing visible or a whole document:
  *   DEK queued at begin for the keyring's group commit, object encrypted into tmp/ -> object
- *   synced and renamed into place -> DEK durable (waited for) -> audit entry -> metadata row and
- *   the reference to its audit entry committed together (the commit point) -> 201.
+ *   synced and renamed into place -> DEK durable (waited for) -> seal made (signer, over the
+ *   SHA-256 computed on the way in) -> document.create and document.seal entries -> metadata
+ *   row, its seal and the references to both entries committed together (the commit point) -> 201.
+ * Without a seal (signer down) nothing is kept: the object and DEK go, the caller answers 503.
  * vault_recover() (recovery.c) at start settles what an interrupted ingest leaves, on the audit
  * log's evidence. It relies on one invariant, which any reordering or batching here must keep:
  * the document.create entry is durable before the 201. A key or object that no document.create
@@ -20,6 +22,7 @@
 #include "crypto/object_stream.h"
 #include "hex.h"
 #include "log.h"
+#include "seal/cades.h"
 #include "timeutil.h"
 #include "vault_internal.h"
 
@@ -155,6 +158,10 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         struct vault *v = u->v;
         struct store_document d = { 0 };
         _cleanup_(vault_free_secret_stringp) char *details = NULL;
+        _cleanup_free_ uint8_t *cms = NULL, *sealed = NULL; /* declared before the first goto */
+        struct store_seal seal = { .audit_index = UINT64_MAX };
+        uint8_t cms_sha[32];
+        size_t cms_len = 0;
         unsigned mdlen = 0;
         uint64_t index = 0;
         int r;
@@ -185,6 +192,27 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
                 goto fail;
         }
 
+        /* the seal, before anything is logged: without it the upload is refused whole */
+        if (vault_config_seals_class(&v->config, u->class_)) {
+                struct cades_info info;
+                r = vault_seal_make(v, u->actor.org_id, d.sha256, &cms, &cms_len, &info);
+                if (r >= 0)
+                        r = vault_seal_encrypt(u->dek, u->id_hex, cms, cms_len, &sealed, &seal.sealed_len);
+                if (r < 0) {
+                        log_error("document not sealed (%s): upload refused", strerror(-r));
+                        if (v->blob->ops->remove(v->blob, u->id_hex) < 0)
+                                log_warn("could not remove the object of a failed upload; the next start removes it");
+                        r = r == -EPIPE || r == -ETIMEDOUT || r == -ECONNRESET ? -EPIPE : r;
+                        goto fail;
+                }
+                memcpy(seal.level, info.level, sizeof seal.level);
+                seal.signing_time = info.signing_time;
+                seal.timestamp_time = info.timestamp_time;
+                seal.sealed = sealed;
+                crypto_hash_sha256(cms_sha, cms, cms_len);
+                d.seal = &seal;
+        }
+
         snprintf(d.id, sizeof d.id, "%s", u->id_hex);
         snprintf(d.org_id, sizeof d.org_id, "%s", u->actor.org_id);
         snprintf(d.name, sizeof d.name, "%s", u->name);
@@ -196,15 +224,36 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         r = details ? vault_record_entry(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id,
                                          details, &index)
                     : -ENOMEM;
+        if (r >= 0 && d.seal) {
+                uint64_t seal_index = 0;
+                r = vault_record_entry(v, d.org_id, d.created_by, "document.seal", d.id, cms_sha, request_id, NULL,
+                                       &seal_index);
+                if (r >= 0)
+                        seal.audit_index = seal_index;
+                else {
+                        int k = v->store->ops->audit_ref_add(v->store, d.id, index);
+                        if (k < 0)
+                                log_warn("audit reference %llu not stored: %s", (unsigned long long) index,
+                                         strerror(-k));
+                        if (vault_record(v, d.org_id, d.created_by, "document.discard", d.id, NULL, request_id, NULL) <
+                            0)
+                                log_warn("document %s: discard not logged; the next start logs it", d.id);
+                }
+        }
         if (r >= 0) {
-                /* the row and the reference to its create entry: one commit (the commit point) */
+                /* the row, its seal and the references to its entries: one commit (the commit point) */
                 r = v->store->ops->document_insert_ref(v->store, &d, index);
                 if (r < 0) {
                         int k = v->store->ops->audit_ref_add(v->store, d.id, index);
                         if (k < 0)
                                 log_warn("audit reference %llu not stored: %s", (unsigned long long) index,
                                          strerror(-k));
-                        if (vault_record(v, d.org_id, d.created_by, "document.discard", d.id, NULL, request_id, NULL) < 0)
+                        if (d.seal && seal.audit_index != UINT64_MAX &&
+                            (k = v->store->ops->audit_ref_add(v->store, d.id, seal.audit_index)) < 0)
+                                log_warn("audit reference %llu not stored: %s", (unsigned long long) seal.audit_index,
+                                         strerror(-k));
+                        if (vault_record(v, d.org_id, d.created_by, "document.discard", d.id, NULL, request_id, NULL) <
+                            0)
                                 log_warn("document %s: discard not logged; the next start logs it", d.id);
                 }
         }
@@ -218,6 +267,7 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         atomic_fetch_add(&v->n_documents, 1);
         atomic_fetch_add(&v->n_bytes, d.size);
         upload_free(u, false);
+        d.seal = NULL; /* points into this frame */
         *ret = d;
         return 0;
 fail:

@@ -17,6 +17,7 @@
 #include "hex.h"
 #include "ledger.h"
 #include "log.h"
+#include "seal/signer.h"
 #include "selfsigned.h"
 #include "timeutil.h"
 #include "vault.h"
@@ -103,7 +104,8 @@ static char *token_new(void) {
 }
 
 /* The log's first entry, and its first signed checkpoint. */
-static int record_init(const char *dir, const struct vault_config *c, const char *org_id, const uint8_t *record_key) {
+static int record_init(const char *dir, const struct vault_config *c, const char *org_id, const char *org_name,
+                       const uint8_t *record_key) {
         char time[32], rid[17];
         uint8_t raw[8];
         _cleanup_(ledger_closep) struct ledger *l = NULL;
@@ -114,6 +116,11 @@ static int record_init(const char *dir, const struct vault_config *c, const char
         r = ledger_set_record_key(l, record_key);
         if (r < 0)
                 return r;
+        /* the signer made the CA and TSA pairs as it started; now the organisation's seal */
+        _cleanup_free_ char *chain = NULL;
+        r = signer_seal_chain(ledger_signer(l), org_id, org_name, &chain);
+        if (r < 0)
+                return log_error_errno(r, "cannot make the organisation's seal certificate: %s", strerror(-r));
         randombytes_buf(raw, sizeof raw);
         hex_encode(raw, sizeof raw, rid);
         audit_entry_format_time(now_ms(), time);
@@ -281,7 +288,7 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         r = ledger_init(dir, c.audit_origin);
         if (r < 0)
                 return r;
-        r = record_init(dir, &c, org.id, record_key);
+        r = record_init(dir, &c, org.id, org.name, record_key);
         if (r < 0)
                 return r;
 

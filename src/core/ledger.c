@@ -901,6 +901,10 @@ const char *ledger_vkey(const struct ledger *l) {
         return l->vkey;
 }
 
+struct signer *ledger_signer(struct ledger *l) {
+        return l->signer;
+}
+
 /* ---- entries ---- */
 
 int ledger_record(struct ledger *l, const struct audit_entry *e, const uint8_t *details_key, const char *details_plain,

@@ -13,6 +13,7 @@
 
 struct audit_log;
 struct ledger;
+struct signer;
 
 /* Creates DATA/audit/ and the log key pair in DATA/keys/ (log.key 0600, log.vkey). */
 int ledger_init(const char *data_dir, const char *origin) _warn_unused_;
@@ -45,6 +46,8 @@ int ledger_record(struct ledger *l, const struct audit_entry *e, const uint8_t *
 int ledger_checkpoint_now(struct ledger *l) _warn_unused_;
 
 struct audit_log *ledger_log(struct ledger *l);
+/* The signer process the ledger started (seals and timestamps go through it too). */
+struct signer *ledger_signer(struct ledger *l);
 const char *ledger_origin(const struct ledger *l);
 /* The log's verifier key (C2SP vkey text). */
 const char *ledger_vkey(const struct ledger *l);

@@ -20,6 +20,7 @@
 #include "audit/log.h"
 #include "hex.h"
 #include "ledger.h"
+#include "seal/signer.h"
 #include "log.h"
 #include "timeutil.h"
 #include "utf8.h"
@@ -427,6 +428,10 @@ static int vault_open_parts(struct vault *v) {
         char *witnesses[VAULT_MAX_WITNESSES];
         for (size_t i = 0; i < v->config.n_witness; i++)
                 witnesses[i] = v->config.witness[i];
+        signer_set_seal_options(&(struct signer_seal_options){
+                .tsa_policy = *v->config.tsa_policy ? v->config.tsa_policy : NULL,
+                .tsa_accuracy_ms = v->config.tsa_accuracy_ms,
+        });
         r = ledger_open(v->dir, v->config.audit_origin, witnesses, v->config.n_witness, &v->ledger);
         if (r < 0)
                 return r;
@@ -457,6 +462,9 @@ static int vault_open_parts(struct vault *v) {
         r = keyring_open(kr, false, m, &v->keyring);
         if (r < 0)
                 return log_error_errno(r, "cannot open the keyring %s: %s", kr, strerror(-r));
+        r = vault_seals_open(v);
+        if (r < 0)
+                return r;
         return ledger_recover_tail(v->ledger);
 }
 
@@ -535,6 +543,7 @@ void vault_close(struct vault *v) {
         if (v->opened)
                 refs_complete_store(v);
         ledger_close(v->ledger);
+        vault_seals_close(v);
         keyring_free(v->keyring);
         blob_close(v->blob);
         store_close(v->store);

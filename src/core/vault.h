@@ -143,3 +143,21 @@ struct ledger *vault_ledger(struct vault *v);
  * organisation. */
 int vault_document_audit(struct vault *v, const struct vault_actor *a, const char *id, const uint64_t *after,
                          size_t limit, uint64_t **ret, size_t *ret_n, bool *ret_more) _warn_unused_;
+
+/* ---- seals (seal.c) ---- */
+
+/* The seal of document id as stored (level, times; ret->sealed is the encrypted form, malloc'd).
+ * -ENOENT when there is no such document, or it has no seal. */
+int vault_seal_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_seal *ret) _warn_unused_;
+/* The seal of document id: the CAdES-B-T detached SignedData, DER (malloc'd). */
+int vault_document_seal(struct vault *v, const struct vault_actor *a, const char *id, uint8_t **ret, size_t *ret_len)
+        _warn_unused_;
+/* The built-in TSA's answer (DER TimeStampResp, malloc'd) to a DER TimeStampReq. */
+int vault_tsa_respond(struct vault *v, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len) _warn_unused_;
+/* PEM: the TSA certificate then the CA; NULL before the seals are set up. */
+const char *vault_tsa_chain(struct vault *v);
+/* notAfter (Unix seconds, 0 unknown) of the CA, the TSA and the soonest-expiring seal certificate. */
+struct vault_cert_expiry {
+        int64_t ca, tsa, seal;
+};
+void vault_cert_expiry(struct vault *v, struct vault_cert_expiry *ret);

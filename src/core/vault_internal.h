@@ -10,6 +10,8 @@
 
 struct blob;
 struct keyring;
+struct vault_seals;
+struct cades_info;
 
 struct vault {
         char *dir;
@@ -18,6 +20,7 @@ struct vault {
         struct blob *blob;
         struct keyring *keyring;
         struct ledger *ledger;
+        struct vault_seals *seals; /* seal.c: NULL until vault_seals_open() */
         /* for /metrics: counted at start (vault_stats_load), then kept by create and delete */
         _Atomic uint64_t n_documents, n_bytes;
         bool opened;       /* vault_open() succeeded */
@@ -25,6 +28,19 @@ struct vault {
         uint64_t ref_gap;  /* the first log index whose audit reference could not be stored, or
                             * UINT64_MAX (atomic): the references are re-indexed from there */
 };
+
+/* seal.c: the CA and TSA chains from the signer, every organisation's seal key made. */
+int vault_seals_open(struct vault *v) _warn_unused_;
+void vault_seals_close(struct vault *v);
+/* A CAdES-B-T seal over a document of org_id with this SHA-256 (malloc'd DER) and its level and
+ * times. -EPIPE/-ETIMEDOUT while the signer is down. */
+int vault_seal_make(struct vault *v, const char *org_id, const uint8_t sha256[32], uint8_t **ret, size_t *ret_len,
+                    struct cades_info *ret_info) _warn_unused_;
+/* The stored form of a seal (docs/formats.md): AES-256-GCM under HMAC-SHA-256(DEK, label). */
+int vault_seal_encrypt(const uint8_t dek[32], const char *doc_id, const uint8_t *p, size_t n, uint8_t **ret,
+                       size_t *ret_len) _warn_unused_;
+int vault_seal_decrypt(const uint8_t dek[32], const char *doc_id, const uint8_t *p, size_t n, uint8_t **ret,
+                       size_t *ret_len) _warn_unused_;
 
 /* Appends an audit entry (durable on return) and indexes it under its object. details_plain
  * (which may hold personal data) is sealed under the organisation's audit key. */

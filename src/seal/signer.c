@@ -18,6 +18,8 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -32,6 +34,9 @@
 
 #include "audit/note.h"
 #include "buf.h"
+#include "seal/cades.h"
+#include "seal/pki.h"
+#include "seal/tsa.h"
 #include "fileio.h"
 #include "log.h"
 
@@ -550,4 +555,100 @@ int signer_init_keys(const char *keys_dir, const char *log_origin) {
         if ((r = buf_append_str(&vb, vkey)) < 0 || (r = buf_append(&vb, "\n", 1)) < 0)
                 return r;
         return write_file_atomic(vkey_path, vb.data, vb.len, 0644, 0);
+}
+
+/* ---- seals and timestamps ---- */
+
+static struct {
+        char tsa_policy[128];
+        uint32_t tsa_accuracy_ms;
+        char ca_name[128];
+        char tsa_name[128];
+} seal_options;
+
+void signer_set_seal_options(const struct signer_seal_options *o) {
+        snprintf(seal_options.tsa_policy, sizeof seal_options.tsa_policy, "%s",
+                 o && o->tsa_policy ? o->tsa_policy : "");
+        seal_options.tsa_accuracy_ms = o ? o->tsa_accuracy_ms : 0;
+        snprintf(seal_options.ca_name, sizeof seal_options.ca_name, "%s", o && o->ca_name ? o->ca_name : "");
+        snprintf(seal_options.tsa_name, sizeof seal_options.tsa_name, "%s", o && o->tsa_name ? o->tsa_name : "");
+}
+
+void signer_seal_options_get(struct signer_seal_options *ret) {
+        ret->tsa_policy = *seal_options.tsa_policy ? seal_options.tsa_policy : TSA_DEFAULT_POLICY;
+        ret->tsa_accuracy_ms = seal_options.tsa_accuracy_ms ? seal_options.tsa_accuracy_ms : TSA_DEFAULT_ACCURACY_MS;
+        ret->ca_name = *seal_options.ca_name ? seal_options.ca_name : "coffre vault CA";
+        ret->tsa_name = *seal_options.tsa_name ? seal_options.tsa_name : "coffre TSA";
+}
+
+static bool org_id_valid(const char *id) {
+        if (!id || strlen(id) != 32)
+                return false;
+        for (size_t i = 0; i < 32; i++)
+                if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+int signer_seal(struct signer *s, const char *org_id, const uint8_t sha256[32], int64_t signing_time_ms, uint8_t **ret,
+                size_t *ret_len) {
+        uint8_t m[32 + 32 + 8];
+        char *p = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!s || !org_id_valid(org_id) || !sha256 || !ret || !ret_len)
+                return -EINVAL;
+        memcpy(m, org_id, 32);
+        memcpy(m + 32, sha256, 32);
+        memcpy(m + 64, &signing_time_ms, 8);
+        r = request(s, SIGNER_MSG_SEAL, m, sizeof m, &p, &n);
+        if (r < 0)
+                return r;
+        /* trust, but verify: one signer, the four attributes, this digest, a valid signature */
+        r = cades_check((const uint8_t *) p, n, sha256);
+        if (r < 0) {
+                free(p);
+                return r;
+        }
+        *ret = (uint8_t *) p;
+        *ret_len = n;
+        return 0;
+}
+
+int signer_timestamp(struct signer *s, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len) {
+        char *p = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!s || (!req && len) || !ret || !ret_len)
+                return -EINVAL;
+        if (len > SIGNER_MAX_MSG - SIGNER_HDR)
+                len = TSA_REQUEST_MAX + 1; /* the signer rejects it as too large, unread */
+        r = request(s, SIGNER_MSG_TIMESTAMP, req, MIN(len, SIGNER_MAX_MSG - SIGNER_HDR), &p, &n);
+        if (r < 0)
+                return r;
+        *ret = (uint8_t *) p;
+        *ret_len = n;
+        return 0;
+}
+
+int signer_seal_chain(struct signer *s, const char *org_id, const char *org_name, char **ret_pem) {
+        _cleanup_free_ uint8_t *m = NULL;
+        size_t nl = org_name ? strlen(org_name) : 0;
+
+        if (!s || !org_id_valid(org_id) || nl == 0 || nl > PKI_ORG_NAME_MAX || !ret_pem)
+                return -EINVAL;
+        m = malloc(32 + nl);
+        if (!m)
+                return -ENOMEM;
+        memcpy(m, org_id, 32);
+        memcpy(m + 32, org_name, nl);
+        return request(s, SIGNER_MSG_SEAL_CERT, m, 32 + nl, ret_pem, NULL);
+}
+
+int signer_tsa_chain(struct signer *s, char **ret_pem) {
+        if (!s || !ret_pem)
+                return -EINVAL;
+        return request(s, SIGNER_MSG_TSA_CERT, NULL, 0, ret_pem, NULL);
 }

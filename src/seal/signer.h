@@ -20,7 +20,24 @@ enum signer_msg_type {
                                            * proof (32-byte hashes); answer: one signature line */
         SIGNER_MSG_GET_STATE = 3,         /* payload: none; answer: 1 byte "has signed", size (u64 LE),
                                            * root (32 bytes) of the last tree it signed */
+        SIGNER_MSG_SEAL = 4,              /* payload: organisation id (32 hex), document SHA-256 (32),
+                                           * signing time (i64 ms); answer: CAdES-B-B SignedData DER */
+        SIGNER_MSG_TIMESTAMP = 5,         /* payload: TimeStampReq DER; answer: TimeStampResp DER */
+        SIGNER_MSG_SEAL_CERT = 6,         /* payload: organisation id (32 hex), its name; answer: PEM
+                                           * seal certificate then CA (made when missing) */
+        SIGNER_MSG_TSA_CERT = 7,          /* payload: none; answer: PEM TSA certificate then CA */
 };
+
+/* What the seal and TSA keys are made and used with. Set before signer_start(): the signer
+ * processes forked later read it. Strings are copied. */
+struct signer_seal_options {
+        const char *tsa_policy;   /* dotted OID of the TSA policy; NULL: TSA_DEFAULT_POLICY */
+        uint32_t tsa_accuracy_ms; /* 0: TSA_DEFAULT_ACCURACY_MS; also how far apart the server's and
+                                   * the signer's clocks may be for a seal */
+        const char *ca_name;      /* the CN of a CA made at first start; NULL: "coffre vault CA" */
+        const char *tsa_name;     /* the CN of a TSA certificate made at first start */
+};
+void signer_set_seal_options(const struct signer_seal_options *o);
 
 struct signer;
 
@@ -67,11 +84,30 @@ int signer_state_file_read(int fd, const char *log_origin, bool *ret_have, uint6
 int signer_sign_checkpoint(struct signer *s, const char *body, size_t len, const merkle_hash *proof, size_t proof_len,
                            char **ret_note) _warn_unused_;
 
+/* ---- seal API (the server side of seals and timestamps) ---- */
+
+/* A CAdES-B-B seal of a document of organisation org_id whose SHA-256 is sha256, made and signed
+ * by the signer at its own time (signing_time_ms, the caller's clock, must be within the TSA
+ * accuracy of it: -ERANGE otherwise). *ret is malloc'd DER. -ENOKEY when the organisation has no
+ * seal key yet (signer_seal_chain() makes one), -EPIPE while the signer is down. */
+int signer_seal(struct signer *s, const char *org_id, const uint8_t sha256[32], int64_t signing_time_ms, uint8_t **ret,
+                size_t *ret_len) _warn_unused_;
+/* The signer's TSA's answer (DER TimeStampResp, granted or a rejection) to a DER TimeStampReq.
+ * *ret malloc'd. -EPIPE while the signer is down. Never fails on a bad request: that is a
+ * rejection reply. */
+int signer_timestamp(struct signer *s, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len) _warn_unused_;
+/* The organisation's seal certificate chain (PEM: seal certificate, CA), made (key in the
+ * signer, files in keys/) when it has none; org_name becomes its subject. malloc'd. */
+int signer_seal_chain(struct signer *s, const char *org_id, const char *org_name, char **ret_pem) _warn_unused_;
+/* The TSA certificate chain (PEM: TSA certificate, CA). malloc'd. */
+int signer_tsa_chain(struct signer *s, char **ret_pem) _warn_unused_;
+
 /* Sends one raw packet and returns the status of the answer: for tests of the child's input
  * handling only. */
 int signer_send_raw(struct signer *s, const void *msg, size_t len, int *ret_status) _warn_unused_;
 /* The current signer's pid, for tests. */
 int signer_pid(struct signer *s);
-/* Installs the signer's seccomp allow-list on the calling process (fd 0 the channel, 2 stderr,
- * 3 the state file); anything else kills the process. Exposed for tests. */
+/* Installs the signer's seccomp allow-list on the calling process (fd 0 the channel, 1 the one
+ * key file it may open, 2 stderr, 3 the state file, 4 DATA/keys); anything else kills the
+ * process. Exposed for tests. */
 int signer_seccomp_install(void) _warn_unused_;

@@ -1,6 +1,8 @@
-/* signer_child.c: the signer process itself: loads the log key and its state file, locks
- * itself down (descriptors, limits, a seccomp allow-list) and answers requests, signing only
- * checkpoints that extend the tree it last signed, with a proof it checks. */
+/* signer_child.c: the signer process itself: loads the log key and its state file, the CA, TSA
+ * and seal keys (making those that are missing), locks itself down (descriptors, limits, a
+ * seccomp allow-list) and answers requests, signing only checkpoints that extend the tree it
+ * last signed, with a proof it checks, seals of a 32-byte digest at its own time, and
+ * timestamps of requests that pass the TSA's checks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <seccomp.h>
@@ -14,9 +16,18 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sodium.h>
 
 #include "audit/note.h"
+#include "seal/cades.h"
+#include "seal/pki.h"
+#include "seal/tsa.h"
+#include "timeutil.h"
 #include "fileio.h"
 #include "log.h"
 #include "seal/signer.h"
@@ -24,7 +35,11 @@
 
 /* the descriptors of a locked-down signer */
 #define CHANNEL_FD 0
+#define FILE_FD 1 /* the only descriptor it may open: a key file it makes or reads */
 #define STATE_FD 3
+#define KEYS_FD 4 /* DATA/keys, for openat/renameat */
+#define SEAL_KEYS_MAX 65536
+#define STORE_ORG_ID_LEN 32
 
 /* keys/log.state: two fixed-size slots written in turn, each
  * magic(8) seq(8) size(8) root(32) origin-hash(32) zero(8) | BLAKE2b-256 of the 96 bytes before */
@@ -45,6 +60,21 @@ struct child_state {
         uint64_t seq;
         uint64_t size;
         merkle_hash root;
+
+        /* seals and timestamps */
+        int keys_fd;
+        EVP_PKEY *ca_key, *tsa_key;
+        X509 *ca_cert, *tsa_cert;
+        struct tsa *tsa;
+        struct seal_key *seals; /* sorted by org */
+        size_t n_seals;
+        uint32_t accuracy_ms;
+};
+
+struct seal_key {
+        char org[STORE_ORG_ID_LEN + 1];
+        EVP_PKEY *key;
+        X509 *cert;
 };
 
 static int load_key(const char *keys_dir, struct note_signer **ret) {
@@ -257,6 +287,22 @@ int signer_seccomp_install(void) {
                 { SCMP_SYS(exit), -1 },               { SCMP_SYS(sched_yield), -1 },
                 { SCMP_SYS(getpid), -1 },             { SCMP_SYS(gettid), -1 },
                 { SCMP_SYS(sigaltstack), -1 }, /* sanitizers, at exit */
+                { SCMP_SYS(geteuid), -1 },
+                /* the key files of a new organisation's seal: made in DATA/keys (KEYS_FD), one
+                 * at a time on the one descriptor it may open (FILE_FD) */
+                { SCMP_SYS(openat), KEYS_FD },
+                { SCMP_SYS(renameat), KEYS_FD },
+                { SCMP_SYS(renameat2), KEYS_FD },
+                { SCMP_SYS(unlinkat), KEYS_FD },
+                { SCMP_SYS(faccessat), KEYS_FD },
+                { SCMP_SYS(faccessat2), KEYS_FD },
+                { SCMP_SYS(fsync), KEYS_FD },
+                { SCMP_SYS(read), FILE_FD },
+                { SCMP_SYS(write), FILE_FD },
+                { SCMP_SYS(fdatasync), FILE_FD },
+                { SCMP_SYS(fstat), FILE_FD },
+                { SCMP_SYS(newfstatat), FILE_FD },
+                { SCMP_SYS(close), FILE_FD },
                 /* the names some 32-bit architectures use for the same calls */
                 { SCMP_SYS(mmap2), -1 },              { SCMP_SYS(clock_gettime64), -1 },
                 { SCMP_SYS(futex_time64), -1 },
@@ -283,8 +329,8 @@ int signer_seccomp_install(void) {
         return r;
 }
 
-static int lock_down(int *fdp, int *state_fdp) {
-        struct rlimit zero = { 0, 0 };
+static int lock_down(int *fdp, int *state_fdp, int *keys_fdp) {
+        struct rlimit zero = { 0, 0 }, one_file = { FILE_FD + 1, FILE_FD + 1 };
 
         /* park the channel on descriptor 0 and the state file on 3 */
         if (*fdp != CHANNEL_FD) {
@@ -306,18 +352,25 @@ static int lock_down(int *fdp, int *state_fdp) {
                 *state_fdp = STATE_FD;
         }
 
-        /* every descriptor but the channel, stderr (for the log) and the state file */
+        if (*keys_fdp != KEYS_FD) {
+                if (dup2(*keys_fdp, KEYS_FD) < 0)
+                        return negative_errno();
+                close(*keys_fdp);
+                *keys_fdp = KEYS_FD;
+        }
+
+        /* every descriptor but the channel, stderr (for the log), the state file and keys/ */
         close(STDOUT_FILENO);
-        if (syscall(SYS_close_range, STATE_FD + 1u, ~0u, 0u) < 0) {
+        if (syscall(SYS_close_range, KEYS_FD + 1u, ~0u, 0u) < 0) {
                 long max = sysconf(_SC_OPEN_MAX); /* kernels before 5.9 */
-                for (long fd = STATE_FD + 1; fd < (max > 0 ? max : 65536); fd++)
+                for (long fd = KEYS_FD + 1; fd < (max > 0 ? max : 65536); fd++)
                         close((int) fd);
         }
 
         if (prctl(PR_SET_DUMPABLE, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return negative_errno();
-        /* RLIMIT_NOFILE 0: no new descriptor of any kind, whatever the filter allows */
-        if (setrlimit(RLIMIT_CORE, &zero) < 0 || setrlimit(RLIMIT_NOFILE, &zero) < 0 ||
+        /* RLIMIT_NOFILE 2: no new descriptor but FILE_FD (0 is taken), whatever the filter allows */
+        if (setrlimit(RLIMIT_CORE, &zero) < 0 || setrlimit(RLIMIT_NOFILE, &one_file) < 0 ||
             setrlimit(RLIMIT_NPROC, &zero) < 0)
                 return negative_errno();
         return signer_seccomp_install();
@@ -414,6 +467,240 @@ static int handle_state(const struct child_state *st, int fd) {
         return signer_send_msg(fd, 0, out, sizeof out);
 }
 
+/* ---- seals and timestamps ---- */
+
+static int seal_cmp(const void *a, const void *b) {
+        return strcmp(((const struct seal_key *) a)->org, ((const struct seal_key *) b)->org);
+}
+
+static struct seal_key *seal_find(struct child_state *st, const char *org) {
+        struct seal_key k;
+        if (st->n_seals == 0)
+                return NULL;
+        snprintf(k.org, sizeof k.org, "%s", org);
+        return bsearch(&k, st->seals, st->n_seals, sizeof *st->seals, seal_cmp);
+}
+
+static int seal_add(struct child_state *st, const char *org, EVP_PKEY *key, X509 *cert) {
+        struct seal_key *v;
+
+        if (st->n_seals >= SEAL_KEYS_MAX)
+                return -ENOSPC;
+        v = realloc(st->seals, (st->n_seals + 1) * sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        st->seals = v;
+        v[st->n_seals] = (struct seal_key){ .key = key, .cert = cert };
+        snprintf(v[st->n_seals].org, sizeof v[st->n_seals].org, "%s", org);
+        st->n_seals++;
+        qsort(st->seals, st->n_seals, sizeof *st->seals, seal_cmp);
+        return 0;
+}
+
+/* 32 lower-case hex characters. */
+static bool org_id_ok(const uint8_t *p) {
+        for (size_t i = 0; i < STORE_ORG_ID_LEN; i++)
+                if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+/* The organisation's seal key: in memory, else from its files. -ENOKEY when it has none yet. */
+static int seal_get(struct child_state *st, const char *org, struct seal_key **ret) {
+        char kn[64], cn[64];
+        EVP_PKEY *key = NULL;
+        X509 *cert = NULL;
+        int r;
+
+        *ret = seal_find(st, org);
+        if (*ret)
+                return 0;
+        r = pki_seal_names(org, kn, cn);
+        if (r < 0)
+                return r;
+        r = pki_load_pair(st->keys_fd, kn, cn, &key, &cert);
+        if (r == -ENOENT)
+                return -ENOKEY;
+        if (r < 0) {
+                log_error("keys/%s cannot be used: %s", kn, strerror(-r));
+                return r;
+        }
+        r = seal_add(st, org, key, cert);
+        if (r < 0) {
+                EVP_PKEY_free(key);
+                X509_free(cert);
+                return r;
+        }
+        *ret = seal_find(st, org);
+        return 0;
+}
+
+/* Payload: organisation id (32 hex), SHA-256 of the document (32), signing time (i64 ms, the
+ * server's clock: refused unless within the TSA accuracy of the signer's own). Answer: DER. */
+static int handle_seal(struct child_state *st, const uint8_t *msg, size_t len, uint8_t **ret, size_t *ret_len) {
+        char org[STORE_ORG_ID_LEN + 1];
+        struct seal_key *k;
+        int64_t asked, now = now_ms();
+        int r;
+
+        if (len != STORE_ORG_ID_LEN + 32 + 8 || !org_id_ok(msg))
+                return -EBADMSG;
+        memcpy(org, msg, STORE_ORG_ID_LEN);
+        org[STORE_ORG_ID_LEN] = 0;
+        memcpy(&asked, msg + STORE_ORG_ID_LEN + 32, 8);
+        if (asked < now - (int64_t) st->accuracy_ms || asked > now + (int64_t) st->accuracy_ms)
+                return -ERANGE;
+        r = seal_get(st, org, &k);
+        if (r < 0)
+                return r;
+        return cades_sign(k->key, k->cert, st->ca_cert, msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len);
+}
+
+/* PEM of cert then the CA certificate. */
+static int chain_pem(struct child_state *st, X509 *cert, struct buf *b) {
+        int r = pki_cert_pem(cert, b);
+        return r < 0 ? r : pki_cert_pem(st->ca_cert, b);
+}
+
+/* Payload: organisation id (32 hex) then its name (for a new certificate's subject). Answer:
+ * the seal certificate chain (PEM), made first when the organisation has none. */
+static int handle_seal_cert(struct child_state *st, const uint8_t *msg, size_t len, struct buf *out) {
+        char org[STORE_ORG_ID_LEN + 1], name[PKI_ORG_NAME_MAX + 1], kn[64], cn[64];
+        struct seal_key *k;
+        EVP_PKEY *key = NULL;
+        X509 *cert = NULL;
+        int r;
+
+        if (len <= STORE_ORG_ID_LEN || !org_id_ok(msg) ||
+            !pki_org_name_is_valid((const char *) msg + STORE_ORG_ID_LEN, len - STORE_ORG_ID_LEN))
+                return -EBADMSG;
+        memcpy(org, msg, STORE_ORG_ID_LEN);
+        org[STORE_ORG_ID_LEN] = 0;
+        memcpy(name, msg + STORE_ORG_ID_LEN, len - STORE_ORG_ID_LEN);
+        name[len - STORE_ORG_ID_LEN] = 0;
+        r = seal_get(st, org, &k);
+        if (r == -ENOKEY) {
+                r = pki_seal_names(org, kn, cn);
+                if (r >= 0)
+                        r = pki_make_leaf(PKI_LEAF_SEAL, name, name, st->ca_key, st->ca_cert, PKI_LEAF_DAYS, &key,
+                                          &cert);
+                if (r >= 0)
+                        r = pki_store_pair(st->keys_fd, kn, cn, key, cert);
+                if (r >= 0)
+                        r = seal_add(st, org, key, cert);
+                if (r < 0) {
+                        EVP_PKEY_free(key);
+                        X509_free(cert);
+                        return r;
+                }
+                log_info("made the seal key and certificate of organisation %s (keys/%s)", org, cn);
+                k = seal_find(st, org);
+        }
+        if (r < 0)
+                return r;
+        return chain_pem(st, k->cert, out);
+}
+
+/* The CA and TSA pairs: loaded, or made when the vault has none yet (a new vault, or one made
+ * before seals existed). */
+static int pki_setup(struct child_state *st, const struct signer_seal_options *o) {
+        int r = pki_load_pair(st->keys_fd, PKI_CA_KEY, PKI_CA_CERT, &st->ca_key, &st->ca_cert);
+        if (r == -ENOENT) {
+                r = pki_make_ca(o->ca_name, &st->ca_key, &st->ca_cert);
+                if (r >= 0)
+                        r = pki_store_pair(st->keys_fd, PKI_CA_KEY, PKI_CA_CERT, st->ca_key, st->ca_cert);
+                if (r >= 0)
+                        log_info("made the vault's CA (keys/%s)", PKI_CA_CERT);
+        }
+        if (r < 0)
+                return log_error_errno(r, "keys/%s: %s", PKI_CA_KEY, strerror(-r));
+        r = pki_load_pair(st->keys_fd, PKI_TSA_KEY, PKI_TSA_CERT, &st->tsa_key, &st->tsa_cert);
+        if (r == -ENOENT) {
+                r = pki_make_leaf(PKI_LEAF_TSA, o->tsa_name, NULL, st->ca_key, st->ca_cert, PKI_LEAF_DAYS, &st->tsa_key,
+                                  &st->tsa_cert);
+                if (r >= 0)
+                        r = pki_store_pair(st->keys_fd, PKI_TSA_KEY, PKI_TSA_CERT, st->tsa_key, st->tsa_cert);
+                if (r >= 0)
+                        log_info("made the TSA certificate (keys/%s)", PKI_TSA_CERT);
+        }
+        if (r < 0)
+                return log_error_errno(r, "keys/%s: %s", PKI_TSA_KEY, strerror(-r));
+        st->accuracy_ms = o->tsa_accuracy_ms;
+        r = tsa_new(st->tsa_key, st->tsa_cert, st->ca_cert,
+                    &(struct tsa_options){ .policy_oid = o->tsa_policy, .accuracy_ms = o->tsa_accuracy_ms }, &st->tsa);
+        if (r < 0)
+                return log_error_errno(r, "the TSA cannot start (policy %s): %s", o->tsa_policy, strerror(-r));
+        return 0;
+}
+
+/* Runs once, before the seccomp filter, every library path a request takes later, so that none
+ * loads a configuration file or a provider once the filter forbids opening files. */
+static int warm_up(struct child_state *st) {
+        static const uint8_t query[] = {
+                0x30, 0x29, 0x02, 0x01, 0x01, 0x30, 0x24, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20
+        }; /* SHA-256 imprint of 32 zero bytes follows */
+        uint8_t req[sizeof query + 32] = { 0 }, digest[32] = { 0 }, *out = NULL;
+        size_t n = 0;
+        EVP_PKEY *k = NULL;
+        X509 *c = NULL;
+        BIO *bio;
+        int r;
+
+        memcpy(req, query, sizeof query);
+        r = tsa_respond(st->tsa, req, sizeof req, &out, &n);
+        OPENSSL_free(out);
+        if (r >= 0) {
+                r = cades_sign(st->tsa_key, st->tsa_cert, st->ca_cert, digest, 0, &out, &n);
+                OPENSSL_free(out);
+        }
+        if (r >= 0)
+                r = pki_make_leaf(PKI_LEAF_SEAL, "warm-up", "warm-up", st->ca_key, st->ca_cert, 1, &k, &c);
+        if (r >= 0) {
+                bio = BIO_new(BIO_s_secmem());
+                if (!bio || PEM_write_bio_PKCS8PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL) != 1 ||
+                    PEM_write_bio_X509(bio, c) != 1)
+                        r = -ENOMEM;
+                else {
+                        (void) BIO_reset(bio);
+                        (void) BIO_puts(bio, "x");
+                        EVP_PKEY *k2 = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL); /* fails, as wanted */
+                        EVP_PKEY_free(k2);
+                        (void) X509_check_private_key(c, k);
+                }
+                BIO_free(bio);
+        }
+        EVP_PKEY_free(k);
+        X509_free(c);
+        ERR_clear_error();
+        return r;
+}
+
+static void pki_free(struct child_state *st) {
+        for (size_t i = 0; i < st->n_seals; i++) {
+                EVP_PKEY_free(st->seals[i].key);
+                X509_free(st->seals[i].cert);
+        }
+        free(st->seals);
+        tsa_free(st->tsa);
+        EVP_PKEY_free(st->ca_key);
+        EVP_PKEY_free(st->tsa_key);
+        X509_free(st->ca_cert);
+        X509_free(st->tsa_cert);
+}
+
+static int send_owned(int fd, int r, uint8_t *p, size_t n) {
+        int k = r < 0 ? signer_send_msg(fd, r, NULL, 0) : signer_send_msg(fd, 0, p, n);
+        OPENSSL_free(p);
+        return k;
+}
+
+static int send_buf(int fd, int r, struct buf *b) {
+        int k = r < 0 ? signer_send_msg(fd, r, NULL, 0) : signer_send_msg(fd, 0, b->data, b->len);
+        buf_free(b);
+        return k;
+}
+
 /* A Ctrl-C in the terminal reaches the whole process group: the server stops cleanly and
  * signs a last checkpoint, so the signer and its supervisor leave only with it. */
 void signer_ignore_terminal_signals(void) {
@@ -425,7 +712,8 @@ void signer_ignore_terminal_signals(void) {
 _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *origin, char *const *extensions,
                                   size_t n_extensions, pid_t parent) {
         struct child_state st = { .origin = origin, .extensions = extensions, .n_extensions = n_extensions,
-                                  .state_fd = -1 };
+                                  .state_fd = -1, .keys_fd = -1 };
+        struct signer_seal_options so;
         _cleanup_free_ char *vkey = NULL;
         uint8_t *buf;
         int r;
@@ -450,11 +738,22 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                         log_error("%s/log.state is not a state file of this log (%s): refusing to sign", keys_dir,
                                   strerror(-r));
         }
+        if (r == 0) {
+                signer_seal_options_get(&so);
+                st.keys_fd = open(keys_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                r = st.keys_fd < 0 ? negative_errno() : 0;
+                if (r == 0 && OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
+                        r = -EIO;
+                if (r == 0)
+                        r = pki_setup(&st, &so);
+                if (r == 0 && (r = warm_up(&st)) < 0)
+                        log_error("the seal and TSA keys do not work: %s", strerror(-r));
+        }
         buf = malloc(SIGNER_MAX_MSG + 1);
         if (r == 0 && !buf)
                 r = -ENOMEM;
         if (r == 0)
-                r = lock_down(&fd, &st.state_fd);
+                r = lock_down(&fd, &st.state_fd, &st.keys_fd);
         if (r < 0) {
                 (void) signer_send_msg(fd, r, NULL, 0);
                 _exit(1);
@@ -489,6 +788,34 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                 case SIGNER_MSG_GET_STATE:
                         r = n == SIGNER_HDR ? handle_state(&st, fd) : signer_send_msg(fd, -EBADMSG, NULL, 0);
                         break;
+                case SIGNER_MSG_SEAL: {
+                        uint8_t *out = NULL;
+                        size_t out_len = 0;
+                        r = handle_seal(&st, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR, &out, &out_len);
+                        r = send_owned(fd, r, out, out_len);
+                        break;
+                }
+                case SIGNER_MSG_TIMESTAMP: {
+                        uint8_t *out = NULL;
+                        size_t out_len = 0;
+                        r = tsa_respond(st.tsa, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR, &out, &out_len);
+                        r = send_owned(fd, r, out, out_len);
+                        break;
+                }
+                case SIGNER_MSG_SEAL_CERT: {
+                        struct buf b;
+                        buf_init(&b, SIGNER_MAX_MSG);
+                        r = handle_seal_cert(&st, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR, &b);
+                        r = send_buf(fd, r, &b);
+                        break;
+                }
+                case SIGNER_MSG_TSA_CERT: {
+                        struct buf b;
+                        buf_init(&b, SIGNER_MAX_MSG);
+                        r = n == SIGNER_HDR ? chain_pem(&st, st.tsa_cert, &b) : -EBADMSG;
+                        r = send_buf(fd, r, &b);
+                        break;
+                }
                 default:
                         r = signer_send_msg(fd, -EOPNOTSUPP, NULL, 0);
                 }
@@ -496,5 +823,6 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                         break;
         }
         note_signer_free(st.key);
+        pki_free(&st);
         _exit(0);
 }

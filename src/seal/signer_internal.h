@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "macro.h"
+#include "seal/signer.h"
 
 #define SIGNER_HDR 4u          /* the int32 at the head of every packet */
 #define SIGNER_KEY_FILE_MAX 4096u
@@ -40,6 +41,9 @@ int signer_send_msg(int fd, int32_t head, const void *payload, size_t len);
 /* Receives one packet into buf (SIGNER_MAX_MSG + 1 bytes); returns its length, 0 at end of
  * stream, -EMSGSIZE when it was longer than allowed. */
 ssize_t signer_recv_msg(int fd, uint8_t *buf);
+
+/* The options signer_set_seal_options() recorded (defaults filled in). */
+void signer_seal_options_get(struct signer_seal_options *ret);
 
 /* Ignores the signals a terminal sends to the whole process group. */
 void signer_ignore_terminal_signals(void);

@@ -438,6 +438,7 @@ static const struct store_ops sqlite_ops = {
         .document_list = sqlite_document_list,
         .document_delete = sqlite_document_delete,
         .document_exists = sqlite_document_exists,
+        .seal_get = sqlite_seal_get,
         .document_stats = sqlite_document_stats,
         .token_insert = token_insert,
         .token_lookup = token_lookup,

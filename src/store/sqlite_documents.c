@@ -79,6 +79,15 @@ static unsigned insert_batch_locked(struct sqlite_store *s, const struct store_d
                 fallback = true;
         for (size_t i = 0; i < n && !fallback; i++) {
                 r = insert_row(c, docs[i]);
+                if (r >= 0 && docs[i]->seal) {
+                        r = sqlite_seal_insert(c, docs[i]->id, docs[i]->seal);
+                        if (r >= 0 && docs[i]->seal->audit_index != SQLITE_NO_REF)
+                                r = insert_ref(c, docs[i]->id, docs[i]->seal->audit_index);
+                        if (r < 0) {
+                                fallback = true; /* the row is in without its seal: redo alone */
+                                break;
+                        }
+                }
                 if (r >= 0 && refs && refs[i] != SQLITE_NO_REF) {
                         r = insert_ref(c, docs[i]->id, refs[i]);
                         if (r < 0) {

@@ -31,6 +31,8 @@ enum sqlite_stmt_id {
         STMT_AUDIT_REF_ADD,
         STMT_AUDIT_REF_LIST,
         STMT_AUDIT_REF_MAX,
+        STMT_SEAL_INSERT,
+        STMT_SEAL_GET,
         STMT_BEGIN,
         STMT_COMMIT,
         STMT_ROLLBACK,
@@ -66,9 +68,13 @@ static inline void sqlite_stmt_releasep(sqlite3_stmt **st) {
 }
 #define _cleanup_stmt_ _cleanup_(sqlite_stmt_releasep)
 
+/* Seals (sqlite_seals.c): the insert, inside the caller's transaction, and the read. */
+int sqlite_seal_insert(struct sqlite_conn *c, const char *id, const struct store_seal *seal) _warn_unused_;
+int sqlite_seal_get(struct store *st, const char *id, struct store_seal *ret);
+
 /* Brings the schema up to date (PRAGMA user_version), in one transaction. */
 int sqlite_schema_migrate(struct sqlite_conn *c, bool create) _warn_unused_;
-#define SQLITE_SCHEMA_VERSION 2
+#define SQLITE_SCHEMA_VERSION 3
 
 /* A queued document insert, on its caller's stack until the leader marks it done. */
 #define SQLITE_NO_REF UINT64_MAX /* an insert without an audit reference */

@@ -43,6 +43,9 @@ static const char *const stmt_sql[_STMT_MAX] = {
                                "ON CONFLICT (object_id, log_index) DO NOTHING",
         [STMT_AUDIT_REF_LIST] = "SELECT log_index FROM audit_refs WHERE object_id = ?1 ORDER BY log_index",
         [STMT_AUDIT_REF_MAX] = "SELECT max(log_index) FROM audit_refs",
+        [STMT_SEAL_INSERT] = "INSERT INTO seals (document_id, level, signing_time, timestamp_time, sealed) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5)",
+        [STMT_SEAL_GET] = "SELECT level, signing_time, timestamp_time, sealed FROM seals WHERE document_id = ?1",
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
         [STMT_COMMIT] = "COMMIT",
         [STMT_ROLLBACK] = "ROLLBACK",
@@ -86,6 +89,13 @@ static const char *const migrations[SQLITE_SCHEMA_VERSION] = {
         "  log_index INTEGER NOT NULL CHECK (log_index >= 0),"
         "  PRIMARY KEY (object_id, log_index)) WITHOUT ROWID;"
         "CREATE INDEX audit_refs_by_index ON audit_refs (log_index);",
+        /* 3: document seals (CAdES), encrypted; gone with their document */
+        "CREATE TABLE seals ("
+        "  document_id TEXT PRIMARY KEY NOT NULL REFERENCES documents (id) ON DELETE CASCADE,"
+        "  level TEXT NOT NULL CHECK (level IN ('B-B', 'B-T')),"
+        "  signing_time INTEGER NOT NULL,"
+        "  timestamp_time INTEGER NOT NULL,"
+        "  sealed BLOB NOT NULL CHECK (length(sealed) BETWEEN 1 AND 65536)) WITHOUT ROWID;",
 };
 
 int sqlite_errno(int rc) {

@@ -13,6 +13,17 @@
 #define STORE_CLASS_MAX 64
 #define STORE_AUDIT_OBJECT_MAX 1024 /* bytes of an audit reference's object id (an entry field's limit) */
 
+/* A document's seal (CAdES), stored encrypted by the caller (docs/formats.md). */
+struct store_seal {
+        char level[4];          /* "B-B" or "B-T" */
+        int64_t signing_time;   /* ms */
+        int64_t timestamp_time; /* ms; 0 for B-B */
+        uint8_t *sealed;        /* the encrypted seal; malloc'd by seal_get */
+        size_t sealed_len;      /* 1..STORE_SEAL_MAX */
+        uint64_t audit_index;   /* insert: its document.seal entry, referenced in the same transaction */
+};
+#define STORE_SEAL_MAX 65536
+
 struct store_document {
         char id[STORE_ID_LEN + 1];
         char org_id[STORE_ID_LEN + 1];
@@ -22,6 +33,7 @@ struct store_document {
         uint8_t sha256[32];             /* of the plaintext */
         int64_t created_at;             /* Unix time, milliseconds */
         char created_by[STORE_ID_LEN + 1]; /* opaque actor id (token id) */
+        const struct store_seal *seal;     /* insert only: stored with the row, in its transaction; NULL: none */
 };
 
 struct store_document_filter {
@@ -63,6 +75,8 @@ struct store_ops {
         /* As document_insert, and in the same transaction the audit reference (d->id, audit_index)
          * of the entry that recorded the creation: one commit makes both durable. */
         int (*document_insert_ref)(struct store *s, const struct store_document *d, uint64_t audit_index);
+        /* The seal stored with document id (ret->sealed malloc'd); -ENOENT when it has none. */
+        int (*seal_get)(struct store *s, const char *id, struct store_seal *ret);
         /* -ENOENT when absent or in another organisation. */
         int (*document_get)(struct store *s, const char *org_id, const char *id, struct store_document *ret);
         /* Newest first. *ret is malloc'd (free()); *ret_next_cursor malloc'd or NULL at the end. */

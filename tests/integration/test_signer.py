@@ -3,7 +3,9 @@
 
 - kill -9 of the signer (a grandchild of `coffre serve`, found through /proc) while uploads
   run: /healthz answers 503 while it is down (its restart held off by a key file it refuses),
-  then it is restarted, /healthz is 200 again and checkpoints cover every acknowledged upload;
+  uploads meanwhile get 503 signer-unavailable with Retry-After, then it is restarted, /healthz
+  is 200 again, checkpoints cover every acknowledged upload and each has a seal that
+  `openssl cms -verify` accepts;
 - with the restart held off past [audit] stall_timeout, uploads and deletes get 503 with
   Retry-After, and nothing of the refused upload is stored; once the signer is back, writes
   resume and every acknowledged document is there and covered by a checkpoint;
@@ -11,7 +13,7 @@
   rollback) gets no checkpoint signed, and a log rewritten from that copy with other entries
   (a fork) neither; a server without keys/log.state refuses to start and says so;
 - the live signer runs under a seccomp filter, with no new privileges, holding only its
-  channel, stderr and its state file.
+  channel, stderr, its state file and DATA/keys (for the key files of a new organisation).
 Usage: test_signer.py PATH/TO/coffre
 """
 
@@ -38,6 +40,15 @@ def set_stall_timeout(data_dir, seconds):
         text = f.read()
     text = re.sub(r"^stall_timeout = .*\n", "", text, flags=re.M)
     text = text.replace("[audit]\n", "[audit]\nstall_timeout = %d\n" % seconds, 1)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def set_seal(data_dir, enabled):
+    path = os.path.join(data_dir, "coffre.conf")
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r"^enabled = .*\n", "enabled = %s\n" % ("yes" if enabled else "no"), text, flags=re.M)
     with open(path, "w") as f:
         f.write(text)
 
@@ -162,12 +173,31 @@ def test_killed_during_uploads():
     t.join()
     for r in results:
         check(r.status in (201, 503), "upload answered %d" % r.status, r)
+        if r.status == 503:
+            check(r.json().get("type") in ("urn:coffre:problem:signer-unavailable",
+                                           "urn:coffre:problem:checkpoint-stalled"),
+                  "an upload refused for another reason", r)
+            check(r.header("Retry-After"), "no Retry-After on a refused upload", r)
     poll("/healthz 200 once the signer is back", lambda: healthz(V).status == 200)
     new = signer_pid(V)
     check(new is not None and new != old, "the signer was not restarted (pid %s, was %d)" % (new, old))
     upload(V, "after-restart.txt")
     check("after-restart.txt" in ACKED, "no upload after the restart")
     expect_covered(V)
+    # every acknowledged document carries a seal stock openssl accepts
+    ca = os.path.join(V.data, "keys", "ca.pem")
+    for name, doc_id in ACKED.items():
+        seal = V.request("GET", "/v1/documents/%s/seal" % doc_id)
+        check(seal.status == 200, "no seal for acknowledged %s" % name, seal)
+        sp = os.path.join(V.base, "seal.p7s")
+        dp = os.path.join(V.base, "doc.txt")
+        with open(sp, "wb") as f:
+            f.write(seal.body)
+        with open(dp, "wb") as f:
+            f.write(b"signer test %s\n" % name.encode())
+        v = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", sp, "-content", dp,
+                            "-CAfile", ca, "-out", os.devnull], capture_output=True)
+        check(v.returncode == 0, "openssl cms -verify refuses the seal of %s" % name, v.stderr)
 
 
 def settled(vault):
@@ -180,6 +210,9 @@ def test_stall_refuses_writes():
     settled(V)
     check(V.stop() == 0, "server did not stop cleanly")
     set_stall_timeout(V.data, 1)
+    # without seals, so that uploads need the signer only through checkpoints (sealed uploads
+    # are refused at once while it is down: test_killed_during_uploads)
+    set_seal(V.data, False)
     V.start()
     victim = upload(V, "to-delete.txt")
     check(victim.status == 201, "upload: %d" % victim.status, victim)
@@ -216,6 +249,9 @@ def test_stall_refuses_writes():
     poll("/healthz 200 once the signer is back", lambda: healthz(V).status == 200)
     poll("uploads accepted again", lambda: upload(V, "resumed-%f.txt" % time.monotonic()).status == 201)
     expect_covered(V)
+    check(V.stop() == 0, "server did not stop cleanly")
+    set_seal(V.data, True)
+    V.start()
 
 
 def test_state_survives_and_refuses_rollback():
@@ -281,7 +317,8 @@ def test_signer_locked_down():
     check(st.get("Seccomp") == "2", "the signer runs without a seccomp filter", st.get("Seccomp"))
     check(st.get("NoNewPrivs") == "1", "the signer may gain privileges", st.get("NoNewPrivs"))
     fds = sorted(int(x) for x in os.listdir("/proc/%d/fd" % signer_pid(V)))
-    check(fds == [0, 2, 3], "the signer holds descriptors %r, not just its channel, stderr and state" % fds)
+    check(fds == [0, 2, 3, 4], "the signer holds descriptors %r, not just its channel, stderr, state and keys/"
+          % fds)
     target = os.readlink("/proc/%d/fd/3" % signer_pid(V))
     check(target.endswith("/keys/log.state"), "fd 3 of the signer is %s" % target)
 

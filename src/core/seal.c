@@ -1,0 +1,313 @@
+/* seal.c: the vault's seals. Each document is sealed at ingest (CAdES-B-B made by the signer,
+ * raised to B-T by a token of the built-in TSA over its signature value) and the seal is stored
+ * beside the document's row, encrypted under a key derived from the document's own DEK, so that
+ * destroying the DEK (erasure) makes the seal unreadable too. Also the TSA for the API, the
+ * certificate chains, and their expiry for /metrics. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sodium.h>
+
+#include "crypto/aead.h"
+#include "crypto/keyring.h"
+#include "hex.h"
+#include "ledger.h"
+#include "log.h"
+#include "seal/cades.h"
+#include "seal/pki.h"
+#include "seal/signer.h"
+#include "timeutil.h"
+#include "vault_internal.h"
+
+#define SEAL_FORMAT_VERSION 1
+#define SEAL_NONCE_SIZE 12
+static const char seal_label[] = "coffre seal v1";
+
+struct vault_seals {
+        X509_STORE *trust; /* the vault's CA: what the TSA's tokens must chain to */
+        char *tsa_chain;   /* PEM: TSA certificate, CA */
+        struct vault_cert_expiry expiry;
+};
+
+/* ---- encryption of a stored seal ---- */
+
+static int seal_key(const uint8_t dek[KEYRING_KEY_SIZE], uint8_t key[AEAD_KEY_SIZE]) {
+        return crypto_auth_hmacsha256(key, (const uint8_t *) seal_label, sizeof seal_label - 1, dek) == 0 ? 0 : -EIO;
+}
+
+static void seal_aad(const char *doc_id, uint8_t aad[sizeof seal_label - 1 + STORE_ID_LEN]) {
+        memcpy(aad, seal_label, sizeof seal_label - 1);
+        memcpy(aad + sizeof seal_label - 1, doc_id, STORE_ID_LEN);
+}
+
+int vault_seal_encrypt(const uint8_t dek[KEYRING_KEY_SIZE], const char *doc_id, const uint8_t *p, size_t n,
+                       uint8_t **ret, size_t *ret_len) {
+        uint8_t key[AEAD_KEY_SIZE], aad[sizeof seal_label - 1 + STORE_ID_LEN];
+        size_t total = 1 + SEAL_NONCE_SIZE + n + AEAD_TAG_SIZE;
+        EVP_CIPHER_CTX *ctx;
+        uint8_t *out;
+        int r;
+
+        if (n == 0 || total > STORE_SEAL_MAX || strlen(doc_id) != STORE_ID_LEN)
+                return -EINVAL;
+        out = malloc(total);
+        if (!out)
+                return -ENOMEM;
+        r = seal_key(dek, key);
+        ctx = r < 0 ? NULL : aead_ctx_new(key, true);
+        sodium_memzero(key, sizeof key);
+        if (!ctx) {
+                free(out);
+                return -ENOMEM;
+        }
+        out[0] = SEAL_FORMAT_VERSION;
+        randombytes_buf(out + 1, SEAL_NONCE_SIZE);
+        seal_aad(doc_id, aad);
+        r = aead_seal(ctx, out + 1, SEAL_NONCE_SIZE, aad, sizeof aad, p, n, out + 1 + SEAL_NONCE_SIZE,
+                      out + 1 + SEAL_NONCE_SIZE + n);
+        EVP_CIPHER_CTX_free(ctx);
+        if (r < 0) {
+                free(out);
+                return r;
+        }
+        *ret = out;
+        *ret_len = total;
+        return 0;
+}
+
+int vault_seal_decrypt(const uint8_t dek[KEYRING_KEY_SIZE], const char *doc_id, const uint8_t *p, size_t n,
+                       uint8_t **ret, size_t *ret_len) {
+        uint8_t key[AEAD_KEY_SIZE], aad[sizeof seal_label - 1 + STORE_ID_LEN];
+        EVP_CIPHER_CTX *ctx;
+        uint8_t *out;
+        size_t len;
+        int r;
+
+        if (n <= 1 + SEAL_NONCE_SIZE + AEAD_TAG_SIZE || p[0] != SEAL_FORMAT_VERSION || strlen(doc_id) != STORE_ID_LEN)
+                return -EBADMSG;
+        len = n - 1 - SEAL_NONCE_SIZE - AEAD_TAG_SIZE;
+        out = malloc(len);
+        if (!out)
+                return -ENOMEM;
+        r = seal_key(dek, key);
+        ctx = r < 0 ? NULL : aead_ctx_new(key, false);
+        sodium_memzero(key, sizeof key);
+        if (!ctx) {
+                free(out);
+                return -ENOMEM;
+        }
+        seal_aad(doc_id, aad);
+        r = aead_open(ctx, p + 1, SEAL_NONCE_SIZE, aad, sizeof aad, p + 1 + SEAL_NONCE_SIZE, len, out,
+                      p + 1 + SEAL_NONCE_SIZE + len);
+        EVP_CIPHER_CTX_free(ctx);
+        if (r < 0) {
+                free(out);
+                return r;
+        }
+        *ret = out;
+        *ret_len = len;
+        return 0;
+}
+
+/* ---- set-up ---- */
+
+static struct signer *signer_of(struct vault *v) {
+        return ledger_signer(v->ledger);
+}
+
+/* The certificates of a PEM chain, in order. */
+static STACK_OF(X509) * pem_chain(const char *pem) {
+        STACK_OF(X509) *sk = sk_X509_new_null();
+        BIO *bio = BIO_new_mem_buf(pem, -1);
+        X509 *x;
+
+        if (!sk || !bio) {
+                BIO_free(bio);
+                sk_X509_free(sk);
+                return NULL;
+        }
+        while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
+                if (!sk_X509_push(sk, x)) {
+                        X509_free(x);
+                        break;
+                }
+        ERR_clear_error();
+        BIO_free(bio);
+        return sk;
+}
+
+static void note_expiry(const char *what, X509 *x, int64_t *slot) {
+        int64_t t;
+        if (!x || pki_cert_not_after(x, &t) < 0)
+                return;
+        if (*slot == 0 || t < *slot)
+                *slot = t;
+        if (t - now_ms() / 1000 < PKI_EXPIRY_WARN_SECONDS)
+                log_warn("the %s certificate expires on %s (within 30 days, or already): renew it", what,
+                         t < 0 ? "?" : "its notAfter date");
+}
+
+struct org_walk {
+        struct vault *v;
+        int error;
+};
+
+static int ensure_org(const struct store_org *o, void *ud) {
+        struct org_walk *w = ud;
+        _cleanup_free_ char *pem = NULL;
+        int r = signer_seal_chain(signer_of(w->v), o->id, *o->name ? o->name : o->id, &pem);
+        STACK_OF(X509) * sk;
+
+        if (r < 0) {
+                log_error("organisation %s: no seal certificate: %s", o->id, strerror(-r));
+                w->error = r;
+                return 0;
+        }
+        sk = pem_chain(pem);
+        if (sk && sk_X509_num(sk) > 0)
+                note_expiry("seal", sk_X509_value(sk, 0), &w->v->seals->expiry.seal);
+        sk_X509_pop_free(sk, X509_free);
+        return 0;
+}
+
+int vault_seals_open(struct vault *v) {
+        struct vault_seals *s = calloc(1, sizeof *s);
+        STACK_OF(X509) *sk = NULL;
+        struct org_walk w = { .v = v };
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        v->seals = s;
+        r = signer_tsa_chain(signer_of(v), &s->tsa_chain);
+        if (r < 0)
+                return log_error_errno(r, "cannot read the TSA certificate from the signer: %s", strerror(-r));
+        sk = pem_chain(s->tsa_chain);
+        s->trust = X509_STORE_new();
+        if (!sk || sk_X509_num(sk) < 2 || !s->trust ||
+            X509_STORE_add_cert(s->trust, sk_X509_value(sk, sk_X509_num(sk) - 1)) != 1) {
+                sk_X509_pop_free(sk, X509_free);
+                ERR_clear_error();
+                return log_error_errno(-EBADMSG, "the signer's TSA chain is not a certificate and its CA");
+        }
+        note_expiry("TSA", sk_X509_value(sk, 0), &s->expiry.tsa);
+        note_expiry("CA", sk_X509_value(sk, sk_X509_num(sk) - 1), &s->expiry.ca);
+        sk_X509_pop_free(sk, X509_free);
+        /* every organisation gets its seal key now (a vault made before seals existed too) */
+        r = v->store->ops->org_foreach(v->store, ensure_org, &w);
+        if (r < 0)
+                return log_error_errno(r, "cannot list the organisations: %s", strerror(-r));
+        return w.error;
+}
+
+void vault_seals_close(struct vault *v) {
+        if (!v->seals)
+                return;
+        X509_STORE_free(v->seals->trust);
+        free(v->seals->tsa_chain);
+        free(v->seals);
+        v->seals = NULL;
+}
+
+void vault_cert_expiry(struct vault *v, struct vault_cert_expiry *ret) {
+        *ret = v->seals ? v->seals->expiry : (struct vault_cert_expiry){ 0 };
+}
+
+const char *vault_tsa_chain(struct vault *v) {
+        return v->seals ? v->seals->tsa_chain : NULL;
+}
+
+int vault_tsa_respond(struct vault *v, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len) {
+        return signer_timestamp(signer_of(v), req, len, ret, ret_len);
+}
+
+/* ---- sealing ---- */
+
+static int tsa_cb(void *ud, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len) {
+        uint8_t *p = NULL;
+        size_t n = 0;
+        int r = signer_timestamp(ud, req, len, &p, &n);
+        if (r < 0)
+                return r;
+        /* cades wants OPENSSL_malloc'd memory */
+        *ret = OPENSSL_memdup(p, n);
+        free(p);
+        if (!*ret)
+                return -ENOMEM;
+        *ret_len = n;
+        return 0;
+}
+
+int vault_seal_make(struct vault *v, const char *org_id, const uint8_t sha256[32], uint8_t **ret, size_t *ret_len,
+                    struct cades_info *ret_info) {
+        struct signer *sg = signer_of(v);
+        _cleanup_free_ uint8_t *bb = NULL;
+        uint8_t *bt = NULL, *out;
+        size_t bb_len = 0, bt_len = 0;
+        int r;
+
+        if (!v->seals)
+                return -EPIPE;
+        r = signer_seal(sg, org_id, sha256, now_ms(), &bb, &bb_len);
+        if (r == -ENOKEY) {
+                /* an organisation made while the server runs: its seal key now */
+                struct store_org o;
+                _cleanup_free_ char *pem = NULL;
+                r = v->store->ops->org_get(v->store, org_id, &o);
+                if (r >= 0)
+                        r = signer_seal_chain(sg, org_id, *o.name ? o.name : org_id, &pem);
+                if (r >= 0)
+                        r = signer_seal(sg, org_id, sha256, now_ms(), &bb, &bb_len);
+        }
+        if (r < 0)
+                return r;
+        r = cades_add_timestamp(bb, bb_len, tsa_cb, sg, v->seals->trust, &bt, &bt_len);
+        if (r < 0)
+                return r;
+        out = malloc(bt_len);
+        if (!out) {
+                OPENSSL_free(bt);
+                return -ENOMEM;
+        }
+        memcpy(out, bt, bt_len);
+        OPENSSL_free(bt);
+        r = cades_info(out, bt_len, ret_info);
+        if (r < 0) {
+                free(out);
+                return r;
+        }
+        *ret = out;
+        *ret_len = bt_len;
+        return 0;
+}
+
+int vault_seal_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_seal *ret) {
+        struct store_document d;
+        int r = vault_document_get(v, a, id, &d);
+        if (r < 0)
+                return r;
+        return v->store->ops->seal_get(v->store, id, ret);
+}
+
+int vault_document_seal(struct vault *v, const struct vault_actor *a, const char *id, uint8_t **ret, size_t *ret_len) {
+        struct store_seal s = { 0 };
+        uint8_t raw[16], dek[KEYRING_KEY_SIZE];
+        int r = vault_seal_get(v, a, id, &s);
+
+        if (r < 0)
+                return r;
+        r = hex_decode(id, raw, sizeof raw);
+        if (r >= 0)
+                r = keyring_dek_get(v->keyring, raw, dek);
+        if (r >= 0)
+                r = vault_seal_decrypt(dek, id, s.sealed, s.sealed_len, ret, ret_len);
+        sodium_memzero(dek, sizeof dek);
+        free(s.sealed);
+        return r;
+}
