@@ -112,8 +112,7 @@ static int put_one(struct client *c, const char *file, const char *name, const c
                 r = hash_file(fd, buf_str(&label), (uint64_t) st.st_size, !json, hex);
         buf_free(&label);
         if (r < 0) {
-                cli_error("cannot read %s: %s", show,
-                          r == -ESTALE ? "it changed while being read" : strerror(-r));
+                cli_error("cannot read %s: %s", show, r == -ESTALE ? "it changed while being read" : strerror(-r));
                 return r;
         }
         if (lseek(fd, 0, SEEK_SET) < 0) {
@@ -430,8 +429,8 @@ static int get_document(struct client *c, const char *id, const char *output) {
         if (s.received != d.size || CRYPTO_memcmp(got, want, sizeof got) != 0 || etag_contradicts(etag, d.sha256)) {
                 char got_hex[65];
                 hex_encode(got, sizeof got, got_hex);
-                cli_error("verification failed: received %" PRIu64 " bytes with SHA-256 %s, but document %s has %" PRIu64
-                          " bytes with SHA-256 %s%s",
+                cli_error("verification failed: received %" PRIu64
+                          " bytes with SHA-256 %s, but document %s has %" PRIu64 " bytes with SHA-256 %s%s",
                           s.received, got_hex, id, d.size, d.sha256,
                           to_stdout ? "; discard what was written" : "; nothing was written");
                 r = -EBADMSG;
@@ -477,13 +476,98 @@ int cmd_get(int argc, char **argv) {
         if (output && !output[0])
                 return cmd_usage_error("get", "-o needs a file name");
         if ((!output || strcmp(output, "-") == 0) && isatty(STDOUT_FILENO))
-                return cmd_usage_error("get", "refusing to write a document to a terminal: use -o FILE or a redirection");
+                return cmd_usage_error("get",
+                                       "refusing to write a document to a terminal: use -o FILE or a redirection");
 
         _cleanup_(client_freep) struct client *c = NULL;
         r = cmd_open_client(&o, &c);
         if (r >= 0)
                 r = get_document(c, argv[optind], output);
         return r < 0 ? cmd_exit_code(r) : CLI_EXIT_OK;
+}
+
+/* ---- evidence ----------------------------------------------------------------------------- */
+
+static const char evidence_help[] =
+        "Usage: coffre evidence ID -o FILE.asics\n"
+        "\n"
+        "Downloads the document's evidence bundle: an ASiC-S container (ZIP) with the document, its\n"
+        "CAdES seal, the seal and TSA certificate chains, a signed checkpoint of the audit log and the\n"
+        "document's log entries with their inclusion proofs, and META-INF/VERIFY.txt. Check it offline\n"
+        "with `coffre verify FILE.asics` (or openssl, as VERIFY.txt says). FILE appears only once\n"
+        "the whole bundle is in.\n"
+        "\n"
+        "Options:\n"
+        "  -o, --output FILE   where to write the bundle (required)\n" CMD_COMMON_HELP;
+
+static int sink_plain(const void *data, size_t n, void *userdata) {
+        struct sink *s = userdata;
+        if (n > (uint64_t) 1 << 44) /* no bundle is 16 TiB */
+                return -EFBIG;
+        int r = write_all(s->fd, data, n);
+        if (r < 0) {
+                cli_error("cannot write %s: %s", s->what, strerror(-r));
+                return r;
+        }
+        s->received += n;
+        return 0;
+}
+
+int cmd_evidence(int argc, char **argv) {
+        static const struct option options[] = {
+                { "output", required_argument, NULL, 'o' },
+                CMD_COMMON_OPTIONS,
+                {},
+        };
+        struct cmd_opts o = {};
+        const char *output = NULL;
+        int opt, r;
+
+        optind = 0;
+        opterr = 0;
+        while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+                if (opt == 'h') {
+                        fputs(evidence_help, stdout);
+                        return cmd_finish_stdout();
+                } else if (opt == 'o')
+                        output = optarg;
+                else if (!cmd_common_option(opt, &o))
+                        return cmd_bad_option("evidence", argv);
+        }
+        if (argc - optind != 1)
+                return cmd_usage_error("evidence", argc - optind == 0 ? "no ID given" : "only one ID at a time");
+        if (!cmd_id_is_valid(argv[optind]))
+                return cmd_usage_error("evidence", "not a document ID (letters, digits, '-' and '_')");
+        if (!output || !output[0] || strcmp(output, "-") == 0)
+                return cmd_usage_error("evidence", "-o FILE.asics is required");
+
+        _cleanup_(client_freep) struct client *c = NULL;
+        r = cmd_open_client(&o, &c);
+        if (r < 0)
+                return cmd_exit_code(r);
+        _cleanup_buf_ struct buf path = {};
+        buf_init(&path, 0);
+        if (buf_append_str(&path, "/v1/documents/") < 0 || client_url_encode(&path, argv[optind]) < 0 ||
+            buf_append_str(&path, "/evidence") < 0 || !buf_str(&path))
+                return cmd_exit_code(-ENOMEM);
+        struct out_file out;
+        r = out_file_open(output, &out);
+        if (r < 0) {
+                cli_error("cannot write %s: %s", output, strerror(-r));
+                return cmd_exit_code(r);
+        }
+        struct sink sk = { .fd = out.fd, .what = output };
+        r = client_download(c, buf_str(&path), sink_plain, &sk, NULL, NULL);
+        if (r >= 0) {
+                r = out_file_commit(&out, output, 0644);
+                if (r < 0)
+                        cli_error("cannot write %s: %s", output, strerror(-r));
+        }
+        out_file_abort(&out);
+        if (r < 0)
+                return cmd_exit_code(r);
+        printf("%s: evidence bundle of %s, %" PRIu64 " bytes\n", output, argv[optind], sk.received);
+        return CLI_EXIT_OK;
 }
 
 /* ---- ls ----------------------------------------------------------------------------------- */
@@ -542,13 +626,13 @@ static int ls_page_path(const struct ls_query *q, uint64_t remaining, const char
         char sep = '?';
         int r = buf_append_str(b, "/v1/documents");
 
-#define ADD(key, value)                                                    \
-        do {                                                               \
-                if (r >= 0)                                                \
-                        r = buf_printf(b, "%c%s=", sep, key);              \
-                if (r >= 0)                                                \
-                        r = client_url_encode(b, value);                   \
-                sep = '&';                                                 \
+#define ADD(key, value)                                       \
+        do {                                                  \
+                if (r >= 0)                                   \
+                        r = buf_printf(b, "%c%s=", sep, key); \
+                if (r >= 0)                                   \
+                        r = client_url_encode(b, value);      \
+                sep = '&';                                    \
         } while (0)
 
         if (q->class)
@@ -580,7 +664,8 @@ static int ls_print_row(json_t *o, const struct ls_widths *w) {
         int r = cmd_doc_from_json(o, &d);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *name = cli_escape(d.name), *class = cli_escape(d.class), *created = cli_escape(d.created_at);
+        _cleanup_free_ char *name = cli_escape(d.name), *class = cli_escape(d.class),
+                            *created = cli_escape(d.created_at);
         if (!name || !class || !created)
                 return -ENOMEM;
         printf("%-*s  %12" PRIu64 "  %-*s  %-*s  %s\n", w->id, d.id, d.size, w->created, created, w->class, class,
@@ -620,11 +705,12 @@ static int ls_run(struct client *c, const struct ls_query *q) {
                         w = (struct ls_widths){ .id = 2, .created = 7, .class = 5 };
                         json_array_foreach(docs, i, o) {
                                 w.id = MAX(w.id, (int) MIN(strlen(cmd_json_str(o, "id", "")), (size_t) CMD_ID_MAX));
-                                w.created = MAX(w.created, (int) MIN(strlen(cmd_json_str(o, "created_at", "")), (size_t) 40));
+                                w.created = MAX(w.created,
+                                                (int) MIN(strlen(cmd_json_str(o, "created_at", "")), (size_t) 40));
                                 w.class = MAX(w.class, (int) MIN(strlen(cmd_json_str(o, "class", "")), (size_t) 40));
                         }
-                        printf("%-*s  %12s  %-*s  %-*s  %s\n", w.id, "ID", "SIZE", w.created, "CREATED", w.class, "CLASS",
-                               "NAME");
+                        printf("%-*s  %12s  %-*s  %-*s  %s\n", w.id, "ID", "SIZE", w.created, "CREATED", w.class,
+                               "CLASS", "NAME");
                 }
                 size_t i;
                 json_t *o;
@@ -680,7 +766,8 @@ int cmd_ls(int argc, char **argv) {
                 else if (opt == OPT_AFTER || opt == OPT_BEFORE) {
                         char *dst = opt == OPT_AFTER ? q.after : q.before;
                         if (parse_date(optarg, dst, sizeof q.after) < 0)
-                                return cmd_usage_error("ls", "DATE must be YYYY-MM-DD or RFC 3339 (2026-01-31T12:00:00Z)");
+                                return cmd_usage_error("ls",
+                                                       "DATE must be YYYY-MM-DD or RFC 3339 (2026-01-31T12:00:00Z)");
                 } else if (opt == 'n') {
                         char *end = NULL;
                         errno = 0;
@@ -710,14 +797,13 @@ int cmd_ls(int argc, char **argv) {
 
 /* ---- rm ----------------------------------------------------------------------------------- */
 
-static const char rm_help[] =
-        "Usage: coffre rm ID...\n"
-        "\n"
-        "Deletes each document, in order, and stops at the first the server refuses (a document\n"
-        "under retention or legal hold cannot be deleted; the message says until when).\n"
-        "Prints nothing on success.\n"
-        "\n"
-        "Options:\n" CMD_COMMON_HELP;
+static const char rm_help[] = "Usage: coffre rm ID...\n"
+                              "\n"
+                              "Deletes each document, in order, and stops at the first the server refuses (a document\n"
+                              "under retention or legal hold cannot be deleted; the message says until when).\n"
+                              "Prints nothing on success.\n"
+                              "\n"
+                              "Options:\n" CMD_COMMON_HELP;
 
 int cmd_rm(int argc, char **argv) {
         static const struct option options[] = {

@@ -24,9 +24,10 @@ static const struct command commands[] = {
         { "repair", cmd_repair, "settle a document recovery refused: coffre repair --data DIR --document ID" },
         { "put", cmd_put, "upload documents: coffre put FILE... [--class C]" },
         { "get", cmd_get, "download a document: coffre get ID [-o FILE]" },
+        { "evidence", cmd_evidence, "download a document's evidence bundle: coffre evidence ID -o FILE.asics" },
         { "ls", cmd_ls, "list documents: coffre ls [--class C]" },
         { "rm", cmd_rm, "delete documents: coffre rm ID..." },
-        { "verify", cmd_verify, "check a time-stamp offline: coffre verify --tsr REPLY --data FILE --ca CA.pem" },
+        { "verify", cmd_verify, "check offline: coffre verify FILE.asics [--document FILE] [--ca CA.pem] | --tsr REPLY ..." },
         { "audit", cmd_audit, "check the audit log: coffre audit verify --data DIR | --url URL; audit proof ID" },
         { "witness", cmd_witness, "witness a vault's log: coffre witness --url URL --state FILE" },
 };

@@ -72,8 +72,8 @@ static void print_time(char *buf, size_t size, int64_t t) {
                 snprintf(buf, size, "(unreadable)");
 }
 
-static STACK_OF(X509) * load_certs(const char *path, int *ret_n) {
-        BIO *b = BIO_new_file(path, "r");
+static STACK_OF(X509) * load_certs(const char *path, const char *pem, int *ret_n) {
+        BIO *b = path ? BIO_new_file(path, "r") : BIO_new_mem_buf(pem, -1);
         if (!b)
                 return NULL;
         STACK_OF(X509) *sk = sk_X509_new_null();
@@ -123,7 +123,7 @@ static int check_token(PKCS7 *tok, BIO *data, const struct tsr_check_options *o,
         /* 1. the CMS signature, the ESS signing-certificate binding and the chain */
         X509_STORE *store = X509_STORE_new();
         int n_ca = 0, n_untrusted = 0;
-        STACK_OF(X509) *cas = o->ca_file ? load_certs(o->ca_file, &n_ca) : NULL;
+        STACK_OF(X509) *cas = o->ca_file || o->ca_pem ? load_certs(o->ca_file, o->ca_pem, &n_ca) : NULL;
         for (int i = 0; store && i < n_ca; i++)
                 X509_STORE_add_cert(store, sk_X509_value(cas, i));
         sk_X509_pop_free(cas, X509_free);
@@ -131,7 +131,8 @@ static int check_token(PKCS7 *tok, BIO *data, const struct tsr_check_options *o,
                 X509_STORE_free(store);
                 TS_TST_INFO_free(tst);
                 BIO_free(data);
-                snprintf(res->reason, sizeof res->reason, "no certificate in %s", o->ca_file ? o->ca_file : "(none)");
+                snprintf(res->reason, sizeof res->reason, "no certificate in %s",
+                         o->ca_file ? o->ca_file : "the given chain");
                 return -EINVAL;
         }
         X509_VERIFY_PARAM *vp = X509_STORE_get0_param(store);
@@ -139,7 +140,7 @@ static int check_token(PKCS7 *tok, BIO *data, const struct tsr_check_options *o,
         X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_PARTIAL_CHAIN);
         if (!o->at_now)
                 X509_VERIFY_PARAM_set_time(vp, (time_t) res->gen_time);
-        STACK_OF(X509) *untrusted = o->untrusted_file ? load_certs(o->untrusted_file, &n_untrusted) : NULL;
+        STACK_OF(X509) *untrusted = o->untrusted_file ? load_certs(o->untrusted_file, NULL, &n_untrusted) : NULL;
         TS_VERIFY_CTX *ctx = TS_VERIFY_CTX_new();
         if (!ctx) {
                 X509_STORE_free(store);
@@ -171,7 +172,7 @@ static int check_token(PKCS7 *tok, BIO *data, const struct tsr_check_options *o,
                 return fail(out, res, "signature and TSA certificate chain", why);
         }
         say(out, true, "signature and TSA certificate chain (signer %s, checked at %s, trusted: %s)", subject,
-            o->at_now ? "the current time" : "genTime", o->ca_file);
+            o->at_now ? "the current time" : "genTime", o->ca_file ? o->ca_file : "the given chain");
 
         /* 2. the imprint: the hash of the data */
         ctx = TS_VERIFY_CTX_new();
