@@ -112,7 +112,8 @@ static int put_one(struct client *c, const char *file, const char *name, const c
                 r = hash_file(fd, buf_str(&label), (uint64_t) st.st_size, !json, hex);
         buf_free(&label);
         if (r < 0) {
-                cli_error("cannot read %s: %s", show, r == -ESTALE ? "it changed while being read" : strerror(-r));
+                cli_error("cannot read %s: %s", show,
+                          r == -ESTALE ? "it changed while being read" : strerror(-r));
                 return r;
         }
         if (lseek(fd, 0, SEEK_SET) < 0) {
@@ -429,8 +430,8 @@ static int get_document(struct client *c, const char *id, const char *output) {
         if (s.received != d.size || CRYPTO_memcmp(got, want, sizeof got) != 0 || etag_contradicts(etag, d.sha256)) {
                 char got_hex[65];
                 hex_encode(got, sizeof got, got_hex);
-                cli_error("verification failed: received %" PRIu64
-                          " bytes with SHA-256 %s, but document %s has %" PRIu64 " bytes with SHA-256 %s%s",
+                cli_error("verification failed: received %" PRIu64 " bytes with SHA-256 %s, but document %s has %" PRIu64
+                          " bytes with SHA-256 %s%s",
                           s.received, got_hex, id, d.size, d.sha256,
                           to_stdout ? "; discard what was written" : "; nothing was written");
                 r = -EBADMSG;
@@ -476,8 +477,7 @@ int cmd_get(int argc, char **argv) {
         if (output && !output[0])
                 return cmd_usage_error("get", "-o needs a file name");
         if ((!output || strcmp(output, "-") == 0) && isatty(STDOUT_FILENO))
-                return cmd_usage_error("get",
-                                       "refusing to write a document to a terminal: use -o FILE or a redirection");
+                return cmd_usage_error("get", "refusing to write a document to a terminal: use -o FILE or a redirection");
 
         _cleanup_(client_freep) struct client *c = NULL;
         r = cmd_open_client(&o, &c);
@@ -626,13 +626,13 @@ static int ls_page_path(const struct ls_query *q, uint64_t remaining, const char
         char sep = '?';
         int r = buf_append_str(b, "/v1/documents");
 
-#define ADD(key, value)                                       \
-        do {                                                  \
-                if (r >= 0)                                   \
-                        r = buf_printf(b, "%c%s=", sep, key); \
-                if (r >= 0)                                   \
-                        r = client_url_encode(b, value);      \
-                sep = '&';                                    \
+#define ADD(key, value)                                                    \
+        do {                                                               \
+                if (r >= 0)                                                \
+                        r = buf_printf(b, "%c%s=", sep, key);              \
+                if (r >= 0)                                                \
+                        r = client_url_encode(b, value);                   \
+                sep = '&';                                                 \
         } while (0)
 
         if (q->class)
@@ -664,8 +664,7 @@ static int ls_print_row(json_t *o, const struct ls_widths *w) {
         int r = cmd_doc_from_json(o, &d);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *name = cli_escape(d.name), *class = cli_escape(d.class),
-                            *created = cli_escape(d.created_at);
+        _cleanup_free_ char *name = cli_escape(d.name), *class = cli_escape(d.class), *created = cli_escape(d.created_at);
         if (!name || !class || !created)
                 return -ENOMEM;
         printf("%-*s  %12" PRIu64 "  %-*s  %-*s  %s\n", w->id, d.id, d.size, w->created, created, w->class, class,
@@ -705,12 +704,11 @@ static int ls_run(struct client *c, const struct ls_query *q) {
                         w = (struct ls_widths){ .id = 2, .created = 7, .class = 5 };
                         json_array_foreach(docs, i, o) {
                                 w.id = MAX(w.id, (int) MIN(strlen(cmd_json_str(o, "id", "")), (size_t) CMD_ID_MAX));
-                                w.created = MAX(w.created,
-                                                (int) MIN(strlen(cmd_json_str(o, "created_at", "")), (size_t) 40));
+                                w.created = MAX(w.created, (int) MIN(strlen(cmd_json_str(o, "created_at", "")), (size_t) 40));
                                 w.class = MAX(w.class, (int) MIN(strlen(cmd_json_str(o, "class", "")), (size_t) 40));
                         }
-                        printf("%-*s  %12s  %-*s  %-*s  %s\n", w.id, "ID", "SIZE", w.created, "CREATED", w.class,
-                               "CLASS", "NAME");
+                        printf("%-*s  %12s  %-*s  %-*s  %s\n", w.id, "ID", "SIZE", w.created, "CREATED", w.class, "CLASS",
+                               "NAME");
                 }
                 size_t i;
                 json_t *o;
@@ -766,8 +764,7 @@ int cmd_ls(int argc, char **argv) {
                 else if (opt == OPT_AFTER || opt == OPT_BEFORE) {
                         char *dst = opt == OPT_AFTER ? q.after : q.before;
                         if (parse_date(optarg, dst, sizeof q.after) < 0)
-                                return cmd_usage_error("ls",
-                                                       "DATE must be YYYY-MM-DD or RFC 3339 (2026-01-31T12:00:00Z)");
+                                return cmd_usage_error("ls", "DATE must be YYYY-MM-DD or RFC 3339 (2026-01-31T12:00:00Z)");
                 } else if (opt == 'n') {
                         char *end = NULL;
                         errno = 0;
@@ -797,13 +794,14 @@ int cmd_ls(int argc, char **argv) {
 
 /* ---- rm ----------------------------------------------------------------------------------- */
 
-static const char rm_help[] = "Usage: coffre rm ID...\n"
-                              "\n"
-                              "Deletes each document, in order, and stops at the first the server refuses (a document\n"
-                              "under retention or legal hold cannot be deleted; the message says until when).\n"
-                              "Prints nothing on success.\n"
-                              "\n"
-                              "Options:\n" CMD_COMMON_HELP;
+static const char rm_help[] =
+        "Usage: coffre rm ID...\n"
+        "\n"
+        "Deletes each document, in order, and stops at the first the server refuses (a document\n"
+        "under retention or legal hold cannot be deleted; the message says until when).\n"
+        "Prints nothing on success.\n"
+        "\n"
+        "Options:\n" CMD_COMMON_HELP;
 
 int cmd_rm(int argc, char **argv) {
         static const struct option options[] = {
