@@ -325,7 +325,10 @@ int cmd_key(int argc, char **argv) {
 
         if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
                 printf("Usage: coffre key rotate --data DIR [--org ID]\n"
-                       "       coffre key migrate-master --data DIR --to pkcs11:URI [--pkcs11-path DIR]...\n\n"
+                       "       coffre key migrate-master --data DIR --to pkcs11:URI [--pkcs11-path DIR]...\n"
+                       "       coffre key list --data DIR\n\n"
+                       "list: the master, log, CA, TSA and seal keys in use (a file or a PKCS#11 URI), each\n"
+                       "certificate's subject and notAfter, and a WARNING for one expiring within 30 days.\n\n"
                        "rotate: creates a new version of the organisation's key encryption key (all\n"
                        "organisations without --org), rewraps every document key under it, then destroys\n"
                        "the old version. No document is rewritten. Safe to interrupt and run again.\n\n"
@@ -337,8 +340,19 @@ int cmd_key(int argc, char **argv) {
         }
         if (strcmp(argv[1], "migrate-master") == 0)
                 return cmd_key_migrate_master(argc - 1, argv + 1);
+        if (strcmp(argv[1], "list") == 0) {
+                if (argc != 4 || strcmp(argv[2], "--data") != 0)
+                        return usage_error("key", "list needs --data DIR");
+                unsigned warnings = 0;
+                if (vault_key_list(argv[3], stdout, &warnings) < 0)
+                        return 1;
+                if (warnings)
+                        fprintf(stderr, "coffre key list: %u certificate(s) expired, expiring within 30 days, or unreadable\n",
+                                warnings);
+                return 0;
+        }
         if (strcmp(argv[1], "rotate") != 0)
-                return usage_error("key", "unknown subcommand (want: rotate, migrate-master)");
+                return usage_error("key", "unknown subcommand (want: rotate, migrate-master, list)");
         argc--;
         argv++;
         while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) >= 0)

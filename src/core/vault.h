@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,9 @@ struct vault_init_options {
 int vault_init(const char *dir, const struct vault_init_options *o, char **ret_token) _warn_unused_;
 
 int vault_open(const char *dir, struct vault **ret) _warn_unused_;
+/* `coffre key list` (keylist.c): each key in use, where it is, and each certificate's subject and
+ * notAfter, to out. *ret_warnings: certificates expired, expiring within 30 days or unreadable. */
+int vault_key_list(const char *dir, FILE *out, unsigned *ret_warnings) _warn_unused_;
 /* Unwraps a key under the master key (after the sandbox is on: a token must still answer). Logs why. */
 int vault_check_master(struct vault *v) _warn_unused_;
 /* `coffre key migrate-master`: the master key from DATA/keys/master.key to the token uri names
