@@ -274,6 +274,57 @@ int cmd_serve(int argc, char **argv) {
         return 0;
 }
 
+static int cmd_key_import(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "data", required_argument, NULL, 'd' },
+                { "seal", required_argument, NULL, 's' },
+                { "tsa", required_argument, NULL, 't' },
+                { "chain", required_argument, NULL, 'c' },
+                { "key", required_argument, NULL, 'k' },
+                { "org", required_argument, NULL, 'o' },
+                {},
+        };
+        const char *data = NULL, *seal = NULL, *tsa = NULL, *chain = NULL, *key = NULL, *org = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "d:", opts, NULL)) >= 0)
+                switch (c) {
+                case 'd':
+                        data = optarg;
+                        break;
+                case 's':
+                        seal = optarg;
+                        break;
+                case 't':
+                        tsa = optarg;
+                        break;
+                case 'c':
+                        chain = optarg;
+                        break;
+                case 'k':
+                        key = optarg;
+                        break;
+                case 'o':
+                        org = optarg;
+                        break;
+                default:
+                        return usage_error("key", "unknown option");
+                }
+        if (!data || !key || (!seal == !tsa) || optind != argc || (tsa && org))
+                return usage_error(
+                        "key", "import needs --data DIR, one of --seal CERT --org ID or --tsa CERT, and --key FILE");
+        int r = vault_key_import(data, tsa != NULL, org, tsa ? tsa : seal, chain, key);
+        if (r < 0) {
+                fprintf(stderr, "coffre key import: %s\n",
+                        r == -EBUSY        ? "the vault is in use (stop the server first)"
+                        : r == -EINVAL     ? "refused (see the line above); nothing was installed"
+                        : r == -EOPNOTSUPP ? "not supported (see the line above); nothing was installed"
+                                           : strerror(-r));
+                return 1;
+        }
+        printf("Installed; restart the server to use it.\n");
+        return 0;
+}
+
 static int cmd_key_migrate_master(int argc, char **argv) {
         static const struct option opts[] = {
                 { "data", required_argument, NULL, 'd' },
@@ -326,7 +377,13 @@ int cmd_key(int argc, char **argv) {
         if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
                 printf("Usage: coffre key rotate --data DIR [--org ID]\n"
                        "       coffre key migrate-master --data DIR --to pkcs11:URI [--pkcs11-path DIR]...\n"
-                       "       coffre key list --data DIR\n\n"
+                       "       coffre key list --data DIR\n"
+                       "       coffre key import --data DIR --seal CERT --org ID | --tsa CERT [--chain CHAIN] --key FILE\n\n"
+                       "import: installs a seal or TSA certificate issued elsewhere with its key (server\n"
+                       "stopped), once the key is the certificate's, the chain up to a self-signed root\n"
+                       "verifies, the certificate is valid now and fit for the use (TSA: critical extended\n"
+                       "key usage timeStamping; seal: digitalSignature or nonRepudiation). The previous pair\n"
+                       "is kept as keys/NAME.old.\n\n"
                        "list: the master, log, CA, TSA and seal keys in use (a file or a PKCS#11 URI), each\n"
                        "certificate's subject and notAfter, and a WARNING for one expiring within 30 days.\n\n"
                        "rotate: creates a new version of the organisation's key encryption key (all\n"
@@ -340,6 +397,8 @@ int cmd_key(int argc, char **argv) {
         }
         if (strcmp(argv[1], "migrate-master") == 0)
                 return cmd_key_migrate_master(argc - 1, argv + 1);
+        if (strcmp(argv[1], "import") == 0)
+                return cmd_key_import(argc - 1, argv + 1);
         if (strcmp(argv[1], "list") == 0) {
                 if (argc != 4 || strcmp(argv[2], "--data") != 0)
                         return usage_error("key", "list needs --data DIR");
@@ -352,7 +411,7 @@ int cmd_key(int argc, char **argv) {
                 return 0;
         }
         if (strcmp(argv[1], "rotate") != 0)
-                return usage_error("key", "unknown subcommand (want: rotate, migrate-master, list)");
+                return usage_error("key", "unknown subcommand (want: rotate, migrate-master, list, import)");
         argc--;
         argv++;
         while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) >= 0)

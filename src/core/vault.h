@@ -60,6 +60,11 @@ int vault_open(const char *dir, struct vault **ret) _warn_unused_;
 /* `coffre key list` (keylist.c): each key in use, where it is, and each certificate's subject and
  * notAfter, to out. *ret_warnings: certificates expired, expiring within 30 days or unreadable. */
 int vault_key_list(const char *dir, FILE *out, unsigned *ret_warnings) _warn_unused_;
+/* `coffre key import` (keyimport.c): a seal (org_id) or TSA certificate with its chain and key
+ * file, checked, installed in place of the current pair. -EBUSY while a server runs; -EINVAL
+ * (logged) when a check fails; -EOPNOTSUPP for a PKCS#11 key. */
+int vault_key_import(const char *dir, bool tsa, const char *org_id, const char *cert_file, const char *chain_file,
+                     const char *key_spec) _warn_unused_;
 /* Unwraps a key under the master key (after the sandbox is on: a token must still answer). Logs why. */
 int vault_check_master(struct vault *v) _warn_unused_;
 /* `coffre key migrate-master`: the master key from DATA/keys/master.key to the token uri names

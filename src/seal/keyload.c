@@ -171,6 +171,48 @@ static int load_token(const char *spec, struct loaded_key *lk) {
         return 0;
 }
 
+int keyload_from_text(const char *text, size_t len, const char *name, bool allow_token, struct loaded_key **ret) {
+        if (!text || !ret)
+                return -EINVAL;
+        _cleanup_(keyload_freep) struct loaded_key *lk = calloc(1, sizeof *lk);
+        if (!lk)
+                return -ENOMEM;
+        if (len > 7 && p11_uri_is(text)) {
+                if (!allow_token)
+                        return log_error_errno(-EOPNOTSUPP,
+                                               "%s names a key on a PKCS#11 token, which cannot be used here", name);
+                char uri[P11_URI_MAX + 1];
+                size_t n = strcspn(text, "\r\n");
+                if (n > P11_URI_MAX || n > len)
+                        return log_error_errno(-EINVAL, "%s: the PKCS#11 URI is too long", name);
+                memcpy(uri, text, n);
+                uri[n] = 0;
+                int r = load_token(uri, lk);
+                if (r < 0)
+                        return r;
+        } else {
+                BIO *b = BIO_new_mem_buf(text, (int) len);
+                if (b)
+                        lk->pkey = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+                BIO_free(b);
+                ERR_clear_error();
+                if (!lk->pkey)
+                        return log_error_errno(-EINVAL, "%s is not an unencrypted PEM private key", name);
+        }
+        *ret = TAKE_PTR(lk);
+        return 0;
+}
+
+EVP_PKEY *keyload_take(struct loaded_key *lk) {
+        if (!lk)
+                return NULL;
+        EVP_PKEY *k = TAKE_PTR(lk->pkey);
+        if (lk->ctx)
+                return k; /* the module and its session stay for the process's life */
+        keyload_free(lk);
+        return k;
+}
+
 int keyload_open(const char *spec, const char *base_dir, struct loaded_key **ret) {
         if (!spec || !*spec || !ret)
                 return -EINVAL;

@@ -5,6 +5,9 @@
  * token: signing happens inside it. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <openssl/evp.h>
 
 #include "macro.h"
@@ -16,6 +19,15 @@ struct loaded_key;
  * logged reason for a bad URI or a file that is no unencrypted PEM key; -ENOENT when the token or
  * the object is not there; -EACCES when the token refuses the PIN. Logs one line on failure. */
 int keyload_open(const char *spec, const char *base_dir, struct loaded_key **ret) _warn_unused_;
+/* From the text of a key file already read (by the caller, who checked the file's owner and mode
+ * and wipes the text): an unencrypted PEM private key, or one line holding a pkcs11: URI (a key
+ * file that names a key on a token), unless allow_token is false (-EOPNOTSUPP then). -EINVAL
+ * for anything else. name is for messages. */
+int keyload_from_text(const char *text, size_t len, const char *name, bool allow_token, struct loaded_key **ret)
+        _warn_unused_;
+/* Hands the key over (one reference) and frees lk; a token key keeps its module loaded for the
+ * life of the process. */
+EVP_PKEY *keyload_take(struct loaded_key *lk);
 /* The key (owned by lk: valid until keyload_free). */
 EVP_PKEY *keyload_pkey(const struct loaded_key *lk);
 /* true when the key lives on a token. */

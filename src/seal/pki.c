@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "fileio.h"
+#include "seal/keyload.h"
 #include "utf8.h"
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u) {
@@ -67,15 +68,13 @@ int pki_load_pair(int dirfd, const char *key_name, const char *cert_name, EVP_PK
         r = read_at(dirfd, key_name, true, &text, &len);
         if (r < 0)
                 return r;
-        bio = BIO_new_mem_buf(text, (int) len);
-        if (bio)
-                key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-        BIO_free(bio);
+        /* the one key loader (keyload.c); PKCS#11 keys cannot work inside the signer's filter yet */
+        struct loaded_key *lk = NULL;
+        r = keyload_from_text(text, len, key_name, false, &lk);
         sodium_free(text); /* wipes */
-        if (!key) {
-                ERR_clear_error();
-                return -EINVAL;
-        }
+        if (r < 0)
+                return r == -EOPNOTSUPP ? r : -EINVAL;
+        key = keyload_take(lk);
         r = read_at(dirfd, cert_name, false, &text, &len);
         if (r < 0) {
                 EVP_PKEY_free(key);
@@ -94,6 +93,33 @@ int pki_load_pair(int dirfd, const char *key_name, const char *cert_name, EVP_PK
         }
         *ret_key = key;
         *ret_cert = cert;
+        return 0;
+}
+
+int pki_load_issuers(int dirfd, const char *cert_name, STACK_OF(X509) * *ret) {
+        char *text = NULL;
+        size_t len = 0;
+        int r = read_at(dirfd, cert_name, false, &text, &len);
+        if (r < 0)
+                return r;
+        BIO *bio = BIO_new_mem_buf(text, (int) len);
+        STACK_OF(X509) *sk = sk_X509_new_null();
+        X509 *x = bio ? PEM_read_bio_X509(bio, NULL, no_passphrase, NULL) : NULL; /* the leaf */
+        r = x && sk ? 0 : -EINVAL;
+        X509_free(x);
+        while (r >= 0 && (x = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL)))
+                if (!sk_X509_push(sk, x)) {
+                        X509_free(x);
+                        r = -ENOMEM;
+                }
+        ERR_clear_error();
+        BIO_free(bio);
+        sodium_free(text);
+        if (r < 0) {
+                sk_X509_pop_free(sk, X509_free);
+                return r;
+        }
+        *ret = sk;
         return 0;
 }
 

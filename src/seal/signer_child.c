@@ -65,6 +65,7 @@ struct child_state {
         int keys_fd;
         EVP_PKEY *ca_key, *tsa_key;
         X509 *ca_cert, *tsa_cert;
+        STACK_OF(X509) * tsa_issuers; /* an imported TSA certificate's chain (empty: the vault's CA) */
         struct tsa *tsa;
         struct seal_key *seals; /* sorted by org */
         size_t n_seals;
@@ -75,7 +76,13 @@ struct seal_key {
         char org[STORE_ORG_ID_LEN + 1];
         EVP_PKEY *key;
         X509 *cert;
+        STACK_OF(X509) * issuers; /* an imported certificate's chain (NULL or empty: the vault's CA) */
 };
+
+/* The issuer to send with a certificate: the first of its imported chain, else the vault's CA. */
+static X509 *issuer_of(const struct child_state *st, STACK_OF(X509) * issuers) {
+        return issuers && sk_X509_num(issuers) > 0 ? sk_X509_value(issuers, 0) : st->ca_cert;
+}
 
 static int load_key(const char *keys_dir, struct note_signer **ret) {
         _cleanup_free_ char *path = path_join(keys_dir, "log.key");
@@ -481,7 +488,7 @@ static struct seal_key *seal_find(struct child_state *st, const char *org) {
         return bsearch(&k, st->seals, st->n_seals, sizeof *st->seals, seal_cmp);
 }
 
-static int seal_add(struct child_state *st, const char *org, EVP_PKEY *key, X509 *cert) {
+static int seal_add(struct child_state *st, const char *org, EVP_PKEY *key, X509 *cert, STACK_OF(X509) * issuers) {
         struct seal_key *v;
 
         if (st->n_seals >= SEAL_KEYS_MAX)
@@ -490,7 +497,7 @@ static int seal_add(struct child_state *st, const char *org, EVP_PKEY *key, X509
         if (!v)
                 return -ENOMEM;
         st->seals = v;
-        v[st->n_seals] = (struct seal_key){ .key = key, .cert = cert };
+        v[st->n_seals] = (struct seal_key){ .key = key, .cert = cert, .issuers = issuers };
         snprintf(v[st->n_seals].org, sizeof v[st->n_seals].org, "%s", org);
         st->n_seals++;
         qsort(st->seals, st->n_seals, sizeof *st->seals, seal_cmp);
@@ -525,10 +532,14 @@ static int seal_get(struct child_state *st, const char *org, struct seal_key **r
                 log_error("keys/%s cannot be used: %s", kn, strerror(-r));
                 return r;
         }
-        r = seal_add(st, org, key, cert);
+        STACK_OF(X509) *issuers = NULL;
+        r = pki_load_issuers(st->keys_fd, cn, &issuers);
+        if (r >= 0)
+                r = seal_add(st, org, key, cert, issuers);
         if (r < 0) {
                 EVP_PKEY_free(key);
                 X509_free(cert);
+                sk_X509_pop_free(issuers, X509_free);
                 return r;
         }
         *ret = seal_find(st, org);
@@ -553,13 +564,17 @@ static int handle_seal(struct child_state *st, const uint8_t *msg, size_t len, u
         r = seal_get(st, org, &k);
         if (r < 0)
                 return r;
-        return cades_sign(k->key, k->cert, st->ca_cert, msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len);
+        return cades_sign(k->key, k->cert, issuer_of(st, k->issuers), msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len);
 }
 
-/* PEM of cert then the CA certificate. */
-static int chain_pem(struct child_state *st, X509 *cert, struct buf *b) {
+/* PEM of cert then its imported chain, or else the vault's CA certificate. */
+static int chain_pem(struct child_state *st, X509 *cert, STACK_OF(X509) * issuers, struct buf *b) {
         int r = pki_cert_pem(cert, b);
-        return r < 0 ? r : pki_cert_pem(st->ca_cert, b);
+        if (!issuers || sk_X509_num(issuers) == 0)
+                return r < 0 ? r : pki_cert_pem(st->ca_cert, b);
+        for (int i = 0; r >= 0 && i < sk_X509_num(issuers); i++)
+                r = pki_cert_pem(sk_X509_value(issuers, i), b);
+        return r;
 }
 
 /* Payload: organisation id (32 hex) then its name (for a new certificate's subject). Answer:
@@ -587,7 +602,7 @@ static int handle_seal_cert(struct child_state *st, const uint8_t *msg, size_t l
                 if (r >= 0)
                         r = pki_store_pair(st->keys_fd, kn, cn, key, cert);
                 if (r >= 0)
-                        r = seal_add(st, org, key, cert);
+                        r = seal_add(st, org, key, cert, NULL);
                 if (r < 0) {
                         EVP_PKEY_free(key);
                         X509_free(cert);
@@ -598,7 +613,7 @@ static int handle_seal_cert(struct child_state *st, const uint8_t *msg, size_t l
         }
         if (r < 0)
                 return r;
-        return chain_pem(st, k->cert, out);
+        return chain_pem(st, k->cert, k->issuers, out);
 }
 
 /* The CA and TSA pairs: loaded, or made when the vault has none yet (a new vault, or one made
@@ -623,10 +638,12 @@ static int pki_setup(struct child_state *st, const struct signer_seal_options *o
                 if (r >= 0)
                         log_info("made the TSA certificate (keys/%s)", PKI_TSA_CERT);
         }
+        if (r >= 0)
+                r = pki_load_issuers(st->keys_fd, PKI_TSA_CERT, &st->tsa_issuers);
         if (r < 0)
                 return log_error_errno(r, "keys/%s: %s", PKI_TSA_KEY, strerror(-r));
         st->accuracy_ms = o->tsa_accuracy_ms;
-        r = tsa_new(st->tsa_key, st->tsa_cert, st->ca_cert,
+        r = tsa_new(st->tsa_key, st->tsa_cert, issuer_of(st, st->tsa_issuers),
                     &(struct tsa_options){ .policy_oid = o->tsa_policy, .accuracy_ms = o->tsa_accuracy_ms }, &st->tsa);
         if (r < 0)
                 return log_error_errno(r, "the TSA cannot start (policy %s): %s", o->tsa_policy, strerror(-r));
@@ -651,7 +668,7 @@ static int warm_up(struct child_state *st) {
         r = tsa_respond(st->tsa, req, sizeof req, &out, &n);
         OPENSSL_free(out);
         if (r >= 0) {
-                r = cades_sign(st->tsa_key, st->tsa_cert, st->ca_cert, digest, 0, &out, &n);
+                r = cades_sign(st->tsa_key, st->tsa_cert, issuer_of(st, st->tsa_issuers), digest, 0, &out, &n);
                 OPENSSL_free(out);
         }
         if (r >= 0)
@@ -680,7 +697,9 @@ static void pki_free(struct child_state *st) {
         for (size_t i = 0; i < st->n_seals; i++) {
                 EVP_PKEY_free(st->seals[i].key);
                 X509_free(st->seals[i].cert);
+                sk_X509_pop_free(st->seals[i].issuers, X509_free);
         }
+        sk_X509_pop_free(st->tsa_issuers, X509_free);
         free(st->seals);
         tsa_free(st->tsa);
         EVP_PKEY_free(st->ca_key);
@@ -812,7 +831,7 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                 case SIGNER_MSG_TSA_CERT: {
                         struct buf b;
                         buf_init(&b, SIGNER_MAX_MSG);
-                        r = n == SIGNER_HDR ? chain_pem(&st, st.tsa_cert, &b) : -EBADMSG;
+                        r = n == SIGNER_HDR ? chain_pem(&st, st.tsa_cert, st.tsa_issuers, &b) : -EBADMSG;
                         r = send_buf(fd, r, &b);
                         break;
                 }
