@@ -7,7 +7,8 @@
   key, and a large document's bundle too (the server's memory stays flat);
 - `coffre verify` refuses with exit 3 and the reason: a changed document, a document given with
   --document that is another, a changed signature, a time-stamp over something else (another
-  seal's token), a certificate from another CA, a truncated or bit-flipped zip, an extra or a
+  seal's token), a certificate from another CA, a seal certificate expired before its
+  time-stamp, a truncated or bit-flipped zip, an extra or a
   missing file in META-INF, an audit entry swapped for another (with or without a valid
   inclusion proof of its own), a checkpoint under another log key; and it changes nothing;
 - a document stored without a seal has no bundle (409 not-sealed), an unknown one 404.
@@ -27,6 +28,7 @@ import zipfile
 from harness import Vault, check, exit_status, expect_problem, random_chunks, run_tests, vm_hwm_kib
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
+RESEAL = sys.argv[2] if len(sys.argv) > 2 else "build/tests/unit/hsm/reseal_tool"
 V = None
 W = None  # another vault: another CA, another log key
 TMP = None
@@ -186,6 +188,15 @@ def test_refusals():
     swapped = sig[:i] + other + sig[i + n:]
     refused(verify(write_zip(t("ts-other.asics"), replace(good, "META-INF/signature.p7s", swapped))),
             "message imprint")
+    # a seal whose certificate had expired a year before its time-stamp (made with the vault's CA
+    # and TSA keys by reseal_tool, as the signer would)
+    k = lambda n: os.path.join(V.data, "keys", n)
+    r = subprocess.run([RESEAL, "expired", k("ca.key"), k("ca.pem"), k("tsa.key"), k("tsa.pem"), t("doc.pdf"),
+                        t("expired.p7s")], capture_output=True, timeout=60)
+    check(r.returncode == 0, "reseal_tool failed", r.stderr)
+    refused(verify(write_zip(t("expired.asics"),
+                             replace(good, "META-INF/signature.p7s", open(t("expired.p7s"), "rb").read()))),
+            "certificate has expired")
     # another CA, another log key
     refused(subprocess.run([BINARY, "verify", t("good.asics"), "--ca", os.path.join(W.data, "keys", "ca.pem")],
                            capture_output=True, timeout=60), "certificate verify error")
@@ -234,6 +245,18 @@ def test_refusals():
 
 def test_no_bundle():
     expect_problem(V.request("GET", "/v1/documents/%s/evidence" % ("0" * 32)), 404, "not-found")
+    u = Vault(BINARY)
+    try:
+        conf = os.path.join(u.data, "coffre.conf")
+        text = open(conf).read()
+        check("enabled = yes" in text, "no [seal] enabled line", text)
+        with open(conf, "w") as f:
+            f.write(text.replace("enabled = yes", "enabled = no"))
+        u.start()
+        unsealed = u.upload_ok(b"stored without a seal\n")["id"]
+        expect_problem(u.request("GET", "/v1/documents/%s/evidence" % unsealed), 409, "not-sealed")
+    finally:
+        u.close()
     r = V.cli("evidence", "0" * 32, "-o", t("none.asics"))
     check(r.returncode == 1 and not os.path.exists(t("none.asics")), "a missing document gave a file", r.stderr)
 
