@@ -231,7 +231,7 @@ static int prepare(struct zipw *z) {
                 return 0;
         int r = 0;
         if (z->has_stream && z->e[z->n - 1].size >= (uint64_t) U32_MAX_FIELD - (1u << 24))
-                z->zip64 = true;
+                z->zip64 = true; /* (or forced by zipw_force_zip64) */
         for (size_t i = 0; i < z->n && r >= 0; i++) {
                 struct zipw_entry *e = &z->e[i];
                 e->offset = z->head.len;
@@ -255,6 +255,11 @@ static int prepare(struct zipw *z) {
         uint64_t stream = z->has_stream ? z->e[z->n - 1].size : 0;
         z->total = z->head_len + stream + tail_len;
         return 0;
+}
+
+void zipw_force_zip64(struct zipw *z) {
+        if (z && z->has_stream)
+                z->zip64 = true;
 }
 
 uint64_t zipw_size(const struct zipw *z) {

@@ -28,6 +28,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct zipw *, zipw_free);
 int zipw_add_mem(struct zipw *z, const char *name, const void *p, size_t n) _warn_unused_;
 /* The last entry: size bytes read through fn as the archive is read. */
 int zipw_add_stream(struct zipw *z, const char *name, uint64_t size, zipw_read_fn fn, void *ud) _warn_unused_;
+/* Writes the ZIP64 records even for a small stream entry (they are needed from 4 GiB - 16 MiB):
+ * lets tests check that layout without writing 4 GiB. Call before reading. */
+void zipw_force_zip64(struct zipw *z);
 /* The archive's total size (once every entry is added). */
 uint64_t zipw_size(const struct zipw *z);
 /* The next bytes of the archive, read in order from the start: returns the count (0 at the end)

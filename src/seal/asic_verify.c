@@ -121,10 +121,13 @@ static int read_central(struct ctx *c) {
                 return fail(c, chk, "a multi-disk ZIP or one with a comment");
         uint64_t count = g16(eocd + 10), cd_size = g32(eocd + 12), cd_off = g32(eocd + 16);
         uint64_t cd_end = c->file_size - 22;
-        if (cd_off == 0xffffffffu) { /* ZIP64: the locator sits just before */
-                uint8_t loc[20], e64[56];
-                if (c->file_size < 22 + 20 || pread_full(c, loc, 20, c->file_size - 42) < 0 ||
-                    g32(loc) != 0x07064b50u || pread_full(c, e64, 56, g64(loc + 8)) < 0 || g32(e64) != 0x06064b50u ||
+        /* ZIP64: a locator just before the end record says where the ZIP64 end record is */
+        uint8_t loc[20], e64[56];
+        bool is64 = c->file_size >= 22 + 20 && pread_full(c, loc, 20, c->file_size - 42) >= 0 && g32(loc) == 0x07064b50u;
+        if (cd_off == 0xffffffffu && !is64)
+                return fail(c, chk, "a ZIP64 end record is announced but missing");
+        if (is64) {
+                if (pread_full(c, e64, 56, g64(loc + 8)) < 0 || g32(e64) != 0x06064b50u ||
                     g64(loc + 8) + 56 != c->file_size - 42)
                         return fail(c, chk, "a damaged ZIP64 end record");
                 count = g64(e64 + 32);

@@ -29,6 +29,7 @@ from harness import Vault, check, exit_status, expect_problem, random_chunks, ru
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
 RESEAL = sys.argv[2] if len(sys.argv) > 2 else "build/tests/unit/hsm/reseal_tool"
+ZIPW = sys.argv[3] if len(sys.argv) > 3 else "build/tests/unit/hsm/zipw_tool"
 V = None
 W = None  # another vault: another CA, another log key
 TMP = None
@@ -243,6 +244,31 @@ def test_refusals():
     check(hashlib.sha256(open(t("good.asics"), "rb").read()).hexdigest() == before, "verify changed the bundle")
 
 
+def test_zip64_layout():
+    """The ZIP64 records a bundle gets from 4 GiB on, forced on a small one: Python's zipfile reads
+    it, and coffre verify accepts it; the same entries without ZIP64 too."""
+    good = read_zip(t("good.asics"))
+    d = t("parts")
+    os.makedirs(d, exist_ok=True)
+    args = []
+    for i, (name, data) in enumerate(good):
+        p = os.path.join(d, "%d" % i)
+        with open(p, "wb") as f:
+            f.write(data)
+        args.append("%s=%s" % (name, p))
+    check(good[-1][0] == "facture 2026-001.pdf", "the document is not the last entry")
+    for flag, out in ((["--zip64"], t("z64.asics")), ([], t("z32.asics"))):
+        r = subprocess.run([ZIPW, *flag, out, *args], capture_output=True, timeout=60)
+        check(r.returncode == 0, "zipw_tool failed", r.stderr)
+        raw = open(out, "rb").read()
+        check((b"PK\x06\x06" in raw and b"PK\x06\x07" in raw) == bool(flag), "ZIP64 records present: %s" % flag)
+        with zipfile.ZipFile(out) as z:
+            check(z.testzip() is None and z.read("facture 2026-001.pdf") == DOC, "zipfile reads it wrong")
+        r = verify(out)
+        check(r.returncode == 0, "coffre verify refused a %s bundle" % ("ZIP64" if flag else "plain"),
+              r.stdout[-1500:], r.stderr)
+
+
 def test_no_bundle():
     expect_problem(V.request("GET", "/v1/documents/%s/evidence" % ("0" * 32)), 404, "not-found")
     u = Vault(BINARY)
@@ -278,7 +304,8 @@ def test_large_document_flat_memory():
 if __name__ == "__main__":
     try:
         setup()
-        rc = run_tests([test_bundle_layout_and_openssl, test_verify_accepts, test_refusals, test_no_bundle,
+        rc = run_tests([test_bundle_layout_and_openssl, test_verify_accepts, test_refusals, test_zip64_layout,
+                        test_no_bundle,
                         test_large_document_flat_memory])
     finally:
         for v in (V, W):
