@@ -74,6 +74,53 @@ def entry_corpus():
     write("entry", "bad-empty", b"")
 
 
+def der(tag, content):
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(b)]) + b + content
+
+
+def ts_query(imprint, alg_oid="0609608648016503040201", nonce=None, cert_req=False, extensions=None, version=1,
+             policy=None):
+    alg = der(0x30, bytes.fromhex(alg_oid) + b"\x05\x00")
+    body = der(0x02, bytes([version])) + der(0x30, alg + der(0x04, imprint))
+    if policy:
+        body += bytes.fromhex(policy)
+    if nonce is not None:
+        body += der(0x02, nonce)
+    if cert_req:
+        body += b"\x01\x01\xff"
+    if extensions:
+        body += der(0xA0, extensions)
+    return der(0x30, body)
+
+
+def tsa_corpus():
+    d = bytes(range(32))
+    write("tsa", "ok-sha256", ts_query(d))
+    write("tsa", "ok-sha256-nonce-certreq", ts_query(d, nonce=b"\x01\x02\x03\x04", cert_req=True))
+    write("tsa", "ok-sha384", ts_query(bytes(48), alg_oid="0609608648016503040202"))
+    write("tsa", "ok-sha512", ts_query(bytes(64), alg_oid="0609608648016503040203"))
+    write("tsa", "ok-nonce-160-bits", ts_query(d, nonce=b"\x7f" + b"\xff" * 19))
+    write("tsa", "bad-truncated", ts_query(d, nonce=b"\x01")[:-3])
+    write("tsa", "bad-trailing-byte", ts_query(d) + b"\x00")
+    write("tsa", "bad-empty", b"")
+    write("tsa", "bad-garbage", b"\x30\x80\xff\xff")
+    write("tsa", "bad-short-imprint", ts_query(d[:31]))
+    write("tsa", "bad-sha384-length-32", ts_query(d, alg_oid="0609608648016503040202"))
+    write("tsa", "bad-version-2", ts_query(d, version=2))
+    write("tsa", "bad-unknown-alg", ts_query(d, alg_oid="06032a0304"))
+    write("tsa", "bad-sha1", ts_query(bytes(20), alg_oid="06052b0e03021a"))
+    write("tsa", "bad-nonce-168-bits", ts_query(d, nonce=b"\x01" * 21))
+    write("tsa", "bad-negative-nonce", ts_query(d, nonce=b"\xff\x01"))
+    write("tsa", "bad-extension", ts_query(d, extensions=der(0x30, bytes.fromhex("06032a0304") + der(0x04, b"\x05\x00"))))
+    write("tsa", "bad-unknown-policy", ts_query(d, policy="06032a0305"))
+    write("tsa", "bad-too-large", ts_query(d) + bytes(5000))
+    write("tsa", "bad-huge-length", b"\x30\x84\x7f\xff\xff\xff\x02\x01\x01")
+
+
 def time_corpus():
     ok = {
         "ok-utc-ms": "2026-11-27T11:22:33.123Z", "ok-date": "2026-11-27", "ok-utc": "2026-11-27T11:22:33Z",
@@ -235,3 +282,4 @@ if __name__ == "__main__":
     object_corpus()
     config_corpus()
     merkle_corpus()
+    tsa_corpus()

@@ -20,6 +20,7 @@ int api_documents_delete(struct http_request *r);
 
 int api_audit_checkpoint(struct http_request *r);
 int api_audit_verifier_key(struct http_request *r);
+int api_audit_checkpoint_timestamp(struct http_request *r);
 int api_audit_proof_inclusion(struct http_request *r);
 int api_audit_proof_consistency(struct http_request *r);
 int api_audit_entries(struct http_request *r);

@@ -106,6 +106,29 @@ int api_audit_checkpoint(struct http_request *r) {
         return http_respond_text(r, 200, "text/plain; charset=utf-8", note, strlen(note));
 }
 
+int api_audit_checkpoint_timestamp(struct http_request *r) {
+        uint8_t *reply = NULL;
+        size_t len = 0;
+        uint64_t size = 0;
+
+        if (http_query(r, "size")) {
+                if (query_u64(r, "size", &size) < 0)
+                        return 0;
+                if (size == 0)
+                        return bad_request(r, "size must be at least 1 (leave it out for the latest timestamp).");
+        }
+        int k = ledger_checkpoint_timestamp(vault_ledger(http_vault(r)), size, &reply, &len);
+        if (k == -ENOENT)
+                return http_respond_problem(r, 404, "not-found", "Not found",
+                                            size ? "No timestamp is kept for the checkpoint of that tree size."
+                                                 : "No checkpoint has been timestamped yet.");
+        if (k < 0)
+                return http_respond_errno(r, k, "cannot read the checkpoint timestamp");
+        k = http_respond_text(r, 200, "application/timestamp-reply", (const char *) reply, len);
+        free(reply);
+        return k;
+}
+
 int api_audit_verifier_key(struct http_request *r) {
         _cleanup_buf_ struct buf b = {};
         const char *vkey = ledger_vkey(vault_ledger(http_vault(r)));

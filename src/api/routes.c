@@ -24,6 +24,7 @@ const struct http_route api_routes[] = {
           .begin = api_audit_cosignature_begin, .body = api_audit_cosignature_body, .end = api_audit_cosignature_end,
           .cleanup = api_audit_cosignature_cleanup },
         { "GET", "/v1/audit/verifier-key", "audit.verifier_key", .begin = api_audit_verifier_key },
+        { "GET", "/v1/audit/checkpoint/timestamp", "audit.checkpoint_timestamp", .begin = api_audit_checkpoint_timestamp },
         { "GET", "/v1/audit/proof/inclusion", "audit.proof.inclusion", .begin = api_audit_proof_inclusion },
         { "GET", "/v1/audit/proof/consistency", "audit.proof.consistency", .begin = api_audit_proof_consistency },
         { "GET", "/v1/audit/entries", "audit.entries", .begin = api_audit_entries },

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "core/ledger.h"
@@ -96,6 +97,21 @@ int api_system_metrics(struct http_request *r) {
                        (unsigned long long) d.audit_groups, (unsigned long long) d.meta_commits,
                        (unsigned long long) d.keyring_keys, (unsigned long long) d.audit_entries,
                        (unsigned long long) d.meta_rows);
+        if (k < 0)
+                return k;
+        struct vault_cert_expiry ce;
+        vault_cert_expiry(http_vault(r), &ce);
+        const struct {
+                const char *name;
+                int64_t not_after;
+        } certs[] = { { "ca", ce.ca }, { "tsa", ce.tsa }, { "seal", ce.seal } };
+        k = buf_printf(&b, "# HELP coffre_seal_certificate_expiry_seconds Seconds until the vault's CA, TSA and "
+                           "(soonest) seal certificate expire (negative once expired; under 30 days is a warning).\n"
+                           "# TYPE coffre_seal_certificate_expiry_seconds gauge\n");
+        for (size_t i = 0; k >= 0 && i < ELEMENTSOF(certs); i++)
+                if (certs[i].not_after)
+                        k = buf_printf(&b, "coffre_seal_certificate_expiry_seconds{certificate=\"%s\"} %lld\n",
+                                       certs[i].name, (long long) (certs[i].not_after - (int64_t) time(NULL)));
         if (k < 0)
                 return k;
         return http_respond_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *) b.data, b.len);

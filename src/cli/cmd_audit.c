@@ -24,6 +24,7 @@
 #include "fileio.h"
 #include "hex.h"
 #include "progress.h"
+#include "core/checkpoint_ts.h"
 #include "seal/signer.h"
 
 #define ENTRIES_PAGE 1000u
@@ -240,22 +241,24 @@ struct summary {
         uint64_t entries;
         size_t checkpoints;
         merkle_hash root;
+        size_t timestamps; /* checkpoint timestamps checked (local verify only) */
 };
 
 static int print_summary(const struct summary *s, const char *origin, bool json) {
         char root[45];
         audit_cli_hash_b64(&s->root, root);
         if (json) {
-                json_t *o = json_pack("{s:b,s:I,s:I,s:s,s:s}", "ok", 1, "entries", (json_int_t) s->entries,
-                                      "checkpoints", (json_int_t) s->checkpoints, "root", root, "origin", origin);
+                json_t *o = json_pack("{s:b,s:I,s:I,s:s,s:s,s:I}", "ok", 1, "entries", (json_int_t) s->entries,
+                                      "checkpoints", (json_int_t) s->checkpoints, "root", root, "origin", origin,
+                                      "checkpoint_timestamps", (json_int_t) s->timestamps);
                 int r = o ? cmd_print_json_line(o) : -ENOMEM;
                 json_decref(o);
                 if (r < 0)
                         return cmd_exit_code(r);
         } else {
                 _cleanup_free_ char *e = cli_escape(origin);
-                printf("audit log OK: %" PRIu64 " entries, %zu checkpoints, root %s (%s)\n", s->entries, s->checkpoints,
-                       root, e ? e : "?");
+                printf("audit log OK: %" PRIu64 " entries, %zu checkpoints, root %s (%s), %zu checkpoint timestamps\n",
+                       s->entries, s->checkpoints, root, e ? e : "?", s->timestamps);
         }
         return cmd_finish_stdout();
 }
@@ -332,6 +335,72 @@ static int verify_checkpoints(struct audit_log *log, struct note_verifier *key, 
         r = audit_log_root(log, size, &ret->root);
         if (r < 0)
                 cli_error("cannot compute the root: %s", strerror(-r));
+        return r;
+}
+
+/* Every stored checkpoint timestamp (audit/checkpoint-timestamps): a valid token of a TSA that
+ * chains to the vault's CA (keys/ca.pem), over a checkpoint note the log stores at that size,
+ * sizes and times never going back. */
+static int verify_checkpoint_timestamps(struct audit_log *log, const char *data, const char *audit_dir,
+                                        size_t *ret_n) {
+        _cleanup_free_ char *ca = path_join(data, "keys/ca.pem");
+        struct checkpoint_ts *v = NULL;
+        size_t n = 0;
+        int64_t prev_time = 0;
+        uint64_t prev_size = 0;
+        int r;
+
+        if (!ca)
+                return -ENOMEM;
+        r = checkpoint_ts_load(audit_dir, &v, &n);
+        if (r == -EBADMSG)
+                return fail("audit/%s holds a line that is not a timestamp", CHECKPOINT_TS_FILE);
+        if (r < 0) {
+                cli_error("cannot read audit/%s: %s", CHECKPOINT_TS_FILE, strerror(-r));
+                return r;
+        }
+        *ret_n = n;
+        if (n == 0)
+                return 0;
+        X509_STORE *trust = X509_STORE_new();
+        if (!trust || X509_STORE_load_file(trust, ca) != 1) {
+                X509_STORE_free(trust);
+                checkpoint_ts_free(v, n);
+                cli_error("cannot read the vault's CA %s to check the checkpoint timestamps", ca);
+                return -ENOENT;
+        }
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                _cleanup_(audit_checkpoint_clear) struct audit_checkpoint c = {};
+                int64_t t = 0;
+                uint64_t at = v[i].size ? v[i].size - 1 : 0;
+
+                r = audit_log_checkpoint_at(log, v[i].size, &c);
+                if (r == -ENOENT) {
+                        r = fail_at(at, "checkpoint timestamp %zu is for size %" PRIu64 ", where no checkpoint is stored",
+                                    i + 1, v[i].size);
+                        break;
+                }
+                if (r < 0) {
+                        cli_error("cannot read the checkpoint of size %" PRIu64 ": %s", v[i].size, strerror(-r));
+                        break;
+                }
+                if (checkpoint_ts_verify(v[i].reply, v[i].len, c.note, trust, &t) < 0) {
+                        r = fail_at(at,
+                                    "checkpoint timestamp %zu (size %" PRIu64 ") is not a valid token of the vault's "
+                                    "TSA over that checkpoint",
+                                    i + 1, v[i].size);
+                        break;
+                }
+                if (v[i].size < prev_size || t < prev_time) {
+                        r = fail_at(at, "checkpoint timestamp %zu (size %" PRIu64 ") goes back in size or time", i + 1,
+                                    v[i].size);
+                        break;
+                }
+                prev_size = v[i].size;
+                prev_time = t;
+        }
+        X509_STORE_free(trust);
+        checkpoint_ts_free(v, n);
         return r;
 }
 
@@ -459,6 +528,13 @@ static int verify_data(const char *data, const char *log_key_file, bool json) {
                 return report_failure(json);
         if (r < 0)
                 return cmd_exit_code(r);
+        size_t n_ts = 0;
+        r = verify_checkpoint_timestamps(log, data, audit_dir, &n_ts);
+        if (r == -EBADMSG)
+                return report_failure(json);
+        if (r < 0)
+                return cmd_exit_code(r);
+        sum.timestamps = n_ts;
         return print_summary(&sum, cfg.audit_origin, json);
 }
 

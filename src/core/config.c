@@ -27,6 +27,7 @@ void vault_config_defaults(struct vault_config *c) {
                 .sandbox = true,
                 .seal = true,
                 .tsa_accuracy_ms = 1000,
+                .checkpoint_ts_interval = 60,
         };
         snprintf(c->tsa_access, sizeof c->tsa_access, "token");
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
@@ -156,6 +157,8 @@ static int handler(void *ud, const char *section, const char *name, const char *
         if (IS("tsa", "access"))
                 return (strcmp(value, "token") == 0 || strcmp(value, "public") == 0) &&
                        copy_str(c->tsa_access, sizeof c->tsa_access, value);
+        if (IS("audit", "checkpoint_timestamp_interval"))
+                return parse_uint(value, &c->checkpoint_ts_interval) && c->checkpoint_ts_interval <= 3600;
         if (IS("audit", "witness")) {
                 if (c->n_witness >= VAULT_MAX_WITNESSES)
                         return 0;

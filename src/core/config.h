@@ -39,6 +39,7 @@ struct vault_config {
         char tsa_policy[128];          /* [tsa] policy: dotted OID in every token */
         unsigned tsa_accuracy_ms;      /* [tsa] accuracy_ms */
         char tsa_access[16];           /* [tsa] access: "token" (any valid token) or "public" */
+        unsigned checkpoint_ts_interval; /* [audit] checkpoint_timestamp_interval: seconds (0: every checkpoint) */
 };
 
 /* Whether documents of class are sealed under c. */

@@ -15,6 +15,7 @@
 #include "audit/merkle.h"
 #include "buf.h"
 #include "ledger.h"
+#include "seal/signer.h"
 #include "log.h"
 #include "vault_internal.h"
 #include "zipw.h"
@@ -76,26 +77,18 @@ static ssize_t doc_read(void *ud, uint64_t off, uint8_t *buf, size_t max) {
         return n ? (ssize_t) n : -EIO;
 }
 
-/* The certificates inside the seal, as PEM (the seal certificate first, as cades_sign puts it). */
-static int seal_chain_pem(const uint8_t *der, size_t len, struct buf *b) {
-        const unsigned char *p = der;
-        CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long) len);
-        STACK_OF(X509) *certs = cms ? CMS_get1_certs(cms) : NULL;
-        int r = certs && sk_X509_num(certs) > 0 ? 0 : -EBADMSG;
-        for (int i = 0; r >= 0 && i < sk_X509_num(certs); i++) {
-                BIO *m = BIO_new(BIO_s_mem());
-                char *data;
-                long n;
-                if (!m || !PEM_write_bio_X509(m, sk_X509_value(certs, i)) || (n = BIO_get_mem_data(m, &data)) <= 0)
-                        r = -ENOMEM;
-                else
-                        r = buf_append(b, data, (size_t) n);
-                BIO_free(m);
-        }
-        sk_X509_pop_free(certs, X509_free);
-        CMS_ContentInfo_free(cms);
-        ERR_clear_error();
-        return r;
+/* The seal certificate's chain as the signer has it (the certificate, then its imported chain or
+ * the vault's CA): the seal itself carries the certificate alone. */
+static int seal_chain_pem(struct vault *v, const char *org_id, struct buf *b) {
+        struct store_org o;
+        _cleanup_free_ char *pem = NULL;
+        int r = v->store->ops->org_get(v->store, org_id, &o);
+        if (r < 0)
+                return r;
+        r = signer_seal_chain(ledger_signer(v->ledger), org_id, *o.name ? o.name : org_id, &pem);
+        if (r < 0)
+                return r;
+        return buf_append_str(b, pem);
 }
 
 static json_t *b64(const void *p, size_t n) {
@@ -177,7 +170,8 @@ static int verify_text(const char *name, struct buf *b) {
                 "3. The time-stamp (unsigned attribute id-smime-aa-timeStampToken, an RFC 3161 token over the\n"
                 "   signature value): the same print shows it; `coffre verify` checks it against\n"
                 "   META-INF/tsa-chain.pem (openssl ts -verify -token_in -in TOKEN -data SIGVALUE -CAfile\n"
-                "   META-INF/tsa-chain.pem, with TOKEN and SIGVALUE cut out of signature.p7s with\n"
+                "   META-INF/tsa-chain.pem -untrusted META-INF/tsa-chain.pem, with TOKEN and SIGVALUE cut out\n"
+                "   of signature.p7s with\n"
                 "   openssl asn1parse -inform DER -in META-INF/signature.p7s -strparse OFFSET -out FILE).\n"
                 "4. The audit log: META-INF/checkpoint.txt is a C2SP signed checkpoint of the vault's log,\n"
                 "   signed with the key in META-INF/log.vkey (Ed25519). META-INF/audit.json holds this\n"
@@ -222,7 +216,7 @@ int vault_document_evidence(struct vault *v, const struct vault_actor *a, const 
         buf_init(&audit, 0);
         buf_init(&verify, 0);
         if (r >= 0)
-                r = seal_chain_pem(seal, seal_len, &chain);
+                r = seal_chain_pem(v, e->doc.org_id, &chain);
         if (r >= 0)
                 r = audit_json(v, a, id, &cp, &audit);
         audit_checkpoint_clear(&cp);

@@ -202,7 +202,8 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
                         log_error("document not sealed (%s): upload refused", strerror(-r));
                         if (v->blob->ops->remove(v->blob, u->id_hex) < 0)
                                 log_warn("could not remove the object of a failed upload; the next start removes it");
-                        r = r == -EPIPE || r == -ETIMEDOUT || r == -ECONNRESET ? -EPIPE : r;
+                        /* -EBADMSG here is a seal that failed its checks, not the caller's hash */
+                        r = r == -EPIPE || r == -ETIMEDOUT || r == -ECONNRESET ? -EPIPE : r == -ENOMEM ? r : -EIO;
                         goto fail;
                 }
                 memcpy(seal.level, info.level, sizeof seal.level);
@@ -221,25 +222,16 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         d.size = u->size;
         d.created_at = now_ms();
         details = vault_details_json(&d);
-        r = details ? vault_record_entry(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id,
-                                         details, &index)
-                    : -ENOMEM;
-        if (r >= 0 && d.seal) {
-                uint64_t seal_index = 0;
-                r = vault_record_entry(v, d.org_id, d.created_by, "document.seal", d.id, cms_sha, request_id, NULL,
-                                       &seal_index);
+        if (!details)
+                r = -ENOMEM;
+        else if (d.seal) {
+                /* document.create and document.seal: one group, one sync */
+                r = vault_record_created_sealed(v, &d, cms_sha, request_id, details, &index);
                 if (r >= 0)
-                        seal.audit_index = seal_index;
-                else {
-                        int k = v->store->ops->audit_ref_add(v->store, d.id, index);
-                        if (k < 0)
-                                log_warn("audit reference %llu not stored: %s", (unsigned long long) index,
-                                         strerror(-k));
-                        if (vault_record(v, d.org_id, d.created_by, "document.discard", d.id, NULL, request_id, NULL) <
-                            0)
-                                log_warn("document %s: discard not logged; the next start logs it", d.id);
-                }
-        }
+                        seal.audit_index = index + 1;
+        } else
+                r = vault_record_entry(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id,
+                                       details, &index);
         if (r >= 0) {
                 /* the row, its seal and the references to its entries: one commit (the commit point) */
                 r = v->store->ops->document_insert_ref(v->store, &d, index);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@
 #include "fileio.h"
 #include "hex.h"
 #include "log.h"
+#include "checkpoint_ts.h"
+#include "seal/cades.h"
 #include "seal/signer.h"
 #include "timeutil.h"
 
@@ -32,6 +35,7 @@
 #define STALL_TIMEOUT_DEFAULT_MS 10000 /* [audit] stall_timeout */
 #define COSIG_CHECKPOINTS 1024         /* most checkpoints (the newest) whose cosignatures are kept */
 #define COSIG_LINE_MAX 512             /* longest signature line accepted in the file */
+#define TIMESTAMPS_KEPT 1024           /* newest checkpoint timestamps kept in memory to serve */
 
 struct cosig {
         uint64_t size;
@@ -73,6 +77,13 @@ struct ledger {
         /* under wake_lock: since when (monotonic ms) entries wait for a checkpoint, 0 when none */
         int64_t uncovered_since_ms;
         int64_t stall_timeout_ms;
+
+        /* checkpoint timestamps (under lock): the newest TIMESTAMPS_KEPT, oldest first */
+        X509_STORE *ts_trust;
+        int64_t ts_interval_ms, ts_last_ms;
+        int ts_last_error;
+        struct checkpoint_ts *ts;
+        size_t n_ts;
 };
 
 static char *audit_dir_of(const char *data_dir) {
@@ -372,6 +383,65 @@ static int proof_for_signer(struct ledger *l, uint64_t size, merkle_hash *proof,
         return audit_log_consistency_proof(l->log, ssize, size, proof, ret_len);
 }
 
+static int tsa_cb(void *ud, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len) {
+        uint8_t *p = NULL;
+        size_t n = 0;
+        int r = signer_timestamp(ud, req, len, &p, &n);
+        if (r < 0)
+                return r;
+        *ret = OPENSSL_memdup(p, n); /* cades frees with OPENSSL_free */
+        free(p);
+        if (!*ret)
+                return -ENOMEM;
+        *ret_len = n;
+        return 0;
+}
+
+static int ts_keep_locked(struct ledger *l, uint64_t size, uint8_t *reply, size_t len) {
+        if (l->n_ts == TIMESTAMPS_KEPT) {
+                free(l->ts[0].reply);
+                memmove(l->ts, l->ts + 1, (l->n_ts - 1) * sizeof *l->ts);
+                l->n_ts--;
+        }
+        struct checkpoint_ts *v = realloc(l->ts, (l->n_ts + 1) * sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        l->ts = v;
+        v[l->n_ts++] = (struct checkpoint_ts){ .size = size, .reply = reply, .len = len };
+        return 0;
+}
+
+/* A TSA token over the note just signed, when the last one is older than the interval; a
+ * failure is logged and retried with the next checkpoint. */
+static void timestamp_locked(struct ledger *l, uint64_t size, const char *note) {
+        uint8_t *der = NULL, *copy;
+        size_t len = 0;
+        int64_t now = mono_ns() / 1000000;
+        int r;
+
+        if (!l->ts_trust || (l->ts_last_ms && now - l->ts_last_ms < l->ts_interval_ms))
+                return;
+        r = cades_timestamp_data((const uint8_t *) note, strlen(note), tsa_cb, l->signer, l->ts_trust, &der, &len);
+        if (r >= 0)
+                r = checkpoint_ts_append(l->audit_dir, size, der, len);
+        copy = r >= 0 ? malloc(len) : NULL;
+        if (copy) {
+                memcpy(copy, der, len);
+                if (ts_keep_locked(l, size, copy, len) < 0)
+                        free(copy);
+        }
+        OPENSSL_free(der);
+        if (r < 0) {
+                if (r != l->ts_last_error)
+                        log_error("audit log: checkpoint %llu not timestamped: %s", (unsigned long long) size,
+                                  strerror(-r));
+                l->ts_last_error = r;
+                return;
+        }
+        l->ts_last_error = 0;
+        l->ts_last_ms = now;
+}
+
 static int checkpoint_locked(struct ledger *l) {
         uint64_t size = audit_log_size(l->log);
         merkle_hash root, old_root, proof[MERKLE_MAX_PROOF];
@@ -423,7 +493,54 @@ static int checkpoint_locked(struct ledger *l) {
         l->signed_size = size;
         l->signed_root = root;
         mark_covered(l, size);
+        timestamp_locked(l, size, note);
         return 0;
+}
+
+int ledger_set_checkpoint_timestamps(struct ledger *l, X509_STORE *trust, int64_t interval_ms) {
+        struct checkpoint_ts *v = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!trust || interval_ms < 0)
+                return -EINVAL;
+        r = checkpoint_ts_load(l->audit_dir, &v, &n);
+        if (r < 0)
+                return log_error_errno(r, "audit/%s is unreadable: %s", CHECKPOINT_TS_FILE, strerror(-r));
+        pthread_mutex_lock(&l->lock);
+        size_t skip = n > TIMESTAMPS_KEPT ? n - TIMESTAMPS_KEPT : 0;
+        for (size_t i = 0; i < skip; i++)
+                free(v[i].reply);
+        memmove(v, v + skip, (n - skip) * sizeof *v);
+        checkpoint_ts_free(l->ts, l->n_ts);
+        l->ts = v;
+        l->n_ts = n - skip;
+        if (l->ts_trust)
+                X509_STORE_free(l->ts_trust);
+        X509_STORE_up_ref(trust);
+        l->ts_trust = trust;
+        l->ts_interval_ms = interval_ms;
+        pthread_mutex_unlock(&l->lock);
+        return 0;
+}
+
+int ledger_checkpoint_timestamp(struct ledger *l, uint64_t size, uint8_t **ret, size_t *ret_len) {
+        int r = -ENOENT;
+
+        pthread_mutex_lock(&l->lock);
+        for (size_t i = l->n_ts; i-- > 0;)
+                if (size == 0 || l->ts[i].size == size) {
+                        uint8_t *p = malloc(l->ts[i].len);
+                        r = p ? 0 : -ENOMEM;
+                        if (p) {
+                                memcpy(p, l->ts[i].reply, l->ts[i].len);
+                                *ret = p;
+                                *ret_len = l->ts[i].len;
+                        }
+                        break;
+                }
+        pthread_mutex_unlock(&l->lock);
+        return r;
 }
 
 int ledger_checkpoint_now(struct ledger *l) {
@@ -880,6 +997,8 @@ void ledger_close(struct ledger *l) {
                 free(l->cosigs[i].line);
         free(l->cosigs);
         sodium_free(l->record_key);
+        checkpoint_ts_free(l->ts, l->n_ts);
+        X509_STORE_free(l->ts_trust);
         free(l->vkey);
         free(l->origin);
         free(l->audit_dir);
@@ -907,29 +1026,58 @@ struct signer *ledger_signer(struct ledger *l) {
 
 /* ---- entries ---- */
 
+/* An entry as stored: built, details sealed, record MAC added. */
+static int build_record(struct ledger *l, const struct audit_entry *e, const uint8_t *details_key,
+                        const char *details_plain, struct buf *b) {
+        int r = audit_entry_build(e, details_key, details_plain, b);
+        if (r >= 0 && l->record_key) {
+                /* the record MAC covers the entry as built (details sealed): parse it back, add it */
+                struct audit_entry built = { 0 };
+                char mac[65];
+                r = audit_entry_parse((const char *) b->data, b->len, &built);
+                if (r >= 0)
+                        r = record_mac(l->record_key, &built, mac);
+                if (r >= 0) {
+                        built.mac = strdup(mac);
+                        buf_clear(b);
+                        r = built.mac ? audit_entry_build(&built, NULL, NULL, b) : -ENOMEM;
+                }
+                audit_entry_clear(&built);
+        }
+        if (r < 0)
+                return log_error_errno(r, "audit entry for %s not built: %s", e->action, strerror(-r));
+        return 0;
+}
+
+int ledger_record_pair(struct ledger *l, const struct audit_entry *first, const uint8_t *details_key,
+                       const char *details_plain, const struct audit_entry *second, uint64_t *ret_first) {
+        _cleanup_buf_ struct buf a = {}, b = {};
+        uint64_t index;
+        int r;
+
+        buf_init(&a, AUDIT_ENTRY_MAX);
+        buf_init(&b, AUDIT_ENTRY_MAX);
+        if ((r = build_record(l, first, details_key, details_plain, &a)) < 0 ||
+            (r = build_record(l, second, NULL, NULL, &b)) < 0)
+                return r;
+        const struct iovec iov[2] = { { .iov_base = a.data, .iov_len = a.len }, { .iov_base = b.data, .iov_len = b.len } };
+        r = audit_log_append_batch(l->log, iov, 2, &index);
+        if (r < 0)
+                return log_error_errno(r, "audit entries for %s not appended: %s", first->action, strerror(-r));
+        if (ret_first)
+                *ret_first = index;
+        return 0;
+}
+
 int ledger_record(struct ledger *l, const struct audit_entry *e, const uint8_t *details_key, const char *details_plain,
                   uint64_t *ret_index) {
         _cleanup_buf_ struct buf b = {};
         uint64_t index;
 
         buf_init(&b, AUDIT_ENTRY_MAX);
-        int r = audit_entry_build(e, details_key, details_plain, &b);
-        if (r >= 0 && l->record_key) {
-                /* the record MAC covers the entry as built (details sealed): parse it back, add it */
-                struct audit_entry built = { 0 };
-                char mac[65];
-                r = audit_entry_parse((const char *) b.data, b.len, &built);
-                if (r >= 0)
-                        r = record_mac(l->record_key, &built, mac);
-                if (r >= 0) {
-                        built.mac = strdup(mac);
-                        buf_clear(&b);
-                        r = built.mac ? audit_entry_build(&built, NULL, NULL, &b) : -ENOMEM;
-                }
-                audit_entry_clear(&built);
-        }
+        int r = build_record(l, e, details_key, details_plain, &b);
         if (r < 0)
-                return log_error_errno(r, "audit entry for %s not built: %s", e->action, strerror(-r));
+                return r;
         r = audit_log_append(l->log, b.data, b.len, &index);
         if (r < 0)
                 return log_error_errno(r, "audit entry for %s not appended: %s", e->action, strerror(-r));

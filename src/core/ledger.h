@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
 #include "audit/entry.h"
 #include "audit/merkle.h"
 #include "macro.h"
@@ -42,6 +44,11 @@ int ledger_start(struct ledger *l) _warn_unused_;
 int ledger_record(struct ledger *l, const struct audit_entry *e, const uint8_t *details_key, const char *details_plain,
                   uint64_t *ret_index) _warn_unused_;
 
+/* Appends two entries as consecutive indexes, in one group (one sync): a document's creation
+ * (details sealed under details_key) and its seal. *ret_first is the first's index. */
+int ledger_record_pair(struct ledger *l, const struct audit_entry *first, const uint8_t *details_key,
+                       const char *details_plain, const struct audit_entry *second, uint64_t *ret_first) _warn_unused_;
+
 /* Signs and stores a checkpoint of the current size if it is newer than the last one. */
 int ledger_checkpoint_now(struct ledger *l) _warn_unused_;
 
@@ -51,6 +58,15 @@ struct signer *ledger_signer(struct ledger *l);
 const char *ledger_origin(const struct ledger *l);
 /* The log's verifier key (C2SP vkey text). */
 const char *ledger_vkey(const struct ledger *l);
+
+/* Timestamps checkpoints with the signer's TSA: the first checkpoint signed, then the first one
+ * each interval_ms after the last token (0: every checkpoint); tokens are checked to chain to
+ * trust (a reference is taken), appended to audit/checkpoint-timestamps (synced) and kept in
+ * memory for the newest 1024. Loads the file. */
+int ledger_set_checkpoint_timestamps(struct ledger *l, X509_STORE *trust, int64_t interval_ms) _warn_unused_;
+/* The stored timestamp (DER TimeStampResp, malloc'd) of the checkpoint of size (0: the latest
+ * timestamped). -ENOENT when none is kept for it. */
+int ledger_checkpoint_timestamp(struct ledger *l, uint64_t size, uint8_t **ret, size_t *ret_len) _warn_unused_;
 
 /* The latest checkpoint (size 0: latest; else the one stored at exactly that size) as a signed
  * note with every accepted cosignature line appended. malloc'd. -ENOENT when none. */

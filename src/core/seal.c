@@ -148,9 +148,12 @@ static void note_expiry(const char *what, X509 *x, int64_t *slot) {
                 return;
         if (*slot == 0 || t < *slot)
                 *slot = t;
-        if (t - now_ms() / 1000 < PKI_EXPIRY_WARN_SECONDS)
-                log_warn("the %s certificate expires on %s (within 30 days, or already): renew it", what,
-                         t < 0 ? "?" : "its notAfter date");
+        if (t - now_ms() / 1000 < PKI_EXPIRY_WARN_SECONDS) {
+                char when[RFC3339_MAX];
+                rfc3339_format(t * 1000, when);
+                log_warn("the %s certificate expires at %s, within 30 days (or has expired): renew it (coffre key import)",
+                         what, when);
+        }
 }
 
 struct org_walk {
@@ -196,6 +199,11 @@ int vault_seals_open(struct vault *v) {
                 ERR_clear_error();
                 return log_error_errno(-EBADMSG, "the signer's TSA chain is not a certificate and its CA");
         }
+        r = ledger_set_checkpoint_timestamps(v->ledger, s->trust, (int64_t) v->config.checkpoint_ts_interval * 1000);
+        if (r < 0) {
+                sk_X509_pop_free(sk, X509_free);
+                return r;
+        }
         note_expiry("TSA", sk_X509_value(sk, 0), &s->expiry.tsa);
         note_expiry("CA", sk_X509_value(sk, sk_X509_num(sk) - 1), &s->expiry.ca);
         sk_X509_pop_free(sk, X509_free);
@@ -229,32 +237,20 @@ int vault_tsa_respond(struct vault *v, const uint8_t *req, size_t len, uint8_t *
 
 /* ---- sealing ---- */
 
-static int tsa_cb(void *ud, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len) {
-        uint8_t *p = NULL;
-        size_t n = 0;
-        int r = signer_timestamp(ud, req, len, &p, &n);
-        if (r < 0)
-                return r;
-        /* cades wants OPENSSL_malloc'd memory */
-        *ret = OPENSSL_memdup(p, n);
-        free(p);
-        if (!*ret)
-                return -ENOMEM;
-        *ret_len = n;
-        return 0;
-}
-
 int vault_seal_make(struct vault *v, const char *org_id, const uint8_t sha256[32], uint8_t **ret, size_t *ret_len,
                     struct cades_info *ret_info) {
         struct signer *sg = signer_of(v);
-        _cleanup_free_ uint8_t *bb = NULL;
-        uint8_t *bt = NULL, *out;
-        size_t bb_len = 0, bt_len = 0;
+        _cleanup_free_ uint8_t *bb = NULL, *reply = NULL;
+        uint8_t *bt = NULL, *out, nonce[8];
+        size_t bb_len = 0, reply_len = 0, bt_len = 0;
         int r;
 
         if (!v->seals)
                 return -EPIPE;
-        r = signer_seal(sg, org_id, sha256, now_ms(), &bb, &bb_len);
+        randombytes_buf(nonce, sizeof nonce);
+        nonce[0] &= 0x7f;
+        /* the seal and its timestamp in one round trip, shared with concurrent uploads */
+        r = signer_seal_timestamped(sg, org_id, sha256, now_ms(), nonce, &bb, &bb_len, &reply, &reply_len);
         if (r == -ENOKEY) {
                 /* an organisation made while the server runs: its seal key now */
                 struct store_org o;
@@ -263,11 +259,14 @@ int vault_seal_make(struct vault *v, const char *org_id, const uint8_t sha256[32
                 if (r >= 0)
                         r = signer_seal_chain(sg, org_id, *o.name ? o.name : org_id, &pem);
                 if (r >= 0)
-                        r = signer_seal(sg, org_id, sha256, now_ms(), &bb, &bb_len);
+                        r = signer_seal_timestamped(sg, org_id, sha256, now_ms(), nonce, &bb, &bb_len, &reply,
+                                                    &reply_len);
         }
         if (r < 0)
                 return r;
-        r = cades_add_timestamp(bb, bb_len, tsa_cb, sg, v->seals->trust, &bt, &bt_len);
+        /* checked here, in the uploading thread: the seal as cades_check() does, the token's
+         * status, imprint (over this seal's signature value) and nonce */
+        r = cades_attach_reply(bb, bb_len, sha256, reply, reply_len, nonce, &bt, &bt_len, ret_info);
         if (r < 0)
                 return r;
         out = malloc(bt_len);
@@ -277,11 +276,6 @@ int vault_seal_make(struct vault *v, const char *org_id, const uint8_t sha256[32
         }
         memcpy(out, bt, bt_len);
         OPENSSL_free(bt);
-        r = cades_info(out, bt_len, ret_info);
-        if (r < 0) {
-                free(out);
-                return r;
-        }
         *ret = out;
         *ret_len = bt_len;
         return 0;

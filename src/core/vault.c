@@ -93,6 +93,43 @@ int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id
         return r;
 }
 
+int vault_record_created_sealed(struct vault *v, const struct store_document *d, const uint8_t seal_sha256[32],
+                                const char *request_id, const char *details_plain, uint64_t *ret_first) {
+        char time[32], sha_hex[65], seal_hex[65], rid[17];
+        uint8_t kek_id[KEYRING_ID_SIZE], key[KEYRING_KEY_SIZE];
+        int r;
+
+        if (!request_id) {
+                uint8_t raw[8];
+                randombytes_buf(raw, sizeof raw);
+                hex_encode(raw, sizeof raw, rid);
+                request_id = rid;
+        }
+        audit_entry_format_time(now_ms(), time);
+        hex_encode(d->sha256, 32, sha_hex);
+        hex_encode(seal_sha256, 32, seal_hex);
+        struct audit_entry create = {
+                .time = time,
+                .org = (char *) d->org_id,
+                .actor = (char *) d->created_by,
+                .action = (char *) "document.create",
+                .object = (char *) d->id,
+                .object_sha256 = sha_hex,
+                .request_id = (char *) request_id,
+        };
+        struct audit_entry seal = create;
+        seal.action = (char *) "document.seal";
+        seal.object_sha256 = seal_hex;
+        if (hex_decode(d->org_id, kek_id, sizeof kek_id) < 0)
+                return -EINVAL;
+        r = keyring_org_key(v->keyring, kek_id, "audit-details", key);
+        if (r < 0)
+                return log_error_errno(r, "no audit key for organisation %s: %s", d->org_id, strerror(-r));
+        r = ledger_record_pair(v->ledger, &create, key, details_plain, &seal, ret_first);
+        sodium_memzero(key, sizeof key);
+        return r;
+}
+
 /* vault_record_entry, then the entry indexed under its object. */
 int vault_record(struct vault *v, const char *org_id, const char *actor_id, const char *action, const char *object_id,
                  const uint8_t *sha256, const char *request_id, const char *details_plain) {

@@ -54,6 +54,11 @@ int vault_record(struct vault *v, const char *org_id, const char *actor_id, cons
 int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id, const char *action,
                        const char *object_id, const uint8_t *sha256, const char *request_id, const char *details_plain,
                        uint64_t *ret_index) _warn_unused_;
+/* A sealed document's document.create (details sealed as vault_record_entry does) and
+ * document.seal (object_sha256: the seal's SHA-256) entries, in one group: *ret_first is the
+ * create's index, the seal's is the next. The caller stores both references. */
+int vault_record_created_sealed(struct vault *v, const struct store_document *d, const uint8_t seal_sha256[32],
+                                const char *request_id, const char *details_plain, uint64_t *ret_first) _warn_unused_;
 /* {"class","name","size"} of a document, for an audit entry's details. malloc'd. */
 char *vault_details_json(const struct store_document *d);
 /* For _cleanup_: wipes and frees a string that may hold personal data. */

@@ -123,7 +123,8 @@ static int read_central(struct ctx *c) {
         uint64_t cd_end = c->file_size - 22;
         /* ZIP64: a locator just before the end record says where the ZIP64 end record is */
         uint8_t loc[20], e64[56];
-        bool is64 = c->file_size >= 22 + 20 && pread_full(c, loc, 20, c->file_size - 42) >= 0 && g32(loc) == 0x07064b50u;
+        bool is64 =
+                c->file_size >= 22 + 20 && pread_full(c, loc, 20, c->file_size - 42) >= 0 && g32(loc) == 0x07064b50u;
         if (cd_off == 0xffffffffu && !is64)
                 return fail(c, chk, "a ZIP64 end record is announced but missing");
         if (is64) {
@@ -421,8 +422,10 @@ static int check_seal(struct ctx *c, const struct asic_verify_options *o, int64_
         }
         if (c->out)
                 fprintf(c->out, "     signature time-stamp (RFC 3161 token over the signature value):\n");
+        /* the token carries the TSA certificate at most: the bundled chain fills in the rest */
         struct tsr_check_options to = { .ca_file = o->ca_file,
-                                        .ca_pem = o->ca_file ? NULL : buf_str((struct buf *) tsa) };
+                                        .ca_pem = o->ca_file ? NULL : buf_str((struct buf *) tsa),
+                                        .untrusted_pem = buf_str((struct buf *) tsa) };
         struct tsr_check_result tr;
         r = tsr_check_token(tt->value.sequence->data, (size_t) tt->value.sequence->length,
                             BIO_new_mem_buf(sigval->data, sigval->length), &to, c->out, &tr);
@@ -461,7 +464,14 @@ static int check_seal(struct ctx *c, const struct asic_verify_options *o, int64_
                 BIO_set_init(content, 1);
         }
         ERR_clear_error();
+        /* the seal carries its certificate alone: the bundled chain gives the intermediates, added
+         * to the parsed object (CMS_verify builds chains from the certificates inside it only) */
+        STACK_OF(X509) *extra = pem_certs(buf_str((struct buf *) chain));
+        for (int i = 0; extra && i < sk_X509_num(extra); i++)
+                CMS_add1_cert(cms, sk_X509_value(extra, i)); /* a duplicate is refused: fine */
+        ERR_clear_error();
         bool good = content && CMS_verify(cms, NULL, store, content, NULL, CMS_BINARY) == 1;
+        sk_X509_pop_free(extra, X509_free);
         if (!good)
                 openssl_why(why, sizeof why);
         BIO_free(content);

@@ -56,6 +56,21 @@ struct signer {
         bool dead; /* a request timed out or the channel broke: answers may be out of step */
         char *vkey;
         struct note_verifier *verifier;
+
+        /* seal requests waiting for a round trip (signer_seal_timestamped) */
+        pthread_mutex_t sq_lock;
+        pthread_cond_t sq_cond;
+        struct seal_req *sq_head, **sq_tail;
+        bool sq_leader;
+};
+
+struct seal_req {
+        uint8_t item[SIGNER_SEAL_ITEM];
+        int result;
+        bool done;
+        uint8_t *seal, *reply;
+        size_t seal_len, reply_len;
+        struct seal_req *next;
 };
 
 /* ---- shared helpers ---- */
@@ -387,6 +402,8 @@ void signer_stop(struct signer *s) {
                         ;
         note_verifier_free(s->verifier);
         free(s->vkey);
+        pthread_cond_destroy(&s->sq_cond);
+        pthread_mutex_destroy(&s->sq_lock);
         pthread_mutex_destroy(&s->lock);
         free(s);
 }
@@ -412,6 +429,9 @@ int signer_start_ext(const char *keys_dir, const char *log_origin, char *const *
         s->fd = -1;
         s->ctl = -1;
         pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->sq_lock, NULL);
+        pthread_cond_init(&s->sq_cond, NULL);
+        s->sq_tail = &s->sq_head;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return negative_errno();
         s->sup_pid = fork();
@@ -651,4 +671,111 @@ int signer_tsa_chain(struct signer *s, char **ret_pem) {
         if (!s || !ret_pem)
                 return -EINVAL;
         return request(s, SIGNER_MSG_TSA_CERT, NULL, 0, ret_pem, NULL);
+}
+
+/* One SEAL_BATCH round trip for the n requests of batch; sets each one's result. */
+static void seal_batch_run(struct signer *s, struct seal_req **batch, size_t n) {
+        _cleanup_free_ uint8_t *m = malloc(4 + n * SIGNER_SEAL_ITEM);
+        _cleanup_free_ char *p = NULL;
+        size_t len = 0, off = 0;
+        uint32_t count = (uint32_t) n;
+        int r = m ? 0 : -ENOMEM;
+
+        if (r == 0) {
+                memcpy(m, &count, 4);
+                for (size_t i = 0; i < n; i++)
+                        memcpy(m + 4 + i * SIGNER_SEAL_ITEM, batch[i]->item, SIGNER_SEAL_ITEM);
+                r = request(s, SIGNER_MSG_SEAL_BATCH, m, 4 + n * SIGNER_SEAL_ITEM, &p, &len);
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct seal_req *q = batch[i];
+                int32_t status;
+                uint32_t l1, l2;
+
+                q->result = r;
+                if (r < 0)
+                        continue;
+                if (len - off < 4) {
+                        q->result = r = -EBADMSG; /* out of step: the rest too */
+                        continue;
+                }
+                memcpy(&status, p + off, 4);
+                off += 4;
+                if (status < 0) {
+                        q->result = status;
+                        continue;
+                }
+                if (status > 0 || len - off < 4 || (memcpy(&l1, p + off, 4), len - off - 4 < l1) ||
+                    len - off - 4 - l1 < 4 || (memcpy(&l2, p + off + 4 + l1, 4), len - off - 8 - l1 < l2)) {
+                        q->result = r = -EBADMSG;
+                        continue;
+                }
+                q->seal = malloc(l1 ? l1 : 1);
+                q->reply = malloc(l2 ? l2 : 1);
+                if (!q->seal || !q->reply) {
+                        free(q->seal);
+                        free(q->reply);
+                        q->seal = q->reply = NULL;
+                        q->result = -ENOMEM;
+                } else {
+                        memcpy(q->seal, p + off + 4, l1);
+                        memcpy(q->reply, p + off + 8 + l1, l2);
+                        q->seal_len = l1;
+                        q->reply_len = l2;
+                        q->result = 0;
+                }
+                off += 8 + (size_t) l1 + l2;
+        }
+}
+
+int signer_seal_timestamped(struct signer *s, const char *org_id, const uint8_t sha256[32], int64_t signing_time_ms,
+                            const uint8_t nonce[8], uint8_t **ret_seal, size_t *ret_seal_len, uint8_t **ret_reply,
+                            size_t *ret_reply_len) {
+        struct seal_req req = { .result = -EIO };
+
+        if (!s || !org_id_valid(org_id) || !sha256 || !nonce || !ret_seal || !ret_seal_len || !ret_reply ||
+            !ret_reply_len)
+                return -EINVAL;
+        memcpy(req.item, org_id, 32);
+        memcpy(req.item + 32, sha256, 32);
+        memcpy(req.item + 64, &signing_time_ms, 8);
+        memcpy(req.item + 72, nonce, 8);
+
+        pthread_mutex_lock(&s->sq_lock);
+        *s->sq_tail = &req;
+        s->sq_tail = &req.next;
+        while (!req.done) {
+                if (s->sq_leader) {
+                        pthread_cond_wait(&s->sq_cond, &s->sq_lock);
+                        continue;
+                }
+                /* lead: everything queued so far, ours included, in batches that fit a packet */
+                s->sq_leader = true;
+                while (s->sq_head) {
+                        struct seal_req *batch[SIGNER_SEAL_BATCH_MAX];
+                        size_t n = 0;
+                        while (s->sq_head && n < SIGNER_SEAL_BATCH_MAX) {
+                                batch[n++] = s->sq_head;
+                                s->sq_head = s->sq_head->next;
+                        }
+                        if (!s->sq_head)
+                                s->sq_tail = &s->sq_head;
+                        pthread_mutex_unlock(&s->sq_lock);
+                        seal_batch_run(s, batch, n);
+                        pthread_mutex_lock(&s->sq_lock);
+                        for (size_t i = 0; i < n; i++)
+                                batch[i]->done = true; /* each lives on its waiter's stack */
+                        pthread_cond_broadcast(&s->sq_cond);
+                }
+                s->sq_leader = false;
+                pthread_cond_broadcast(&s->sq_cond);
+        }
+        pthread_mutex_unlock(&s->sq_lock);
+        if (req.result < 0)
+                return req.result;
+        *ret_seal = req.seal;
+        *ret_seal_len = req.seal_len;
+        *ret_reply = req.reply;
+        *ret_reply_len = req.reply_len;
+        return 0;
 }

@@ -26,6 +26,9 @@ enum signer_msg_type {
         SIGNER_MSG_SEAL_CERT = 6,         /* payload: organisation id (32 hex), its name; answer: PEM
                                            * seal certificate then CA (made when missing) */
         SIGNER_MSG_TSA_CERT = 7,          /* payload: none; answer: PEM TSA certificate then CA */
+        SIGNER_MSG_SEAL_BATCH = 8,        /* payload: count (u32), then per document a SEAL payload and a
+                                           * nonce (8); answer: per document status (i32), seal, TSA
+                                           * reply (each u32 length + DER) */
 };
 
 /* What the seal and TSA keys are made and used with. Set before signer_start(): the signer
@@ -92,6 +95,15 @@ int signer_sign_checkpoint(struct signer *s, const char *body, size_t len, const
  * seal key yet (signer_seal_chain() makes one), -EPIPE while the signer is down. */
 int signer_seal(struct signer *s, const char *org_id, const uint8_t sha256[32], int64_t signing_time_ms, uint8_t **ret,
                 size_t *ret_len) _warn_unused_;
+#define SIGNER_SEAL_BATCH_MAX 16 /* documents per SEAL_BATCH: their answers fit in one packet */
+#define SIGNER_SEAL_ITEM (32 + 32 + 8 + 8)
+/* A seal and its timestamp in one step (what ingest uses): the CAdES-B-B seal (malloc'd DER) and
+ * the signer's TSA reply (malloc'd DER) to a query over its signature value with this nonce, for
+ * cades_attach_reply(). Concurrent callers share round trips (up to SIGNER_SEAL_BATCH_MAX per
+ * packet), so the signer wakes once for many documents. Errors as signer_seal(). Thread-safe. */
+int signer_seal_timestamped(struct signer *s, const char *org_id, const uint8_t sha256[32], int64_t signing_time_ms,
+                            const uint8_t nonce[8], uint8_t **ret_seal, size_t *ret_seal_len, uint8_t **ret_reply,
+                            size_t *ret_reply_len) _warn_unused_;
 /* The signer's TSA's answer (DER TimeStampResp, granted or a rejection) to a DER TimeStampReq.
  * *ret malloc'd. -EPIPE while the signer is down. Never fails on a bad request: that is a
  * rejection reply. */

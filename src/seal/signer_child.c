@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ts.h>
 #include <openssl/x509.h>
 #include <sodium.h>
 
@@ -77,12 +78,8 @@ struct seal_key {
         EVP_PKEY *key;
         X509 *cert;
         STACK_OF(X509) * issuers; /* an imported certificate's chain (NULL or empty: the vault's CA) */
+        struct cades_signer *fast; /* its seals, assembled around one signature */
 };
-
-/* The issuer to send with a certificate: the first of its imported chain, else the vault's CA. */
-static X509 *issuer_of(const struct child_state *st, STACK_OF(X509) * issuers) {
-        return issuers && sk_X509_num(issuers) > 0 ? sk_X509_value(issuers, 0) : st->ca_cert;
-}
 
 static int load_key(const char *keys_dir, struct note_signer **ret) {
         _cleanup_free_ char *path = path_join(keys_dir, "log.key");
@@ -491,13 +488,21 @@ static struct seal_key *seal_find(struct child_state *st, const char *org) {
 static int seal_add(struct child_state *st, const char *org, EVP_PKEY *key, X509 *cert, STACK_OF(X509) * issuers) {
         struct seal_key *v;
 
+        struct cades_signer *fast = NULL;
+        int r;
+
         if (st->n_seals >= SEAL_KEYS_MAX)
                 return -ENOSPC;
+        r = cades_signer_new(key, cert, &fast);
+        if (r < 0)
+                return r;
         v = realloc(st->seals, (st->n_seals + 1) * sizeof *v);
-        if (!v)
+        if (!v) {
+                cades_signer_free(fast);
                 return -ENOMEM;
+        }
         st->seals = v;
-        v[st->n_seals] = (struct seal_key){ .key = key, .cert = cert, .issuers = issuers };
+        v[st->n_seals] = (struct seal_key){ .key = key, .cert = cert, .issuers = issuers, .fast = fast };
         snprintf(v[st->n_seals].org, sizeof v[st->n_seals].org, "%s", org);
         st->n_seals++;
         qsort(st->seals, st->n_seals, sizeof *st->seals, seal_cmp);
@@ -564,7 +569,61 @@ static int handle_seal(struct child_state *st, const uint8_t *msg, size_t len, u
         r = seal_get(st, org, &k);
         if (r < 0)
                 return r;
-        return cades_sign(k->key, k->cert, issuer_of(st, k->issuers), msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len);
+        /* the seal certificate only: verifiers bring the CA (keys/ca.pem), and each upload parses less */
+        return cades_signer_sign(k->fast, msg + STORE_ORG_ID_LEN, now / 1000, ret, ret_len, NULL, NULL);
+}
+
+/* Payload: count (u32, 1..SIGNER_SEAL_BATCH_MAX), then per document the 72 bytes of a seal
+ * request and a nonce (8). Answer, per document: status (i32), then when 0 the seal (u32 length,
+ * DER) and the TSA's reply (u32 length, DER) to a query over its signature value with that nonce:
+ * a B-T seal's parts in one round trip, each request checked as a lone one would be. */
+static int handle_seal_batch(struct child_state *st, const uint8_t *msg, size_t len, struct buf *out) {
+        uint32_t n;
+        int r;
+
+        if (len < 4)
+                return -EBADMSG;
+        memcpy(&n, msg, 4);
+        if (n == 0 || n > SIGNER_SEAL_BATCH_MAX || len != 4 + (size_t) n * SIGNER_SEAL_ITEM)
+                return -EBADMSG;
+        for (uint32_t i = 0; i < n; i++) {
+                const uint8_t *item = msg + 4 + (size_t) i * SIGNER_SEAL_ITEM;
+                uint8_t *cms = NULL, *query = NULL, *reply = NULL, sig[CADES_SIG_MAX];
+                size_t cms_len = 0, query_len = 0, reply_len = 0, sig_len = 0;
+                char org[STORE_ORG_ID_LEN + 1];
+                struct seal_key *k;
+                int64_t asked, now = now_ms();
+                int32_t status = 0;
+
+                memcpy(&asked, item + STORE_ORG_ID_LEN + 32, 8);
+                if (!org_id_ok(item))
+                        status = -EBADMSG;
+                else if (asked < now - (int64_t) st->accuracy_ms || asked > now + (int64_t) st->accuracy_ms)
+                        status = -ERANGE;
+                else {
+                        memcpy(org, item, STORE_ORG_ID_LEN);
+                        org[STORE_ORG_ID_LEN] = 0;
+                        status = seal_get(st, org, &k);
+                }
+                if (status == 0)
+                        status = cades_signer_sign(k->fast, item + STORE_ORG_ID_LEN, now / 1000, &cms, &cms_len, sig,
+                                                   &sig_len);
+                if (status == 0)
+                        status = cades_ts_query_der(sig, sig_len, item + STORE_ORG_ID_LEN + 40, &query, &query_len);
+                if (status == 0)
+                        status = tsa_respond(st->tsa, query, query_len, &reply, &reply_len);
+                uint32_t l1 = (uint32_t) cms_len, l2 = (uint32_t) reply_len;
+                r = buf_append(out, &status, 4);
+                if (r >= 0 && status == 0 && (r = buf_append(out, &l1, 4)) >= 0 && (r = buf_append(out, cms, cms_len)) >= 0 &&
+                    (r = buf_append(out, &l2, 4)) >= 0)
+                        r = buf_append(out, reply, reply_len);
+                OPENSSL_free(cms);
+                OPENSSL_free(query);
+                OPENSSL_free(reply);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* PEM of cert then its imported chain, or else the vault's CA certificate. */
@@ -643,7 +702,8 @@ static int pki_setup(struct child_state *st, const struct signer_seal_options *o
         if (r < 0)
                 return log_error_errno(r, "keys/%s: %s", PKI_TSA_KEY, strerror(-r));
         st->accuracy_ms = o->tsa_accuracy_ms;
-        r = tsa_new(st->tsa_key, st->tsa_cert, issuer_of(st, st->tsa_issuers),
+        /* certReq puts the TSA certificate in the token, not the CA: verifiers bring it */
+        r = tsa_new(st->tsa_key, st->tsa_cert, NULL,
                     &(struct tsa_options){ .policy_oid = o->tsa_policy, .accuracy_ms = o->tsa_accuracy_ms }, &st->tsa);
         if (r < 0)
                 return log_error_errno(r, "the TSA cannot start (policy %s): %s", o->tsa_policy, strerror(-r));
@@ -654,7 +714,7 @@ static int pki_setup(struct child_state *st, const struct signer_seal_options *o
  * loads a configuration file or a provider once the filter forbids opening files. */
 static int warm_up(struct child_state *st) {
         static const uint8_t query[] = {
-                0x30, 0x29, 0x02, 0x01, 0x01, 0x30, 0x24, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                0x30, 0x36, 0x02, 0x01, 0x01, 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
                 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20
         }; /* SHA-256 imprint of 32 zero bytes follows */
         uint8_t req[sizeof query + 32] = { 0 }, digest[32] = { 0 }, *out = NULL;
@@ -666,10 +726,23 @@ static int warm_up(struct child_state *st) {
 
         memcpy(req, query, sizeof query);
         r = tsa_respond(st->tsa, req, sizeof req, &out, &n);
+        if (r >= 0) {
+                /* granted, or the TSA cannot sign: refuse to start rather than reject every query */
+                const unsigned char *p = out;
+                TS_RESP *resp = d2i_TS_RESP(NULL, &p, (long) n);
+                if (!resp || ASN1_INTEGER_get(TS_STATUS_INFO_get0_status(TS_RESP_get_status_info(resp))) !=
+                                     TS_STATUS_GRANTED)
+                        r = -EINVAL;
+                TS_RESP_free(resp);
+        }
         OPENSSL_free(out);
         if (r >= 0) {
-                r = cades_sign(st->tsa_key, st->tsa_cert, issuer_of(st, st->tsa_issuers), digest, 0, &out, &n);
+                struct cades_signer *fast = NULL;
+                r = cades_signer_new(st->tsa_key, st->tsa_cert, &fast); /* runs cades_sign() too */
+                if (r >= 0)
+                        r = cades_signer_sign(fast, digest, 0, &out, &n, NULL, NULL);
                 OPENSSL_free(out);
+                cades_signer_free(fast);
         }
         if (r >= 0)
                 r = pki_make_leaf(PKI_LEAF_SEAL, "warm-up", "warm-up", st->ca_key, st->ca_cert, 1, &k, &c);
@@ -695,6 +768,7 @@ static int warm_up(struct child_state *st) {
 
 static void pki_free(struct child_state *st) {
         for (size_t i = 0; i < st->n_seals; i++) {
+                cades_signer_free(st->seals[i].fast);
                 EVP_PKEY_free(st->seals[i].key);
                 X509_free(st->seals[i].cert);
                 sk_X509_pop_free(st->seals[i].issuers, X509_free);
@@ -825,6 +899,13 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                         struct buf b;
                         buf_init(&b, SIGNER_MAX_MSG);
                         r = handle_seal_cert(&st, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR, &b);
+                        r = send_buf(fd, r, &b);
+                        break;
+                }
+                case SIGNER_MSG_SEAL_BATCH: {
+                        struct buf b;
+                        buf_init(&b, SIGNER_MAX_MSG - SIGNER_HDR);
+                        r = handle_seal_batch(&st, buf + SIGNER_HDR, (size_t) n - SIGNER_HDR, &b);
                         r = send_buf(fd, r, &b);
                         break;
                 }

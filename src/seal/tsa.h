@@ -31,9 +31,9 @@ void tsa_free(struct tsa *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct tsa *, tsa_free);
 
 /* Answers the DER TimeStampReq req with a DER TimeStampResp (OPENSSL_malloc'd: OPENSSL_free):
- * granted, or rejected with badDataFormat (not DER, trailing bytes, too large, bad version, an
- * imprint whose length is not its algorithm's), badAlg (an imprint algorithm other than SHA-256,
- * SHA-384, SHA-512), badRequest (a nonce over 160 bits or negative), unacceptedPolicy or
+ * granted, or rejected with badDataFormat (not DER, trailing bytes, too large, an imprint whose
+ * length is not its algorithm's), badAlg (an imprint algorithm other than SHA-256,
+ * SHA-384, SHA-512), badRequest (a nonce over 160 bits or negative, a version other than 1), unacceptedPolicy or
  * unacceptedExtension. A negative errno only on internal failure. */
 int tsa_respond(struct tsa *t, const uint8_t *req, size_t len, uint8_t **ret, size_t *ret_len) _warn_unused_;
 /* Seconds, milliseconds and microseconds of an accuracy in ms (for the TSTInfo). */

@@ -140,7 +140,9 @@ static int check_token(PKCS7 *tok, BIO *data, const struct tsr_check_options *o,
         X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_PARTIAL_CHAIN);
         if (!o->at_now)
                 X509_VERIFY_PARAM_set_time(vp, (time_t) res->gen_time);
-        STACK_OF(X509) *untrusted = o->untrusted_file ? load_certs(o->untrusted_file, NULL, &n_untrusted) : NULL;
+        STACK_OF(X509) *untrusted = o->untrusted_file || o->untrusted_pem
+                                            ? load_certs(o->untrusted_file, o->untrusted_pem, &n_untrusted)
+                                            : NULL;
         TS_VERIFY_CTX *ctx = TS_VERIFY_CTX_new();
         if (!ctx) {
                 X509_STORE_free(store);

@@ -20,6 +20,7 @@ struct tsr_check_options {
         const char *ca_file;        /* trusted certificates (PEM); each one is a trust anchor */
         const char *ca_pem;         /* or the same in memory (NUL-terminated), when ca_file is NULL */
         const char *untrusted_file; /* more certificates to build the chain with (PEM), or NULL */
+        const char *untrusted_pem;  /* or the same in memory (NUL-terminated) */
         bool at_now;                /* check the chain now rather than at the token's genTime */
         const uint8_t *digest;      /* instead of data (NULL then): the hash that was time-stamped */
         size_t digest_len;

@@ -234,8 +234,8 @@ def test_every_action_is_logged():
     check(r.status == 204, "delete: %d" % r.status, r)
 
     # each document's trail: exactly its own actions, in order, with the document's hash
-    want = {0: ["document.create", "document.read"], 1: ["document.create"],
-            2: ["document.create", "document.delete"]}
+    want = {0: ["document.create", "document.seal", "document.read"], 1: ["document.create", "document.seal"],
+            2: ["document.create", "document.seal", "document.delete"]}
     top = 0
     for i, d in enumerate(docs):
         trail = doc_audit(d["id"])
@@ -247,6 +247,11 @@ def test_every_action_is_logged():
               % (i, [g["action"] for g in got], want[i]))
         for g in got:
             check(g["object"] == d["id"], "trail entry about %r" % g["object"])
+            if g["action"] == "document.seal":  # names the seal's own SHA-256
+                seal = V.request("GET", "/v1/documents/%s/seal" % d["id"])
+                if seal.status == 200:
+                    check(g["object_sha256"] == hashlib.sha256(seal.body).hexdigest(), "seal entry hash")
+                continue
             check(g["object_sha256"] == d["sha256"], "trail entry has sha256 %r" % g.get("object_sha256"))
             check("name" not in g and d["name"] not in json.dumps(g), "entry shows the document's name in clear", g)
         top = max(top, idx[-1] + 1)

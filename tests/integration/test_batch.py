@@ -161,14 +161,21 @@ def check_vault_holds_exactly_the_good_ones():
     check(n == len(GOOD), "keyring.db holds %d DEKs for %d documents: a failed upload's key was kept"
           % (n, len(GOOD)))
     created = {}
+    sealed = set()
     for index, e in audit_entries():
-        check(e.get("action") in ("document.create", "document.read") or not e.get("action", "").startswith("document."),
+        check(e.get("action") in ("document.create", "document.seal", "document.read")
+              or not e.get("action", "").startswith("document."),
               "unexpected audit action %r (an upload discarded after its creation entry?)" % e.get("action"), e)
         if e.get("action") == "document.create":
             check(e["object"] not in created, "two document.create entries for %s" % e["object"])
             created[e["object"]] = index
+        if e.get("action") == "document.seal":  # right after its creation, never without one
+            check(e["object"] in created and e["object"] not in sealed, "document.seal of %s out of place"
+                  % e["object"])
+            sealed.add(e["object"])
     check(set(created) == set(GOOD), "the audit log records %d creations for %d documents"
           % (len(created), len(GOOD)))
+    check(sealed == set(GOOD), "the audit log records %d seals for %d documents" % (len(sealed), len(GOOD)))
     for doc_id, index in created.items():
         r = V.request("GET", "/v1/documents/%s/audit" % doc_id)
         check(r.status == 200, "audit trail of %s: %d" % (doc_id, r.status), r)

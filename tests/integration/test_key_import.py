@@ -148,8 +148,8 @@ def test_tsa_import():
     check(resp.status == 200, "POST /v1/tsa", resp)
     with open(t("r.tsr"), "wb") as f:
         f.write(resp.body)
-    r = subprocess.run([BINARY, "verify", "--tsr", t("r.tsr"), "--data", t("data.txt"), "--ca", t("root.pem")],
-                       capture_output=True, timeout=60)
+    r = subprocess.run([BINARY, "verify", "--tsr", t("r.tsr"), "--data", t("data.txt"), "--ca", t("root.pem"),
+                        "--untrusted", t("inter.pem")], capture_output=True, timeout=60)
     check(r.returncode == 0 and b"CN=Outside TSA" in r.stdout, "coffre verify refused the imported TSA's reply",
           r.stdout, r.stderr)
     r = subprocess.run(["openssl", "ts", "-verify", "-in", t("r.tsr"), "-data", t("data.txt"), "-CAfile",
@@ -174,8 +174,9 @@ def test_seal_import():
         f.write(resp.body)
     with open(t("s.doc"), "wb") as f:
         f.write(data)
+    # the seal carries its certificate alone: openssl takes the intermediate from -CAfile
     r = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", t("s.p7s"), "-content",
-                        t("s.doc"), "-CAfile", t("root.pem"), "-purpose", "any", "-out", os.devnull],
+                        t("s.doc"), "-CAfile", t("chain.pem"), "-purpose", "any", "-out", os.devnull],
                        capture_output=True, timeout=60)
     check(r.returncode == 0, "openssl cms -verify refused the imported seal's signature", r.stderr)
     p = subprocess.run(["openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", t("s.p7s")],

@@ -231,6 +231,8 @@ def fork_vault(w):
     origin = re.search(r"^origin = (.*)$", open(os.path.join(V.data, "coffre.conf")).read(), re.M).group(1)
     conf = os.path.join(f.data, "coffre.conf")
     text = re.sub(r"^origin = .*$", "origin = " + origin, open(conf).read(), flags=re.M)
+    # one entry per upload (no document.seal), so that the fork can be brought to any size
+    text = re.sub(r"^enabled = .*$", "enabled = no", text, flags=re.M)
     with open(conf, "w") as fh:
         fh.write(text)
     set_witness(f.data, w.vkey)

@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
                 return fail("cannot start the TSA");
         if (cades_sign(key, x, ca, digest, (int64_t) time(NULL), &bb, &bbl) < 0)
                 return fail("cannot seal");
-        if (cades_add_timestamp(bb, bbl, tsa_cb, t, trust, &bt, &btl) < 0)
+        if (cades_add_timestamp(bb, bbl, tsa_cb, t, NULL, &bt, &btl, NULL) < 0)
                 return fail("cannot time-stamp the seal");
         int r = write_file_atomic(argv[7], bt, btl, 0644, 0);
         OPENSSL_free(bb);
