@@ -9,6 +9,7 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ts.h>
 #include <sodium.h>
 
 #include "audit/log.h"
@@ -89,6 +90,41 @@ static int seal_chain_pem(struct vault *v, const char *org_id, struct buf *b) {
         if (r < 0)
                 return r;
         return buf_append_str(b, pem);
+}
+
+/* The checkpoint's time-stamp: the one the checkpointer stored for that size, else one asked of
+ * the vault's TSA now (imprint SHA-256 of the note as signed, a nonce, certReq). */
+static int checkpoint_timestamp(struct vault *v, uint64_t size, const char *note, uint8_t **ret, size_t *ret_len) {
+        int r = ledger_checkpoint_timestamp(v->ledger, size, ret, ret_len);
+        if (r != -ENOENT)
+                return r;
+        uint8_t h[32], nonce[8];
+        EVP_Digest(note, strlen(note), h, NULL, EVP_sha256(), NULL);
+        randombytes_buf(nonce, sizeof nonce);
+        nonce[0] &= 0x7f;
+        TS_REQ *q = TS_REQ_new();
+        TS_MSG_IMPRINT *mi = TS_MSG_IMPRINT_new();
+        X509_ALGOR *alg = X509_ALGOR_new();
+        ASN1_INTEGER *n = ASN1_INTEGER_new();
+        BIGNUM *bn = BN_bin2bn(nonce, sizeof nonce, NULL);
+        unsigned char *der = NULL;
+        int dl = -1;
+        if (q && mi && alg && n && bn && BN_to_ASN1_INTEGER(bn, n) && TS_REQ_set_version(q, 1) &&
+            X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256), V_ASN1_NULL, NULL) && TS_MSG_IMPRINT_set_algo(mi, alg) &&
+            TS_MSG_IMPRINT_set_msg(mi, h, sizeof h) && TS_REQ_set_msg_imprint(q, mi) && TS_REQ_set_nonce(q, n) &&
+            TS_REQ_set_cert_req(q, 1))
+                dl = i2d_TS_REQ(q, &der);
+        BN_free(bn);
+        ASN1_INTEGER_free(n);
+        X509_ALGOR_free(alg);
+        TS_MSG_IMPRINT_free(mi);
+        TS_REQ_free(q);
+        ERR_clear_error();
+        if (dl <= 0)
+                return -ENOMEM;
+        r = vault_tsa_respond(v, der, (size_t) dl, ret, ret_len);
+        OPENSSL_free(der);
+        return r;
 }
 
 static json_t *b64(const void *p, size_t n) {
@@ -174,7 +210,10 @@ static int verify_text(const char *name, struct buf *b) {
                 "   of signature.p7s with\n"
                 "   openssl asn1parse -inform DER -in META-INF/signature.p7s -strparse OFFSET -out FILE).\n"
                 "4. The audit log: META-INF/checkpoint.txt is a C2SP signed checkpoint of the vault's log,\n"
-                "   signed with the key in META-INF/log.vkey (Ed25519). META-INF/audit.json holds this\n"
+                "   signed with the key in META-INF/log.vkey (Ed25519), and time-stamped:\n"
+                "     openssl ts -verify -in META-INF/checkpoint.tsr -data META-INF/checkpoint.txt \\\n"
+                "         -CAfile META-INF/tsa-chain.pem -untrusted META-INF/tsa-chain.pem\n"
+                "   META-INF/audit.json holds this\n"
                 "   document's log entries (base64 of their exact bytes, canonical JSON) and for each an\n"
                 "   RFC 9162 inclusion proof against the checkpoint's tree (leaf = SHA-256(0x00 || entry),\n"
                 "   node = SHA-256(0x01 || left || right)). The entries name the document by id and SHA-256.\n",
@@ -209,8 +248,11 @@ int vault_document_evidence(struct vault *v, const struct vault_actor *a, const 
         r = audit_log_checkpoint_latest(ledger_log(v->ledger), &cp);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *note = NULL;
-        r = ledger_checkpoint_note(v->ledger, cp.size, &note);
+        /* the note as the log signed it (no cosignature lines): what its time-stamp covers */
+        _cleanup_free_ char *note = cp.note ? strdup(cp.note) : NULL;
+        _cleanup_free_ uint8_t *cts = NULL;
+        size_t cts_len = 0;
+        r = note ? checkpoint_timestamp(v, cp.size, note, &cts, &cts_len) : -ENOMEM;
         _cleanup_buf_ struct buf chain = {}, audit = {}, verify = {};
         buf_init(&chain, 0);
         buf_init(&audit, 0);
@@ -239,6 +281,8 @@ int vault_document_evidence(struct vault *v, const struct vault_actor *a, const 
                 r = zipw_add_mem(e->zip, EVIDENCE_TSA_CHAIN, tsa, strlen(tsa));
         if (r >= 0)
                 r = zipw_add_mem(e->zip, EVIDENCE_CHECKPOINT, note, strlen(note));
+        if (r >= 0)
+                r = zipw_add_mem(e->zip, EVIDENCE_CHECKPOINT_TS, cts, cts_len);
         if (r >= 0)
                 r = zipw_add_mem(e->zip, EVIDENCE_LOG_KEY, vkey, strlen(vkey));
         if (r >= 0)

@@ -1,7 +1,7 @@
 /* evidence.h: a document's evidence bundle, an ASiC-S container (ETSI EN 319 162-1): a ZIP
  * with "mimetype" first and stored, the document under its name, and in META-INF/ its CAdES
  * seal (signature.p7s), the seal and TSA certificate chains, the latest signed checkpoint of the
- * audit log with the log's verifier key, the document's audit entries with their inclusion
+ * audit log with its time-stamp and the log's verifier key, the document's audit entries with their inclusion
  * proofs against that checkpoint (audit.json), and VERIFY.txt (how to check it all with openssl).
  * Layout: docs/formats.md, "Evidence bundle". Built as it is read: memory does not grow with the
  * document. */
@@ -18,6 +18,7 @@
 #define EVIDENCE_SEAL_CHAIN "META-INF/seal-chain.pem"
 #define EVIDENCE_TSA_CHAIN "META-INF/tsa-chain.pem"
 #define EVIDENCE_CHECKPOINT "META-INF/checkpoint.txt"
+#define EVIDENCE_CHECKPOINT_TS "META-INF/checkpoint.tsr"
 #define EVIDENCE_LOG_KEY "META-INF/log.vkey"
 #define EVIDENCE_AUDIT "META-INF/audit.json"
 #define EVIDENCE_VERIFY "META-INF/VERIFY.txt"

@@ -32,7 +32,7 @@
 
 static const char *const required[] = {
         "META-INF/signature.p7s", "META-INF/seal-chain.pem", "META-INF/tsa-chain.pem", "META-INF/checkpoint.txt",
-        "META-INF/log.vkey",      "META-INF/audit.json",     "META-INF/VERIFY.txt",
+        "META-INF/log.vkey",      "META-INF/audit.json",     "META-INF/VERIFY.txt",    "META-INF/checkpoint.tsr",
 };
 
 struct zentry {
@@ -52,6 +52,7 @@ struct ctx {
         int doc; /* index of the document entry */
         struct buf small[ELEMENTSOF(required)];
         uint8_t doc_sha256[32];
+        int64_t seal_time; /* the seal's time-stamp, seconds */
 };
 
 static int failv(struct ctx *c, const char *check, const char *fmt, va_list ap) {
@@ -554,6 +555,22 @@ static int check_log(struct ctx *c, const struct asic_verify_options *o) {
            o->log_key ? o->log_key : "the bundled log key (give --log-key for an independent check)",
            (unsigned long long) size);
 
+        /* its time-stamp: over the note exactly as signed */
+        if (c->out)
+                fprintf(c->out, "     checkpoint time-stamp (RFC 3161 reply over META-INF/checkpoint.txt):\n");
+        const char *tsa = buf_str(&c->small[2]);
+        struct tsr_check_options to = { .ca_file = o->ca_file,
+                                        .ca_pem = o->ca_file ? NULL : tsa,
+                                        .untrusted_pem = tsa };
+        struct tsr_check_result tr;
+        int tr_r = tsr_check_reply(c->small[7].data, c->small[7].len, BIO_new_mem_buf(note->data, (int) note->len), &to,
+                                   c->out, &tr);
+        if (tr_r < 0)
+                return fail(c, "checkpoint time-stamp", "%s", tr.reason[0] ? tr.reason : "cannot be checked");
+        if (tr.gen_time < c->seal_time)
+                return fail(c, "checkpoint time-stamp",
+                            "earlier than the seal's time-stamp, yet the log holds the seal");
+
         json_error_t je;
         json_t *j = json_loadb((const char *) c->small[5].data, c->small[5].len, JSON_REJECT_DUPLICATES, &je);
         json_t *entries = j ? json_object_get(j, "entries") : NULL;
@@ -648,6 +665,7 @@ int asic_verify_fd(int fd, const struct asic_verify_options *o, FILE *out, char 
                 r = check_document(&c, o);
         if (r >= 0)
                 r = check_seal(&c, o, &ts_time);
+        c.seal_time = ts_time;
         if (r >= 0)
                 r = check_log(&c, o);
         for (size_t k = 0; k < ELEMENTSOF(c.small); k++)

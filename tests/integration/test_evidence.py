@@ -128,10 +128,16 @@ def test_bundle_layout_and_openssl():
         check(names[0] == "mimetype" and "facture 2026-001.pdf" in names, "names", names)
         check(sorted(n for n in names if n.startswith("META-INF/")) == sorted([
             "META-INF/signature.p7s", "META-INF/seal-chain.pem", "META-INF/tsa-chain.pem", "META-INF/checkpoint.txt",
-            "META-INF/log.vkey", "META-INF/audit.json", "META-INF/VERIFY.txt"]), "META-INF", names)
+            "META-INF/log.vkey", "META-INF/audit.json", "META-INF/VERIFY.txt", "META-INF/checkpoint.tsr"]),
+            "META-INF", names)
         check(z.read("facture 2026-001.pdf") == DOC, "the bundled document differs")
         ex = t("extracted")
         z.extractall(ex)
+    # the checkpoint's time-stamp, with openssl alone
+    r = subprocess.run(["openssl", "ts", "-verify", "-in", os.path.join(ex, "META-INF", "checkpoint.tsr"), "-data",
+                        os.path.join(ex, "META-INF", "checkpoint.txt"), "-CAfile", os.path.join(ex, "META-INF", "tsa-chain.pem"),
+                        "-untrusted", os.path.join(ex, "META-INF", "tsa-chain.pem")], capture_output=True, timeout=60)
+    check(r.returncode == 0, "openssl ts -verify refused the checkpoint's time-stamp", r.stdout, r.stderr)
     r = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
                         os.path.join(ex, "META-INF", "signature.p7s"), "-content", os.path.join(ex, "facture 2026-001.pdf"),
                         "-CAfile", os.path.join(V.data, "keys", "ca.pem"), "-purpose", "any", "-out", os.devnull],
@@ -220,6 +226,10 @@ def test_refusals():
             "META-INF/log.vkey is missing")
     refused(verify(write_zip(t("two-docs.asics"), good + [("second.pdf", b"x")])), "more than one document")
     refused(verify(write_zip(t("not-first.asics"), good[1:2] + good[:1] + good[2:])), "mimetype is not the first")
+    # the checkpoint time-stamp of another bundle (another checkpoint)
+    ots = dict(read_zip(t("other.asics")))["META-INF/checkpoint.tsr"]
+    refused(verify(write_zip(t("cts-other.asics"), replace(good, "META-INF/checkpoint.tsr", ots))),
+            "checkpoint time-stamp")
     # an audit entry swapped for another document's: its bytes with this proof, then with its own proof
     audit = json.loads(dict(good)["META-INF/audit.json"])
     oaudit = json.loads(dict(read_zip(t("other.asics")))["META-INF/audit.json"])
