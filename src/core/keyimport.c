@@ -6,7 +6,9 @@
  * usage timeStamping; seal: key usage digitalSignature or nonRepudiation) and that the key is
  * ECDSA P-256/P-384 or RSA of 3072 bits or more. The pair replaces keys/tsa.{key,pem} or
  * keys/seal-ORG.{key,pem} (the old pair kept as .old), the certificate file holding the chain
- * after the certificate. The server must be stopped. */
+ * after the certificate. A key on a PKCS#11 token (pkcs11: URI) is checked the same way, and its
+ * key file then holds the URI (the signer loads it at start; [keys] pkcs11_path must be set).
+ * The server must be stopped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -115,6 +117,10 @@ static int check_key_type(EVP_PKEY *k) {
                 if (EVP_PKEY_get_utf8_string_param(k, "group", group, sizeof group, &gl) == 1 &&
                     (strcmp(group, "prime256v1") == 0 || strcmp(group, "secp384r1") == 0))
                         return 0;
+                /* a token key (libp11) may not tell its group: its size then, the certificate's
+                 * curve being checked by the signature test */
+                if (gl == 0 && (EVP_PKEY_get_bits(k) == 256 || EVP_PKEY_get_bits(k) == 384))
+                        return 0;
         }
         ERR_clear_error();
         return log_error_errno(-EINVAL, "the key must be ECDSA P-256 or P-384, or RSA of 3072 bits or more");
@@ -192,10 +198,6 @@ int vault_key_import(const char *dir, bool tsa, const char *org, const char *cer
                 snprintf(key_name, sizeof key_name, "seal-%s.key", org);
                 snprintf(cert_name, sizeof cert_name, "seal-%s.pem", org);
         }
-        if (p11_uri_is(key_spec))
-                return log_error_errno(-EOPNOTSUPP,
-                                       "PKCS#11 seal and TSA keys cannot be used by the signer process yet "
-                                       "(its system call filter): give a key file");
         _cleanup_free_ char *conf = path_join(dir, "coffre.conf");
         _cleanup_free_ char *keys = path_join(dir, "keys");
         _cleanup_free_ char *lock = path_join(dir, "audit/lock");
@@ -206,6 +208,12 @@ int vault_key_import(const char *dir, bool tsa, const char *org, const char *cer
                 return log_error_errno(r, "%s is not a coffre vault (no coffre.conf)", dir);
         if (r < 0)
                 return r;
+        bool token = p11_uri_is(key_spec);
+        if (token && c.n_pkcs11_path == 0)
+                return log_error_errno(-EINVAL, "a PKCS#11 key needs [keys] pkcs11_path in coffre.conf (the directory "
+                                                "the module keeps its tokens in), which the signer may then read");
+        if (token && strchr(key_spec, '\n'))
+                return log_error_errno(-EINVAL, "a newline in the PKCS#11 URI");
         _cleanup_close_ int lfd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (lfd < 0)
                 return log_error_errno(negative_errno(), "cannot open %s", lock);
@@ -249,7 +257,9 @@ int vault_key_import(const char *dir, bool tsa, const char *org, const char *cer
         _cleanup_buf_ struct buf kb = {}, cb = {};
         buf_init(&kb, 0);
         buf_init(&cb, 0);
-        if (r >= 0) {
+        if (r >= 0 && token) /* the key file names the token key */
+                r = buf_printf(&kb, "%s\n", key_spec);
+        else if (r >= 0) {
                 BIO *m = BIO_new(BIO_s_mem());
                 char *d;
                 long n;

@@ -465,10 +465,13 @@ static int vault_open_parts(struct vault *v) {
         char *witnesses[VAULT_MAX_WITNESSES];
         for (size_t i = 0; i < v->config.n_witness; i++)
                 witnesses[i] = v->config.witness[i];
-        signer_set_seal_options(&(struct signer_seal_options){
+        struct signer_seal_options so = {
                 .tsa_policy = *v->config.tsa_policy ? v->config.tsa_policy : NULL,
                 .tsa_accuracy_ms = v->config.tsa_accuracy_ms,
-        });
+        };
+        for (size_t i = 0; i < v->config.n_pkcs11_path && i < SIGNER_PKCS11_PATHS_MAX; i++)
+                so.pkcs11_paths[so.n_pkcs11_paths++] = v->config.pkcs11_path[i];
+        signer_set_seal_options(&so);
         r = ledger_open(v->dir, v->config.audit_origin, witnesses, v->config.n_witness, &v->ledger);
         if (r < 0)
                 return r;

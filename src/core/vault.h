@@ -62,7 +62,7 @@ int vault_open(const char *dir, struct vault **ret) _warn_unused_;
 int vault_key_list(const char *dir, FILE *out, unsigned *ret_warnings) _warn_unused_;
 /* `coffre key import` (keyimport.c): a seal (org_id) or TSA certificate with its chain and key
  * file, checked, installed in place of the current pair. -EBUSY while a server runs; -EINVAL
- * (logged) when a check fails; -EOPNOTSUPP for a PKCS#11 key. */
+ * (logged) when a check fails. key_spec: a PEM file or a pkcs11: URI. */
 int vault_key_import(const char *dir, bool tsa, const char *org_id, const char *cert_file, const char *chain_file,
                      const char *key_spec) _warn_unused_;
 /* Unwraps a key under the master key (after the sandbox is on: a token must still answer). Logs why. */

@@ -58,6 +58,12 @@ static int read_at(int dirfd, const char *name, bool secret, char **ret, size_t 
 }
 
 int pki_load_pair(int dirfd, const char *key_name, const char *cert_name, EVP_PKEY **ret_key, X509 **ret_cert) {
+        bool token;
+        return pki_load_pair_ex(dirfd, key_name, cert_name, false, ret_key, ret_cert, &token);
+}
+
+int pki_load_pair_ex(int dirfd, const char *key_name, const char *cert_name, bool allow_token, EVP_PKEY **ret_key,
+                     X509 **ret_cert, bool *ret_token) {
         char *text = NULL;
         size_t len = 0;
         EVP_PKEY *key = NULL;
@@ -70,10 +76,11 @@ int pki_load_pair(int dirfd, const char *key_name, const char *cert_name, EVP_PK
                 return r;
         /* the one key loader (keyload.c); PKCS#11 keys cannot work inside the signer's filter yet */
         struct loaded_key *lk = NULL;
-        r = keyload_from_text(text, len, key_name, false, &lk);
+        r = keyload_from_text(text, len, key_name, allow_token, &lk);
         sodium_free(text); /* wipes */
         if (r < 0)
-                return r == -EOPNOTSUPP ? r : -EINVAL;
+                return r == -EOPNOTSUPP || r == -EACCES ? r : -EINVAL;
+        bool token = keyload_is_token(lk);
         key = keyload_take(lk);
         r = read_at(dirfd, cert_name, false, &text, &len);
         if (r < 0) {
@@ -93,6 +100,7 @@ int pki_load_pair(int dirfd, const char *key_name, const char *cert_name, EVP_PK
         }
         *ret_key = key;
         *ret_cert = cert;
+        *ret_token = token;
         return 0;
 }
 
