@@ -4,11 +4,14 @@
 - `coffre init --master-key pkcs11:...` makes an AES-256 key and an HMAC key on the token, both
   sensitive and never extractable, writes no keys/master.key; uploads and downloads work under
   the sandbox, across a restart and a kill -9 (the record MACs, derived inside the token, let
-  recovery sign the tail), and `coffre audit verify` accepts the log;
+  recovery sign the tail), and `coffre audit verify` accepts the log; accounts work on it: the
+  owner set up at the first start and a viewer log in after a restart and after a kill -9 (the
+  login blind index is derived inside the token), a wrong password is refused;
 - a wrong PIN, a PIN file others may read and a token the sandbox was not told about are refused
   at start with a clear line, and nothing is changed;
 - `coffre key migrate-master` moves a file master key to the token: documents uploaded before
-  read back, keys/master.key is gone, coffre.conf names the URI; it refuses while the server
+  read back, keys/master.key is gone, coffre.conf names the URI, users made under the file key
+  still log in (the token derives the same login index), names are still found; it refuses while the server
   runs and refuses a token whose HMAC key is another vault's (nothing changed); interrupted
   after the rewrap (state rebuilt from copies), the server refuses to start and a rerun finishes.
 Usage: test_hsm_master.py PATH/TO/coffre
@@ -22,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import TestFailure, Vault, check, exit_status, run_tests
+from harness import TestFailure, Vault, check, exit_status, expect_problem, run_tests
 from softhsm import Token
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
@@ -61,6 +64,19 @@ def start_fails(v, want):
     raise TestFailure("the server started (%r expected)" % want)
 
 
+def check_logins(v, viewer, where):
+    """viewer (from create_user) logs in with its password and sees itself; the owner logs in
+    with one of its recovery codes; a wrong password is refused like an unknown address."""
+    r = v.login(viewer["email"], viewer["password"])
+    check(r.status == 200, "%s: the viewer's login: status %d" % (where, r.status), r)
+    me = v.json_request("GET", "/v1/users/me", token=r.json()["token"])
+    check(me.status == 200 and me.json()["email"] == viewer["email"], "%s: /v1/users/me of the viewer" % where, me)
+    r = v.login(v.owner_email, v.owner_password, recovery_code=v.recovery_codes.pop())
+    check(r.status == 200, "%s: the owner's login with a recovery code: status %d" % (where, r.status), r)
+    r = v.login(viewer["email"], viewer["password"] + "x")
+    expect_problem(r, 401, "unauthorized")
+
+
 def hsm_vault(label):
     v = Vault(BINARY, base=tempfile.mkdtemp(dir=BASE), init=False)
     v.init("--master-key", TOK.uri(label), "--pkcs11-path", TOK.tokendir)
@@ -86,15 +102,18 @@ def test_init_with_token_master_key():
         for doc_id, data in docs.items():
             r = v.download(doc_id)
             check(r.status == 200 and r.body == data, "download differs", r.status)
+        viewer = v.create_user("viewer")
         check(v.stop() == 0, "the server did not stop cleanly")
         v.start()
         for doc_id, data in docs.items():
             check(v.download(doc_id).body == data, "download differs after a restart")
+        check_logins(v, viewer, "after a restart")
         more = os.urandom(5000)
         mid = v.upload_ok(more, name="after-restart.pdf")["id"]
         v.kill()  # entries past the last checkpoint: recovery needs the record MAC key (from the token)
         v.start()
         check(v.download(mid).body == more, "download differs after kill -9")
+        check_logins(v, viewer, "after kill -9")
         v.stop()
         r = v.cli("audit", "verify", "--data", v.data)
         check(r.returncode == 0, "audit verify refused the log", r.stdout, r.stderr)
@@ -159,6 +178,7 @@ def test_migration():
         r = migrate(v, "m-mig")
         check(r.returncode == 1 and b"stop the server" in r.stderr, "migration ran beside the server", r.stderr)
         check(os.path.exists(os.path.join(v.data, "keys", "master.key")), "a refused migration removed the key")
+        viewer = v.create_user("viewer")
         v.stop()
         r = migrate(v, "m-mig")
         check(r.returncode == 0, "migration failed", r.stdout, r.stderr)
@@ -168,6 +188,11 @@ def test_migration():
         for doc_id, data in docs.items():
             r = v.download(doc_id)
             check(r.status == 200 and r.body == data, "a document from before the migration differs", r.status)
+        check_logins(v, viewer, "after the migration")
+        r = v.request("GET", "/v1/documents?name=old-1.pdf")
+        found = r.json()["documents"] if r.status == 200 else None
+        check(found is not None and [d["name"] for d in found] == ["old-1.pdf"],
+              "a name from before the migration is not found by name", r)
         new = os.urandom(10000)
         nid = v.upload_ok(new)["id"]
         v.kill()
