@@ -4,7 +4,8 @@
 - `coffre evidence ID -o FILE.asics` gives a ZIP whose first entry is `mimetype`, stored, with no
   extra field; `openssl cms -verify` accepts the extracted seal over the extracted document; the
   download is logged as document.evidence; `coffre verify` accepts it with the vault's CA and log
-  key, and a large document's bundle too (the server's memory stays flat);
+  key, and a large document's bundle too (the server's memory stays flat); the document's entry
+  has its clear name; a viewer gets the bundle, an auditor (who reads the seal) is refused;
 - `coffre verify` refuses with exit 3 and the reason: a changed document, a document given with
   --document that is another, a changed signature, a time-stamp over something else (another
   seal's token), a certificate from another CA, a seal certificate expired before its
@@ -17,6 +18,7 @@ Usage: test_evidence.py PATH/TO/coffre
 
 import base64
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -153,6 +155,25 @@ def test_bundle_layout_and_openssl():
     resp = V.request("GET", "/v1/documents/%s/evidence" % DOC_ID)
     check(resp.status == 200 and resp.header("Content-Type") == "application/vnd.etsi.asic-s+zip", "answer", resp)
     check(int(resp.header("Content-Length")) == len(resp.body), "Content-Length is not the body's length")
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+def test_who_reads_it():
+    """The bundle holds the content: a viewer gets it (under the document's clear name), an
+    auditor, who reads the seal and the audit trail, does not."""
+    viewer = V.session_for(V.create_user("viewer"))
+    r = V.request("GET", "/v1/documents/%s/evidence" % DOC_ID, headers=bearer(viewer), auth=False)
+    check(r.status == 200, "a viewer's evidence download: status %d" % r.status, r)
+    with zipfile.ZipFile(io.BytesIO(r.body)) as z:
+        check(z.read("facture 2026-001.pdf") == DOC, "the viewer's bundle does not hold the named document")
+    auditor = V.session_for(V.create_user("auditor"))
+    r = V.request("GET", "/v1/documents/%s/seal" % DOC_ID, headers=bearer(auditor), auth=False)
+    check(r.status == 200, "an auditor reads the seal: status %d" % r.status, r)
+    r = V.request("GET", "/v1/documents/%s/evidence" % DOC_ID, headers=bearer(auditor), auth=False)
+    expect_problem(r, 403, "forbidden")
 
 
 def test_verify_accepts():
@@ -314,7 +335,7 @@ def test_large_document_flat_memory():
 if __name__ == "__main__":
     try:
         setup()
-        rc = run_tests([test_bundle_layout_and_openssl, test_verify_accepts, test_refusals, test_zip64_layout,
+        rc = run_tests([test_bundle_layout_and_openssl, test_who_reads_it, test_verify_accepts, test_refusals, test_zip64_layout,
                         test_no_bundle,
                         test_large_document_flat_memory])
     finally:
