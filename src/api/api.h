@@ -31,6 +31,7 @@ void api_audit_cosignature_cleanup(struct http_request *r);
 int api_audit_tile(struct http_request *r);
 int api_documents_audit(struct http_request *r);
 int api_documents_seal(struct http_request *r);
+int api_documents_evidence(struct http_request *r);
 
 int api_tsa_timestamp_begin(struct http_request *r);
 int api_tsa_timestamp_body(struct http_request *r, const uint8_t *p, size_t n);

@@ -15,6 +15,7 @@ const struct http_route api_routes[] = {
         { "GET", "/v1/documents/{id}/content", "documents.content", .begin = api_documents_content },
         { "GET", "/v1/documents/{id}/audit", "documents.audit", .begin = api_documents_audit },
         { "GET", "/v1/documents/{id}/seal", "documents.seal", .begin = api_documents_seal },
+        { "GET", "/v1/documents/{id}/evidence", "documents.evidence", .begin = api_documents_evidence },
         /* tsa.*: public_ here because [tsa] access decides (public, or any valid token) in the
          * handler; a permission table keyed by route name should keep that rule for these two */
         { "POST", "/v1/tsa", "tsa.timestamp", .public_ = true, .accepts_body = true, .begin = api_tsa_timestamp_begin,

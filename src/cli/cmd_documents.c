@@ -486,6 +486,90 @@ int cmd_get(int argc, char **argv) {
         return r < 0 ? cmd_exit_code(r) : CLI_EXIT_OK;
 }
 
+/* ---- evidence ----------------------------------------------------------------------------- */
+
+static const char evidence_help[] =
+        "Usage: coffre evidence ID -o FILE.asics\n"
+        "\n"
+        "Downloads the document's evidence bundle: an ASiC-S container (ZIP) with the document, its\n"
+        "CAdES seal, the seal and TSA certificate chains, a signed checkpoint of the audit log and the\n"
+        "document's log entries with their inclusion proofs, and META-INF/VERIFY.txt. Check it offline\n"
+        "with `coffre verify FILE.asics` (or openssl, as VERIFY.txt says). FILE appears only once\n"
+        "the whole bundle is in.\n"
+        "\n"
+        "Options:\n"
+        "  -o, --output FILE   where to write the bundle (required)\n" CMD_COMMON_HELP;
+
+static int sink_plain(const void *data, size_t n, void *userdata) {
+        struct sink *s = userdata;
+        if (n > (uint64_t) 1 << 44) /* no bundle is 16 TiB */
+                return -EFBIG;
+        int r = write_all(s->fd, data, n);
+        if (r < 0) {
+                cli_error("cannot write %s: %s", s->what, strerror(-r));
+                return r;
+        }
+        s->received += n;
+        return 0;
+}
+
+int cmd_evidence(int argc, char **argv) {
+        static const struct option options[] = {
+                { "output", required_argument, NULL, 'o' },
+                CMD_COMMON_OPTIONS,
+                {},
+        };
+        struct cmd_opts o = {};
+        const char *output = NULL;
+        int opt, r;
+
+        optind = 0;
+        opterr = 0;
+        while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+                if (opt == 'h') {
+                        fputs(evidence_help, stdout);
+                        return cmd_finish_stdout();
+                } else if (opt == 'o')
+                        output = optarg;
+                else if (!cmd_common_option(opt, &o))
+                        return cmd_bad_option("evidence", argv);
+        }
+        if (argc - optind != 1)
+                return cmd_usage_error("evidence", argc - optind == 0 ? "no ID given" : "only one ID at a time");
+        if (!cmd_id_is_valid(argv[optind]))
+                return cmd_usage_error("evidence", "not a document ID (letters, digits, '-' and '_')");
+        if (!output || !output[0] || strcmp(output, "-") == 0)
+                return cmd_usage_error("evidence", "-o FILE.asics is required");
+
+        _cleanup_(client_freep) struct client *c = NULL;
+        r = cmd_open_client(&o, &c);
+        if (r < 0)
+                return cmd_exit_code(r);
+        _cleanup_buf_ struct buf path = {};
+        buf_init(&path, 0);
+        if (buf_append_str(&path, "/v1/documents/") < 0 || client_url_encode(&path, argv[optind]) < 0 ||
+            buf_append_str(&path, "/evidence") < 0 || !buf_str(&path))
+                return cmd_exit_code(-ENOMEM);
+        struct out_file out;
+        r = out_file_open(output, &out);
+        if (r < 0) {
+                cli_error("cannot write %s: %s", output, strerror(-r));
+                return cmd_exit_code(r);
+        }
+        struct sink sk = { .fd = out.fd, .what = output };
+        r = client_download(c, buf_str(&path), sink_plain, &sk, NULL, NULL);
+        if (r >= 0) {
+                r = out_file_commit(&out, output, 0644);
+                if (r < 0)
+                        cli_error("cannot write %s: %s", output, strerror(-r));
+        }
+        out_file_abort(&out);
+        if (r < 0)
+                return cmd_exit_code(r);
+        printf("%s: evidence bundle of %s, %" PRIu64 " bytes\n", output, argv[optind], sk.received);
+        return CLI_EXIT_OK;
+}
+
 /* ---- ls ----------------------------------------------------------------------------------- */
 
 static const char ls_help[] =

@@ -47,6 +47,8 @@ int cmd_init(int argc, char **argv) {
                 { "tls-cert", required_argument, NULL, 'c' },
                 { "tls-key", required_argument, NULL, 'k' },
                 { "org-name", required_argument, NULL, 'o' },
+                { "master-key", required_argument, NULL, 'm' },
+                { "pkcs11-path", required_argument, NULL, 'P' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -68,10 +70,23 @@ int cmd_init(int argc, char **argv) {
                 case 'o':
                         o.org_name = optarg;
                         break;
+                case 'm':
+                        o.master_key = optarg;
+                        break;
+                case 'P':
+                        if (o.n_pkcs11_path >= ELEMENTSOF(o.pkcs11_path))
+                                return usage_error("init", "too many --pkcs11-path");
+                        o.pkcs11_path[o.n_pkcs11_path++] = optarg;
+                        break;
                 case 'h':
-                        printf("Usage: coffre init --data DIR [--tls-cert FILE --tls-key FILE] [--org-name NAME]\n\n"
+                        printf("Usage: coffre init --data DIR [--tls-cert FILE --tls-key FILE] [--org-name NAME]\n"
+                               "                   [--master-key pkcs11:token=T;object=L;pin-source=file:PIN\n"
+                               "                    [--pkcs11-path TOKEN-DIR]...]\n\n"
                                "Creates a new vault in DIR (which must not exist or be empty):\n"
-                               "  DIR/keys/master.key   the master key (32 random bytes, mode 0600)\n"
+                               "  DIR/keys/master.key   the master key (32 random bytes, mode 0600), or with\n"
+                               "                        --master-key two keys on a PKCS#11 token that never\n"
+                               "                        leave it (AES-256 L and HMAC L-hmac, made when missing);\n"
+                               "                        --pkcs11-path: what the module reads once sandboxed\n"
                                "  DIR/tls/              a self-signed ECDSA P-256 certificate for localhost,\n"
                                "                        or the given PEM pair\n"
                                "  DIR/meta.db, DIR/keyring.db, DIR/objects/, DIR/tmp/\n"
@@ -114,6 +129,9 @@ static int serve_lock_down(void *ud) {
                         return r;
         } else
                 log_warn("sandbox disabled by [server] sandbox = false: the server can read every file it can reach");
+        r = vault_check_master(v);
+        if (r < 0)
+                return r;
         r = ledger_start(vault_ledger(v));
         if (r < 0)
                 log_error("cannot start the checkpointer: %s", strerror(-r));
@@ -271,6 +289,96 @@ int cmd_serve(int argc, char **argv) {
         return 0;
 }
 
+static int cmd_key_import(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "data", required_argument, NULL, 'd' },
+                { "seal", required_argument, NULL, 's' },
+                { "tsa", required_argument, NULL, 't' },
+                { "chain", required_argument, NULL, 'c' },
+                { "key", required_argument, NULL, 'k' },
+                { "org", required_argument, NULL, 'o' },
+                {},
+        };
+        const char *data = NULL, *seal = NULL, *tsa = NULL, *chain = NULL, *key = NULL, *org = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "d:", opts, NULL)) >= 0)
+                switch (c) {
+                case 'd':
+                        data = optarg;
+                        break;
+                case 's':
+                        seal = optarg;
+                        break;
+                case 't':
+                        tsa = optarg;
+                        break;
+                case 'c':
+                        chain = optarg;
+                        break;
+                case 'k':
+                        key = optarg;
+                        break;
+                case 'o':
+                        org = optarg;
+                        break;
+                default:
+                        return usage_error("key", "unknown option");
+                }
+        if (!data || !key || (!seal == !tsa) || optind != argc || (tsa && org))
+                return usage_error(
+                        "key", "import needs --data DIR, one of --seal CERT --org ID or --tsa CERT, and --key FILE");
+        int r = vault_key_import(data, tsa != NULL, org, tsa ? tsa : seal, chain, key);
+        if (r < 0) {
+                fprintf(stderr, "coffre key import: %s\n",
+                        r == -EBUSY        ? "the vault is in use (stop the server first)"
+                        : r == -EINVAL     ? "refused (see the line above); nothing was installed"
+                        : r == -EOPNOTSUPP ? "not supported (see the line above); nothing was installed"
+                                           : strerror(-r));
+                return 1;
+        }
+        printf("Installed; restart the server to use it.\n");
+        return 0;
+}
+
+static int cmd_key_migrate_master(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "data", required_argument, NULL, 'd' },
+                { "to", required_argument, NULL, 't' },
+                { "pkcs11-path", required_argument, NULL, 'P' },
+                {},
+        };
+        const char *data = NULL, *to = NULL;
+        char *paths[4];
+        size_t n_paths = 0;
+        int c;
+        while ((c = getopt_long(argc, argv, "d:", opts, NULL)) >= 0)
+                switch (c) {
+                case 'd':
+                        data = optarg;
+                        break;
+                case 't':
+                        to = optarg;
+                        break;
+                case 'P':
+                        if (n_paths >= ELEMENTSOF(paths))
+                                return usage_error("key", "too many --pkcs11-path");
+                        paths[n_paths++] = optarg;
+                        break;
+                default:
+                        return usage_error("key", "unknown option");
+                }
+        if (!data || !to || optind != argc)
+                return usage_error("key", "migrate-master needs --data DIR and --to pkcs11:URI");
+        int r = vault_migrate_master(data, to, paths, n_paths);
+        if (r < 0) {
+                fprintf(stderr, "coffre key migrate-master: %s\n",
+                        r == -EBUSY ? "the vault is in use (stop the server first)" : strerror(-r));
+                return r == -EINVAL ? 2 : 1;
+        }
+        printf("The master key is now on the PKCS#11 token; keys/master.key is removed.\n");
+        return 0;
+}
+
 int cmd_key(int argc, char **argv) {
         static const struct option opts[] = {
                 { "data", required_argument, NULL, 'd' },
@@ -282,14 +390,44 @@ int cmd_key(int argc, char **argv) {
         int c;
 
         if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-                printf("Usage: coffre key rotate --data DIR [--org ID]\n\n"
-                       "Creates a new version of the organisation's key encryption key (all organisations\n"
-                       "without --org), rewraps every document key under it, then destroys the old version.\n"
-                       "No document is rewritten. Safe to interrupt and run again.\n");
+                printf("Usage: coffre key rotate --data DIR [--org ID]\n"
+                       "       coffre key migrate-master --data DIR --to pkcs11:URI [--pkcs11-path DIR]...\n"
+                       "       coffre key list --data DIR\n"
+                       "       coffre key import --data DIR --seal CERT --org ID | --tsa CERT [--chain CHAIN]\n"
+                       "                         --key FILE|pkcs11:URI\n\n"
+                       "import: installs a seal or TSA certificate issued elsewhere with its key (server\n"
+                       "stopped), once the key is the certificate's, the chain up to a self-signed root\n"
+                       "verifies, the certificate is valid now and fit for the use (TSA: critical extended\n"
+                       "key usage timeStamping; seal: digitalSignature or nonRepudiation). The previous pair\n"
+                       "is kept as keys/NAME.old.\n\n"
+                       "list: the master, log, CA, TSA and seal keys in use (a file or a PKCS#11 URI), each\n"
+                       "certificate's subject and notAfter, and a WARNING for one expiring within 30 days.\n\n"
+                       "rotate: creates a new version of the organisation's key encryption key (all\n"
+                       "organisations without --org), rewraps every document key under it, then destroys\n"
+                       "the old version. No document is rewritten. Safe to interrupt and run again.\n\n"
+                       "migrate-master: moves the master key from DIR/keys/master.key to a PKCS#11 token\n"
+                       "(server stopped): rewraps every organisation key under the token's AES key in one\n"
+                       "transaction, reads them back, points coffre.conf at the URI, and only then removes\n"
+                       "the file. Safe to interrupt and run again.\n");
                 return argc < 2 ? 2 : 0;
         }
+        if (strcmp(argv[1], "migrate-master") == 0)
+                return cmd_key_migrate_master(argc - 1, argv + 1);
+        if (strcmp(argv[1], "import") == 0)
+                return cmd_key_import(argc - 1, argv + 1);
+        if (strcmp(argv[1], "list") == 0) {
+                if (argc != 4 || strcmp(argv[2], "--data") != 0)
+                        return usage_error("key", "list needs --data DIR");
+                unsigned warnings = 0;
+                if (vault_key_list(argv[3], stdout, &warnings) < 0)
+                        return 1;
+                if (warnings)
+                        fprintf(stderr, "coffre key list: %u certificate(s) expired, expiring within 30 days, or unreadable\n",
+                                warnings);
+                return 0;
+        }
         if (strcmp(argv[1], "rotate") != 0)
-                return usage_error("key", "unknown subcommand (want: rotate)");
+                return usage_error("key", "unknown subcommand (want: rotate, migrate-master, list, import)");
         argc--;
         argv++;
         while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) >= 0)

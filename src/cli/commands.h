@@ -13,6 +13,8 @@ enum {
 int cmd_put(int argc, char **argv);
 /* coffre get ID [-o FILE] */
 int cmd_get(int argc, char **argv);
+/* coffre evidence ID -o FILE.asics */
+int cmd_evidence(int argc, char **argv);
 /* coffre ls [--class C] [--after DATE] [--before DATE] [--limit N] [--json] */
 int cmd_ls(int argc, char **argv);
 /* coffre rm ID... */
@@ -28,3 +30,5 @@ int cmd_2fa(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_org(int argc, char **argv);
+/* coffre verify --tsr REPLY | --token TOKEN --data FILE --ca CA.pem (offline) */
+int cmd_verify(int argc, char **argv);

@@ -79,11 +79,11 @@ int parse_size(const char *s, uint64_t *ret) {
         return 0;
 }
 
-/* Values with ';' or '#' are refused: inih reads " ;" as the start of a comment, so such a value
- * would not survive being written back. */
+/* Values with '#' or a ';' after a blank are refused: inih reads " ;" as the start of a comment,
+ * so such a value would not survive being written back. A ';' inside a word stays (PKCS#11 URIs). */
 static int copy_str(char *dst, size_t n, const char *v) {
         size_t l = strlen(v);
-        if (l >= n || strpbrk(v, ";#"))
+        if (l >= n || strchr(v, '#') || v[0] == ';' || strstr(v, " ;") || strstr(v, "\t;"))
                 return 0;
         memcpy(dst, v, l + 1);
         return 1;
@@ -146,6 +146,11 @@ static int handler(void *ud, const char *section, const char *name, const char *
                 return copy_str(c->tls_key, sizeof c->tls_key, value);
         if (IS("keys", "master"))
                 return copy_str(c->master_key, sizeof c->master_key, value);
+        if (IS("keys", "pkcs11_path")) {
+                if (c->n_pkcs11_path >= VAULT_MAX_PKCS11_PATHS || value[0] != '/')
+                        return 0;
+                return copy_str(c->pkcs11_path[c->n_pkcs11_path++], sizeof c->pkcs11_path[0], value);
+        }
         if (IS("audit", "origin"))
                 return copy_str(c->audit_origin, sizeof c->audit_origin, value);
         if (IS("audit", "stall_timeout"))
@@ -265,17 +270,22 @@ int vault_config_write(const char *path, const struct vault_config *c) {
                            "# metrics = token (an admin token), loopback (127.0.0.0/8, ::1) or public\n"
                            "metrics = %s\n\n"
                            "[tls]\ncert = %s\nkey = %s\n\n"
-                           "[keys]\nmaster = %s\n\n"
-                           "[seal]\n# enabled = no stores documents without a seal; exempt_classes = a, b\n"
-                           "enabled = %s\n\n"
-                           "[tsa]\n# access = token (any valid token) or public\naccess = %s\naccuracy_ms = %u\n\n"
-                           "[audit]\norigin = %s\n"
-                           "# witness = <vkey of a witness whose cosignatures are accepted>, one line each\n",
+                           "[keys]\nmaster = %s\n"
+                           "# pkcs11_path = <directory the PKCS#11 module keeps its tokens in>, one line each\n",
                            c->vault_id, c->default_class, c->listen, (unsigned long long) c->max_body,
                            c->max_connections, c->max_connections_per_ip, c->idle_timeout, c->shutdown_timeout,
                            c->header_timeout, c->body_min_rate, c->body_rate_window, c->metrics_access, c->tls_cert,
-                           c->tls_key, c->master_key, c->seal ? "yes" : "no", c->tsa_access, c->tsa_accuracy_ms,
-                           c->audit_origin);
+                           c->tls_key, c->master_key);
+        for (size_t i = 0; r >= 0 && i < c->n_pkcs11_path; i++)
+                r = buf_printf(&b, "pkcs11_path = %s\n", c->pkcs11_path[i]);
+        if (r >= 0)
+                r = buf_printf(&b,
+                               "\n[seal]\n# enabled = no stores documents without a seal; exempt_classes = a, b\n"
+                               "enabled = %s\n\n"
+                               "[tsa]\n# access = token (any valid token) or public\naccess = %s\naccuracy_ms = %u\n\n"
+                               "[audit]\norigin = %s\n"
+                               "# witness = <vkey of a witness whose cosignatures are accepted>, one line each\n",
+                               c->seal ? "yes" : "no", c->tsa_access, c->tsa_accuracy_ms, c->audit_origin);
         for (size_t i = 0; r >= 0 && i < c->n_witness; i++)
                 r = buf_printf(&b, "witness = %s\n", c->witness[i]);
         if (r < 0)

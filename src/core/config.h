@@ -7,6 +7,7 @@
 #include "macro.h"
 
 #define VAULT_MAX_WITNESSES 16
+#define VAULT_MAX_PKCS11_PATHS 4
 
 struct vault_config {
         char vault_id[33];
@@ -23,7 +24,10 @@ struct vault_config {
         bool sandbox;                 /* [server] sandbox: Landlock + seccomp once serving */
         char tls_cert[256];           /* relative to DATA or absolute */
         char tls_key[256];
-        char master_key[256];
+        char master_key[1024];                         /* a path, or a pkcs11: URI (the key on a token) */
+        char pkcs11_path[VAULT_MAX_PKCS11_PATHS][256]; /* [keys] pkcs11_path: what the PKCS#11 module
+                                                        * reads and writes once sandboxed (its token store) */
+        size_t n_pkcs11_path;
         char audit_origin[128];
         char default_class[65];
         char witness[VAULT_MAX_WITNESSES][512]; /* [audit] witness = <vkey>, one line each */

@@ -12,6 +12,7 @@
 
 #include "blob/blob.h"
 #include "crypto/keyring.h"
+#include "crypto/p11_uri.h"
 #include "fileio.h"
 #include "hex.h"
 #include "ledger.h"
@@ -156,6 +157,19 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         }
         if (o->tls_cert && (r = tls_pair_check(o->tls_cert, o->tls_key)) < 0)
                 return r;
+        if (o->master_key) {
+                struct p11_uri u;
+                const char *why;
+                if (p11_uri_parse(o->master_key, &u, &why) < 0) {
+                        log_error("--master-key: %s", why);
+                        return -EINVAL;
+                }
+                if (strlen(o->master_key) >= sizeof c.master_key || strchr(o->master_key, '#') ||
+                    strstr(o->master_key, " ;") || strstr(o->master_key, "\t;")) {
+                        log_error("--master-key: the URI cannot be written to coffre.conf (too long, or '#', or ' ;')");
+                        return -EINVAL;
+                }
+        }
         r = mkdir_p(dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "cannot create %s: %s", dir, strerror(-r));
@@ -164,13 +178,23 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         randombytes_buf(raw, sizeof raw);
         hex_encode(raw, sizeof raw, c.vault_id);
         snprintf(c.audit_origin, sizeof c.audit_origin, "coffre.localhost/%.16s", c.vault_id);
+        if (o->master_key)
+                snprintf(c.master_key, sizeof c.master_key, "%s", o->master_key);
+        for (size_t i = 0; i < o->n_pkcs11_path && i < VAULT_MAX_PKCS11_PATHS; i++) {
+                if (o->pkcs11_path[i][0] != '/' || strlen(o->pkcs11_path[i]) >= sizeof c.pkcs11_path[0] ||
+                    strpbrk(o->pkcs11_path[i], ";#")) {
+                        log_error("--pkcs11-path must be an absolute path without ';' or '#'");
+                        return -EINVAL;
+                }
+                snprintf(c.pkcs11_path[c.n_pkcs11_path++], sizeof c.pkcs11_path[0], "%s", o->pkcs11_path[i]);
+        }
 
         _cleanup_free_ char *keys = path_join(dir, "keys");
         _cleanup_free_ char *tls = path_join(dir, "tls");
         _cleanup_free_ char *conf = path_join(dir, "coffre.conf");
         _cleanup_free_ char *meta = path_join(dir, "meta.db");
         _cleanup_free_ char *kr = path_join(dir, "keyring.db");
-        _cleanup_free_ char *mk = path_join(dir, c.master_key);
+        _cleanup_free_ char *mk = path_join(dir, o->master_key ? "keys/master.key" : c.master_key);
         _cleanup_free_ char *cert = path_join(dir, c.tls_cert);
         _cleanup_free_ char *key = path_join(dir, c.tls_key);
         _cleanup_free_ char *tokfile = path_join(dir, "bootstrap-token");
@@ -179,9 +203,11 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         if ((r = mkdir_p(keys, 0700)) < 0 || (r = mkdir_p(tls, 0755)) < 0)
                 return log_error_errno(r, "cannot create directories in %s: %s", dir, strerror(-r));
 
-        r = master_key_create_file(mk);
-        if (r < 0)
-                return log_error_errno(r, "cannot create the master key: %s", strerror(-r));
+        if (!o->master_key) {
+                r = master_key_create_file(mk);
+                if (r < 0)
+                        return log_error_errno(r, "cannot create the master key: %s", strerror(-r));
+        }
         if (o->tls_cert) {
                 if ((r = copy_file(o->tls_cert, cert, 0644)) < 0 || (r = copy_file(o->tls_key, key, 0600)) < 0)
                         return log_error_errno(r, "cannot install the TLS pair: %s", strerror(-r));
@@ -200,9 +226,12 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         if (r < 0)
                 return log_error_errno(r, "cannot create the object store: %s", strerror(-r));
         struct master_key *m = NULL;
-        r = master_key_load_file(mk, &m);
+        if (o->master_key)
+                r = master_key_load_pkcs11(o->master_key, true, NULL, &m); /* logs why */
+        else if ((r = master_key_load_file(mk, &m)) < 0)
+                log_error("cannot load the master key: %s", strerror(-r));
         if (r < 0)
-                return log_error_errno(r, "cannot load the master key: %s", strerror(-r));
+                return r;
         r = master_key_derive(m, "audit record mac", record_key);
         if (r < 0) {
                 master_key_free(m);

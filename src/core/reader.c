@@ -57,6 +57,11 @@ void vault_reader_free(struct vault_reader *r) {
 
 int vault_document_open(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id,
                         struct store_document *ret_doc, struct vault_reader **ret) {
+        return vault_document_open_as(v, a, id, request_id, "document.read", ret_doc, ret);
+}
+
+int vault_document_open_as(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id,
+                           const char *action, struct store_document *ret_doc, struct vault_reader **ret) {
         struct store_document d;
         uint8_t raw[16], dek[KEYRING_KEY_SIZE];
         uint64_t csize = 0;
@@ -93,7 +98,7 @@ int vault_document_open(struct vault *v, const struct vault_actor *a, const char
                 return -EBADMSG;
         }
         rd->size = d.size;
-        r = vault_record(v, a->org_id, a->actor_id, "document.read", d.id, d.sha256, request_id, NULL);
+        r = vault_record(v, a->org_id, a->actor_id, action, d.id, d.sha256, request_id, NULL);
         if (r < 0)
                 return r;
         *ret_doc = d;

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "crypto/p11_uri.h"
 #include "fileio.h"
 #include "log.h"
 #include "sandbox.h"
@@ -188,6 +189,10 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
                 r = landlock_allow_in(rs, v, c->tls_cert, LANDLOCK_ACCESS_FS_READ_FILE, handled, false);
         if (r >= 0)
                 r = landlock_allow_in(rs, v, c->tls_key, LANDLOCK_ACCESS_FS_READ_FILE, handled, false);
+        /* A master key on a PKCS#11 token: the module's token store (SoftHSM2 rereads its object
+         * files on use), only when the operator names it. */
+        for (size_t i = 0; r >= 0 && p11_uri_is(c->master_key) && i < c->n_pkcs11_path; i++)
+                r = landlock_allow(rs, c->pkcs11_path[i], FS_TREE_RW, handled, false);
         if (r >= 0)
                 r = landlock_allow(rs, "/dev/urandom", LANDLOCK_ACCESS_FS_READ_FILE, handled, true);
         if (r >= 0)

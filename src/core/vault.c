@@ -459,20 +459,22 @@ int vault_check_class(const char *class_, const char **ret_reason) {
 static int vault_open_parts(struct vault *v) {
         _cleanup_free_ char *meta = path_join(v->dir, "meta.db");
         _cleanup_free_ char *kr = path_join(v->dir, "keyring.db");
-        _cleanup_free_ char *mk = vault_path(v, v->config.master_key);
         struct master_key *m = NULL;
         int r;
 
-        if (!meta || !kr || !mk)
+        if (!meta || !kr)
                 return -ENOMEM;
         /* the ledger first: it forks the signer, which must happen before any thread exists */
         char *witnesses[VAULT_MAX_WITNESSES];
         for (size_t i = 0; i < v->config.n_witness; i++)
                 witnesses[i] = v->config.witness[i];
-        signer_set_seal_options(&(struct signer_seal_options){
+        struct signer_seal_options so = {
                 .tsa_policy = *v->config.tsa_policy ? v->config.tsa_policy : NULL,
                 .tsa_accuracy_ms = v->config.tsa_accuracy_ms,
-        });
+        };
+        for (size_t i = 0; i < v->config.n_pkcs11_path && i < SIGNER_PKCS11_PATHS_MAX; i++)
+                so.pkcs11_paths[so.n_pkcs11_paths++] = v->config.pkcs11_path[i];
+        signer_set_seal_options(&so);
         r = ledger_open(v->dir, v->config.audit_origin, witnesses, v->config.n_witness, &v->ledger);
         if (r < 0)
                 return r;
@@ -486,9 +488,9 @@ static int vault_open_parts(struct vault *v) {
         r = blob_fs_open(v->dir, false, &v->blob);
         if (r < 0)
                 return log_error_errno(r, "cannot open the object store in %s: %s", v->dir, strerror(-r));
-        r = master_key_load_file(mk, &m);
+        r = master_key_load(v->config.master_key, v->dir, &m); /* a file, or a PKCS#11 URI; logs why */
         if (r < 0)
-                return log_error_errno(r, "cannot load the master key %s: %s", mk, strerror(-r));
+                return r;
         /* every audit entry carries a MAC under a key only this vault has: after a crash, the
          * entries no checkpoint covers are signed only if they are provably the server's own */
         uint8_t record_key[KEYRING_KEY_SIZE];
@@ -552,6 +554,19 @@ static bool reserve_release(struct vault *v) {
                 return false;
         log_warn("the disk is full: the space kept for deletions is now used");
         return true;
+}
+
+int vault_check_master(struct vault *v) {
+        int r = keyring_master_probe(v->keyring);
+        if (r < 0 && keyring_master_is_token(v->keyring))
+                return log_error_errno(r, "the master key's PKCS#11 token does not answer%s: %s",
+                                       v->config.sandbox ? " inside the sandbox (name the directory the module keeps "
+                                                           "its tokens in with [keys] pkcs11_path)"
+                                                         : "",
+                                       strerror(-r));
+        if (r < 0)
+                return log_error_errno(r, "the master key does not open the keyring: %s", strerror(-r));
+        return 0;
 }
 
 int vault_open(const char *dir, struct vault **ret) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,10 @@ struct vault_init_options {
         const char *tls_cert; /* PEM files to use instead of a self-signed pair; both or neither */
         const char *tls_key;
         const char *org_name;
+        const char *master_key;     /* a pkcs11: URI: the master key on a token (made there when missing),
+                                 * instead of DATA/keys/master.key */
+        const char *pkcs11_path[4]; /* [keys] pkcs11_path: the module's token store, for the sandbox */
+        size_t n_pkcs11_path;
 };
 
 /* Creates a new vault in dir (which must not exist or be empty). Returns the bootstrap token
@@ -52,6 +57,21 @@ struct vault_init_options {
 int vault_init(const char *dir, const struct vault_init_options *o, char **ret_token) _warn_unused_;
 
 int vault_open(const char *dir, struct vault **ret) _warn_unused_;
+/* `coffre key list` (keylist.c): each key in use, where it is, and each certificate's subject and
+ * notAfter, to out. *ret_warnings: certificates expired, expiring within 30 days or unreadable. */
+int vault_key_list(const char *dir, FILE *out, unsigned *ret_warnings) _warn_unused_;
+/* `coffre key import` (keyimport.c): a seal (org_id) or TSA certificate with its chain and key
+ * file, checked, installed in place of the current pair. -EBUSY while a server runs; -EINVAL
+ * (logged) when a check fails. key_spec: a PEM file or a pkcs11: URI. */
+int vault_key_import(const char *dir, bool tsa, const char *org_id, const char *cert_file, const char *chain_file,
+                     const char *key_spec) _warn_unused_;
+/* Unwraps a key under the master key (after the sandbox is on: a token must still answer). Logs why. */
+int vault_check_master(struct vault *v) _warn_unused_;
+/* `coffre key migrate-master`: the master key from DATA/keys/master.key to the token uri names
+ * (master_migrate.c), writing pkcs11_paths as [keys] pkcs11_path. -EBUSY while a server runs; safe
+ * to interrupt and rerun. Logs each step. */
+int vault_migrate_master(const char *dir, const char *uri, char *const *pkcs11_paths, size_t n_pkcs11_paths)
+        _warn_unused_;
 void vault_close(struct vault *v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct vault *, vault_close);
 

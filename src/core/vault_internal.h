@@ -46,6 +46,9 @@ int vault_seal_encrypt(const uint8_t dek[32], const char *doc_id, const uint8_t 
 int vault_seal_decrypt(const uint8_t dek[32], const char *doc_id, const uint8_t *p, size_t n, uint8_t **ret,
                        size_t *ret_len) _warn_unused_;
 
+/* vault_document_open() logging action ("document.evidence", ...) instead of document.read. */
+int vault_document_open_as(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id,
+                           const char *action, struct store_document *ret_doc, struct vault_reader **ret) _warn_unused_;
 /* Appends an audit entry (durable on return) and indexes it under its object. details_plain
  * (which may hold personal data) is sealed under the organisation's audit key. */
 int vault_record(struct vault *v, const char *org_id, const char *actor_id, const char *action, const char *object_id,

@@ -21,11 +21,18 @@
 #include "key_wrap.h"
 #include "keyring_db.h"
 #include "log.h"
+#include "p11_master.h"
+#include "p11_uri.h"
 
+/* The master key is a file's 32 bytes (key) or two keys on a PKCS#11 token (hsm); never both. */
 struct master_key {
         uint8_t *key; /* sodium_malloc'd, locked, read-only */
+        struct p11_master *hsm;
         uint8_t id[KEYRING_ID_SIZE];
 };
+
+/* The format byte of a wrapped key (key_wrap.c): the token's wrapping has the same layout. */
+#define MASTER_WRAP_FORMAT 1u
 
 /* One queued keyring_dek_new call; lives on the caller's stack until done. */
 struct keyring {
@@ -88,10 +95,30 @@ static int master_key_derive_id(const uint8_t key[KEYRING_KEY_SIZE], uint8_t id[
         return r;
 }
 
+/* A token master key's id: an HMAC inside the token, under its own label (never the file's id). */
+static int master_key_derive_id_hsm(struct p11_master *h, uint8_t id[KEYRING_ID_SIZE]) {
+        static const char label[] = "coffre master key id v1 pkcs11";
+        uint8_t mac[32];
+        int r = p11_master_hmac(h, (const uint8_t *) label, sizeof label - 1, NULL, 0, mac);
+        if (r == 0)
+                memcpy(id, mac, KEYRING_ID_SIZE);
+        sodium_memzero(mac, sizeof mac);
+        return r;
+}
+
 int master_key_derive(const struct master_key *m, const char *label, uint8_t out[KEYRING_KEY_SIZE]) {
         crypto_auth_hmacsha256_state st;
         uint8_t mac[crypto_auth_hmacsha256_BYTES];
         static const char prefix[] = "coffre derived key v1: ";
+        if (m->hsm) {
+                /* the same HMAC, computed inside the token: a migrated vault derives the same keys */
+                int r = p11_master_hmac(m->hsm, (const uint8_t *) prefix, sizeof prefix - 1, (const uint8_t *) label,
+                                        strlen(label), mac);
+                if (r == 0)
+                        memcpy(out, mac, KEYRING_KEY_SIZE);
+                sodium_memzero(mac, sizeof mac);
+                return r;
+        }
         int r = crypto_auth_hmacsha256_init(&st, m->key, KEYRING_KEY_SIZE) == 0 &&
                                 crypto_auth_hmacsha256_update(&st, (const uint8_t *) prefix, sizeof prefix - 1) == 0 &&
                                 crypto_auth_hmacsha256_update(&st, (const uint8_t *) label, strlen(label)) == 0 &&
@@ -109,7 +136,64 @@ void master_key_free(struct master_key *m) {
         if (!m)
                 return;
         sodium_free(m->key); /* wipes and unlocks */
+        p11_master_free(m->hsm);
         free(m);
+}
+
+bool master_key_is_token(const struct master_key *m) {
+        return m && m->hsm;
+}
+
+int master_key_load_pkcs11(const char *uri, bool create, const struct master_key *import_from,
+                           struct master_key **ret) {
+        if (!uri || !ret || (import_from && !import_from->key))
+                return -EINVAL;
+        _cleanup_(master_key_freep) struct master_key *m = calloc(1, sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        int r = p11_master_open(uri, create || import_from, import_from ? import_from->key : NULL, &m->hsm);
+        if (r < 0)
+                return r;
+        r = master_key_derive_id_hsm(m->hsm, m->id);
+        if (r < 0)
+                return log_error_errno(r, "the PKCS#11 token failed to compute the master key's id");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int master_key_load(const char *spec, const char *base_dir, struct master_key **ret) {
+        if (!spec || !ret)
+                return -EINVAL;
+        if (p11_uri_is(spec))
+                return master_key_load_pkcs11(spec, false, NULL, ret);
+        _cleanup_free_ char *path = base_dir && spec[0] != '/' ? path_join(base_dir, spec) : strdup(spec);
+        if (!path)
+                return -ENOMEM;
+        int r = master_key_load_file(path, ret);
+        if (r < 0)
+                return log_error_errno(r, "cannot load the master key %s: %s", path,
+                                       r == -EPERM ? "group or others may read it" : strerror(-r));
+        return 0;
+}
+
+/* AES-256-GCM under the master key (in the token or here), in key_wrap.c's layout. */
+static int master_wrap(const struct master_key *m, const uint8_t *aad, size_t aad_len,
+                       const uint8_t key[KEYRING_KEY_SIZE], uint8_t out[KEY_WRAP_SIZE]) {
+        if (!m->hsm)
+                return key_wrap(m->key, aad, aad_len, key, out);
+        out[0] = MASTER_WRAP_FORMAT;
+        randombytes_buf(out + 1, P11_MASTER_NONCE);
+        return p11_master_seal(m->hsm, out + 1, aad, aad_len, key, KEYRING_KEY_SIZE, out + 1 + P11_MASTER_NONCE);
+}
+
+static int master_unwrap(const struct master_key *m, const uint8_t *aad, size_t aad_len, const uint8_t *wrapped,
+                         size_t wrapped_len, uint8_t out[KEYRING_KEY_SIZE]) {
+        if (!m->hsm)
+                return key_unwrap(m->key, aad, aad_len, wrapped, wrapped_len, out);
+        if (!wrapped || wrapped_len != KEY_WRAP_SIZE || wrapped[0] != MASTER_WRAP_FORMAT)
+                return -EBADMSG;
+        return p11_master_open_sealed(m->hsm, wrapped + 1, aad, aad_len, wrapped + 1 + P11_MASTER_NONCE,
+                                      KEYRING_KEY_SIZE, out);
 }
 
 int master_key_create_file(const char *path) {
@@ -283,7 +367,7 @@ static int kek_unwrap(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], 
                       size_t wrapped_len, uint8_t out[KEYRING_KEY_SIZE]) {
         uint8_t aad[KEY_WRAP_AAD_MAX];
         size_t aad_len = key_wrap_aad_kek(kek_id, version, aad);
-        return key_unwrap(k->master->key, aad, aad_len, wrapped, wrapped_len, out);
+        return master_unwrap(k->master, aad, aad_len, wrapped, wrapped_len, out);
 }
 
 /* Makes version `version` of a KEK and stores it (inside the caller's transaction). */
@@ -291,7 +375,7 @@ static int kek_insert_new(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZ
         uint8_t kek[KEYRING_KEY_SIZE], aad[KEY_WRAP_AAD_MAX], wrapped[KEY_WRAP_SIZE];
         randombytes_buf(kek, sizeof kek);
         size_t aad_len = key_wrap_aad_kek(kek_id, version, aad);
-        int r = key_wrap(k->master->key, aad, aad_len, kek, wrapped);
+        int r = master_wrap(k->master, aad, aad_len, kek, wrapped);
         sodium_memzero(kek, sizeof kek);
         if (r < 0)
                 return r;
@@ -807,4 +891,130 @@ int keyring_rotate(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE], uin
         if (ret_version)
                 *ret_version = version;
         return 0;
+}
+
+/* ---- change of master key ---- */
+
+/* One KEK row under the master key to: rewrapped (unwrapped under the current master key first)
+ * unless it already is, and checked to open under to either way. Inside the caller's transaction. */
+static int kek_row_to_master(struct keyring *k, const struct kdb_kek_row *w, const struct master_key *to,
+                             bool *ret_rewrapped) {
+        uint8_t aad[KEY_WRAP_AAD_MAX], kek[KEYRING_KEY_SIZE], check[KEYRING_KEY_SIZE], wrapped[KEY_WRAP_SIZE];
+        size_t aad_len = key_wrap_aad_kek(w->kek_id, w->version, aad);
+        int r;
+        *ret_rewrapped = false;
+        if (memcmp(w->master_id, to->id, KEYRING_ID_SIZE) == 0) {
+                r = master_unwrap(to, aad, aad_len, w->wrapped, w->wrapped_len, check);
+                sodium_memzero(check, sizeof check);
+                return r;
+        }
+        r = master_unwrap(k->master, aad, aad_len, w->wrapped, w->wrapped_len, kek);
+        if (r >= 0)
+                r = master_wrap(to, aad, aad_len, kek, wrapped);
+        if (r >= 0)
+                r = master_unwrap(to, aad, aad_len, wrapped, sizeof wrapped, check);
+        if (r >= 0 && sodium_memcmp(kek, check, KEYRING_KEY_SIZE) != 0)
+                r = -EIO;
+        sodium_memzero(kek, sizeof kek);
+        sodium_memzero(check, sizeof check);
+        if (r >= 0)
+                r = kdb_kek_rewrap_master(k->wdb, w->kek_id, w->version, to->id, wrapped, sizeof wrapped);
+        if (r >= 0)
+                *ret_rewrapped = true;
+        return r;
+}
+
+int keyring_change_master(struct keyring *k, struct master_key *to, size_t *ret_rewrapped) {
+        _cleanup_(master_key_freep) struct master_key *owned = to;
+        _cleanup_free_ struct kdb_kek_row *rows = NULL;
+        size_t n = 0, rewrapped = 0;
+        int r;
+
+        if (!k || !to)
+                return -EINVAL;
+        /* One transaction: every KEK moves to the new master key, and keyring.db names it, or
+         * nothing changes. There is one KEK row per organisation and version: it fits. */
+        pthread_mutex_lock(&k->wlock);
+        r = kdb_begin(k->wdb);
+        if (r >= 0) {
+                r = kdb_kek_all(k->wdb, &rows, &n);
+                for (size_t i = 0; r >= 0 && i < n; i++) {
+                        bool done;
+                        r = kek_row_to_master(k, &rows[i], to, &done);
+                        if (r == -EBADMSG)
+                                log_error("keyring: a key encryption key opens under neither master key");
+                        rewrapped += done;
+                }
+                if (r >= 0)
+                        r = kdb_meta_put(k->wdb, "master_key_id", to->id, KEYRING_ID_SIZE);
+                r = kdb_end(k->wdb, r); /* synchronous=FULL: durable on return */
+        }
+        pthread_mutex_unlock(&k->wlock);
+        if (rows)
+                sodium_memzero(rows, n * sizeof *rows);
+        if (r < 0)
+                return r;
+
+        /* Read back what was committed: every row names the new key and opens under it. */
+        free(TAKE_PTR(rows));
+        pthread_mutex_lock(&k->rlock);
+        r = kdb_read_begin(k->rdb);
+        if (r >= 0) {
+                r = kdb_kek_all(k->rdb, &rows, &n);
+                for (size_t i = 0; r >= 0 && i < n; i++) {
+                        uint8_t aad[KEY_WRAP_AAD_MAX], kek[KEYRING_KEY_SIZE];
+                        if (memcmp(rows[i].master_id, to->id, KEYRING_ID_SIZE) != 0) {
+                                r = -EIO;
+                                break;
+                        }
+                        size_t aad_len = key_wrap_aad_kek(rows[i].kek_id, rows[i].version, aad);
+                        r = master_unwrap(to, aad, aad_len, rows[i].wrapped, rows[i].wrapped_len, kek);
+                        sodium_memzero(kek, sizeof kek);
+                }
+                kdb_read_end(k->rdb);
+        }
+        pthread_mutex_unlock(&k->rlock);
+        if (rows)
+                sodium_memzero(rows, n * sizeof *rows);
+        if (r < 0)
+                return r;
+        master_key_free(k->master);
+        k->master = TAKE_PTR(owned);
+        if (ret_rewrapped)
+                *ret_rewrapped = rewrapped;
+        return 0;
+}
+
+int keyring_kek_count(struct keyring *k, size_t *ret) {
+        _cleanup_free_ struct kdb_kek_row *rows = NULL;
+        size_t n = 0;
+        pthread_mutex_lock(&k->rlock);
+        int r = kdb_kek_all(k->rdb, &rows, &n);
+        pthread_mutex_unlock(&k->rlock);
+        if (rows)
+                sodium_memzero(rows, n * sizeof *rows);
+        if (r >= 0)
+                *ret = n;
+        return r;
+}
+
+int keyring_master_probe(struct keyring *k) {
+        uint8_t kek_id[KEYRING_ID_SIZE], wrapped[KEY_WRAP_SIZE], kek[KEYRING_KEY_SIZE];
+        uint32_t version;
+        size_t wl;
+        if (!k)
+                return -EINVAL;
+        pthread_mutex_lock(&k->rlock);
+        int r = kdb_kek_any(k->rdb, kek_id, &version, wrapped, &wl);
+        pthread_mutex_unlock(&k->rlock);
+        if (r == -ENOENT)
+                return 0;
+        if (r >= 0)
+                r = kek_unwrap(k, kek_id, version, wrapped, wl, kek);
+        sodium_memzero(kek, sizeof kek);
+        return r;
+}
+
+bool keyring_master_is_token(const struct keyring *k) {
+        return k && master_key_is_token(k->master);
 }

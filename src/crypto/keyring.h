@@ -11,8 +11,17 @@
 #define KEYRING_KEY_SIZE 32u
 #define KEYRING_ID_SIZE 16u
 
-/* Where the master key lives. A file now; a PKCS#11 object later (same struct, other functions). */
+/* Where the master key lives: a file (32 bytes, 0600) or a PKCS#11 token (p11_master.h: an AES key
+ * that wraps the KEKs and an HMAC key that derives, neither of which leaves the token). */
 struct master_key;
+/* spec: a path (relative to base_dir when not NULL and not absolute) or a pkcs11: URI. Logs why on failure. */
+int master_key_load(const char *spec, const char *base_dir, struct master_key **ret) _warn_unused_;
+/* The master key on the token the URI names; with create, its keys are made there when missing.
+ * import_from (a file master key, or NULL) gives the token's HMAC key the file key's value, so
+ * master_key_derive answers the same after a migration. Logs why on failure. */
+int master_key_load_pkcs11(const char *uri, bool create, const struct master_key *import_from, struct master_key **ret)
+        _warn_unused_;
+bool master_key_is_token(const struct master_key *m);
 /* Creates DATA/keys/master.key (32 random bytes, 0600); -EEXIST if present. The directory must exist. */
 int master_key_create_file(const char *path) _warn_unused_;
 /* -EPERM when group or others may read the file; -EBADMSG when it is not exactly 32 bytes. */
@@ -29,6 +38,17 @@ struct keyring;
 int keyring_open(const char *path, bool create, struct master_key *m, struct keyring **ret) _warn_unused_;
 void keyring_free(struct keyring *k);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct keyring *, keyring_free);
+
+/* Moves every KEK under the master key to (taken, also on failure) in one durable transaction,
+ * after checking each unwraps under the current key; rows already under to are checked, not
+ * rewrapped, so an interrupted run can be rerun. Then reads every row back under to, and only then
+ * makes to the keyring's master key. ret_rewrapped (may be NULL): rows rewrapped by this call. */
+int keyring_change_master(struct keyring *k, struct master_key *to, size_t *ret_rewrapped) _warn_unused_;
+/* Unwraps one KEK (0 when there is none): the master key works, e.g. from inside the sandbox. */
+int keyring_master_probe(struct keyring *k) _warn_unused_;
+bool keyring_master_is_token(const struct keyring *k);
+/* KEK rows (all organisations and versions). */
+int keyring_kek_count(struct keyring *k, size_t *ret) _warn_unused_;
 
 /* Creates an organisation's KEK (version 1) with the given 16-byte id. */
 int keyring_kek_create(struct keyring *k, const uint8_t kek_id[KEYRING_ID_SIZE]) _warn_unused_;

@@ -512,3 +512,58 @@ int kdb_row_rewrap(sqlite3 *db, const struct kdb_wrapped_row *row, const uint8_t
                 return r;
         return sqlite3_changes(db) == 1 ? 0 : -EIO;
 }
+
+int kdb_kek_all(sqlite3 *db, struct kdb_kek_row **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_free_ struct kdb_kek_row *rows = NULL;
+        size_t n = 0, cap = 0;
+        int r = prep(db, "SELECT kek_id, version, master_id, wrapped FROM kek ORDER BY kek_id, version", &s);
+        if (r < 0)
+                return r;
+        for (;;) {
+                int rc = sqlite3_step(s);
+                if (rc == SQLITE_DONE)
+                        break;
+                if (rc != SQLITE_ROW)
+                        return sql_err(rc) < 0 ? sql_err(rc) : -EIO;
+                if (n == cap) {
+                        if (cap >= KDB_KEK_ALL_MAX)
+                                return -E2BIG;
+                        size_t nc = cap ? cap * 2 : 16;
+                        struct kdb_kek_row *g = realloc(rows, nc * sizeof *g);
+                        if (!g)
+                                return -ENOMEM;
+                        rows = g;
+                        cap = nc;
+                }
+                struct kdb_kek_row *w = &rows[n];
+                memset(w, 0, sizeof *w);
+                if ((r = col_blob(s, 0, w->kek_id, KEY_WRAP_ID_SIZE, NULL)) < 0 ||
+                    (r = col_version(s, 1, &w->version)) < 0 ||
+                    (r = col_blob(s, 3, w->wrapped, KEY_WRAP_SIZE, &w->wrapped_len)) < 0)
+                        return r;
+                size_t ml = 0;
+                if (col_blob(s, 2, w->master_id, KEY_WRAP_ID_SIZE, &ml) < 0 || ml != KEY_WRAP_ID_SIZE)
+                        memset(w->master_id, 0, KEY_WRAP_ID_SIZE); /* an id of another size is nobody's */
+                n++;
+        }
+        *ret = TAKE_PTR(rows);
+        *ret_n = n;
+        return 0;
+}
+
+int kdb_kek_rewrap_master(sqlite3 *db, const uint8_t kek_id[KEY_WRAP_ID_SIZE], uint32_t version,
+                          const uint8_t master_id[KEY_WRAP_ID_SIZE], const uint8_t *wrapped, size_t len) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int r = prep(db, "UPDATE kek SET master_id = ?, wrapped = ? WHERE kek_id = ? AND version = ?", &s);
+        if (r < 0)
+                return r;
+        if ((r = bind_blob(s, 1, master_id, KEY_WRAP_ID_SIZE)) < 0 || (r = bind_blob(s, 2, wrapped, len)) < 0 ||
+            (r = bind_blob(s, 3, kek_id, KEY_WRAP_ID_SIZE)) < 0)
+                return r;
+        sqlite3_bind_int64(s, 4, version);
+        r = step_done(s);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(db) == 1 ? 0 : -ENOENT;
+}

@@ -71,3 +71,17 @@ int kdb_rows_below(sqlite3 *db, const uint8_t kek_id[KEY_WRAP_ID_SIZE], uint32_t
                    struct kdb_wrapped_row **ret, size_t *ret_n) _warn_unused_;
 int kdb_row_rewrap(sqlite3 *db, const struct kdb_wrapped_row *row, const uint8_t kek_id[KEY_WRAP_ID_SIZE],
                    uint32_t new_version, const uint8_t *wrapped, size_t len) _warn_unused_;
+
+/* Every KEK row, for a change of master key (there is one KEK per organisation and version). */
+#define KDB_KEK_ALL_MAX 1000000u
+struct kdb_kek_row {
+        uint8_t kek_id[KEY_WRAP_ID_SIZE];
+        uint32_t version;
+        uint8_t master_id[KEY_WRAP_ID_SIZE];
+        uint8_t wrapped[KEY_WRAP_SIZE];
+        size_t wrapped_len;
+};
+int kdb_kek_all(sqlite3 *db, struct kdb_kek_row **ret, size_t *ret_n) _warn_unused_;
+/* Replaces one KEK row's wrapping (a new master key). -ENOENT when the row is gone. */
+int kdb_kek_rewrap_master(sqlite3 *db, const uint8_t kek_id[KEY_WRAP_ID_SIZE], uint32_t version,
+                          const uint8_t master_id[KEY_WRAP_ID_SIZE], const uint8_t *wrapped, size_t len) _warn_unused_;

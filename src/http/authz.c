@@ -37,7 +37,8 @@
  *   a token of any scope, and are all a token of the witness scope alone can reach (with
  *   posting cosignatures), and so are the checkpoints' timestamps;
  * - a document's seal (CAdES) is read by whoever reads its metadata: it holds the content's
- *   digest, not the content, and checking it is an auditor's work too;
+ *   digest, not the content, and checking it is an auditor's work too; its evidence bundle
+ *   holds the content itself, so it is read by those who read the content (not the auditor);
  * - the time-stamping authority (tsa.*) is public here: [tsa] access decides in its handler
  *   (api/tsa.c), "public" or "token", any API token or login session, of any role or scope;
  * - a password, a second factor and sessions are changed through a session only, never with
@@ -61,6 +62,7 @@ const struct authz_rule authz_rules[] = {
         { "documents.delete", .roles = O | A, .scopes = S_DW, .creds = TOK | SES },
         { "documents.audit", .roles = O | A | U, .scopes = S_AR, .creds = TOK | SES },
         { "documents.seal", .roles = O | A | C | V | U, .scopes = S_DR, .creds = TOK | SES },
+        { "documents.evidence", .roles = O | A | C | V, .scopes = S_DR, .creds = TOK | SES },
 
         { "tsa.timestamp", .public_ = true }, /* [tsa] access decides, in the handler */
         { "tsa.certificate", .public_ = true },

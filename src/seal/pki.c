@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "fileio.h"
+#include "seal/keyload.h"
 #include "utf8.h"
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u) {
@@ -57,6 +58,12 @@ static int read_at(int dirfd, const char *name, bool secret, char **ret, size_t 
 }
 
 int pki_load_pair(int dirfd, const char *key_name, const char *cert_name, EVP_PKEY **ret_key, X509 **ret_cert) {
+        bool token;
+        return pki_load_pair_ex(dirfd, key_name, cert_name, false, ret_key, ret_cert, &token);
+}
+
+int pki_load_pair_ex(int dirfd, const char *key_name, const char *cert_name, bool allow_token, EVP_PKEY **ret_key,
+                     X509 **ret_cert, bool *ret_token) {
         char *text = NULL;
         size_t len = 0;
         EVP_PKEY *key = NULL;
@@ -67,15 +74,14 @@ int pki_load_pair(int dirfd, const char *key_name, const char *cert_name, EVP_PK
         r = read_at(dirfd, key_name, true, &text, &len);
         if (r < 0)
                 return r;
-        bio = BIO_new_mem_buf(text, (int) len);
-        if (bio)
-                key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-        BIO_free(bio);
+        /* the one key loader (keyload.c); PKCS#11 keys cannot work inside the signer's filter yet */
+        struct loaded_key *lk = NULL;
+        r = keyload_from_text(text, len, key_name, allow_token, &lk);
         sodium_free(text); /* wipes */
-        if (!key) {
-                ERR_clear_error();
-                return -EINVAL;
-        }
+        if (r < 0)
+                return r == -EOPNOTSUPP || r == -EACCES ? r : -EINVAL;
+        bool token = keyload_is_token(lk);
+        key = keyload_take(lk);
         r = read_at(dirfd, cert_name, false, &text, &len);
         if (r < 0) {
                 EVP_PKEY_free(key);
@@ -94,6 +100,34 @@ int pki_load_pair(int dirfd, const char *key_name, const char *cert_name, EVP_PK
         }
         *ret_key = key;
         *ret_cert = cert;
+        *ret_token = token;
+        return 0;
+}
+
+int pki_load_issuers(int dirfd, const char *cert_name, STACK_OF(X509) * *ret) {
+        char *text = NULL;
+        size_t len = 0;
+        int r = read_at(dirfd, cert_name, false, &text, &len);
+        if (r < 0)
+                return r;
+        BIO *bio = BIO_new_mem_buf(text, (int) len);
+        STACK_OF(X509) *sk = sk_X509_new_null();
+        X509 *x = bio ? PEM_read_bio_X509(bio, NULL, no_passphrase, NULL) : NULL; /* the leaf */
+        r = x && sk ? 0 : -EINVAL;
+        X509_free(x);
+        while (r >= 0 && (x = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL)))
+                if (!sk_X509_push(sk, x)) {
+                        X509_free(x);
+                        r = -ENOMEM;
+                }
+        ERR_clear_error();
+        BIO_free(bio);
+        sodium_free(text);
+        if (r < 0) {
+                sk_X509_pop_free(sk, X509_free);
+                return r;
+        }
+        *ret = sk;
         return 0;
 }
 

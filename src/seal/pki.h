@@ -38,6 +38,13 @@ enum pki_leaf_kind {
  * permissions, -EINVAL for a file that is not what it should be. */
 int pki_load_pair(int dirfd, const char *key_name, const char *cert_name, EVP_PKEY **ret_key, X509 **ret_cert)
         _warn_unused_;
+/* pki_load_pair() that also takes a key file naming a key on a PKCS#11 token when allow_token
+ * (*ret_token tells which it was); otherwise such a file gives -EOPNOTSUPP. */
+int pki_load_pair_ex(int dirfd, const char *key_name, const char *cert_name, bool allow_token, EVP_PKEY **ret_key,
+                     X509 **ret_cert, bool *ret_token) _warn_unused_;
+/* The certificates after the first in cert_name (an imported certificate's chain, issuer first,
+ * written by coffre key import); an empty stack when the file holds one certificate. */
+int pki_load_issuers(int dirfd, const char *cert_name, STACK_OF(X509) * *ret) _warn_unused_;
 /* A new self-signed CA (CA:TRUE, keyCertSign + cRLSign) named common_name. */
 int pki_make_ca(const char *common_name, EVP_PKEY **ret_key, X509 **ret_cert) _warn_unused_;
 /* A new key and its certificate issued by the CA: subject CN=common_name (and O=organisation

@@ -585,6 +585,8 @@ static struct {
         uint32_t tsa_accuracy_ms;
         char ca_name[128];
         char tsa_name[128];
+        char pkcs11_paths[SIGNER_PKCS11_PATHS_MAX][256];
+        size_t n_pkcs11_paths;
 } seal_options;
 
 void signer_set_seal_options(const struct signer_seal_options *o) {
@@ -593,6 +595,11 @@ void signer_set_seal_options(const struct signer_seal_options *o) {
         seal_options.tsa_accuracy_ms = o ? o->tsa_accuracy_ms : 0;
         snprintf(seal_options.ca_name, sizeof seal_options.ca_name, "%s", o && o->ca_name ? o->ca_name : "");
         snprintf(seal_options.tsa_name, sizeof seal_options.tsa_name, "%s", o && o->tsa_name ? o->tsa_name : "");
+        seal_options.n_pkcs11_paths = 0;
+        for (size_t i = 0; o && i < o->n_pkcs11_paths && i < SIGNER_PKCS11_PATHS_MAX; i++)
+                if (o->pkcs11_paths[i] && strlen(o->pkcs11_paths[i]) < sizeof seal_options.pkcs11_paths[0])
+                        snprintf(seal_options.pkcs11_paths[seal_options.n_pkcs11_paths++],
+                                 sizeof seal_options.pkcs11_paths[0], "%s", o->pkcs11_paths[i]);
 }
 
 void signer_seal_options_get(struct signer_seal_options *ret) {
@@ -600,6 +607,9 @@ void signer_seal_options_get(struct signer_seal_options *ret) {
         ret->tsa_accuracy_ms = seal_options.tsa_accuracy_ms ? seal_options.tsa_accuracy_ms : TSA_DEFAULT_ACCURACY_MS;
         ret->ca_name = *seal_options.ca_name ? seal_options.ca_name : "coffre vault CA";
         ret->tsa_name = *seal_options.tsa_name ? seal_options.tsa_name : "coffre TSA";
+        ret->n_pkcs11_paths = seal_options.n_pkcs11_paths;
+        for (size_t i = 0; i < seal_options.n_pkcs11_paths; i++)
+                ret->pkcs11_paths[i] = seal_options.pkcs11_paths[i];
 }
 
 static bool org_id_valid(const char *id) {

@@ -35,12 +35,18 @@ enum signer_msg_type {
 
 /* What the seal and TSA keys are made and used with. Set before signer_start(): the signer
  * processes forked later read it. Strings are copied. */
+#define SIGNER_PKCS11_PATHS_MAX 4
 struct signer_seal_options {
         const char *tsa_policy;   /* dotted OID of the TSA policy; NULL: TSA_DEFAULT_POLICY */
         uint32_t tsa_accuracy_ms; /* 0: TSA_DEFAULT_ACCURACY_MS; also how far apart the server's and
                                    * the signer's clocks may be for a seal */
         const char *ca_name;      /* the CN of a CA made at first start; NULL: "coffre vault CA" */
         const char *tsa_name;     /* the CN of a TSA certificate made at first start */
+        /* directories a PKCS#11 module reads while signing ([keys] pkcs11_path): with at least one,
+         * the signer loads seal and TSA keys that name a token key, before it locks itself down,
+         * and then may read (only) under them and keys/ (Landlock) */
+        const char *pkcs11_paths[SIGNER_PKCS11_PATHS_MAX];
+        size_t n_pkcs11_paths;
 };
 void signer_set_seal_options(const struct signer_seal_options *o);
 

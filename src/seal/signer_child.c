@@ -3,8 +3,10 @@
  * seccomp allow-list) and answers requests, signing only checkpoints that extend the tree it
  * last signed, with a proof it checks, seals of a 32-byte digest at its own time, and
  * timestamps of requests that pass the TSA's checks. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/landlock.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -68,8 +70,15 @@ struct child_state {
         int keys_fd;
         EVP_PKEY *ca_key, *tsa_key;
         X509 *ca_cert, *tsa_cert;
+        STACK_OF(X509) * tsa_issuers; /* an imported TSA certificate's chain (empty: the vault's CA) */
         struct tsa *tsa;
         struct seal_key *seals; /* sorted by org */
+        /* PKCS#11 keys: allowed while [keys] pkcs11_path names a directory and the signer is not
+         * locked down yet; how many were loaded (they need the module's file access later) */
+        const char *const *pkcs11_paths;
+        size_t n_pkcs11_paths;
+        bool locked;
+        unsigned n_token_keys;
         size_t n_seals;
         uint32_t accuracy_ms;
 };
@@ -78,6 +87,7 @@ struct seal_key {
         char org[STORE_ORG_ID_LEN + 1];
         EVP_PKEY *key;
         X509 *cert;
+        STACK_OF(X509) * issuers; /* an imported certificate's chain (NULL or empty: the vault's CA) */
         struct cades_signer *fast; /* its seals, assembled around one signature */
 };
 
@@ -289,7 +299,43 @@ static int open_state(const char *keys_dir) {
         return fd < 0 ? negative_errno() : fd;
 }
 
+/* A PKCS#11 module signs by reading its token's files (SoftHSM2: open by absolute path, a
+ * read lock, fstat, read, close, on every signature). With a token key the signer may therefore
+ * also open files read-only by path, one at a time on FILE_FD, and Landlock first limits what
+ * it may read to keys/ and the [keys] pkcs11_path directories. -EOPNOTSUPP without Landlock. */
+static int landlock_reads(const char *keys_dir, const char *const *paths, size_t n) {
+        struct landlock_ruleset_attr attr = { .handled_access_fs =
+                                                      LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR };
+        long rs = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+        if (rs < 0)
+                return log_error_errno(-EOPNOTSUPP, "PKCS#11 keys need Landlock to confine the signer's reads (%s)",
+                                       strerror(errno));
+        int r = 0;
+        for (size_t i = 0; r == 0 && i <= n; i++) {
+                const char *p = i < n ? paths[i] : keys_dir;
+                int fd = open(p, O_PATH | O_CLOEXEC | O_DIRECTORY);
+                if (fd < 0) {
+                        r = log_error_errno(negative_errno(), "[keys] pkcs11_path %s: %m", p);
+                        break;
+                }
+                struct landlock_path_beneath_attr pb = { .allowed_access = attr.handled_access_fs, .parent_fd = fd };
+                if (syscall(SYS_landlock_add_rule, (int) rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
+                        r = negative_errno();
+                close(fd);
+        }
+        if (r == 0 && syscall(SYS_landlock_restrict_self, (int) rs, 0) < 0)
+                r = negative_errno();
+        close((int) rs);
+        return r;
+}
+
+static int seccomp_install(bool token_keys);
+
 int signer_seccomp_install(void) {
+        return seccomp_install(false);
+}
+
+static int seccomp_install(bool token_keys) {
         /* everything else kills the process: the signer has no reason to call it */
         static const struct {
                 int nr;
@@ -345,13 +391,22 @@ int signer_seccomp_install(void) {
                 if (r == -EDOM || r == -EOPNOTSUPP)
                         r = 0; /* cannot be filtered that way on this architecture */
         }
+        if (r == 0 && token_keys) {
+                /* read-only opens by path (Landlock decides which), on FILE_FD: RLIMIT_NOFILE */
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 2,
+                                     SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, (uint32_t) AT_FDCWD),
+                                     SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, O_RDONLY));
+                if (r == 0)
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                                             SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t) FILE_FD));
+        }
         if (r == 0)
                 r = seccomp_load(ctx);
         seccomp_release(ctx);
         return r;
 }
 
-static int lock_down(int *fdp, int *state_fdp, int *keys_fdp) {
+static int lock_down(int *fdp, int *state_fdp, int *keys_fdp, const char *keys_dir, struct child_state *st) {
         struct rlimit zero = { 0, 0 }, one_file = { FILE_FD + 1, FILE_FD + 1 };
 
         /* park the channel on descriptor 0 and the state file on 3 */
@@ -391,11 +446,18 @@ static int lock_down(int *fdp, int *state_fdp, int *keys_fdp) {
 
         if (prctl(PR_SET_DUMPABLE, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return negative_errno();
+        /* before the descriptor limit: it opens the directories it allows */
+        if (st->n_token_keys > 0) {
+                int r = landlock_reads(keys_dir, st->pkcs11_paths, st->n_pkcs11_paths);
+                if (r < 0)
+                        return r;
+        }
         /* RLIMIT_NOFILE 2: no new descriptor but FILE_FD (0 is taken), whatever the filter allows */
         if (setrlimit(RLIMIT_CORE, &zero) < 0 || setrlimit(RLIMIT_NOFILE, &one_file) < 0 ||
             setrlimit(RLIMIT_NPROC, &zero) < 0)
                 return negative_errno();
-        return signer_seccomp_install();
+        st->locked = true;
+        return seccomp_install(st->n_token_keys > 0);
 }
 
 /* Every extension line must start with a configured prefix, each prefix at most once. */
@@ -503,7 +565,7 @@ static struct seal_key *seal_find(struct child_state *st, const char *org) {
         return bsearch(&k, st->seals, st->n_seals, sizeof *st->seals, seal_cmp);
 }
 
-static int seal_add(struct child_state *st, const char *org, EVP_PKEY *key, X509 *cert) {
+static int seal_add(struct child_state *st, const char *org, EVP_PKEY *key, X509 *cert, STACK_OF(X509) * issuers) {
         struct seal_key *v;
 
         struct cades_signer *fast = NULL;
@@ -520,7 +582,7 @@ static int seal_add(struct child_state *st, const char *org, EVP_PKEY *key, X509
                 return -ENOMEM;
         }
         st->seals = v;
-        v[st->n_seals] = (struct seal_key){ .key = key, .cert = cert, .fast = fast };
+        v[st->n_seals] = (struct seal_key){ .key = key, .cert = cert, .issuers = issuers, .fast = fast };
         snprintf(v[st->n_seals].org, sizeof v[st->n_seals].org, "%s", org);
         st->n_seals++;
         qsort(st->seals, st->n_seals, sizeof *st->seals, seal_cmp);
@@ -548,17 +610,27 @@ static int seal_get(struct child_state *st, const char *org, struct seal_key **r
         r = pki_seal_names(org, kn, cn);
         if (r < 0)
                 return r;
-        r = pki_load_pair(st->keys_fd, kn, cn, &key, &cert);
+        bool token = false;
+        r = pki_load_pair_ex(st->keys_fd, kn, cn, st->n_pkcs11_paths > 0 && !st->locked, &key, &cert, &token);
         if (r == -ENOENT)
                 return -ENOKEY;
+        if (r == -EOPNOTSUPP)
+                log_error(
+                        "keys/%s names a PKCS#11 key: the signer loads those at its start, with [keys] pkcs11_path set",
+                        kn);
         if (r < 0) {
                 log_error("keys/%s cannot be used: %s", kn, strerror(-r));
                 return r;
         }
-        r = seal_add(st, org, key, cert);
+        st->n_token_keys += token;
+        STACK_OF(X509) *issuers = NULL;
+        r = pki_load_issuers(st->keys_fd, cn, &issuers);
+        if (r >= 0)
+                r = seal_add(st, org, key, cert, issuers);
         if (r < 0) {
                 EVP_PKEY_free(key);
                 X509_free(cert);
+                sk_X509_pop_free(issuers, X509_free);
                 return r;
         }
         *ret = seal_find(st, org);
@@ -640,10 +712,14 @@ static int handle_seal_batch(struct child_state *st, const uint8_t *msg, size_t 
         return 0;
 }
 
-/* PEM of cert then the CA certificate. */
-static int chain_pem(struct child_state *st, X509 *cert, struct buf *b) {
+/* PEM of cert then its imported chain, or else the vault's CA certificate. */
+static int chain_pem(struct child_state *st, X509 *cert, STACK_OF(X509) * issuers, struct buf *b) {
         int r = pki_cert_pem(cert, b);
-        return r < 0 ? r : pki_cert_pem(st->ca_cert, b);
+        if (!issuers || sk_X509_num(issuers) == 0)
+                return r < 0 ? r : pki_cert_pem(st->ca_cert, b);
+        for (int i = 0; r >= 0 && i < sk_X509_num(issuers); i++)
+                r = pki_cert_pem(sk_X509_value(issuers, i), b);
+        return r;
 }
 
 /* Payload: organisation id (32 hex) then its name (for a new certificate's subject). Answer:
@@ -671,7 +747,7 @@ static int handle_seal_cert(struct child_state *st, const uint8_t *msg, size_t l
                 if (r >= 0)
                         r = pki_store_pair(st->keys_fd, kn, cn, key, cert);
                 if (r >= 0)
-                        r = seal_add(st, org, key, cert);
+                        r = seal_add(st, org, key, cert, NULL);
                 if (r < 0) {
                         EVP_PKEY_free(key);
                         X509_free(cert);
@@ -682,7 +758,36 @@ static int handle_seal_cert(struct child_state *st, const uint8_t *msg, size_t l
         }
         if (r < 0)
                 return r;
-        return chain_pem(st, k->cert, out);
+        return chain_pem(st, k->cert, k->issuers, out);
+}
+
+/* With [keys] pkcs11_path: every organisation's seal key now, before the lock-down, as a token
+ * key cannot be loaded after it (the module must be loaded and logged in first). */
+static int preload_seals(struct child_state *st) {
+        int dfd = fcntl(st->keys_fd, F_DUPFD_CLOEXEC, 3);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        struct dirent *e;
+        int r = 0;
+        if (!d) {
+                if (dfd >= 0)
+                        close(dfd);
+                return negative_errno();
+        }
+        while (r == 0 && (e = readdir(d))) {
+                size_t n = strlen(e->d_name);
+                char org[STORE_ORG_ID_LEN + 1];
+                struct seal_key *k;
+                if (n != 5 + STORE_ORG_ID_LEN + 4 || strncmp(e->d_name, "seal-", 5) != 0 ||
+                    strcmp(e->d_name + n - 4, ".key") != 0 || !org_id_ok((const uint8_t *) e->d_name + 5))
+                        continue;
+                memcpy(org, e->d_name + 5, STORE_ORG_ID_LEN);
+                org[STORE_ORG_ID_LEN] = 0;
+                r = seal_get(st, org, &k);
+                if (r == -ENOKEY)
+                        r = 0;
+        }
+        closedir(d);
+        return r;
 }
 
 /* The CA and TSA pairs: loaded, or made when the vault has none yet (a new vault, or one made
@@ -698,7 +803,10 @@ static int pki_setup(struct child_state *st, const struct signer_seal_options *o
         }
         if (r < 0)
                 return log_error_errno(r, "keys/%s: %s", PKI_CA_KEY, strerror(-r));
-        r = pki_load_pair(st->keys_fd, PKI_TSA_KEY, PKI_TSA_CERT, &st->tsa_key, &st->tsa_cert);
+        bool tsa_token = false;
+        r = pki_load_pair_ex(st->keys_fd, PKI_TSA_KEY, PKI_TSA_CERT, st->n_pkcs11_paths > 0, &st->tsa_key,
+                             &st->tsa_cert, &tsa_token);
+        st->n_token_keys += tsa_token;
         if (r == -ENOENT) {
                 r = pki_make_leaf(PKI_LEAF_TSA, o->tsa_name, NULL, st->ca_key, st->ca_cert, PKI_LEAF_DAYS, &st->tsa_key,
                                   &st->tsa_cert);
@@ -707,6 +815,8 @@ static int pki_setup(struct child_state *st, const struct signer_seal_options *o
                 if (r >= 0)
                         log_info("made the TSA certificate (keys/%s)", PKI_TSA_CERT);
         }
+        if (r >= 0)
+                r = pki_load_issuers(st->keys_fd, PKI_TSA_CERT, &st->tsa_issuers);
         if (r < 0)
                 return log_error_errno(r, "keys/%s: %s", PKI_TSA_KEY, strerror(-r));
         st->accuracy_ms = o->tsa_accuracy_ms;
@@ -779,7 +889,9 @@ static void pki_free(struct child_state *st) {
                 cades_signer_free(st->seals[i].fast);
                 EVP_PKEY_free(st->seals[i].key);
                 X509_free(st->seals[i].cert);
+                sk_X509_pop_free(st->seals[i].issuers, X509_free);
         }
+        sk_X509_pop_free(st->tsa_issuers, X509_free);
         free(st->seals);
         tsa_free(st->tsa);
         EVP_PKEY_free(st->ca_key);
@@ -839,6 +951,8 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
         }
         if (r == 0) {
                 signer_seal_options_get(&so);
+                st.pkcs11_paths = so.pkcs11_paths;
+                st.n_pkcs11_paths = so.n_pkcs11_paths;
                 st.keys_fd = open(keys_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
                 r = st.keys_fd < 0 ? negative_errno() : 0;
                 if (r == 0 && OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
@@ -847,6 +961,8 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                         r = pki_setup(&st, &so);
                 if (r == 0 && (r = warm_up(&st)) < 0)
                         log_error("the seal and TSA keys do not work: %s", strerror(-r));
+                if (r == 0 && st.n_pkcs11_paths > 0)
+                        r = preload_seals(&st);
         }
         if (r == 0 && (r = signer_backup_child_load(keys_dir, &backup_sk)) < 0)
                 log_error("cannot load %s/backup.key: %s", keys_dir, strerror(-r));
@@ -858,7 +974,7 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
          * parent that made no JSON object before the fork left it unseeded) */
         json_object_seed(0);
         if (r == 0)
-                r = lock_down(&fd, &st.state_fd, &st.keys_fd);
+                r = lock_down(&fd, &st.state_fd, &st.keys_fd, keys_dir, &st);
         if (r < 0) {
                 (void) signer_send_msg(fd, r, NULL, 0);
                 _exit(1);
@@ -930,7 +1046,7 @@ _noreturn_ void signer_child_main(int fd, const char *keys_dir, const char *orig
                 case SIGNER_MSG_TSA_CERT: {
                         struct buf b;
                         buf_init(&b, SIGNER_MAX_MSG);
-                        r = n == SIGNER_HDR ? chain_pem(&st, st.tsa_cert, &b) : -EBADMSG;
+                        r = n == SIGNER_HDR ? chain_pem(&st, st.tsa_cert, st.tsa_issuers, &b) : -EBADMSG;
                         r = send_buf(fd, r, &b);
                         break;
                 }

@@ -254,6 +254,7 @@ class Matrix:
             "documents.content": lambda: doc_route("/content", 200),
             "documents.audit": lambda: doc_route("/audit", 200),
             "documents.seal": lambda: doc_route("/seal", 200),
+            "documents.evidence": lambda: doc_route("/evidence", 200),
             "tsa.timestamp": lambda: req("POST", "/v1/tsa", tsa, TSA_QUERY, ctype="application/timestamp-query"),
             "tsa.certificate": lambda: req("GET", "/v1/tsa/certificate", tsa),
             "documents.delete": lambda: with_id("DELETE", "/v1/documents/", "document",
@@ -291,8 +292,8 @@ class Matrix:
         return table[name]()
 
     # routes that name an object of an organisation (own and foreign variants)
-    WITH_OBJECT = {"documents.get", "documents.content", "documents.audit", "documents.seal", "documents.delete",
-                   "users.get",
+    WITH_OBJECT = {"documents.get", "documents.content", "documents.audit", "documents.seal", "documents.evidence",
+                   "documents.delete", "users.get",
                    "users.update", "users.delete", "tokens.delete", "orgs.get", "orgs.update", "users.create"}
     # last, in this order: they end the credential
     ENDING = ["auth.logout", "auth.logout_all"]
