@@ -22,9 +22,10 @@ int api_system_healthz(struct http_request *r) {
         if (!h.signer_up || h.stalled) {
                 if (http_header_add(r, "Retry-After", "5") < 0)
                         return -ENOMEM;
-                return http_respond_problem(r, 503, "unhealthy", "Service unavailable",
-                                            !h.signer_up ? "The signer is down: no checkpoint can be signed until it is back."
-                                                         : "No checkpoint has been signed for longer than the stall timeout.");
+                return http_respond_problem(
+                        r, 503, "unhealthy", "Service unavailable",
+                        !h.signer_up ? "The signer is down: no checkpoint can be signed until it is back."
+                                     : "No checkpoint has been signed for longer than the stall timeout.");
         }
         return http_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
@@ -62,8 +63,9 @@ int api_system_metrics(struct http_request *r) {
         if (k == -EACCES) {
                 if (http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"") < 0)
                         return -ENOMEM;
-                return http_respond_problem(r, 401, "unauthorized", "Unauthorized",
-                                            "/metrics needs an owner's, admin's or operator's bearer token ([server] metrics = token).");
+                return http_respond_problem(
+                        r, 401, "unauthorized", "Unauthorized",
+                        "/metrics needs an owner's, admin's or operator's bearer token ([server] metrics = token).");
         }
         if (k == -EPERM)
                 return http_respond_problem(r, 403, "forbidden", "Forbidden",
@@ -78,27 +80,28 @@ int api_system_metrics(struct http_request *r) {
         vault_stats(http_vault(r), &count, &bytes);
         struct vault_durability_stats d;
         vault_durability_stats(http_vault(r), &d);
-        k = buf_printf(&b,
-                       "# HELP coffre_documents_stored Documents in the vault.\n"
-                       "# TYPE coffre_documents_stored gauge\n"
-                       "coffre_documents_stored %llu\n"
-                       "# HELP coffre_bytes_stored Plaintext bytes of the documents in the vault.\n"
-                       "# TYPE coffre_bytes_stored gauge\n"
-                       "coffre_bytes_stored %llu\n"
-                       "# HELP coffre_group_commits_total Syncs of each durable store's group commit since start.\n"
-                       "# TYPE coffre_group_commits_total counter\n"
-                       "coffre_group_commits_total{store=\"keyring\"} %llu\n"
-                       "coffre_group_commits_total{store=\"audit\"} %llu\n"
-                       "coffre_group_commits_total{store=\"meta\"} %llu\n"
-                       "# HELP coffre_group_committed_total Items (keys, audit entries, document rows) those syncs made durable.\n"
-                       "# TYPE coffre_group_committed_total counter\n"
-                       "coffre_group_committed_total{store=\"keyring\"} %llu\n"
-                       "coffre_group_committed_total{store=\"audit\"} %llu\n"
-                       "coffre_group_committed_total{store=\"meta\"} %llu\n",
-                       (unsigned long long) count, (unsigned long long) bytes, (unsigned long long) d.keyring_commits,
-                       (unsigned long long) d.audit_groups, (unsigned long long) d.meta_commits,
-                       (unsigned long long) d.keyring_keys, (unsigned long long) d.audit_entries,
-                       (unsigned long long) d.meta_rows);
+        k = buf_printf(
+                &b,
+                "# HELP coffre_documents_stored Documents in the vault.\n"
+                "# TYPE coffre_documents_stored gauge\n"
+                "coffre_documents_stored %llu\n"
+                "# HELP coffre_bytes_stored Plaintext bytes of the documents in the vault.\n"
+                "# TYPE coffre_bytes_stored gauge\n"
+                "coffre_bytes_stored %llu\n"
+                "# HELP coffre_group_commits_total Syncs of each durable store's group commit since start.\n"
+                "# TYPE coffre_group_commits_total counter\n"
+                "coffre_group_commits_total{store=\"keyring\"} %llu\n"
+                "coffre_group_commits_total{store=\"audit\"} %llu\n"
+                "coffre_group_commits_total{store=\"meta\"} %llu\n"
+                "# HELP coffre_group_committed_total Items (keys, audit entries, document rows) those syncs made durable.\n"
+                "# TYPE coffre_group_committed_total counter\n"
+                "coffre_group_committed_total{store=\"keyring\"} %llu\n"
+                "coffre_group_committed_total{store=\"audit\"} %llu\n"
+                "coffre_group_committed_total{store=\"meta\"} %llu\n",
+                (unsigned long long) count, (unsigned long long) bytes, (unsigned long long) d.keyring_commits,
+                (unsigned long long) d.audit_groups, (unsigned long long) d.meta_commits,
+                (unsigned long long) d.keyring_keys, (unsigned long long) d.audit_entries,
+                (unsigned long long) d.meta_rows);
         if (k < 0)
                 return k;
         k = accounts_metrics(vault_accounts(http_vault(r)), &b);
@@ -117,6 +120,22 @@ int api_system_metrics(struct http_request *r) {
                 if (certs[i].not_after)
                         k = buf_printf(&b, "coffre_seal_certificate_expiry_seconds{certificate=\"%s\"} %lld\n",
                                        certs[i].name, (long long) (certs[i].not_after - (int64_t) time(NULL)));
+        struct vault_seal_upgrade_stats us;
+        vault_seal_upgrade_stats(http_vault(r), &us);
+        if (k >= 0 && us.enabled)
+                k = buf_printf(&b,
+                               "# HELP coffre_seal_upgrade_queued B-B seals waiting for the external TSA.\n"
+                               "# TYPE coffre_seal_upgrade_queued gauge\n"
+                               "coffre_seal_upgrade_queued %llu\n"
+                               "# HELP coffre_seal_upgraded_total B-B seals raised to B-T since start.\n"
+                               "# TYPE coffre_seal_upgraded_total counter\n"
+                               "coffre_seal_upgraded_total %llu\n"
+                               "# HELP coffre_seal_timestamp_failures_total External TSA exchanges that gave no "
+                               "valid timestamp (at ingest or upgrade).\n"
+                               "# TYPE coffre_seal_timestamp_failures_total counter\n"
+                               "coffre_seal_timestamp_failures_total %llu\n",
+                               (unsigned long long) us.queued, (unsigned long long) us.upgraded,
+                               (unsigned long long) us.failures);
         if (k < 0)
                 return k;
         return http_respond_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", (const char *) b.data, b.len);

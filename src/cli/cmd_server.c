@@ -42,12 +42,9 @@ static int usage_error(const char *cmd, const char *msg) {
 
 int cmd_init(int argc, char **argv) {
         static const struct option opts[] = {
-                { "data", required_argument, NULL, 'd' },
-                { "tls-cert", required_argument, NULL, 'c' },
-                { "tls-key", required_argument, NULL, 'k' },
-                { "org-name", required_argument, NULL, 'o' },
-                { "help", no_argument, NULL, 'h' },
-                {},
+                { "data", required_argument, NULL, 'd' },    { "tls-cert", required_argument, NULL, 'c' },
+                { "tls-key", required_argument, NULL, 'k' }, { "org-name", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },          {},
         };
         struct vault_init_options o = { 0 };
         const char *data = NULL;
@@ -114,9 +111,11 @@ static int serve_lock_down(void *ud) {
         } else
                 log_warn("sandbox disabled by [server] sandbox = false: the server can read every file it can reach");
         r = ledger_start(vault_ledger(v));
-        if (r < 0)
+        if (r < 0) {
                 log_error("cannot start the checkpointer: %s", strerror(-r));
-        return r;
+                return r;
+        }
+        return vault_seal_upgrader_start(v);
 }
 
 int cmd_serve(int argc, char **argv) {

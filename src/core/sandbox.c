@@ -2,6 +2,7 @@
  * files it may touch to the parts of the data directory it serves (never keys/), and a seccomp
  * allow-list limits the system calls. An HTTP parsing bug then cannot read a private key, run a
  * program or open a connection outwards. */
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,33 @@
 #define SB_LANDLOCK_ACCESS_NET_BIND_TCP (1ULL << 0)
 #define SB_LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
 #define SB_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
+#define SB_LANDLOCK_RULE_NET_PORT 2
+struct sb_net_port_attr {
+        uint64_t allowed_access;
+        uint64_t port;
+} __attribute__((packed));
+
+/* The TCP port of [tsa] url (the only connection outwards the server makes), 0 without one. */
+static int tsa_port(const struct vault_config *c, unsigned *ret) {
+        *ret = 0;
+        if (!c->tsa_url[0])
+                return 0;
+        CURLU *u = curl_url();
+        char *port = NULL;
+        int r = -EINVAL;
+        if (u && curl_url_set(u, CURLUPART_URL, c->tsa_url, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+                char *end = NULL;
+                unsigned long p = strtoul(port, &end, 10);
+                if (end != port && !*end && p > 0 && p < 65536) {
+                        *ret = (unsigned) p;
+                        r = 0;
+                }
+        }
+        curl_free(port);
+        curl_url_cleanup(u);
+        return r;
+}
 
 /* LeakSanitizer stops the threads at exit with ptrace and reads /proc/self/task: a sanitizer
  * build lets it, so that the sanitizer runs of the test suites keep the sandbox on. */
@@ -54,11 +82,11 @@ struct sb_ruleset_attr {
 
 #define FS_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define FS_FILE_RW (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE)
-#define FS_TREE_RW                                                                                               \
+#define FS_TREE_RW                                                                                              \
         (FS_FILE_RW | LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_DIR | \
          LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REFER)
 /* Rights that make sense on a file (not a directory) in a path_beneath rule. */
-#define FS_FILE_ONLY                                                                                       \
+#define FS_FILE_ONLY                                                                                 \
         (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
          LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
 
@@ -155,8 +183,8 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
                 const char *name;
                 bool optional; /* sqlite makes it when needed */
         } db_files[] = {
-                { "meta.db", false },    { "meta.db-wal", true },    { "meta.db-shm", true },
-                { "keyring.db", false }, { "keyring.db-wal", true }, { "keyring.db-shm", true },
+                { "meta.db", false },      { "meta.db-wal", true },    { "meta.db-shm", true },
+                { "keyring.db", false },   { "keyring.db-wal", true }, { "keyring.db-shm", true },
                 { "space-reserve", true }, /* room for deletions on a full disk (vault.c) */
         };
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(db_files); i++)
@@ -187,6 +215,13 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
         if (r >= 0)
                 r = landlock_allow(rs, "/proc/self", FS_READ, handled, false);
 #endif
+        unsigned port = 0;
+        if (r >= 0 && abi >= 4 && (r = tsa_port(c, &port)) >= 0 && port) {
+                /* the external TSA: connections to its port, nothing else */
+                struct sb_net_port_attr np = { .allowed_access = SB_LANDLOCK_ACCESS_NET_CONNECT_TCP, .port = port };
+                if (syscall(SYS_landlock_add_rule, rs, SB_LANDLOCK_RULE_NET_PORT, &np, 0) < 0)
+                        r = log_error_errno(-errno, "sandbox: landlock rule for TCP port %u: %m", port);
+        }
         if (r >= 0 && syscall(SYS_landlock_restrict_self, rs, 0) < 0)
                 r = log_error_errno(-errno, "sandbox: cannot enforce the Landlock ruleset: %m");
         close(rs);
@@ -198,37 +233,96 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
  * needs (marked), and nothing else. */
 static const int seccomp_allowed[] = {
         /* files and descriptors: which files, Landlock decides */
-        SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(openat), SCMP_SYS(close),
-        SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(fsync),
-        SCMP_SYS(fdatasync), SCMP_SYS(sync_file_range), SCMP_SYS(ftruncate), SCMP_SYS(truncate), SCMP_SYS(fallocate), SCMP_SYS(fchmod), SCMP_SYS(rename),
-        SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(mkdirat),
-        SCMP_SYS(linkat),      /* blob/fs.c: where renameat2(RENAME_NOREPLACE) is not supported */
-        SCMP_SYS(unlink),      /* fileio.c: a failed atomic write removes its temporary file */
-        SCMP_SYS(mkdir),       /* fileio.c: mkdir_p */
-        SCMP_SYS(getdents64),  /* readdir() */
-        SCMP_SYS(dup),         /* fdopendir() on a copy of a directory descriptor */
-        SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2), /* sqlite's checks for a hot journal */
-        SCMP_SYS(flock),       /* audit/lock */
+        SCMP_SYS(read),
+        SCMP_SYS(write),
+        SCMP_SYS(pread64),
+        SCMP_SYS(pwrite64),
+        SCMP_SYS(openat),
+        SCMP_SYS(close),
+        SCMP_SYS(newfstatat),
+        SCMP_SYS(fstat),
+        SCMP_SYS(lseek),
+        SCMP_SYS(fcntl),
+        SCMP_SYS(fsync),
+        SCMP_SYS(fdatasync),
+        SCMP_SYS(sync_file_range),
+        SCMP_SYS(ftruncate),
+        SCMP_SYS(truncate),
+        SCMP_SYS(fallocate),
+        SCMP_SYS(fchmod),
+        SCMP_SYS(rename),
+        SCMP_SYS(renameat2),
+        SCMP_SYS(unlinkat),
+        SCMP_SYS(mkdirat),
+        SCMP_SYS(linkat),     /* blob/fs.c: where renameat2(RENAME_NOREPLACE) is not supported */
+        SCMP_SYS(unlink),     /* fileio.c: a failed atomic write removes its temporary file */
+        SCMP_SYS(mkdir),      /* fileio.c: mkdir_p */
+        SCMP_SYS(getdents64), /* readdir() */
+        SCMP_SYS(dup),        /* fdopendir() on a copy of a directory descriptor */
+        SCMP_SYS(access),
+        SCMP_SYS(faccessat),
+        SCMP_SYS(faccessat2), /* sqlite's checks for a hot journal */
+        SCMP_SYS(flock),      /* audit/lock */
         /* sockets already bound and connected: accept and talk, nothing else */
-        SCMP_SYS(accept4), SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(sendmsg), SCMP_SYS(shutdown),
-        SCMP_SYS(getsockname), SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(poll), SCMP_SYS(eventfd2),
-        SCMP_SYS(recvmsg),     /* the signer's channel */
+        SCMP_SYS(accept4),
+        SCMP_SYS(recvfrom),
+        SCMP_SYS(sendto),
+        SCMP_SYS(sendmsg),
+        SCMP_SYS(shutdown),
+        SCMP_SYS(getsockname),
+        SCMP_SYS(getsockopt),
+        SCMP_SYS(setsockopt),
+        SCMP_SYS(poll),
+        SCMP_SYS(eventfd2),
+        SCMP_SYS(recvmsg), /* the signer's channel */
         /* memory */
-        SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise), SCMP_SYS(munlock),
-        SCMP_SYS(brk), SCMP_SYS(mremap), SCMP_SYS(mlock), /* malloc, realloc, sodium_malloc */
+        SCMP_SYS(mmap),
+        SCMP_SYS(munmap),
+        SCMP_SYS(mprotect),
+        SCMP_SYS(madvise),
+        SCMP_SYS(munlock),
+        SCMP_SYS(brk),
+        SCMP_SYS(mremap),
+        SCMP_SYS(mlock), /* malloc, realloc, sodium_malloc */
         /* threads, time, signals, exit */
-        SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(exit),
-        SCMP_SYS(exit_group), SCMP_SYS(getpid), SCMP_SYS(getrandom), SCMP_SYS(prctl), SCMP_SYS(rt_sigaction),
-        SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigtimedwait), SCMP_SYS(clock_nanosleep), SCMP_SYS(wait4),
-        SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(nanosleep), /* vDSO fallbacks */
-        SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall),
-        SCMP_SYS(kill),        /* the signer, when it stops answering */
-        SCMP_SYS(gettid), SCMP_SYS(tgkill), /* abort() on a failed assertion */
-        SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity), SCMP_SYS(geteuid), SCMP_SYS(getrusage),
+        SCMP_SYS(futex),
+        SCMP_SYS(set_robust_list),
+        SCMP_SYS(rseq),
+        SCMP_SYS(exit),
+        SCMP_SYS(exit_group),
+        SCMP_SYS(getpid),
+        SCMP_SYS(getrandom),
+        SCMP_SYS(prctl),
+        SCMP_SYS(rt_sigaction),
+        SCMP_SYS(rt_sigprocmask),
+        SCMP_SYS(rt_sigtimedwait),
+        SCMP_SYS(clock_nanosleep),
+        SCMP_SYS(wait4),
+        SCMP_SYS(clock_gettime),
+        SCMP_SYS(gettimeofday),
+        SCMP_SYS(time),
+        SCMP_SYS(nanosleep), /* vDSO fallbacks */
+        SCMP_SYS(rt_sigreturn),
+        SCMP_SYS(restart_syscall),
+        SCMP_SYS(kill), /* the signer, when it stops answering */
+        SCMP_SYS(gettid),
+        SCMP_SYS(tgkill), /* abort() on a failed assertion */
+        SCMP_SYS(sched_yield),
+        SCMP_SYS(sched_getaffinity),
+        SCMP_SYS(geteuid),
+        SCMP_SYS(getrusage),
 #ifdef SANDBOX_FOR_SANITIZER
         /* LeakSanitizer at exit, and the sanitizers' own raw system calls */
-        SCMP_SYS(ptrace), SCMP_SYS(getdents), SCMP_SYS(waitid), SCMP_SYS(open), SCMP_SYS(stat), SCMP_SYS(lstat),
-        SCMP_SYS(readlink), SCMP_SYS(sigaltstack), SCMP_SYS(getppid), SCMP_SYS(uname),
+        SCMP_SYS(ptrace),
+        SCMP_SYS(getdents),
+        SCMP_SYS(waitid),
+        SCMP_SYS(open),
+        SCMP_SYS(stat),
+        SCMP_SYS(lstat),
+        SCMP_SYS(readlink),
+        SCMP_SYS(sigaltstack),
+        SCMP_SYS(getppid),
+        SCMP_SYS(uname),
 #endif
 };
 
@@ -248,7 +342,14 @@ static const int seccomp_killed[] = {
 #define CLONE_FLAGS_ARG SCMP_A0
 #endif
 
-static int sandbox_seccomp(void) {
+/* What libcurl needs to reach the external TSA of [tsa] url (a numeric address or a name the
+ * resolver finds without files outside the sandbox). */
+static const int seccomp_tsa_client[] = {
+        SCMP_SYS(socket),     SCMP_SYS(connect), SCMP_SYS(getpeername),
+        SCMP_SYS(socketpair), SCMP_SYS(pipe2),   SCMP_SYS(ioctl), /* FIONREAD */
+};
+
+static int sandbox_seccomp(const struct vault_config *c) {
         /* Anything else fails with EPERM: the server keeps running and in-flight uploads finish,
          * and the caller sees an error it already handles. */
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
@@ -259,6 +360,9 @@ static int sandbox_seccomp(void) {
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(seccomp_allowed); i++)
                 if (seccomp_allowed[i] >= 0) /* a call this architecture lacks is skipped */
                         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_allowed[i], 0);
+        for (size_t i = 0; r >= 0 && c->tsa_url[0] && i < ELEMENTSOF(seccomp_tsa_client); i++)
+                if (seccomp_tsa_client[i] >= 0)
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_tsa_client[i], 0);
         /* New threads, never new processes: clone3 hides its flags from seccomp, so it answers
          * ENOSYS and glibc falls back to clone, allowed with CLONE_THREAD only. */
         if (r >= 0)
@@ -335,7 +439,7 @@ int vault_sandbox(const struct vault *v) {
         int r = sandbox_landlock(v, &abi);
         if (r < 0)
                 return r;
-        r = sandbox_seccomp();
+        r = sandbox_seccomp(vault_get_config(v));
         if (r < 0)
                 return r;
         char abi_s[12];
