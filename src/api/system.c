@@ -22,10 +22,9 @@ int api_system_healthz(struct http_request *r) {
         if (!h.signer_up || h.stalled) {
                 if (http_header_add(r, "Retry-After", "5") < 0)
                         return -ENOMEM;
-                return http_respond_problem(
-                        r, 503, "unhealthy", "Service unavailable",
-                        !h.signer_up ? "The signer is down: no checkpoint can be signed until it is back."
-                                     : "No checkpoint has been signed for longer than the stall timeout.");
+                return http_respond_problem(r, 503, "unhealthy", "Service unavailable",
+                                            !h.signer_up ? "The signer is down: no checkpoint can be signed until it is back."
+                                                         : "No checkpoint has been signed for longer than the stall timeout.");
         }
         return http_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
@@ -63,9 +62,8 @@ int api_system_metrics(struct http_request *r) {
         if (k == -EACCES) {
                 if (http_header_add(r, "WWW-Authenticate", "Bearer realm=\"coffre\"") < 0)
                         return -ENOMEM;
-                return http_respond_problem(
-                        r, 401, "unauthorized", "Unauthorized",
-                        "/metrics needs an owner's, admin's or operator's bearer token ([server] metrics = token).");
+                return http_respond_problem(r, 401, "unauthorized", "Unauthorized",
+                                            "/metrics needs an owner's, admin's or operator's bearer token ([server] metrics = token).");
         }
         if (k == -EPERM)
                 return http_respond_problem(r, 403, "forbidden", "Forbidden",
@@ -80,28 +78,27 @@ int api_system_metrics(struct http_request *r) {
         vault_stats(http_vault(r), &count, &bytes);
         struct vault_durability_stats d;
         vault_durability_stats(http_vault(r), &d);
-        k = buf_printf(
-                &b,
-                "# HELP coffre_documents_stored Documents in the vault.\n"
-                "# TYPE coffre_documents_stored gauge\n"
-                "coffre_documents_stored %llu\n"
-                "# HELP coffre_bytes_stored Plaintext bytes of the documents in the vault.\n"
-                "# TYPE coffre_bytes_stored gauge\n"
-                "coffre_bytes_stored %llu\n"
-                "# HELP coffre_group_commits_total Syncs of each durable store's group commit since start.\n"
-                "# TYPE coffre_group_commits_total counter\n"
-                "coffre_group_commits_total{store=\"keyring\"} %llu\n"
-                "coffre_group_commits_total{store=\"audit\"} %llu\n"
-                "coffre_group_commits_total{store=\"meta\"} %llu\n"
-                "# HELP coffre_group_committed_total Items (keys, audit entries, document rows) those syncs made durable.\n"
-                "# TYPE coffre_group_committed_total counter\n"
-                "coffre_group_committed_total{store=\"keyring\"} %llu\n"
-                "coffre_group_committed_total{store=\"audit\"} %llu\n"
-                "coffre_group_committed_total{store=\"meta\"} %llu\n",
-                (unsigned long long) count, (unsigned long long) bytes, (unsigned long long) d.keyring_commits,
-                (unsigned long long) d.audit_groups, (unsigned long long) d.meta_commits,
-                (unsigned long long) d.keyring_keys, (unsigned long long) d.audit_entries,
-                (unsigned long long) d.meta_rows);
+        k = buf_printf(&b,
+                       "# HELP coffre_documents_stored Documents in the vault.\n"
+                       "# TYPE coffre_documents_stored gauge\n"
+                       "coffre_documents_stored %llu\n"
+                       "# HELP coffre_bytes_stored Plaintext bytes of the documents in the vault.\n"
+                       "# TYPE coffre_bytes_stored gauge\n"
+                       "coffre_bytes_stored %llu\n"
+                       "# HELP coffre_group_commits_total Syncs of each durable store's group commit since start.\n"
+                       "# TYPE coffre_group_commits_total counter\n"
+                       "coffre_group_commits_total{store=\"keyring\"} %llu\n"
+                       "coffre_group_commits_total{store=\"audit\"} %llu\n"
+                       "coffre_group_commits_total{store=\"meta\"} %llu\n"
+                       "# HELP coffre_group_committed_total Items (keys, audit entries, document rows) those syncs made durable.\n"
+                       "# TYPE coffre_group_committed_total counter\n"
+                       "coffre_group_committed_total{store=\"keyring\"} %llu\n"
+                       "coffre_group_committed_total{store=\"audit\"} %llu\n"
+                       "coffre_group_committed_total{store=\"meta\"} %llu\n",
+                       (unsigned long long) count, (unsigned long long) bytes, (unsigned long long) d.keyring_commits,
+                       (unsigned long long) d.audit_groups, (unsigned long long) d.meta_commits,
+                       (unsigned long long) d.keyring_keys, (unsigned long long) d.audit_entries,
+                       (unsigned long long) d.meta_rows);
         if (k < 0)
                 return k;
         k = accounts_metrics(vault_accounts(http_vault(r)), &b);

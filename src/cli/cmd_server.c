@@ -42,9 +42,12 @@ static int usage_error(const char *cmd, const char *msg) {
 
 int cmd_init(int argc, char **argv) {
         static const struct option opts[] = {
-                { "data", required_argument, NULL, 'd' },    { "tls-cert", required_argument, NULL, 'c' },
-                { "tls-key", required_argument, NULL, 'k' }, { "org-name", required_argument, NULL, 'o' },
-                { "help", no_argument, NULL, 'h' },          {},
+                { "data", required_argument, NULL, 'd' },
+                { "tls-cert", required_argument, NULL, 'c' },
+                { "tls-key", required_argument, NULL, 'k' },
+                { "org-name", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },
+                {},
         };
         struct vault_init_options o = { 0 };
         const char *data = NULL;

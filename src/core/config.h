@@ -11,44 +11,44 @@
 struct vault_config {
         char vault_id[33];
         char listen[64];
-        uint64_t max_body; /* bytes */
+        uint64_t max_body;            /* bytes */
         unsigned max_connections;
         unsigned max_connections_per_ip;
-        unsigned idle_timeout;     /* seconds */
-        unsigned shutdown_timeout; /* seconds to let in-flight requests finish */
-        unsigned header_timeout;   /* seconds from accept to the end of the request headers */
-        unsigned body_min_rate;    /* bytes per second a body must keep up... */
-        unsigned body_rate_window; /* ...over each window of this many seconds */
-        char metrics_access[16];   /* who may read /metrics: "token", "loopback" or "public" */
-        bool sandbox;              /* [server] sandbox: Landlock + seccomp once serving */
-        char tls_cert[256];        /* relative to DATA or absolute */
+        unsigned idle_timeout;        /* seconds */
+        unsigned shutdown_timeout;    /* seconds to let in-flight requests finish */
+        unsigned header_timeout;      /* seconds from accept to the end of the request headers */
+        unsigned body_min_rate;       /* bytes per second a body must keep up... */
+        unsigned body_rate_window;    /* ...over each window of this many seconds */
+        char metrics_access[16];      /* who may read /metrics: "token", "loopback" or "public" */
+        bool sandbox;                 /* [server] sandbox: Landlock + seccomp once serving */
+        char tls_cert[256];           /* relative to DATA or absolute */
         char tls_key[256];
         char master_key[256];
         char audit_origin[128];
         char default_class[65];
         char witness[VAULT_MAX_WITNESSES][512]; /* [audit] witness = <vkey>, one line each */
         size_t n_witness;
-        unsigned stall_timeout;        /* [audit] seconds without a checkpoint before writes get 503 */
+        unsigned stall_timeout;       /* [audit] seconds without a checkpoint before writes get 503 */
         unsigned cosigned_checkpoints; /* [audit] cosigned_checkpoints: how many keep cosignatures */
-        uint64_t argon2_memory;        /* [auth] argon2_memory: bytes per password hash, >= 19 MiB */
-        unsigned argon2_passes;        /* [auth] argon2_passes: >= 2 */
-        unsigned hash_slots;           /* [auth] hash_slots: password hashes running at once */
-        unsigned hash_wait_ms;         /* [auth] hash_wait_ms: wait for a free slot before a 503 */
+        uint64_t argon2_memory;       /* [auth] argon2_memory: bytes per password hash, >= 19 MiB */
+        unsigned argon2_passes;       /* [auth] argon2_passes: >= 2 */
+        unsigned hash_slots;          /* [auth] hash_slots: password hashes running at once */
+        unsigned hash_wait_ms;        /* [auth] hash_wait_ms: wait for a free slot before a 503 */
         /* [auth] login_*: the rate limits of POST /v1/auth/login (docs/security.md, "Rate limits"),
          * one token bucket per account (by e-mail, known or not) and one per client address. */
         unsigned login_account_burst, login_account_per_minute;
         unsigned login_address_burst, login_address_per_minute;
-        unsigned login_fail_free, login_address_fail_free;     /* failures before any delay */
+        unsigned login_fail_free, login_address_fail_free; /* failures before any delay */
         unsigned login_fail_delay_ms, login_fail_delay_max_ms; /* first delay, doubled up to max */
-        unsigned login_fail_window;      /* seconds after the last failure's delay that they are forgotten */
-        unsigned login_max_keys;         /* accounts and addresses tracked, each table */
-        unsigned session_idle;           /* [auth] session_idle: seconds a session lives unused */
-        unsigned session_lifetime;       /* [auth] session_lifetime: seconds a session lives at most */
-        bool seal;                       /* [seal] enabled: every document is sealed (CAdES-B-T) */
-        char seal_exempt[512];           /* [seal] exempt_classes: comma-separated classes stored unsealed */
-        char tsa_policy[128];            /* [tsa] policy: dotted OID in every token */
-        unsigned tsa_accuracy_ms;        /* [tsa] accuracy_ms */
-        char tsa_access[16];             /* [tsa] access: "token" (any valid token) or "public" */
+        unsigned login_fail_window;  /* seconds after the last failure's delay that they are forgotten */
+        unsigned login_max_keys;     /* accounts and addresses tracked, each table */
+        unsigned session_idle;       /* [auth] session_idle: seconds a session lives unused */
+        unsigned session_lifetime;   /* [auth] session_lifetime: seconds a session lives at most */
+        bool seal;                     /* [seal] enabled: every document is sealed (CAdES-B-T) */
+        char seal_exempt[512];         /* [seal] exempt_classes: comma-separated classes stored unsealed */
+        char tsa_policy[128];          /* [tsa] policy: dotted OID in every token */
+        unsigned tsa_accuracy_ms;      /* [tsa] accuracy_ms */
+        char tsa_access[16];           /* [tsa] access: "token" (any valid token) or "public" */
         char tsa_url[512];               /* [tsa] url: an external RFC 3161 TSA ("": the built-in one) */
         char tsa_username[128];          /* [tsa] username: basic authentication to it ("": none) */
         char tsa_password_file[512];     /* [tsa] password_file: its password (first line) */

@@ -63,6 +63,7 @@ static int tsa_port(const struct vault_config *c, unsigned *ret) {
         return r;
 }
 
+
 /* LeakSanitizer stops the threads at exit with ptrace and reads /proc/self/task: a sanitizer
  * build lets it, so that the sanitizer runs of the test suites keep the sandbox on. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -82,11 +83,11 @@ struct sb_ruleset_attr {
 
 #define FS_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define FS_FILE_RW (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE)
-#define FS_TREE_RW                                                                                              \
+#define FS_TREE_RW                                                                                               \
         (FS_FILE_RW | LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_DIR | \
          LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REFER)
 /* Rights that make sense on a file (not a directory) in a path_beneath rule. */
-#define FS_FILE_ONLY                                                                                 \
+#define FS_FILE_ONLY                                                                                       \
         (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
          LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
 
@@ -183,8 +184,8 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
                 const char *name;
                 bool optional; /* sqlite makes it when needed */
         } db_files[] = {
-                { "meta.db", false },      { "meta.db-wal", true },    { "meta.db-shm", true },
-                { "keyring.db", false },   { "keyring.db-wal", true }, { "keyring.db-shm", true },
+                { "meta.db", false },    { "meta.db-wal", true },    { "meta.db-shm", true },
+                { "keyring.db", false }, { "keyring.db-wal", true }, { "keyring.db-shm", true },
                 { "space-reserve", true }, /* room for deletions on a full disk (vault.c) */
         };
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(db_files); i++)
@@ -233,96 +234,37 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
  * needs (marked), and nothing else. */
 static const int seccomp_allowed[] = {
         /* files and descriptors: which files, Landlock decides */
-        SCMP_SYS(read),
-        SCMP_SYS(write),
-        SCMP_SYS(pread64),
-        SCMP_SYS(pwrite64),
-        SCMP_SYS(openat),
-        SCMP_SYS(close),
-        SCMP_SYS(newfstatat),
-        SCMP_SYS(fstat),
-        SCMP_SYS(lseek),
-        SCMP_SYS(fcntl),
-        SCMP_SYS(fsync),
-        SCMP_SYS(fdatasync),
-        SCMP_SYS(sync_file_range),
-        SCMP_SYS(ftruncate),
-        SCMP_SYS(truncate),
-        SCMP_SYS(fallocate),
-        SCMP_SYS(fchmod),
-        SCMP_SYS(rename),
-        SCMP_SYS(renameat2),
-        SCMP_SYS(unlinkat),
-        SCMP_SYS(mkdirat),
-        SCMP_SYS(linkat),     /* blob/fs.c: where renameat2(RENAME_NOREPLACE) is not supported */
-        SCMP_SYS(unlink),     /* fileio.c: a failed atomic write removes its temporary file */
-        SCMP_SYS(mkdir),      /* fileio.c: mkdir_p */
-        SCMP_SYS(getdents64), /* readdir() */
-        SCMP_SYS(dup),        /* fdopendir() on a copy of a directory descriptor */
-        SCMP_SYS(access),
-        SCMP_SYS(faccessat),
-        SCMP_SYS(faccessat2), /* sqlite's checks for a hot journal */
-        SCMP_SYS(flock),      /* audit/lock */
+        SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(openat), SCMP_SYS(close),
+        SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(fsync),
+        SCMP_SYS(fdatasync), SCMP_SYS(sync_file_range), SCMP_SYS(ftruncate), SCMP_SYS(truncate), SCMP_SYS(fallocate), SCMP_SYS(fchmod), SCMP_SYS(rename),
+        SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(mkdirat),
+        SCMP_SYS(linkat),      /* blob/fs.c: where renameat2(RENAME_NOREPLACE) is not supported */
+        SCMP_SYS(unlink),      /* fileio.c: a failed atomic write removes its temporary file */
+        SCMP_SYS(mkdir),       /* fileio.c: mkdir_p */
+        SCMP_SYS(getdents64),  /* readdir() */
+        SCMP_SYS(dup),         /* fdopendir() on a copy of a directory descriptor */
+        SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2), /* sqlite's checks for a hot journal */
+        SCMP_SYS(flock),       /* audit/lock */
         /* sockets already bound and connected: accept and talk, nothing else */
-        SCMP_SYS(accept4),
-        SCMP_SYS(recvfrom),
-        SCMP_SYS(sendto),
-        SCMP_SYS(sendmsg),
-        SCMP_SYS(shutdown),
-        SCMP_SYS(getsockname),
-        SCMP_SYS(getsockopt),
-        SCMP_SYS(setsockopt),
-        SCMP_SYS(poll),
-        SCMP_SYS(eventfd2),
-        SCMP_SYS(recvmsg), /* the signer's channel */
+        SCMP_SYS(accept4), SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(sendmsg), SCMP_SYS(shutdown),
+        SCMP_SYS(getsockname), SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(poll), SCMP_SYS(eventfd2),
+        SCMP_SYS(recvmsg),     /* the signer's channel */
         /* memory */
-        SCMP_SYS(mmap),
-        SCMP_SYS(munmap),
-        SCMP_SYS(mprotect),
-        SCMP_SYS(madvise),
-        SCMP_SYS(munlock),
-        SCMP_SYS(brk),
-        SCMP_SYS(mremap),
-        SCMP_SYS(mlock), /* malloc, realloc, sodium_malloc */
+        SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise), SCMP_SYS(munlock),
+        SCMP_SYS(brk), SCMP_SYS(mremap), SCMP_SYS(mlock), /* malloc, realloc, sodium_malloc */
         /* threads, time, signals, exit */
-        SCMP_SYS(futex),
-        SCMP_SYS(set_robust_list),
-        SCMP_SYS(rseq),
-        SCMP_SYS(exit),
-        SCMP_SYS(exit_group),
-        SCMP_SYS(getpid),
-        SCMP_SYS(getrandom),
-        SCMP_SYS(prctl),
-        SCMP_SYS(rt_sigaction),
-        SCMP_SYS(rt_sigprocmask),
-        SCMP_SYS(rt_sigtimedwait),
-        SCMP_SYS(clock_nanosleep),
-        SCMP_SYS(wait4),
-        SCMP_SYS(clock_gettime),
-        SCMP_SYS(gettimeofday),
-        SCMP_SYS(time),
-        SCMP_SYS(nanosleep), /* vDSO fallbacks */
-        SCMP_SYS(rt_sigreturn),
-        SCMP_SYS(restart_syscall),
-        SCMP_SYS(kill), /* the signer, when it stops answering */
-        SCMP_SYS(gettid),
-        SCMP_SYS(tgkill), /* abort() on a failed assertion */
-        SCMP_SYS(sched_yield),
-        SCMP_SYS(sched_getaffinity),
-        SCMP_SYS(geteuid),
-        SCMP_SYS(getrusage),
+        SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(exit),
+        SCMP_SYS(exit_group), SCMP_SYS(getpid), SCMP_SYS(getrandom), SCMP_SYS(prctl), SCMP_SYS(rt_sigaction),
+        SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigtimedwait), SCMP_SYS(clock_nanosleep), SCMP_SYS(wait4),
+        SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(nanosleep), /* vDSO fallbacks */
+        SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall),
+        SCMP_SYS(kill),        /* the signer, when it stops answering */
+        SCMP_SYS(gettid), SCMP_SYS(tgkill), /* abort() on a failed assertion */
+        SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity), SCMP_SYS(geteuid), SCMP_SYS(getrusage),
 #ifdef SANDBOX_FOR_SANITIZER
         /* LeakSanitizer at exit, and the sanitizers' own raw system calls */
-        SCMP_SYS(ptrace),
-        SCMP_SYS(getdents),
-        SCMP_SYS(waitid),
-        SCMP_SYS(open),
-        SCMP_SYS(stat),
-        SCMP_SYS(lstat),
-        SCMP_SYS(readlink),
-        SCMP_SYS(sigaltstack),
-        SCMP_SYS(getppid),
-        SCMP_SYS(uname),
+        SCMP_SYS(ptrace), SCMP_SYS(getdents), SCMP_SYS(waitid), SCMP_SYS(open), SCMP_SYS(stat), SCMP_SYS(lstat),
+        SCMP_SYS(readlink), SCMP_SYS(sigaltstack), SCMP_SYS(getppid), SCMP_SYS(uname),
 #endif
 };
 

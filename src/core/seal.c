@@ -154,9 +154,8 @@ static void note_expiry(const char *what, X509 *x, int64_t *slot) {
         if (t - now_ms() / 1000 < PKI_EXPIRY_WARN_SECONDS) {
                 char when[RFC3339_MAX];
                 rfc3339_format(t * 1000, when);
-                log_warn(
-                        "the %s certificate expires at %s, within 30 days (or has expired): renew it (coffre key import)",
-                        what, when);
+                log_warn("the %s certificate expires at %s, within 30 days (or has expired): renew it (coffre key import)",
+                         what, when);
         }
 }
 

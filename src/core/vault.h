@@ -33,12 +33,12 @@ enum vault_credential {
 #define VAULT_SCOPE_ALL 0x1fu
 
 struct vault_actor {
-        char org_id[STORE_ID_LEN + 1];        /* the operator's is the instance's own organisation */
-        char actor_id[STORE_ID_LEN + 1];      /* user id (or the bootstrap token's id): opaque, no personal data */
+        char org_id[STORE_ID_LEN + 1];   /* the operator's is the instance's own organisation */
+        char actor_id[STORE_ID_LEN + 1]; /* user id (or the bootstrap token's id): opaque, no personal data */
         char credential_id[STORE_ID_LEN + 1]; /* session or token id */
-        char role[32];                        /* owner, admin, accountant, viewer, auditor, operator */
+        char role[32];                   /* owner, admin, accountant, viewer, auditor, operator */
         enum vault_credential credential;
-        uint32_t scopes; /* VAULT_SCOPE_* */
+        uint32_t scopes;                 /* VAULT_SCOPE_* */
 };
 
 struct vault_init_options {
@@ -92,8 +92,7 @@ uint64_t vault_upload_size(const struct vault_upload *u);
 int vault_upload_finish(struct vault_upload *u, const char *request_id, struct store_document *ret) _warn_unused_;
 void vault_upload_abort(struct vault_upload *u);
 
-int vault_document_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_document *ret)
-        _warn_unused_;
+int vault_document_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_document *ret) _warn_unused_;
 /* The organisation's documents matching f (its org_id and name_index are set here) and, when name
  * is not NULL, of exactly that name (found through its blind index). The names are decrypted;
  * free *ret with vault_document_list_free, which wipes them. -EBADMSG when a stored name does not
@@ -101,8 +100,7 @@ int vault_document_get(struct vault *v, const struct vault_actor *a, const char 
 int vault_document_list(struct vault *v, const struct vault_actor *a, struct store_document_filter *f, const char *name,
                         struct store_document **ret, size_t *ret_n, char **ret_cursor) _warn_unused_;
 void vault_document_list_free(struct store_document *docs, size_t n);
-int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id)
-        _warn_unused_;
+int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) _warn_unused_;
 /* Counts the documents and their bytes in the store; run once at start, before serving. */
 int vault_stats_load(struct vault *v) _warn_unused_;
 /* The counts from vault_stats_load, kept up to date by uploads and deletions: no query. */
