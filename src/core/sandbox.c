@@ -287,8 +287,8 @@ static const int seccomp_killed[] = {
 /* What libcurl needs to reach the external TSA of [tsa] url (a numeric address or a name the
  * resolver finds without files outside the sandbox). */
 static const int seccomp_tsa_client[] = {
-        SCMP_SYS(socket),     SCMP_SYS(connect), SCMP_SYS(getpeername),
-        SCMP_SYS(socketpair), SCMP_SYS(pipe2),   SCMP_SYS(ioctl), /* FIONREAD */
+        SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(getpeername), SCMP_SYS(socketpair), SCMP_SYS(pipe2),
+        SCMP_SYS(ioctl), /* FIONREAD */
 };
 
 static int sandbox_seccomp(const struct vault_config *c) {
