@@ -10,10 +10,13 @@ made here with openssl; the vault is told of it by [tsa] url and ca_file.
   back: the background queue upgrades them to B-T (polled, with a deadline), the upgraded seal
   still verifies with openssl, and the trail has a second document.seal.
 - A B-B seal left when the server stops is upgraded after the next start.
+- The TSA wants HTTP basic authentication ([tsa] username, password_file): a request without
+  the right credentials gets 401 and is not answered; the password never reaches the log.
 - A hostile TSA (reply with another nonce, or over another imprint) is refused: the document
   stays B-B and the refusal is logged.
 """
 
+import base64
 import hashlib
 import http.server
 import os
@@ -30,6 +33,7 @@ from test_seal import children, seal_parts, tlv
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "build/coffre"
 V = None
 TSA = None
+PASSWORD = "tsa-pass-" + os.urandom(6).hex()
 UPGRADE_DEADLINE = 90  # seconds; [tsa] retry_max = 1 below keeps attempts a second or two apart
 
 
@@ -82,6 +86,8 @@ class TestTsa:
         with open(self.conf, "w") as f:
             f.write(TSA_CONF.format(dir=d))
         self.mode = "ok"  # ok, bad-nonce, bad-imprint
+        self.auth = "Basic " + base64.b64encode(("coffre:" + PASSWORD).encode()).decode()
+        self.unauthorized = 0
         self.requests = 0
         self.lock = threading.Lock()
         self.server = None
@@ -118,6 +124,11 @@ class TestTsa:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
+                if self.headers.get("Authorization") != tsa.auth:
+                    with tsa.lock:
+                        tsa.unauthorized += 1
+                    self.send_error(401)
+                    return
                 if self.headers.get("Content-Type") != "application/timestamp-query":
                     self.send_error(415)
                     return
@@ -217,6 +228,7 @@ def test_bt_through_external_tsa():
     check(r.json().get("seal_level") == "B-T", "the 201 does not say B-T", r.json())
     doc = r.json()["id"]
     check(TSA.requests == before + 1, "the external TSA was not asked once (%d)" % (TSA.requests - before))
+    check(TSA.unauthorized == 0, "the vault sent requests without the TSA's credentials")
     check(level(doc) == "B-T", "GET does not say B-T")
     verify_seal(doc, data)
 
@@ -280,20 +292,43 @@ def test_hostile_tsa_refused():
         verify_seal(doc, data)
 
 
+def test_password_not_logged():
+    check(PASSWORD.encode() not in V.log_text(), "the TSA password is in the server log")
+
+
+def test_wrong_password_refused():
+    """A wrong password: the TSA refuses (401), the document stays B-B until the right one is set."""
+    right = TSA.auth
+    TSA.auth = "Basic " + base64.b64encode(b"coffre:another").decode()
+    try:
+        u0 = TSA.unauthorized
+        r = V.upload(b"wrong password", name="auth.pdf")
+        check(r.status == 201 and r.json().get("seal_level") == "B-B", "a 401 of the TSA gave B-T", r)
+        check(TSA.unauthorized > u0, "the TSA saw no refused request")
+    finally:
+        TSA.auth = right
+    doc = r.json()["id"]
+    wait_until("the seal upgraded once the TSA accepts the password", lambda: level(doc) == "B-T")
+
+
 def main():
     global V, TSA
     TSA = TestTsa()
     TSA.start()
     with Vault(BINARY) as v:
         V = v
+        pwf = os.path.join(v.base, "tsa-password")
+        with open(pwf, "w") as f:
+            f.write(PASSWORD + "\n")
         conf = os.path.join(v.data, "coffre.conf")
         text = open(conf).read()
         with open(conf, "w") as f:
             f.write(text.replace("[tsa]\n", "[tsa]\nurl = http://127.0.0.1:%d/tsa\nca_file = %s\n"
-                                 "timeout = 5\nretry_max = 1\n" % (TSA.port, TSA.ca()), 1))
+                                 "timeout = 5\nretry_max = 1\nusername = coffre\npassword_file = %s\n"
+                                 % (TSA.port, TSA.ca(), pwf), 1))
         v.start()
         rc = run_tests([test_bt_through_external_tsa, test_down_then_upgraded, test_upgraded_after_restart,
-                        test_hostile_tsa_refused])
+                        test_hostile_tsa_refused, test_wrong_password_refused, test_password_not_logged])
         if v.stop() != 0:
             print("server: SIGTERM exit status not 0")
             rc = 1
