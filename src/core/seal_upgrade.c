@@ -1,9 +1,9 @@
 /* seal_upgrade.c: with an external TSA ([tsa] url), a document whose timestamp could not be had
  * at ingest is kept with a B-B seal and queued here. One thread takes the queue in order, asks
  * the TSA for a token over each seal's signature value, and on success stores the B-T seal in
- * place of the B-B one with its document.seal entry (one transaction). On failure it waits,
- * doubling the wait from one second up to [tsa] retry_max, and tries the same document again;
- * an ingest that gets a timestamp wakes it at once. The queue is bounded: when it overflows, or
+ * place of the B-B one with its document.seal entry (one transaction). On failure it puts the
+ * document at the back of the queue and waits, doubling the wait from one second up to
+ * [tsa] retry_max; an ingest that gets a timestamp wakes it at once. The queue is bounded: when it overflows, or
  * at start (what an earlier run left), the store's B-B seals are read back into it. */
 #include <errno.h>
 #include <pthread.h>
@@ -241,6 +241,14 @@ static void *upgrader_main(void *ud) {
                         continue;
                 }
                 atomic_fetch_add(&u->failures, 1);
+                /* to the back of the queue: one seal that keeps failing holds no other up */
+                pthread_mutex_lock(&u->lock);
+                if (u->n > 1 && strcmp(u->q[u->head].id, ref.id) == 0) {
+                        u->head = (u->head + 1) % UPGRADE_QUEUE_MAX;
+                        u->n--;
+                        push_locked(u, ref.id, ref.org_id);
+                }
+                pthread_mutex_unlock(&u->lock);
                 log_warn("seal upgrade of document %s failed (%s); next attempt in %llu ms", ref.id, strerror(-r),
                          (unsigned long long) wait_ms);
                 struct timespec ts;
