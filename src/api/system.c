@@ -118,6 +118,22 @@ int api_system_metrics(struct http_request *r) {
                 if (certs[i].not_after)
                         k = buf_printf(&b, "coffre_seal_certificate_expiry_seconds{certificate=\"%s\"} %lld\n",
                                        certs[i].name, (long long) (certs[i].not_after - (int64_t) time(NULL)));
+        struct vault_seal_upgrade_stats us;
+        vault_seal_upgrade_stats(http_vault(r), &us);
+        if (k >= 0 && us.enabled)
+                k = buf_printf(&b,
+                               "# HELP coffre_seal_upgrade_queued B-B seals waiting for the external TSA.\n"
+                               "# TYPE coffre_seal_upgrade_queued gauge\n"
+                               "coffre_seal_upgrade_queued %llu\n"
+                               "# HELP coffre_seal_upgraded_total B-B seals raised to B-T since start.\n"
+                               "# TYPE coffre_seal_upgraded_total counter\n"
+                               "coffre_seal_upgraded_total %llu\n"
+                               "# HELP coffre_seal_timestamp_failures_total External TSA exchanges that gave no "
+                               "valid timestamp (at ingest or upgrade).\n"
+                               "# TYPE coffre_seal_timestamp_failures_total counter\n"
+                               "coffre_seal_timestamp_failures_total %llu\n",
+                               (unsigned long long) us.queued, (unsigned long long) us.upgraded,
+                               (unsigned long long) us.failures);
         if (k < 0)
                 return k;
         k = backup_status_metrics(vault_dir(http_vault(r)), (int64_t) time(NULL), &b); /* written by backup run */

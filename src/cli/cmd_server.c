@@ -133,9 +133,11 @@ static int serve_lock_down(void *ud) {
         if (r < 0)
                 return r;
         r = ledger_start(vault_ledger(v));
-        if (r < 0)
+        if (r < 0) {
                 log_error("cannot start the checkpointer: %s", strerror(-r));
-        return r;
+                return r;
+        }
+        return vault_seal_upgrader_start(v);
 }
 
 int cmd_serve(int argc, char **argv) {

@@ -44,6 +44,8 @@ void vault_config_defaults(struct vault_config *c) {
                 .seal = true,
                 .tsa_accuracy_ms = 1000,
                 .checkpoint_ts_interval = 60,
+                .tsa_timeout = 10,
+                .tsa_retry_max = 300,
         };
         snprintf(c->tsa_access, sizeof c->tsa_access, "token");
         snprintf(c->listen, sizeof c->listen, "127.0.0.1:8443");
@@ -173,6 +175,19 @@ static int handler(void *ud, const char *section, const char *name, const char *
         if (IS("tsa", "access"))
                 return (strcmp(value, "token") == 0 || strcmp(value, "public") == 0) &&
                        copy_str(c->tsa_access, sizeof c->tsa_access, value);
+        if (IS("tsa", "url"))
+                return (strncmp(value, "http://", 7) == 0 || strncmp(value, "https://", 8) == 0) &&
+                       copy_str(c->tsa_url, sizeof c->tsa_url, value);
+        if (IS("tsa", "username"))
+                return copy_str(c->tsa_username, sizeof c->tsa_username, value);
+        if (IS("tsa", "password_file"))
+                return copy_str(c->tsa_password_file, sizeof c->tsa_password_file, value);
+        if (IS("tsa", "ca_file"))
+                return copy_str(c->tsa_ca_file, sizeof c->tsa_ca_file, value);
+        if (IS("tsa", "retry_max"))
+                return parse_uint(value, &c->tsa_retry_max) && c->tsa_retry_max >= 1 && c->tsa_retry_max <= 86400;
+        if (IS("tsa", "timeout"))
+                return parse_uint(value, &c->tsa_timeout) && c->tsa_timeout >= 1 && c->tsa_timeout <= 600;
         if (IS("audit", "checkpoint_timestamp_interval"))
                 return parse_uint(value, &c->checkpoint_ts_interval) && c->checkpoint_ts_interval <= 3600;
         if (IS("audit", "witness")) {
@@ -245,6 +260,14 @@ int vault_config_load(const char *path, struct vault_config *c) {
                 return -ENOENT;
         if (r > 0) {
                 log_error("%s: invalid setting on line %d", path, r);
+                return -EINVAL;
+        }
+        if (c->tsa_url[0] && !c->tsa_ca_file[0]) {
+                log_error("%s: [tsa] url needs ca_file (the CA its tokens must chain to)", path);
+                return -EINVAL;
+        }
+        if (c->tsa_username[0] && !c->tsa_password_file[0]) {
+                log_error("%s: [tsa] username needs password_file", path);
                 return -EINVAL;
         }
         if (c->login_fail_delay_max_ms < c->login_fail_delay_ms) {

@@ -53,6 +53,12 @@ struct vault_config {
         char tsa_policy[128];          /* [tsa] policy: dotted OID in every token */
         unsigned tsa_accuracy_ms;      /* [tsa] accuracy_ms */
         char tsa_access[16];           /* [tsa] access: "token" (any valid token) or "public" */
+        char tsa_url[512];               /* [tsa] url: an external RFC 3161 TSA ("": the built-in one) */
+        char tsa_username[128];          /* [tsa] username: basic authentication to it ("": none) */
+        char tsa_password_file[512];     /* [tsa] password_file: its password (first line) */
+        char tsa_ca_file[512];           /* [tsa] ca_file: PEM CA(s) its tokens must chain to */
+        unsigned tsa_timeout;            /* [tsa] timeout: seconds for one exchange with it */
+        unsigned tsa_retry_max;          /* [tsa] retry_max: longest wait between upgrade attempts, s */
         unsigned checkpoint_ts_interval; /* [audit] checkpoint_timestamp_interval: seconds (0: every checkpoint) */
 };
 

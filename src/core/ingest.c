@@ -268,6 +268,8 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         }
         atomic_fetch_add(&v->n_documents, 1);
         atomic_fetch_add(&v->n_bytes, d.size);
+        if (d.seal && strcmp(seal.level, "B-B") == 0)
+                vault_seal_upgrader_enqueue(v, d.id, d.org_id);
         upload_free(u, false);
         d.seal = NULL; /* points into this frame */
         *ret = d;

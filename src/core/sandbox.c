@@ -2,6 +2,7 @@
  * files it may touch to the parts of the data directory it serves (never keys/), and a seccomp
  * allow-list limits the system calls. An HTTP parsing bug then cannot read a private key, run a
  * program or open a connection outwards. */
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,34 @@
 #define SB_LANDLOCK_ACCESS_NET_BIND_TCP (1ULL << 0)
 #define SB_LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
 #define SB_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
+#define SB_LANDLOCK_RULE_NET_PORT 2
+struct sb_net_port_attr {
+        uint64_t allowed_access;
+        uint64_t port;
+} __attribute__((packed));
+
+/* The TCP port of [tsa] url (the only connection outwards the server makes), 0 without one. */
+static int tsa_port(const struct vault_config *c, unsigned *ret) {
+        *ret = 0;
+        if (!c->tsa_url[0])
+                return 0;
+        CURLU *u = curl_url();
+        char *port = NULL;
+        int r = -EINVAL;
+        if (u && curl_url_set(u, CURLUPART_URL, c->tsa_url, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+                char *end = NULL;
+                unsigned long p = strtoul(port, &end, 10);
+                if (end != port && !*end && p > 0 && p < 65536) {
+                        *ret = (unsigned) p;
+                        r = 0;
+                }
+        }
+        curl_free(port);
+        curl_url_cleanup(u);
+        return r;
+}
+
 
 /* LeakSanitizer stops the threads at exit with ptrace and reads /proc/self/task: a sanitizer
  * build lets it, so that the sanitizer runs of the test suites keep the sandbox on. */
@@ -201,6 +230,13 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
         if (r >= 0)
                 r = landlock_allow(rs, "/proc/self", FS_READ, handled, false);
 #endif
+        unsigned port = 0;
+        if (r >= 0 && abi >= 4 && (r = tsa_port(c, &port)) >= 0 && port) {
+                /* the external TSA: connections to its port, nothing else */
+                struct sb_net_port_attr np = { .allowed_access = SB_LANDLOCK_ACCESS_NET_CONNECT_TCP, .port = port };
+                if (syscall(SYS_landlock_add_rule, rs, SB_LANDLOCK_RULE_NET_PORT, &np, 0) < 0)
+                        r = log_error_errno(-errno, "sandbox: landlock rule for TCP port %u: %m", port);
+        }
         if (r >= 0 && syscall(SYS_landlock_restrict_self, rs, 0) < 0)
                 r = log_error_errno(-errno, "sandbox: cannot enforce the Landlock ruleset: %m");
         close(rs);
@@ -262,7 +298,14 @@ static const int seccomp_killed[] = {
 #define CLONE_FLAGS_ARG SCMP_A0
 #endif
 
-static int sandbox_seccomp(void) {
+/* What libcurl needs to reach the external TSA of [tsa] url (a numeric address or a name the
+ * resolver finds without files outside the sandbox). */
+static const int seccomp_tsa_client[] = {
+        SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(getpeername), SCMP_SYS(socketpair), SCMP_SYS(pipe2),
+        SCMP_SYS(ioctl), /* FIONREAD */
+};
+
+static int sandbox_seccomp(const struct vault_config *c) {
         /* Anything else fails with EPERM: the server keeps running and in-flight uploads finish,
          * and the caller sees an error it already handles. */
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
@@ -273,6 +316,9 @@ static int sandbox_seccomp(void) {
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(seccomp_allowed); i++)
                 if (seccomp_allowed[i] >= 0) /* a call this architecture lacks is skipped */
                         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_allowed[i], 0);
+        for (size_t i = 0; r >= 0 && c->tsa_url[0] && i < ELEMENTSOF(seccomp_tsa_client); i++)
+                if (seccomp_tsa_client[i] >= 0)
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_tsa_client[i], 0);
         /* New threads, never new processes: clone3 hides its flags from seccomp, so it answers
          * ENOSYS and glibc falls back to clone, allowed with CLONE_THREAD only. */
         if (r >= 0)
@@ -349,7 +395,7 @@ int vault_sandbox(const struct vault *v) {
         int r = sandbox_landlock(v, &abi);
         if (r < 0)
                 return r;
-        r = sandbox_seccomp();
+        r = sandbox_seccomp(vault_get_config(v));
         if (r < 0)
                 return r;
         char abi_s[12];

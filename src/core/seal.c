@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
+#include "fileio.h"
 #include "crypto/aead.h"
 #include "crypto/keyring.h"
 #include "hex.h"
@@ -22,6 +23,7 @@
 #include "seal/cades.h"
 #include "seal/pki.h"
 #include "seal/signer.h"
+#include "seal/tsa_client.h"
 #include "timeutil.h"
 #include "vault_internal.h"
 
@@ -33,6 +35,7 @@ struct vault_seals {
         X509_STORE *trust; /* the vault's CA: what the TSA's tokens must chain to */
         char *tsa_chain;   /* PEM: TSA certificate, CA */
         struct vault_cert_expiry expiry;
+        struct tsa_client *ext; /* [tsa] url: the external TSA the seals' timestamps come from */
 };
 
 /* ---- encryption of a stored seal ---- */
@@ -179,6 +182,54 @@ static int ensure_org(const struct store_org *o, void *ud) {
         return 0;
 }
 
+/* A path of the configuration: absolute, or relative to the data directory. */
+static char *config_path(const struct vault *v, const char *p) {
+        return p[0] == '/' ? strdup(p) : path_join(vault_dir(v), p);
+}
+
+static int open_external_tsa(struct vault *v, struct vault_seals *s) {
+        const struct vault_config *c = &v->config;
+        _cleanup_free_ char *ca = NULL, *pwf = NULL;
+        struct buf pw = { 0 };
+        int r;
+
+        if (!c->tsa_url[0])
+                return 0;
+        ca = config_path(v, c->tsa_ca_file);
+        if (!ca)
+                return -ENOMEM;
+        if (c->tsa_username[0]) {
+                pwf = config_path(v, c->tsa_password_file);
+                if (!pwf)
+                        return -ENOMEM;
+                r = read_file_secret(pwf, 4096, &pw);
+                if (r < 0)
+                        return log_error_errno(r, "[tsa] password_file cannot be read: %s", strerror(-r));
+                /* the first line, NUL-terminated in place */
+                size_t n = 0;
+                while (n < pw.len && pw.data[n] != '\n' && pw.data[n] != '\r')
+                        n++;
+                if (n == pw.len) {
+                        buf_free_secure(&pw);
+                        return log_error_errno(-EINVAL, "[tsa] password_file must end with a new line");
+                }
+                pw.data[n] = 0;
+        }
+        struct tsa_client_options o = {
+                .url = c->tsa_url,
+                .username = c->tsa_username,
+                .password = pw.data ? (const char *) pw.data : NULL,
+                .ca_file = ca,
+                .timeout_ms = c->tsa_timeout * 1000u,
+        };
+        r = tsa_client_new(&o, &s->ext);
+        buf_free_secure(&pw);
+        if (r < 0)
+                return log_error_errno(r, "[tsa] external TSA cannot be set up (url, ca_file): %s", strerror(-r));
+        log_info("seal timestamps from the external TSA of [tsa] url");
+        return vault_seal_upgrader_new(v);
+}
+
 int vault_seals_open(struct vault *v) {
         struct vault_seals *s = calloc(1, sizeof *s);
         STACK_OF(X509) *sk = NULL;
@@ -207,6 +258,9 @@ int vault_seals_open(struct vault *v) {
         note_expiry("TSA", sk_X509_value(sk, 0), &s->expiry.tsa);
         note_expiry("CA", sk_X509_value(sk, sk_X509_num(sk) - 1), &s->expiry.ca);
         sk_X509_pop_free(sk, X509_free);
+        r = open_external_tsa(v, s);
+        if (r < 0)
+                return r;
         /* every organisation gets its seal key now (a vault made before seals existed too) */
         r = v->store->ops->org_foreach(v->store, ensure_org, &w);
         if (r < 0)
@@ -217,6 +271,8 @@ int vault_seals_open(struct vault *v) {
 void vault_seals_close(struct vault *v) {
         if (!v->seals)
                 return;
+        vault_seal_upgrader_free(v);
+        tsa_client_free(v->seals->ext);
         X509_STORE_free(v->seals->trust);
         free(v->seals->tsa_chain);
         free(v->seals);
@@ -237,6 +293,79 @@ int vault_tsa_respond(struct vault *v, const uint8_t *req, size_t len, uint8_t *
 
 /* ---- sealing ---- */
 
+/* A copy in malloc'd memory of what OpenSSL allocated. */
+static int take_openssl(uint8_t *p, size_t n, uint8_t **ret, size_t *ret_len) {
+        uint8_t *out = malloc(n);
+        if (!out) {
+                OPENSSL_free(p);
+                return -ENOMEM;
+        }
+        memcpy(out, p, n);
+        OPENSSL_free(p);
+        *ret = out;
+        *ret_len = n;
+        return 0;
+}
+
+static int signer_seal_any_org(struct vault *v, const char *org_id, const uint8_t sha256[32], uint8_t **ret,
+                               size_t *ret_len) {
+        struct signer *sg = signer_of(v);
+        int r = signer_seal(sg, org_id, sha256, now_ms(), ret, ret_len);
+        if (r == -ENOKEY) {
+                /* an organisation made while the server runs: its seal key now */
+                struct store_org o;
+                _cleanup_free_ char *pem = NULL;
+                r = v->store->ops->org_get(v->store, org_id, &o);
+                if (r >= 0)
+                        r = signer_seal_chain(sg, org_id, *o.name ? o.name : org_id, &pem);
+                if (r >= 0)
+                        r = signer_seal(sg, org_id, sha256, now_ms(), ret, ret_len);
+        }
+        return r;
+}
+
+int vault_seal_timestamp_external(struct vault *v, const uint8_t *cms, size_t len, uint8_t **ret, size_t *ret_len,
+                                  struct cades_info *ret_info) {
+        struct vault_seals *s = v->seals;
+        uint8_t *bt = NULL;
+        size_t bt_len = 0;
+        if (!s || !s->ext)
+                return -ENODEV;
+        int r = cades_add_timestamp(cms, len, tsa_client_post, s->ext, tsa_client_trust(s->ext), &bt, &bt_len,
+                                    ret_info);
+        if (r < 0)
+                return r;
+        return take_openssl(bt, bt_len, ret, ret_len);
+}
+
+/* B-B by the signer, then B-T through the external TSA; B-B alone when the TSA fails. */
+static int seal_make_external(struct vault *v, const char *org_id, const uint8_t sha256[32], uint8_t **ret,
+                              size_t *ret_len, struct cades_info *ret_info) {
+        _cleanup_free_ uint8_t *bb = NULL;
+        size_t bb_len = 0;
+        int r = signer_seal_any_org(v, org_id, sha256, &bb, &bb_len);
+        if (r < 0)
+                return r;
+        r = cades_check(bb, bb_len, sha256);
+        if (r < 0)
+                return r;
+        r = vault_seal_timestamp_external(v, bb, bb_len, ret, ret_len, ret_info);
+        if (r >= 0) {
+                vault_seal_upgrader_kick(v); /* the TSA answers: pending upgrades now */
+                return 0;
+        }
+        log_warn("external TSA: no timestamp (%s); the document is sealed B-B and queued for B-T", strerror(-r));
+        vault_seal_upgrader_note_failure(v);
+        if (ret_info) {
+                r = cades_info(bb, bb_len, ret_info);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(bb);
+        *ret_len = bb_len;
+        return 0;
+}
+
 int vault_seal_make(struct vault *v, const char *org_id, const uint8_t sha256[32], uint8_t **ret, size_t *ret_len,
                     struct cades_info *ret_info) {
         struct signer *sg = signer_of(v);
@@ -247,6 +376,8 @@ int vault_seal_make(struct vault *v, const char *org_id, const uint8_t sha256[32
 
         if (!v->seals)
                 return -EPIPE;
+        if (v->seals->ext)
+                return seal_make_external(v, org_id, sha256, ret, ret_len, ret_info);
         randombytes_buf(nonce, sizeof nonce);
         nonce[0] &= 0x7f;
         /* the seal and its timestamp in one round trip, shared with concurrent uploads */

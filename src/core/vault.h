@@ -175,3 +175,11 @@ struct vault_cert_expiry {
         int64_t ca, tsa, seal;
 };
 void vault_cert_expiry(struct vault *v, struct vault_cert_expiry *ret);
+/* The B-B to B-T upgrade queue (with an external TSA, [tsa] url): started once the process is
+ * confined (a no-op without one). It finds the B-B seals left by an earlier run first. */
+int vault_seal_upgrader_start(struct vault *v) _warn_unused_;
+struct vault_seal_upgrade_stats {
+        bool enabled;
+        uint64_t queued, upgraded, failures;
+};
+void vault_seal_upgrade_stats(struct vault *v, struct vault_seal_upgrade_stats *ret);

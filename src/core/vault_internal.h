@@ -13,6 +13,7 @@ struct blob;
 struct keyring;
 struct vault_field_keys_cache;
 struct vault_seals;
+struct seal_upgrader;
 struct cades_info;
 
 struct vault {
@@ -25,6 +26,7 @@ struct vault {
         struct accounts *accounts;                 /* users, sessions, tokens (accounts.c) */
         struct vault_field_keys_cache *field_keys; /* fields.c: each organisation's field keys */
         struct vault_seals *seals;                 /* seal.c: NULL until vault_seals_open() */
+        struct seal_upgrader *upgrader;            /* seal_upgrade.c: NULL without [tsa] url */
         /* for /metrics: counted at start (vault_stats_load), then kept by create and delete */
         _Atomic uint64_t n_documents, n_bytes;
         bool opened;       /* vault_open() succeeded */
@@ -40,6 +42,21 @@ void vault_seals_close(struct vault *v);
  * times. -EPIPE/-ETIMEDOUT while the signer is down. */
 int vault_seal_make(struct vault *v, const char *org_id, const uint8_t sha256[32], uint8_t **ret, size_t *ret_len,
                     struct cades_info *ret_info) _warn_unused_;
+/* B-B to B-T through the external TSA of [tsa] url (checked: status, nonce, imprint, signature
+ * and chain to ca_file). *ret malloc'd. -ENODEV without one. */
+int vault_seal_timestamp_external(struct vault *v, const uint8_t *cms, size_t len, uint8_t **ret, size_t *ret_len,
+                                  struct cades_info *ret_info) _warn_unused_;
+/* seal_upgrade.c: the queue of B-B seals waiting for the external TSA. new() at open (with
+ * [tsa] url only; the others are no-ops without it), the thread by vault_seal_upgrader_start(). */
+int vault_seal_upgrader_new(struct vault *v) _warn_unused_;
+void vault_seal_upgrader_free(struct vault *v);
+/* Queues a document sealed B-B (dropped when the queue is full: the store is scanned again). */
+void vault_seal_upgrader_enqueue(struct vault *v, const char *id, const char *org_id);
+/* The TSA answered an ingest: retry the queue now. */
+void vault_seal_upgrader_kick(struct vault *v);
+/* An ingest got no timestamp (counted with the failures). */
+void vault_seal_upgrader_note_failure(struct vault *v);
+
 /* The stored form of a seal (docs/formats.md): AES-256-GCM under HMAC-SHA-256(DEK, label). */
 int vault_seal_encrypt(const uint8_t dek[32], const char *doc_id, const uint8_t *p, size_t n, uint8_t **ret,
                        size_t *ret_len) _warn_unused_;

@@ -62,6 +62,8 @@ enum sqlite_stmt_id {
         STMT_AUDIT_REF_MAX,
         STMT_SEAL_INSERT,
         STMT_SEAL_GET,
+        STMT_SEAL_UPGRADE,
+        STMT_SEAL_LIST_LEVEL,
         STMT_BEGIN,
         STMT_COMMIT,
         STMT_ROLLBACK,
@@ -100,6 +102,8 @@ static inline void sqlite_stmt_releasep(sqlite3_stmt **st) {
 /* Seals (sqlite_seals.c): the insert, inside the caller's transaction, and the read. */
 int sqlite_seal_insert(struct sqlite_conn *c, const char *id, const struct store_seal *seal) _warn_unused_;
 int sqlite_seal_get(struct store *st, const char *id, struct store_seal *ret);
+int sqlite_seal_upgrade(struct store *st, const char *id, const struct store_seal *seal);
+int sqlite_seal_list_level(struct store *st, const char *level, size_t max, struct store_seal_ref *ret, size_t *ret_n);
 
 /* Brings the schema up to date (PRAGMA user_version), in one transaction. */
 int sqlite_schema_migrate(struct sqlite_conn *c, bool create) _warn_unused_;

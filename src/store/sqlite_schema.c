@@ -96,6 +96,10 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_AUDIT_REF_MAX] = "SELECT max(log_index) FROM audit_refs",
         [STMT_SEAL_INSERT] = "INSERT INTO seals (document_id, level, signing_time, timestamp_time, sealed) "
                              "VALUES (?1, ?2, ?3, ?4, ?5)",
+        [STMT_SEAL_UPGRADE] = "UPDATE seals SET level = ?2, signing_time = ?3, timestamp_time = ?4, sealed = ?5 "
+                              "WHERE document_id = ?1 AND level = 'B-B'",
+        [STMT_SEAL_LIST_LEVEL] = "SELECT s.document_id, d.org_id FROM seals s JOIN documents d ON d.id = s.document_id "
+                                 "WHERE s.level = ?1 ORDER BY s.document_id LIMIT ?2",
         [STMT_SEAL_GET] = "SELECT level, signing_time, timestamp_time, sealed FROM seals WHERE document_id = ?1",
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
         [STMT_COMMIT] = "COMMIT",

@@ -17,6 +17,12 @@
 #define STORE_NAME_SEALED_MAX (STORE_NAME_MAX + 29)
 #define STORE_NAME_INDEX_SIZE 32
 
+/* A sealed document named by its id and organisation (seal_list_level). */
+struct store_seal_ref {
+        char id[STORE_ID_LEN + 1];
+        char org_id[STORE_ID_LEN + 1];
+};
+
 /* A document's seal (CAdES), stored encrypted by the caller (docs/formats.md). */
 struct store_seal {
         char level[4];          /* "B-B" or "B-T" */
@@ -145,6 +151,13 @@ struct store_ops {
         int (*document_insert_ref)(struct store *s, const struct store_document *d, uint64_t audit_index);
         /* The seal stored with document id (ret->sealed malloc'd); -ENOENT when it has none. */
         int (*seal_get)(struct store *s, const char *id, struct store_seal *ret);
+        /* Replaces a B-B seal of document id with seal (its level B-T) and adds the reference to
+         * seal->audit_index (its document.seal entry), in one durable transaction. -ENOENT when the
+         * document has no B-B seal (gone, or upgraded already). */
+        int (*seal_upgrade)(struct store *s, const char *id, const struct store_seal *seal);
+        /* Up to max ids of documents whose seal has this level, in id order. */
+        int (*seal_list_level)(struct store *s, const char *level, size_t max, struct store_seal_ref *ret,
+                               size_t *ret_n);
         /* -ENOENT when absent or in another organisation. */
         int (*document_get)(struct store *s, const char *org_id, const char *id, struct store_document *ret);
         /* Newest first. *ret is malloc'd (free()); *ret_next_cursor malloc'd or NULL at the end. */
