@@ -48,15 +48,15 @@ tmp = tempfile.mkdtemp(prefix="coffre-vs-restic-", dir=args.tmp)
 
 
 def timed(argv, env=None):
-    """Runs argv under /usr/bin/time; returns (seconds, peak RSS in KiB)."""
+    """Runs argv under /usr/bin/time; returns (seconds, peak RSS in KiB, CPU seconds)."""
     t = time.monotonic()
-    r = subprocess.run(["/usr/bin/time", "-f", "maxrss=%M"] + argv, capture_output=True, env=env)
+    r = subprocess.run(["/usr/bin/time", "-f", "maxrss=%M cpu=%U+%S"] + argv, capture_output=True, env=env)
     dt = time.monotonic() - t
     err = r.stderr.decode(errors="replace")
     if r.returncode != 0:
         sys.exit("%s failed (exit %d): %s" % (" ".join(argv[:3]), r.returncode, err[-2000:]))
-    m = re.findall(r"maxrss=(\d+)", err)
-    return dt, int(m[-1])
+    m = re.findall(r"maxrss=(\d+) cpu=([\d.]+)\+([\d.]+)", err)[-1]
+    return dt, int(m[0]), float(m[1]) + float(m[2])
 
 
 def tree_size(root):
@@ -153,12 +153,12 @@ def main():
     print("data directory: %.1f MiB, after the 1 %%: %.1f MiB; repositories: coffre %.1f MiB, restic %.1f MiB"
           % (size_full / MIB, size_inc / MIB, repo_sizes[0] / MIB, repo_sizes[1] / MIB))
     print()
-    print("%-12s %-8s %9s %10s %10s" % ("step", "tool", "time", "rate", "peak RSS"))
+    print("%-12s %-8s %9s %10s %10s %9s" % ("step", "tool", "time", "rate", "peak RSS", "CPU"))
     for step, size in (("full", size_full), ("incr", None), ("restore", size_inc)):
         for tool in ("coffre", "restic"):
-            dt, rss = res[step, tool]
+            dt, rss, cpu = res[step, tool]
             rate = "%.0f MiB/s" % (size / MIB / dt) if size else "-"
-            print("%-12s %-8s %8.2fs %10s %10s" % (step, tool, dt, rate, fmt_rss(rss)))
+            print("%-12s %-8s %8.2fs %10s %10s %8.2fs" % (step, tool, dt, rate, fmt_rss(rss), cpu))
     print()
     full = res["full", "restic"][0] / res["full", "coffre"][0]
     incr = res["incr", "coffre"][0] / res["incr", "restic"][0]
