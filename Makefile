@@ -3,7 +3,7 @@ BUILD ?= build
 DATA ?= var
 LISTEN ?= 127.0.0.1:8443
 
-.PHONY: all deps build run test test-asan build-asan-clang bench clean
+.PHONY: all deps build run test test-asan build-asan-clang bench bench-backup clean
 
 all: build
 
@@ -46,6 +46,12 @@ bench: build
 	./bench/run $(BUILD)/coffre
 	./bench/checkpoint_latency.py $(BUILD)/coffre 100
 	$(BUILD)/bench/audit-bench
+
+# coffre's backups against restic on the same data and disk (issue 12): 2 GiB + 1 GiB at
+# SCALE=1; `make bench-backup SCALE=0.1` for a run of a few minutes on a small machine.
+SCALE ?= 1
+bench-backup: build
+	./bench/backup_vs_restic.py $(BUILD)/coffre --scale $(SCALE)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

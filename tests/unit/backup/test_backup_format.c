@@ -181,6 +181,30 @@ static struct backup_keys *keys_of(uint8_t fill) {
         return keys;
 }
 
+/* Blob ids are HMAC-SHA-256 under the id key (docs/formats.md): the same bytes as libsodium's
+ * implementation at every length around SHA-256's block and up to a chunk's size. */
+static void test_blob_id_is_hmac_sha256(void **state) {
+        _cleanup_(backup_keys_freep) struct backup_keys *k = keys_of(1);
+        static const size_t lens[] = { 0, 1, 55, 56, 63, 64, 65, 1000, 1u << 20, (1u << 20) + 7 };
+        uint8_t *data = malloc((1u << 20) + 7), want[crypto_auth_hmacsha256_BYTES];
+        crypto_auth_hmacsha256_state st;
+        backup_id id, again;
+
+        (void) state;
+        assert_non_null(data);
+        lcg_data(data, (1u << 20) + 7);
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+                crypto_auth_hmacsha256_init(&st, k->id, BACKUP_KEY_SIZE);
+                crypto_auth_hmacsha256_update(&st, data, lens[i]);
+                crypto_auth_hmacsha256_final(&st, want);
+                backup_blob_id(k, data, lens[i], &id);
+                assert_memory_equal(id.b, want, sizeof want);
+                backup_blob_id(k, data, lens[i], &again);
+                assert_memory_equal(id.b, again.b, sizeof again.b);
+        }
+        free(data);
+}
+
 static void test_pack_index_round_trip(void **state) {
         _cleanup_(backup_keys_freep) struct backup_keys *k = keys_of(1), *other = keys_of(2);
         _cleanup_(backup_pack_writer_freep) struct backup_pack_writer *w = NULL;
@@ -337,8 +361,11 @@ static void test_manifest_shape(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_vector),         cmocka_unit_test(test_shift_resistance),
-                cmocka_unit_test(test_params),         cmocka_unit_test(test_pack_index_round_trip),
+                cmocka_unit_test(test_vector),
+                cmocka_unit_test(test_shift_resistance),
+                cmocka_unit_test(test_params),
+                cmocka_unit_test(test_blob_id_is_hmac_sha256),
+                cmocka_unit_test(test_pack_index_round_trip),
                 cmocka_unit_test(test_manifest_shape),
         };
         if (sodium_init() < 0)
