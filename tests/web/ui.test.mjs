@@ -361,6 +361,9 @@ async function main() {
       await v.page.keyboard.press('Enter');
       await visible(v.page, '#page-documents');
       assert(await v.page.locator('#upload').isHidden(), 'a viewer sees the upload form');
+      // the list loads after the page shows: wait for its rows (bounded), then check them
+      await v.page.waitForFunction(() => document.querySelectorAll('#documents-body tr').length >= 3, null,
+                                   { timeout: 20000 }).catch(() => {});
       assert(await v.page.locator('#documents-body tr').count() >= 3, 'the viewer sees no documents');
     });
 
