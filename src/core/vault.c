@@ -475,6 +475,17 @@ static int vault_open_parts(struct vault *v) {
         sodium_memzero(login_key, sizeof login_key);
         if (r < 0)
                 return r;
+#ifdef COFFRE_TEST_HOOKS
+        /* test builds only: the offline commands (coffre lifecycle run) on a moved clock */
+        const char *shift = getenv("COFFRE_TEST_CLOCK_SHIFT_MS");
+        if (shift) {
+                char *end = NULL;
+                long long d = strtoll(shift, &end, 10);
+                if (!*shift || *end)
+                        return log_error_errno(-EINVAL, "COFFRE_TEST_CLOCK_SHIFT_MS is not an integer");
+                accounts_clock_shift(v->accounts, (int64_t) d);
+        }
+#endif
         return ledger_recover_tail(v->ledger);
 }
 
@@ -522,7 +533,8 @@ int vault_open(const char *dir, struct vault **ret) {
         v->ref_gap = UINT64_MAX;
         r = vault_config_load(conf, &v->config);
         if (r == -ENOENT)
-                return log_error_errno(r, "%s is not a coffre vault (no coffre.conf); create one with coffre init", dir);
+                return log_error_errno(r, "%s is not a coffre vault (no coffre.conf); create one with coffre init",
+                                       dir);
         if (r < 0)
                 return r;
         r = vault_open_parts(v);
@@ -669,21 +681,24 @@ void vault_durability_stats(struct vault *v, struct vault_durability_stats *ret)
 
 /* ---- deletion and keys ---- */
 
-int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) {
-        struct store_document d;
+int vault_document_erase(struct vault *v, const char *actor_id, const struct store_document *d, const char *why,
+                         const char *reason, int64_t now, const char *request_id) {
         uint8_t raw[16];
         int r;
 
-        r = vault_document_get(v, a, id, &d);
-        if (r < 0)
-                return r;
-        if (hex_decode(d.id, raw, sizeof raw) < 0)
+        if (hex_decode(d->id, raw, sizeof raw) < 0)
                 return -EINVAL;
-        /* logged before it happens: a deletion is never unrecorded, even if cut short */
-        _cleanup_(vault_free_secret_stringp) char *details = vault_details_json(&d);
-        r = details ? vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details) : -ENOMEM;
+        /* logged before it happens: a deletion is never unrecorded, even if cut short. No name
+         * here: the creation entry has it already. */
+        json_t *o = json_pack("{s:s, s:I, s:s}", "class", d->class_, "size", (json_int_t) d->size, "why", why);
+        if (o && reason && json_object_set_new(o, "reason", json_string(reason)) < 0)
+                json_decref(TAKE_PTR(o));
+        _cleanup_(vault_free_secret_stringp) char *details = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(o);
+        r = details ? vault_record(v, d->org_id, actor_id, "document.delete", d->id, d->sha256, request_id, details)
+                    : -ENOMEM;
         if (r == -ENOSPC && reserve_release(v))
-                r = vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details);
+                r = vault_record(v, d->org_id, actor_id, "document.delete", d->id, d->sha256, request_id, details);
         if (r < 0)
                 return r;
         /* Crypto-shredding first: once the DEK is gone the ciphertext is noise, even in backups. */
@@ -693,18 +708,29 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         if (r < 0 && r != -ENOENT) {
                 /* nothing destroyed: the log must not say the document is gone (best effort; the
                  * next start records it otherwise) */
-                if (vault_record(v, a->org_id, a->actor_id, "document.delete_cancelled", d.id, NULL, request_id, NULL) < 0)
-                        log_warn("document %s: cancelled deletion not logged; the next start logs it", d.id);
+                if (vault_record(v, d->org_id, actor_id, "document.delete_cancelled", d->id, NULL, request_id, NULL) <
+                    0)
+                        log_warn("document %s: cancelled deletion not logged; the next start logs it", d->id);
                 return r;
         }
-        r = v->store->ops->document_delete(v->store, a->org_id, d.id);
+        struct store_tombstone t = { .created_at = d->created_at, .retain_until = d->retain_until, .erased_at = now };
+        snprintf(t.id, sizeof t.id, "%s", d->id);
+        snprintf(t.org_id, sizeof t.org_id, "%s", d->org_id);
+        snprintf(t.class_, sizeof t.class_, "%s", d->class_);
+        snprintf(t.why, sizeof t.why, "%s", why);
+        memcpy(t.sha256, d->sha256, sizeof t.sha256);
+        r = v->store->ops->document_erase(v->store, &t);
         if (r < 0)
                 return r;
         atomic_fetch_sub(&v->n_documents, 1);
-        atomic_fetch_sub(&v->n_bytes, d.size);
-        r = v->blob->ops->remove(v->blob, d.id);
+        atomic_fetch_sub(&v->n_bytes, d->size);
+        r = v->blob->ops->remove(v->blob, d->id);
         if (r < 0 && r != -ENOENT)
-                log_warn("document %s: object not removed (%s); its key is destroyed", d.id, strerror(-r));
+                log_warn("document %s: object not removed (%s); its key is destroyed", d->id, strerror(-r));
+        char done[96];
+        snprintf(done, sizeof done, "{\"why\":\"%s\"}", why);
+        if (vault_record(v, d->org_id, actor_id, "document.erase", d->id, d->sha256, request_id, done) < 0)
+                log_warn("document %s: erased, but its document.erase entry is not logged", d->id);
         reserve_take(v); /* again, now that there may be room */
         return 0;
 }

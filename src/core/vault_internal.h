@@ -41,6 +41,11 @@ int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id
                        uint64_t *ret_index) _warn_unused_;
 /* {"class","name","size"} of a document, for an audit entry's details. malloc'd. */
 char *vault_details_json(const struct store_document *d);
+/* Erases document d (of its organisation): logged (document.delete, with why and reason), DEK
+ * destroyed, row replaced by its tombstone, ciphertext removed, then logged as document.erase.
+ * The caller has checked retention and holds. */
+int vault_document_erase(struct vault *v, const char *actor_id, const struct store_document *d, const char *why,
+                         const char *reason, int64_t now, const char *request_id) _warn_unused_;
 /* For _cleanup_: wipes and frees a string that may hold personal data. */
 void vault_free_secret_stringp(char **s);
 /* Indexes the log entries past the last stored audit reference (lost in a crash, or a restored

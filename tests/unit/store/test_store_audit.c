@@ -183,6 +183,7 @@ static void test_upgrade_from_v1(void **state) {
                                       "ALTER TABLE orgs DROP COLUMN status; ALTER TABLE orgs DROP COLUMN require_2fa; "
                                       "ALTER TABLE orgs DROP COLUMN default_class; "
                                       "ALTER TABLE orgs DROP COLUMN time_zone; "
+                                      "DROP TABLE tombstones; DROP TABLE holds; "
                                       "DROP TABLE audit_refs; DROP TABLE documents; " DOCUMENTS_V1
                                       "DELETE FROM schema_migrations WHERE version > 1; PRAGMA user_version = 1;",
                                       NULL, NULL, NULL),
