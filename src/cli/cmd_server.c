@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "core/ledger.h"
 #include "core/selfsigned.h"
+#include "core/lifecycle.h"
 #include "core/sandbox.h"
 #include "core/vault.h"
 #include "fileio.h"
@@ -114,9 +115,11 @@ static int serve_lock_down(void *ud) {
         } else
                 log_warn("sandbox disabled by [server] sandbox = false: the server can read every file it can reach");
         r = ledger_start(vault_ledger(v));
-        if (r < 0)
+        if (r < 0) {
                 log_error("cannot start the checkpointer: %s", strerror(-r));
-        return r;
+                return r;
+        }
+        return vault_lifecycle_start(v);
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -241,8 +244,10 @@ int cmd_serve(int argc, char **argv) {
         r = http_server_start(&o, &s);
         buf_free_secure(&key);
         buf_free(&cert);
-        if (r < 0)
+        if (r < 0) {
+                vault_lifecycle_stop();
                 return 1;
+        }
         char port[8];
         snprintf(port, sizeof port, "%u", http_server_port(s));
         log_fields(LOG_LEVEL_INFO, "listening", "listen", o.listen, "port", port, NULL);
@@ -256,6 +261,7 @@ int cmd_serve(int argc, char **argv) {
                         tls_expiry_check(cert_path, not_after);
         }
         log_info("signal %d: finishing running requests", sig);
+        vault_lifecycle_stop();
         http_server_stop(s);
         log_info("stopped");
         return 0;

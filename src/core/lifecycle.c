@@ -4,6 +4,8 @@
 #include "lifecycle.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -408,4 +410,60 @@ int vault_lifecycle_sweep(struct vault *v, bool dry_run, int64_t now,
                          (unsigned long long) st.failed);
         *ret = st;
         return r < 0 ? r : st.failed ? -EIO : 0;
+}
+
+/* ---- the server's sweeper thread ---- */
+
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        pthread_t thread;
+        bool running, stop;
+        struct vault *v;
+} sweeper = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void *sweeper_main(void *ud) {
+        (void) ud;
+        unsigned interval = sweeper.v->config.lifecycle_interval;
+        pthread_mutex_lock(&sweeper.lock);
+        while (!sweeper.stop) {
+                pthread_mutex_unlock(&sweeper.lock);
+                struct vault_sweep_stats st;
+                int r = vault_lifecycle_sweep(sweeper.v, false, vault_now_ms(sweeper.v), NULL, NULL, &st);
+                if (r < 0)
+                        log_error("lifecycle sweep: %s; the next one tries again", strerror(-r));
+                pthread_mutex_lock(&sweeper.lock);
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += (time_t) interval;
+                while (!sweeper.stop && pthread_cond_timedwait(&sweeper.cond, &sweeper.lock, &until) == 0)
+                        ;
+        }
+        pthread_mutex_unlock(&sweeper.lock);
+        return NULL;
+}
+
+int vault_lifecycle_start(struct vault *v) {
+        if (v->config.lifecycle_interval == 0) {
+                log_info("lifecycle sweeps disabled ([lifecycle] interval = 0)");
+                return 0;
+        }
+        sweeper.v = v;
+        sweeper.stop = false;
+        int r = -pthread_create(&sweeper.thread, NULL, sweeper_main, NULL);
+        if (r < 0)
+                return log_error_errno(r, "cannot start the lifecycle sweeper: %s", strerror(-r));
+        sweeper.running = true;
+        return 0;
+}
+
+void vault_lifecycle_stop(void) {
+        if (!sweeper.running)
+                return;
+        pthread_mutex_lock(&sweeper.lock);
+        sweeper.stop = true;
+        pthread_cond_broadcast(&sweeper.cond);
+        pthread_mutex_unlock(&sweeper.lock);
+        pthread_join(sweeper.thread, NULL);
+        sweeper.running = false;
 }

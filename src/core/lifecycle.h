@@ -79,3 +79,8 @@ struct vault_sweep_stats {
 int vault_lifecycle_sweep(struct vault *v, bool dry_run, int64_t now,
                           void (*cb)(const struct store_document *d, bool erase, void *ud), void *ud,
                           struct vault_sweep_stats *ret) _warn_unused_;
+
+/* The server's sweeper: a thread running vault_lifecycle_sweep at start and then every [lifecycle]
+ * interval seconds (0: never). Stop waits for a sweep under way to finish its current document. */
+int vault_lifecycle_start(struct vault *v) _warn_unused_;
+void vault_lifecycle_stop(void);

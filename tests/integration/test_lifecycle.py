@@ -21,6 +21,7 @@ import os
 import re
 import sqlite3
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Vault, check, expect_problem, run_tests  # noqa: E402
@@ -350,7 +351,29 @@ def test_sweeper_and_audit_verify():
     check(r.returncode == 2, "unknown subcommand: exit %d" % r.returncode)
 
 
+def test_server_sweeper():
+    """coffre serve sweeps every [lifecycle] interval: a document whose retention ended (on the
+    moved clock) is erased without any request, a held one stays."""
+    with Vault(BINARY, scratch_classes=False) as w:
+        with open(os.path.join(w.data, "coffre.conf"), "a") as f:
+            f.write(CLASSES + "\n[lifecycle]\ninterval = 1\n")
+        w.start()
+        gone = w.upload_ok(b"swept", cls="gov-1d")["id"]
+        kept = w.upload_ok(b"held", cls="gov-1d")["id"]
+        r = w.json_request("POST", "/v1/documents/%s/holds" % kept, {"reason": "r", "case": "c"})
+        check(r.status == 201, "hold", r)
+        check(w.request("GET", "/v1/documents/" + gone).status == 200, "erased before its end")
+        w.shift_clock(DAY + 60)
+        deadline = time.monotonic() + 30
+        while w.request("GET", "/v1/documents/" + gone).status != 410 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the sweeper's result, bounded by the deadline
+        expect_problem(w.request("GET", "/v1/documents/" + gone), 410, "erased")
+        check(w.request("GET", "/v1/documents/" + kept).status == 200, "the sweeper erased a held document")
+        check(b"lifecycle sweep" in w.log_text(), "no sweep in the log")
+
+
 if __name__ == "__main__":
     run_tests([test_defaults_and_document_date, test_bad_input_changes_nothing, test_delete_matrix,
                test_exactly_at_retain_until, test_class_changes, test_config_edit_never_shortens,
-               test_holds_roles_listing_and_sealing, test_holds_by_filter, test_sweeper_and_audit_verify])
+               test_holds_roles_listing_and_sealing, test_holds_by_filter, test_sweeper_and_audit_verify,
+               test_server_sweeper])
