@@ -125,23 +125,38 @@ def check_erased(doc, cls, why):
 
 
 def test_defaults_and_document_date():
+    orgs = V.request("GET", "/v1/orgs").json()["orgs"]
+    check(len(orgs) == 1 and orgs[0]["time_zone"] == "Europe/Paris", "a new organisation's time zone", orgs)
     r = V.upload(b"facture", name="f.pdf")
     check(r.status == 201, "upload", r)
     d = r.json()
     check(d["class"] == "accounting-10y" and d["lock"] == "compliance", "default class", d)
     import datetime
     year = datetime.datetime.fromtimestamp(server_now_ms() / 1000, datetime.timezone.utc).year
-    check(d["retain_until"].startswith("%d-01-01T00:00:00" % (year + 11)), "10 y after fiscal year end", d)
+    # through 31 December of the tenth year after this fiscal year: midnight in Paris is 23:00 UTC
+    check(d["retain_until"].startswith("%d-12-31T23:00:00" % (year + 10)), "10 y after fiscal year end", d)
     r = V.request("POST", "/v1/documents?name=g.pdf&class=accounting-10y&document_date=2025-03-15", body=b"g")
     check(r.status == 201, "dated upload", r)
-    check(r.json()["retain_until"].startswith("2036-01-01T00:00:00") and r.json()["document_date"] == "2025-03-15",
+    check(r.json()["retain_until"].startswith("2035-12-31T23:00:00") and r.json()["document_date"] == "2025-03-15",
           "dated accounting record", r.json())
     r = V.request("POST", "/v1/documents?name=p.pdf&class=payroll&document_date=2024-02-29", body=b"p")
-    check(r.status == 201 and r.json()["retain_until"].startswith("2029-03-01T00:00:00"), "payroll 5 y", r)
+    check(r.status == 201 and r.json()["retain_until"].startswith("2029-02-28T23:00:00"), "payroll 5 y", r)
+    r = V.request("POST", "/v1/documents?name=c.pdf&class=contract&document_date=2026-07-14", body=b"c")
+    check(r.status == 201 and r.json()["retain_until"].startswith("2031-07-14T22:00:00"), "contract, summer", r)
     r = V.request("POST", "/v1/documents?name=t.bin&class=temporary-90d", body=b"t")
     check(r.status == 201 and r.json()["lock"] == "governance", "temporary", r)
     check(abs(ms(r.json()["retain_until"]) - ms(r.json()["created_at"]) - 90 * DAY * 1000) <= 3600 * 1000,
           "temporary-90d: 90 days after ingest", r.json())
+    # the organisation's time zone is a setting (owner, admin): UTC from now on
+    oid = orgs[0]["id"]
+    for bad in ("Mars/Olympus", "../../etc/passwd", "Europe", ""):
+        expect_problem(V.json_request("PATCH", "/v1/orgs/" + oid, {"time_zone": bad}), 400, "bad-request")
+    r = V.json_request("PATCH", "/v1/orgs/" + oid, {"time_zone": "UTC"})
+    check(r.status == 200 and r.json()["time_zone"] == "UTC", "time zone set", r)
+    r = V.request("POST", "/v1/documents?name=u.pdf&class=accounting-10y&document_date=2025-03-15", body=b"u")
+    check(r.json()["retain_until"].startswith("2036-01-01T00:00:00"), "in UTC", r.json())
+    r = V.json_request("PATCH", "/v1/orgs/" + oid, {"time_zone": "Europe/Paris"})
+    check(r.status == 200, "back to Paris", r)
 
 
 def test_bad_input_changes_nothing():
