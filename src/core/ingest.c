@@ -224,9 +224,13 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
                 goto fail;
         }
         details = vault_details_json(&d);
-        r = details ? vault_record_entry(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id,
-                                         details, &index)
+        /* the name in the creation entry: under the document's own key, gone with its DEK */
+        uint8_t dkey[32];
+        vault_document_details_key(u->dek, d.id, dkey);
+        r = details ? vault_record_entry_keyed(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id,
+                                               details, dkey, &index)
                     : -ENOMEM;
+        sodium_memzero(dkey, sizeof dkey);
         if (r >= 0) {
                 /* the row and the reference to its create entry: one commit (the commit point) */
                 r = v->store->ops->document_insert_ref(v->store, &d, index);

@@ -58,9 +58,26 @@ bool vault_id_valid(const char *id) {
 
 /* Appends an audit entry (durable on return); its index in *ret_index. details_plain (which may
  * hold personal data) is sealed under the organisation's audit key. */
+void vault_document_details_key(const uint8_t dek[32], const char *id, uint8_t out[32]) {
+        static const char ctx[] = "coffre document audit details v1";
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, dek, 32, 32);
+        crypto_generichash_update(&st, (const uint8_t *) ctx, sizeof ctx);
+        crypto_generichash_update(&st, (const uint8_t *) id, strlen(id));
+        crypto_generichash_final(&st, out, 32);
+        sodium_memzero(&st, sizeof st);
+}
+
 int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id, const char *action,
                        const char *object_id, const uint8_t *sha256, const char *request_id, const char *details_plain,
                        uint64_t *ret_index) {
+        return vault_record_entry_keyed(v, org_id, actor_id, action, object_id, sha256, request_id, details_plain, NULL,
+                                        ret_index);
+}
+
+int vault_record_entry_keyed(struct vault *v, const char *org_id, const char *actor_id, const char *action,
+                             const char *object_id, const uint8_t *sha256, const char *request_id,
+                             const char *details_plain, const uint8_t *details_key, uint64_t *ret_index) {
         char time[32], sha_hex[65], rid[17];
         uint8_t kek_id[KEYRING_ID_SIZE], key[KEYRING_KEY_SIZE];
         bool have_key = false;
@@ -84,7 +101,10 @@ int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id
                 .object_sha256 = sha256 ? sha_hex : NULL,
                 .request_id = (char *) request_id,
         };
-        if (details_plain && hex_decode(org_id, kek_id, sizeof kek_id) >= 0) {
+        if (details_plain && details_key) {
+                memcpy(key, details_key, sizeof key);
+                have_key = true;
+        } else if (details_plain && hex_decode(org_id, kek_id, sizeof kek_id) >= 0) {
                 r = keyring_org_key(v->keyring, kek_id, "audit-details", key);
                 if (r < 0)
                         return log_error_errno(r, "no audit key for organisation %s: %s", org_id, strerror(-r));
