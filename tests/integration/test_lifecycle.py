@@ -224,6 +224,55 @@ def test_delete_matrix():
             check_erased(doc, lock, "deleted" if ended else "deleted-early")
 
 
+def test_class_and_release_matrix():
+    """Every lock x retained/ended x hold combination, for each role: changing the class (to a
+    longer one, to a weaker lock) and releasing the hold; exact statuses."""
+    roles = ["owner", "admin", "accountant", "viewer", "auditor"]
+    cases = []
+    for lock in ("gov-1d", "comp-1d"):
+        for held in (False, True):
+            for role in roles:
+                cases.append([V.upload_ok(b"m", cls=lock)["id"], lock, True, held, role])
+    shift_ms((DAY + 60) * 1000)
+    for lock in ("gov-1d", "comp-1d"):
+        for held in (False, True):
+            for role in roles:
+                cases.append([V.upload_ok(b"m", cls=lock)["id"], lock, False, held, role])
+    for c in cases:
+        c.append(hold(c[0]).json()["id"] if c[3] else None)
+    for doc, lock, ended, held, role, hid in cases:
+        what = "%s ended=%s held=%s %s" % (lock, ended, held, role)
+        tok = token_of(role)
+        manager = role in ("owner", "admin")
+        # a weaker lock (compliance -> governance) or a shorter retention: never
+        if lock == "comp-1d":
+            r = V.json_request("PATCH", "/v1/documents/" + doc, {"class": "temporary-90d"}, token=tok)
+            if manager:
+                expect_problem(r, 409, "retention-shortened")
+            else:
+                expect_problem(r, 403, "forbidden")
+        # longer and at least as strict: whoever manages, held or not, retained or not
+        r = V.json_request("PATCH", "/v1/documents/" + doc, {"class": "comp-2d"}, token=tok)
+        if manager:
+            check(r.status == 200 and r.json()["class"] == "comp-2d", what, r)
+        else:
+            expect_problem(r, 403, "forbidden")
+        r = V.json_request("PATCH", "/v1/documents/" + doc, {"class": "gov-1d"}, token=tok)
+        expect_problem(r, 409 if manager else 403, "retention-shortened" if manager else "forbidden")
+        if held:
+            rel = "/v1/documents/%s/holds/%s" % (doc, hid)
+            r = V.json_request("DELETE", rel, {"reason": "fin du litige"}, token=tok)
+            if manager:
+                check(r.status == 204, "release as %s" % what, r)
+            else:
+                expect_problem(r, 403, "forbidden")
+        want = "comp-2d" if manager else lock
+        check(get(doc).json()["class"] == want, "class after %s" % what)
+    active = {h["document_id"] for h in V.json_request("GET", "/v1/holds").json()["holds"]}
+    for doc, lock, ended, held, role, hid in cases:
+        check((doc in active) == (held and role not in ("owner", "admin")), "hold state of %s" % doc)
+
+
 def test_exactly_at_retain_until():
     for cls in ("comp-1d", "gov-1d"):
         d = V.upload_ok(b"boundary " + cls.encode(), cls=cls)
@@ -389,6 +438,6 @@ def test_server_sweeper():
 
 if __name__ == "__main__":
     run_tests([test_defaults_and_document_date, test_bad_input_changes_nothing, test_delete_matrix,
-               test_exactly_at_retain_until, test_class_changes, test_config_edit_never_shortens,
+               test_class_and_release_matrix, test_exactly_at_retain_until, test_class_changes, test_config_edit_never_shortens,
                test_holds_roles_listing_and_sealing, test_holds_by_filter, test_sweeper_and_audit_verify,
                test_server_sweeper])
