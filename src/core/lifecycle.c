@@ -386,8 +386,14 @@ int vault_lifecycle_sweep(struct vault *v, bool dry_run, int64_t now,
                                         st.review++;
                                 continue;
                         }
-                        int k = vault_document_erase(v, "system:lifecycle", &docs[i], "retention-ended", NULL, now,
-                                                     NULL);
+                        /* a hold placed since the page was read wins */
+                        size_t held = 0;
+                        int k = active_holds(v, docs[i].org_id, docs[i].id, &held);
+                        if (k >= 0 && held > 0)
+                                continue;
+                        if (k >= 0)
+                                k = vault_document_erase(v, "system:lifecycle", &docs[i], "retention-ended", NULL, now,
+                                                         NULL);
                         if (k < 0) {
                                 log_error("document %s: not erased at the end of its retention: %s", docs[i].id,
                                           strerror(-k));
