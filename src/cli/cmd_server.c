@@ -16,6 +16,7 @@
 #include "core/ledger.h"
 #include "core/selfsigned.h"
 #include "backup/schedule.h"
+#include "core/lifecycle.h"
 #include "core/sandbox.h"
 #include "core/vault.h"
 #include "fileio.h"
@@ -43,12 +44,9 @@ static int usage_error(const char *cmd, const char *msg) {
 
 int cmd_init(int argc, char **argv) {
         static const struct option opts[] = {
-                { "data", required_argument, NULL, 'd' },
-                { "tls-cert", required_argument, NULL, 'c' },
-                { "tls-key", required_argument, NULL, 'k' },
-                { "org-name", required_argument, NULL, 'o' },
-                { "help", no_argument, NULL, 'h' },
-                {},
+                { "data", required_argument, NULL, 'd' },    { "tls-cert", required_argument, NULL, 'c' },
+                { "tls-key", required_argument, NULL, 'k' }, { "org-name", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },          {},
         };
         struct vault_init_options o = { 0 };
         const char *data = NULL;
@@ -115,9 +113,11 @@ static int serve_lock_down(void *ud) {
         } else
                 log_warn("sandbox disabled by [server] sandbox = false: the server can read every file it can reach");
         r = ledger_start(vault_ledger(v));
-        if (r < 0)
+        if (r < 0) {
                 log_error("cannot start the checkpointer: %s", strerror(-r));
-        return r;
+                return r;
+        }
+        return vault_lifecycle_start(v);
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -250,8 +250,11 @@ int cmd_serve(int argc, char **argv) {
         r = http_server_start(&o, &s);
         buf_free_secure(&key);
         buf_free(&cert);
-        if (r < 0)
+        if (r < 0) {
+                vault_lifecycle_stop();
+                backup_schedule_stop(backups);
                 return 1;
+        }
         char port[8];
         snprintf(port, sizeof port, "%u", http_server_port(s));
         log_fields(LOG_LEVEL_INFO, "listening", "listen", o.listen, "port", port, NULL);
@@ -266,6 +269,7 @@ int cmd_serve(int argc, char **argv) {
         }
         log_info("signal %d: finishing running requests", sig);
         backup_schedule_stop(backups);
+        vault_lifecycle_stop();
         http_server_stop(s);
         log_info("stopped");
         return 0;
