@@ -223,7 +223,7 @@ def test_seal_certificate():
 
 
 def test_exempt_class_unsealed():
-    r = V.upload(b"scratch", name="scratch.txt", cls="scratch")
+    r = V.upload(b"scratch", name="scratch.txt", cls="fill")
     check(r.status == 201, "upload: %d" % r.status, r)
     check(r.json().get("seal_level") is None, "an exempt class was sealed", r.json())
     s = V.request("GET", "/v1/documents/%s/seal" % r.json()["id"])
@@ -427,7 +427,7 @@ def main():
         conf = os.path.join(v.data, "coffre.conf")
         text = open(conf).read()
         with open(conf, "w") as f:
-            f.write(text.replace("[seal]\n", "[seal]\nexempt_classes = scratch, tmp\n", 1))
+            f.write(text.replace("[seal]\n", "[seal]\nexempt_classes = fill, tmp\n", 1))
         v.start()
         rc = run_tests([test_seal_verifies_with_openssl, test_seal_certificate, test_exempt_class_unsealed,
                         test_tsa_certificate_chain, test_tsa_replies_verify, test_tsa_hostile_queries,
