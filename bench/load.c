@@ -53,7 +53,7 @@ static void *worker(void *arg) {
                         memcpy(body, &i, sizeof i); /* distinct bodies */
                 struct vault_upload *u;
                 struct store_document d;
-                int r = vault_upload_begin(j->v, &j->actor, name, "load", NULL, &u);
+                int r = vault_upload_begin(j->v, &j->actor, name, "temporary-90d", NULL, &u);
                 if (r >= 0) {
                         r = vault_upload_write(u, body, j->size);
                         if (r < 0)

@@ -17,6 +17,11 @@ int api_documents_list(struct http_request *r);
 int api_documents_get(struct http_request *r);
 int api_documents_content(struct http_request *r);
 int api_documents_delete(struct http_request *r);
+int api_documents_update(struct http_request *r);
+int api_holds_create(struct http_request *r);
+int api_holds_delete(struct http_request *r);
+int api_holds_list(struct http_request *r);
+int api_holds_create_many(struct http_request *r);
 
 int api_audit_checkpoint(struct http_request *r);
 int api_audit_verifier_key(struct http_request *r);
@@ -67,7 +72,7 @@ int api_test_clock(struct http_request *r);
  * most); api_json_parse parses it strictly against fields, or answers 400/413 and returns NULL. */
 struct api_field {
         const char *name;
-        int type;   /* JSON_STRING, JSON_INTEGER, JSON_TRUE (a boolean) or JSON_ARRAY */
+        int type;   /* JSON_STRING, JSON_INTEGER, JSON_TRUE (a boolean), JSON_ARRAY or JSON_OBJECT */
         size_t max; /* bytes of a string, elements of an array */
         bool required;
         bool nullable;
@@ -80,6 +85,12 @@ const char *api_json_str(json_t *o, const char *name);
 /* For _cleanup_: wipes the strings of a parsed body (passwords, codes) and frees it. */
 void api_json_free_secret(json_t **o);
 int api_bad_request(struct http_request *r, const char *detail);
+/* For _cleanup_ of a parsed body without secrets. */
+static inline void api_json_decrefp(json_t **o) {
+        json_decref(*o);
+}
+/* True when the request came without a body (an optional JSON body). */
+bool api_json_empty(struct http_request *r);
 /* For _cleanup_: wipes and frees a secret string (a bearer token). */
 void api_free_secret_stringp(char **s);
 /* The problem answer of an error of core/accounts (field: the offending member, or NULL). */
@@ -108,3 +119,6 @@ int api_tokens_delete(struct http_request *r);
 
 /* JSON of a document as the API shows it. */
 json_t *api_document_json(const struct store_document *d);
+/* A document {id} that is not there: 410 "erased" with its tombstone when it was erased (its
+ * content and seal are gone), else 404 "not-found" with detail. */
+int api_document_missing(struct http_request *r, const char *detail);

@@ -54,6 +54,11 @@ void api_json_cleanup(struct http_request *r) {
         free(jb);
 }
 
+bool api_json_empty(struct http_request *r) {
+        struct json_body *jb = http_state(r);
+        return !jb || (!jb->too_big && jb->b.len == 0);
+}
+
 int api_bad_request(struct http_request *r, const char *detail) {
         return http_respond_problem(r, 400, "bad-request", "Bad request", detail);
 }
@@ -105,6 +110,7 @@ json_t *api_json_parse(struct http_request *r, const struct api_field *fields, s
                 bool ok = f->type == JSON_TRUE      ? json_is_boolean(val)
                           : f->type == JSON_INTEGER ? json_is_integer(val)
                           : f->type == JSON_ARRAY   ? json_is_array(val)
+                          : f->type == JSON_OBJECT  ? json_is_object(val)
                                                     : json_is_string(val);
                 if (f->nullable && json_is_null(val))
                         ok = true;
@@ -114,6 +120,7 @@ json_t *api_json_parse(struct http_request *r, const struct api_field *fields, s
                                            f->type == JSON_TRUE      ? "must be true or false"
                                            : f->type == JSON_INTEGER ? "must be an integer"
                                            : f->type == JSON_ARRAY   ? "must be an array"
+                                           : f->type == JSON_OBJECT  ? "must be an object"
                                                                      : "must be a string"));
                         return NULL;
                 }

@@ -6,18 +6,70 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "api.h"
+#include "core/lifecycle.h"
 #include "buf.h"
 #include "hex.h"
 #include "log.h"
 #include "timeutil.h"
 
 json_t *api_document_json(const struct store_document *d) {
-        char sha[65], created[RFC3339_MAX];
+        char sha[65], created[RFC3339_MAX], until[RFC3339_MAX];
         hex_encode(d->sha256, 32, sha);
         rfc3339_format(d->created_at, created);
-        return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "id", d->id, "name", d->name, "class", d->class_, "size",
-                         (json_int_t) d->size, "sha256", sha, "created_at", created);
+        rfc3339_format(d->retain_until, until);
+        return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:o}", "id", d->id, "name", d->name, "class",
+                         d->class_, "size", (json_int_t) d->size, "sha256", sha, "created_at", created, "retain_until",
+                         until, "lock", d->lock, "document_date",
+                         d->document_date[0] ? json_string(d->document_date) : json_null());
+}
+
+/* For the extra members of a problem answer (http_respond_problem_extra does not take them). */
+static void decrefp(json_t **o) {
+        json_decref(*o);
+}
+
+/* 400 unknown-class with the classes of the configuration. */
+static int unknown_class(struct http_request *r) {
+        struct vault *v = http_vault(r);
+        const struct vault_config *c = vault_get_config(v);
+        json_t *valid = json_array();
+        for (size_t i = 0; valid && i < c->n_classes; i++)
+                json_array_append_new(valid, json_string(c->classes[i].name));
+        _cleanup_free_ char *names = vault_class_names(v);
+        char detail[1024];
+        snprintf(detail, sizeof detail, "No retention class of that name; the valid ones are: %s.",
+                 names ? names : "?");
+        _cleanup_(decrefp) json_t *extra = json_pack("{s:o}", "valid_classes", valid ? valid : json_array());
+        return http_respond_problem_extra(r, 400, "unknown-class", "Unknown retention class", detail, extra);
+}
+
+/* 410 erased: what is left of the document. */
+static int erased(struct http_request *r, const struct store_tombstone *t) {
+        char sha[65], created[RFC3339_MAX], until[RFC3339_MAX], at[RFC3339_MAX];
+        hex_encode(t->sha256, 32, sha);
+        rfc3339_format(t->created_at, created);
+        rfc3339_format(t->retain_until, until);
+        rfc3339_format(t->erased_at, at);
+        _cleanup_(decrefp) json_t *extra =
+                json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", t->id, "class", t->class_, "sha256", sha,
+                          "created_at", created, "retain_until", until, "erased_at", at, "why", t->why);
+        return http_respond_problem_extra(r, 410, "erased", "Erased",
+                                          "The document was erased: its key is destroyed and its content deleted.",
+                                          extra);
+}
+
+int api_document_missing(struct http_request *r, const char *detail) {
+        struct store_tombstone t;
+        if (vault_tombstone_get(http_vault(r), http_actor(r), http_param(r, "id"), &t) >= 0)
+                return erased(r, &t);
+        return http_respond_problem(r, 404, "not-found", "Not found", detail);
+}
+
+static int missing(struct http_request *r) {
+        return api_document_missing(r, "There is no such document.");
 }
 
 /* The document's JSON with its seal's level and times (null without a seal). */
@@ -70,6 +122,7 @@ int api_documents_create_begin(struct http_request *r) {
         const char *name = http_query(r, "name");
         const char *class_ = http_query(r, "class");
         const char *want = http_header(r, "X-Content-SHA256");
+        const char *date = http_query(r, "document_date");
         const char *why = NULL;
         uint8_t expected[32];
 
@@ -78,14 +131,25 @@ int api_documents_create_begin(struct http_request *r) {
         if (!class_)
                 class_ = vault_get_config(v)->default_class;
         if (!name)
-                return http_respond_problem(r, 400, "bad-request", "Bad request", "The query parameter 'name' is required.");
+                return http_respond_problem(r, 400, "bad-request", "Bad request",
+                                            "The query parameter 'name' is required.");
         if (vault_check_name(name, &why) < 0 || vault_check_class(class_, &why) < 0)
                 return http_respond_problem(r, 400, "bad-request", "Bad request", why);
         if (want && parse_sha256_hex(want, expected) < 0)
                 return http_respond_problem(r, 400, "bad-request", "Bad request",
                                             "X-Content-SHA256 must be 64 hexadecimal digits.");
+        if (date && !date[0])
+                return http_respond_problem(r, 400, "bad-request", "Bad request",
+                                            "document_date must be a date YYYY-MM-DD that exists (from 1970).");
+        if (!vault_get_config(v) || !vault_config_class(vault_get_config(v), class_))
+                return unknown_class(r);
         struct vault_upload *u = NULL;
-        int k = vault_upload_begin(v, http_actor(r), name, class_, want ? expected : NULL, &u);
+        int k = vault_upload_begin_dated(v, http_actor(r), name, class_, date, want ? expected : NULL, &u);
+        if (k == -ENOENT)
+                return unknown_class(r);
+        if (k == -EINVAL && date)
+                return http_respond_problem(r, 400, "bad-request", "Bad request",
+                                            "document_date must be a date YYYY-MM-DD that exists (from 1970).");
         if (k < 0)
                 return http_respond_errno(r, k, "cannot start the upload");
         http_set_state(r, u);
@@ -162,7 +226,8 @@ int api_documents_list(struct http_request *r) {
         /* an exact name, the rules of an upload's: no stored name can match another */
         if (name && vault_check_name(name, &why) < 0)
                 return http_respond_problem(r, 400, "bad-request", "Bad request", why);
-        if (parse_date(r, "created_after", &f.created_after) < 0 || parse_date(r, "created_before", &f.created_before) < 0)
+        if (parse_date(r, "created_after", &f.created_after) < 0 ||
+            parse_date(r, "created_before", &f.created_before) < 0)
                 return http_respond_problem(r, 400, "bad-request", "Bad request",
                                             "created_after and created_before must be RFC 3339 dates.");
         if (lim) {
@@ -196,6 +261,8 @@ int api_documents_list(struct http_request *r) {
 int api_documents_get(struct http_request *r) {
         struct store_document d;
         int k = vault_document_get(http_vault(r), http_actor(r), http_param(r, "id"), &d);
+        if (k == -ENOENT)
+                return missing(r);
         if (k < 0)
                 return http_respond_errno(r, k, "There is no such document.");
         json_t *o = document_json_sealed(r, &d, &k);
@@ -312,8 +379,11 @@ int api_documents_content(struct http_request *r) {
         uint64_t start = 0, len;
 
         int k = vault_document_open(http_vault(r), http_actor(r), http_param(r, "id"), http_request_id(r), &doc, &rd);
+        if (k == -ENOENT)
+                return missing(r);
         if (k < 0)
-                return http_respond_errno(r, k, k == -ENOENT ? "There is no such document." : "cannot read the document");
+                return http_respond_errno(r, k,
+                                          k == -ENOENT ? "There is no such document." : "cannot read the document");
         len = doc.size;
         hex_encode(doc.sha256, 32, sha);
         snprintf(etag, sizeof etag, "\"%s\"", sha);
@@ -338,7 +408,8 @@ int api_documents_content(struct http_request *r) {
         }
         if (k == 1) {
                 status = 206;
-                snprintf(crange, sizeof crange, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, start + len - 1, doc.size);
+                snprintf(crange, sizeof crange, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, start + len - 1,
+                         doc.size);
                 if ((k = http_header_add(r, "Content-Range", crange)) < 0) {
                         vault_reader_free(rd);
                         return k;
@@ -359,11 +430,94 @@ int api_documents_content(struct http_request *r) {
         return http_respond_stream(r, status, "application/octet-stream", len, download_fn, d, download_free);
 }
 
+/* 409 retention-active or legal-hold, with the document's class and end of retention. */
+static int refused(struct http_request *r, const struct store_document *d, enum vault_refusal why, const char *detail) {
+        char until[RFC3339_MAX];
+        rfc3339_format(d->retain_until, until);
+        _cleanup_(decrefp) json_t *extra =
+                json_pack("{s:s, s:s, s:s}", "class", d->class_, "retain_until", until, "lock", d->lock);
+        if (why == VAULT_REFUSED_HOLD)
+                return http_respond_problem_extra(r, 409, "legal-hold", "Legal hold",
+                                                  "The document is under a legal hold; nothing was changed.", extra);
+        if (why == VAULT_REFUSED_SHORTER)
+                return http_respond_problem_extra(r, 409, "retention-shortened", "Retention would be shortened", detail,
+                                                  extra);
+        return http_respond_problem_extra(r, 409, "retention-active", "Retention active", detail, extra);
+}
+
 int api_documents_delete(struct http_request *r) {
+        static const struct api_field fields[] = { { "reason", JSON_STRING, 1024, true, false } };
+        _cleanup_(api_json_decrefp) json_t *body = NULL;
+        const char *reason = http_query(r, "reason");
+        struct store_document d;
+        enum vault_refusal why;
+
         if (api_refuse_if_stalled(r))
                 return 0;
-        int k = vault_document_delete(http_vault(r), http_actor(r), http_param(r, "id"), http_request_id(r));
+        if (!api_json_empty(r)) {
+                body = api_json_parse(r, fields, 1);
+                if (!body)
+                        return 0;
+                if (reason)
+                        return api_bad_request(r, "Give the reason in the body or in the query, not both.");
+                reason = api_json_str(body, "reason");
+        }
+        if (reason && (!reason[0] || strlen(reason) > 1024))
+                return api_bad_request(r, "reason must be 1 to 1024 bytes.");
+        int k = vault_document_delete_checked(http_vault(r), http_actor(r), http_param(r, "id"), reason,
+                                              http_request_id(r), &d, &why);
+        if (k == -ENOTCONN || k == -ENOENT)
+                return missing(r);
+        if (k == -EPERM) {
+                const struct vault_actor *a = http_actor(r);
+                const char *detail =
+                        strcmp(d.lock, "governance") != 0
+                                ? "The document is retained under a compliance lock until retain_until: no one can "
+                                  "delete it before."
+                        : strcmp(a->role, "owner") != 0
+                                ? "The document is retained until retain_until; under its governance lock only an "
+                                  "owner can delete it early, with a reason."
+                                : "The document is retained until retain_until; to delete it early under its "
+                                  "governance lock, give a reason.";
+                int x = refused(r, &d, why, detail);
+                sodium_memzero(d.name, sizeof d.name);
+                return x;
+        }
         if (k < 0)
-                return http_respond_errno(r, k, k == -ENOENT ? "There is no such document." : "cannot delete the document");
+                return http_respond_errno(r, k, "cannot delete the document");
         return http_respond_empty(r, 204);
+}
+
+int api_documents_update(struct http_request *r) {
+        static const struct api_field fields[] = { { "class", JSON_STRING, STORE_CLASS_MAX, true, false } };
+        _cleanup_(api_json_decrefp) json_t *body = NULL;
+        struct store_document d;
+        enum vault_refusal why;
+        bool unknown = false;
+        const char *reason = NULL;
+
+        if (api_refuse_if_stalled(r))
+                return 0;
+        body = api_json_parse(r, fields, 1);
+        if (!body)
+                return 0;
+        const char *class_ = api_json_str(body, "class");
+        if (vault_check_class(class_, &reason) < 0)
+                return api_bad_request(r, reason);
+        int k = vault_document_set_class(http_vault(r), http_actor(r), http_param(r, "id"), class_, http_request_id(r),
+                                         &d, &unknown, &why);
+        if (k == -ENOENT)
+                return unknown ? unknown_class(r) : missing(r);
+        if (k == -EPERM) {
+                int x = refused(r, &d, why,
+                                "A class may only change to one that keeps the document at least as long and "
+                                "locks it at least as strictly; nothing was changed.");
+                sodium_memzero(d.name, sizeof d.name);
+                return x;
+        }
+        if (k < 0)
+                return http_respond_errno(r, k, "cannot change the class");
+        int x = http_respond_json(r, 200, api_document_json(&d));
+        sodium_memzero(d.name, sizeof d.name);
+        return x;
 }

@@ -23,7 +23,7 @@ int api_documents_evidence(struct http_request *r) {
         int k = vault_document_evidence(http_vault(r), http_actor(r), http_param(r, "id"), http_request_id(r), &e);
 
         if (k == -ENOENT)
-                return http_respond_problem(r, 404, "not-found", "Not found", "There is no such document.");
+                return api_document_missing(r, "There is no such document."); /* 410 with its tombstone once erased */
         if (k == -ENOKEY)
                 return http_respond_problem(
                         r, 409, "not-sealed", "No seal",

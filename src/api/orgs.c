@@ -12,8 +12,8 @@
 static json_t *org_json(const struct store_org *o) {
         char created[RFC3339_MAX];
         rfc3339_format(o->created_at, created);
-        return json_pack("{s:s, s:s, s:s, s:b, s:s}", "id", o->id, "name", o->name, "status", o->status, "require_2fa",
-                         o->require_2fa, "created_at", created);
+        return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s}", "id", o->id, "name", o->name, "status", o->status,
+                         "require_2fa", o->require_2fa, "created_at", created, "time_zone", o->time_zone);
 }
 
 static const struct api_field create_fields[] = {
@@ -70,6 +70,7 @@ static const struct api_field update_fields[] = {
         { "name", JSON_STRING, ACCOUNTS_ORG_NAME_MAX },
         { "status", JSON_STRING, 15 },
         { "require_2fa", JSON_TRUE, 0 },
+        { "time_zone", JSON_STRING, 63 },
 };
 
 int api_orgs_update(struct http_request *r) {
@@ -86,6 +87,7 @@ int api_orgs_update(struct http_request *r) {
                 .name = api_json_str(b, "name"),
                 .status = api_json_str(b, "status"),
                 .require_2fa = req ? json_is_true(req) : -1,
+                .time_zone = api_json_str(b, "time_zone"),
         };
         int k = accounts_org_update(vault_accounts(http_vault(r)), http_actor(r), http_param(r, "id"), &p,
                                     http_request_id(r), &o, &field);

@@ -117,8 +117,7 @@ int api_documents_seal(struct http_request *r) {
         int k = vault_document_seal(http_vault(r), http_actor(r), http_param(r, "id"), &p, &n);
 
         if (k == -ENOENT)
-                return http_respond_problem(r, 404, "not-found", "Not found",
-                                            "There is no such document, or it was stored without a seal.");
+                return api_document_missing(r, "There is no such document, or it was stored without a seal.");
         if (k < 0)
                 return http_respond_errno(r, k, "cannot read the seal");
         k = http_respond_text(r, 200, "application/pkcs7-signature", (const char *) p, n);

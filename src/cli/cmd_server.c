@@ -16,6 +16,7 @@
 #include "core/ledger.h"
 #include "core/selfsigned.h"
 #include "backup/schedule.h"
+#include "core/lifecycle.h"
 #include "core/sandbox.h"
 #include "core/vault.h"
 #include "fileio.h"
@@ -137,7 +138,10 @@ static int serve_lock_down(void *ud) {
                 log_error("cannot start the checkpointer: %s", strerror(-r));
                 return r;
         }
-        return vault_seal_upgrader_start(v);
+        r = vault_seal_upgrader_start(v);
+        if (r < 0)
+                return r;
+        return vault_lifecycle_start(v);
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -270,8 +274,11 @@ int cmd_serve(int argc, char **argv) {
         r = http_server_start(&o, &s);
         buf_free_secure(&key);
         buf_free(&cert);
-        if (r < 0)
+        if (r < 0) {
+                vault_lifecycle_stop();
+                backup_schedule_stop(backups);
                 return 1;
+        }
         char port[8];
         snprintf(port, sizeof port, "%u", http_server_port(s));
         log_fields(LOG_LEVEL_INFO, "listening", "listen", o.listen, "port", port, NULL);
@@ -286,6 +293,7 @@ int cmd_serve(int argc, char **argv) {
         }
         log_info("signal %d: finishing running requests", sig);
         backup_schedule_stop(backups);
+        vault_lifecycle_stop();
         http_server_stop(s);
         log_info("stopped");
         return 0;

@@ -7,3 +7,5 @@ int cmd_key(int argc, char **argv);
 /* coffre tls renew --data DIR [--rotate-key] [--days N] [--force] */
 int cmd_tls(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
+/* coffre lifecycle run --data DIR [--dry-run]: one sweep of expired documents, offline */
+int cmd_lifecycle(int argc, char **argv);

@@ -25,6 +25,7 @@ static const struct command commands[] = {
         { "key", cmd_key, "key management: coffre key rotate --data DIR [--org ID]" },
         { "tls", cmd_tls, "renew the self-signed TLS certificate: coffre tls renew --data DIR" },
         { "repair", cmd_repair, "settle a document recovery refused: coffre repair --data DIR --document ID" },
+        { "lifecycle", cmd_lifecycle, "erase or list expired documents: coffre lifecycle run --data DIR [--dry-run]" },
         { "put", cmd_put, "upload documents: coffre put FILE... [--class C]" },
         { "get", cmd_get, "download a document: coffre get ID [-o FILE]" },
         { "evidence", cmd_evidence, "download a document's evidence bundle: coffre evidence ID -o FILE.asics" },

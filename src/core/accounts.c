@@ -2,6 +2,7 @@
  * field encryption of personal data, the bootstrap token's one job, and the audit record of each
  * change. Login, sessions, the second factor and tokens are in accounts_auth.c. */
 #include "accounts.h"
+#include "retention.h"
 #include "accounts_internal.h"
 #include "vault_internal.h"
 
@@ -652,7 +653,7 @@ int accounts_org_create(struct accounts *a, const struct vault_actor *actor, con
         hex_encode(raw, sizeof raw, o.id);
         snprintf(o.name, sizeof o.name, "%s", name);
         snprintf(o.status, sizeof o.status, STORE_ORG_STATUS_ACTIVE);
-        snprintf(o.time_zone, sizeof o.time_zone, "UTC");
+        snprintf(o.time_zone, sizeof o.time_zone, "Europe/Paris"); /* retention dates; PATCH changes it */
         o.created_at = accounts_now_ms(a);
         r = keyring_kek_create(a->keyring, raw);
         if (r < 0)
@@ -728,6 +729,8 @@ int accounts_org_update(struct accounts *a, const struct vault_actor *actor, con
         if (p->status && !is_role(p->status, STORE_ORG_STATUS_ACTIVE) &&
             !is_role(p->status, STORE_ORG_STATUS_SUSPENDED))
                 return *ret_field = "status", -EINVAL;
+        if (p->time_zone && retention_check_time_zone(p->time_zone) < 0)
+                return *ret_field = "time_zone", -EINVAL;
         r = accounts_org_get(a, actor, id, &o);
         if (r < 0)
                 return r;
@@ -736,7 +739,8 @@ int accounts_org_update(struct accounts *a, const struct vault_actor *actor, con
         bool operator= is_role(actor->role, "operator");
         /* settings by the organisation's own owners and admins; suspension by the operator, of
          * another organisation than its own */
-        if ((p->name || p->require_2fa >= 0) && !(is_owner_or_admin(actor) && strcmp(id, actor->org_id) == 0))
+        if ((p->name || p->require_2fa >= 0 || p->time_zone) &&
+            !(is_owner_or_admin(actor) && strcmp(id, actor->org_id) == 0))
                 return -EPERM;
         if (p->status && (!operator|| strcmp(id, a->default_org) == 0))
                 return -EPERM;
@@ -746,12 +750,15 @@ int accounts_org_update(struct accounts *a, const struct vault_actor *actor, con
                 snprintf(o.name, sizeof o.name, "%s", p->name);
         if (p->require_2fa >= 0)
                 o.require_2fa = p->require_2fa != 0;
+        if (p->time_zone)
+                snprintf(o.time_zone, sizeof o.time_zone, "%s", p->time_zone);
         if (p->status)
                 snprintf(o.status, sizeof o.status, "%s", p->status);
         r = a->store->ops->org_update(a->store, &o);
         if (r < 0)
                 return r;
-        json_t *dj = json_pack("{s:s, s:b, s:s}", "name", o.name, "require_2fa", o.require_2fa, "status", o.status);
+        json_t *dj = json_pack("{s:s, s:b, s:s, s:s}", "name", o.name, "require_2fa", o.require_2fa, "status",
+                               o.status, "time_zone", o.time_zone);
         _cleanup_free_ char *d = dj ? json_dumps(dj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(dj);
         r = accounts_record(a, actor->org_id, actor->actor_id, suspended ? "org.suspended" : "org.updated", o.id,

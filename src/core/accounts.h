@@ -165,7 +165,8 @@ int accounts_org_get(struct accounts *a, const struct vault_actor *actor, const 
  * negative require_2fa: unchanged. */
 struct accounts_org_patch {
         const char *name, *status;
-        int require_2fa; /* -1 unchanged, 0, 1 */
+        int require_2fa;       /* -1 unchanged, 0, 1 */
+        const char *time_zone; /* IANA name known to this machine (retention dates) */
 };
 int accounts_org_update(struct accounts *a, const struct vault_actor *actor, const char *id,
                         const struct accounts_org_patch *p, const char *request_id, struct store_org *ret,

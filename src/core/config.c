@@ -54,6 +54,120 @@ void vault_config_defaults(struct vault_config *c) {
         snprintf(c->tls_key, sizeof c->tls_key, "tls/key.pem");
         snprintf(c->master_key, sizeof c->master_key, "keys/master.key");
         snprintf(c->default_class, sizeof c->default_class, "accounting-10y");
+        /* French defaults (docs/operations.md gives the sources): accounting records 10 years from
+         * the end of the fiscal year (code de commerce L123-22); the employer's copy of payslips 5
+         * years (code du travail L3243-4); contracts 5 years after their end (code civil 2224), the
+         * end being the document's date; temporary files 90 days from ingest. */
+        static const struct vault_class defaults[] = {
+                { "accounting-10y", 10, 0, 0, VAULT_START_FISCAL_YEAR_END, VAULT_LOCK_COMPLIANCE, false },
+                { "payroll", 5, 0, 0, VAULT_START_DOCUMENT_DATE, VAULT_LOCK_COMPLIANCE, false },
+                { "contract", 5, 0, 0, VAULT_START_DOCUMENT_DATE, VAULT_LOCK_COMPLIANCE, false },
+                { "temporary-90d", 0, 0, 90, VAULT_START_INGEST, VAULT_LOCK_GOVERNANCE, true },
+        };
+        for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+                c->classes[c->n_classes++] = defaults[i];
+        c->fiscal_year_end_month = 12;
+        c->fiscal_year_end_day = 31;
+        c->lifecycle_interval = 3600;
+}
+
+const struct vault_class *vault_config_class(const struct vault_config *c, const char *name) {
+        for (size_t i = 0; name && i < c->n_classes; i++)
+                if (strcmp(c->classes[i].name, name) == 0)
+                        return &c->classes[i];
+        return NULL;
+}
+
+int vault_parse_duration(const char *s, struct vault_class *ret) {
+        unsigned y = 0, m = 0, d = 0;
+        bool any = false;
+        while (*s) {
+                unsigned long n = 0;
+                size_t digits = 0;
+                for (; *s >= '0' && *s <= '9' && n <= 100000; s++, digits++)
+                        n = n * 10 + (unsigned long) (*s - '0');
+                if (digits == 0 || n > 100000)
+                        return -EINVAL;
+                if (*s == 'y' && n <= 1000)
+                        y += (unsigned) n;
+                else if (*s == 'm' && n <= 12000)
+                        m += (unsigned) n;
+                else if (*s == 'd')
+                        d += (unsigned) n;
+                else
+                        return -EINVAL;
+                s++;
+                any = true;
+        }
+        if (!any)
+                return -EINVAL;
+        ret->years = y;
+        ret->months = m;
+        ret->days = d;
+        return 0;
+}
+
+/* [class NAME] key = value: the class is made (from scratch, duration 0) at its first line. */
+static int class_setting(struct vault_config *c, const char *cname, const char *name, const char *value) {
+        struct vault_class *k = (struct vault_class *) vault_config_class(c, cname);
+        if (!k) {
+                size_t l = strlen(cname);
+                if (c->n_classes >= VAULT_MAX_CLASSES || l == 0 || l > 64)
+                        return 0;
+                for (const char *p = cname; *p; p++)
+                        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+                                return 0;
+                k = &c->classes[c->n_classes++];
+                *k = (struct vault_class){ .start = VAULT_START_INGEST, .lock = VAULT_LOCK_COMPLIANCE };
+                memcpy(k->name, cname, l + 1);
+        }
+        if (strcmp(name, "duration") == 0)
+                return vault_parse_duration(value, k) == 0;
+        if (strcmp(name, "start") == 0) {
+                if (strcmp(value, "document-date") == 0)
+                        k->start = VAULT_START_DOCUMENT_DATE;
+                else if (strcmp(value, "fiscal-year-end") == 0)
+                        k->start = VAULT_START_FISCAL_YEAR_END;
+                else if (strcmp(value, "ingest") == 0)
+                        k->start = VAULT_START_INGEST;
+                else
+                        return 0;
+                return 1;
+        }
+        if (strcmp(name, "lock") == 0) {
+                if (strcmp(value, "compliance") == 0)
+                        k->lock = VAULT_LOCK_COMPLIANCE;
+                else if (strcmp(value, "governance") == 0)
+                        k->lock = VAULT_LOCK_GOVERNANCE;
+                else
+                        return 0;
+                return 1;
+        }
+        if (strcmp(name, "on_expiry") == 0) {
+                if (strcmp(value, "erase") == 0)
+                        k->erase_on_expiry = true;
+                else if (strcmp(value, "review") == 0)
+                        k->erase_on_expiry = false;
+                else
+                        return 0;
+                return 1;
+        }
+        return 0;
+}
+
+static int parse_month_day(const char *v, unsigned *ret_m, unsigned *ret_d) {
+        static const unsigned mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+        if (strlen(v) != 5 || v[2] != '-')
+                return 0;
+        for (int i = 0; i < 5; i++)
+                if (i != 2 && (v[i] < '0' || v[i] > '9'))
+                        return 0;
+        unsigned m = (unsigned) ((v[0] - '0') * 10 + (v[1] - '0')), d = (unsigned) ((v[3] - '0') * 10 + (v[4] - '0'));
+        if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+                return 0;
+        *ret_m = m;
+        *ret_d = d;
+        return 1;
 }
 
 int parse_size(const char *s, uint64_t *ret) {
@@ -114,6 +228,14 @@ static int parse_bool(const char *v, bool *ret) {
 static int handler(void *ud, const char *section, const char *name, const char *value) {
         struct vault_config *c = ud;
 #define IS(s, n) (strcmp(section, s) == 0 && strcmp(name, n) == 0)
+        /* inih keeps 49 bytes of a section name and drops the rest: a name that long may have
+         * been cut, so it is refused rather than taken for another class */
+        if (strncmp(section, "class ", 6) == 0)
+                return strlen(section) < 49 && class_setting(c, section + 6, name, value);
+        if (IS("lifecycle", "fiscal_year_end"))
+                return parse_month_day(value, &c->fiscal_year_end_month, &c->fiscal_year_end_day);
+        if (IS("lifecycle", "interval"))
+                return parse_uint(value, &c->lifecycle_interval);
         if (IS("vault", "id"))
                 return copy_str(c->vault_id, sizeof c->vault_id, value);
         if (IS("vault", "default_class"))
@@ -274,6 +396,10 @@ int vault_config_load(const char *path, struct vault_config *c) {
                 log_error("%s: [auth] login_fail_delay_max_ms is below login_fail_delay_ms", path);
                 return -EINVAL;
         }
+        if (!vault_config_class(c, c->default_class)) {
+                log_error("%s: [vault] default_class %s is no retention class", path, c->default_class);
+                return -EINVAL;
+        }
         if (!c->vault_id[0]) {
                 log_error("%s: [vault] id is missing", path);
                 return -EINVAL;
@@ -311,6 +437,12 @@ int vault_config_write(const char *path, const struct vault_config *c) {
                                c->seal ? "yes" : "no", c->tsa_access, c->tsa_accuracy_ms, c->audit_origin);
         for (size_t i = 0; r >= 0 && i < c->n_witness; i++)
                 r = buf_printf(&b, "witness = %s\n", c->witness[i]);
+        if (r >= 0)
+                r = buf_append_str(
+                        &b, "\n[lifecycle]\n# fiscal_year_end = 12-31\n# interval = 3600 (seconds between sweeps)\n"
+                            "# Retention classes: [class NAME] with duration (10y, 6m, 90d), start (document-date,\n"
+                            "# fiscal-year-end, ingest), lock (compliance, governance), on_expiry (erase, review).\n"
+                            "# Defaults: accounting-10y, payroll, contract, temporary-90d (docs/operations.md).\n");
         if (r < 0)
                 return r;
         return write_file_atomic(path, b.data, b.len, 0600, 0);

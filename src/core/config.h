@@ -8,6 +8,25 @@
 
 #define VAULT_MAX_WITNESSES 16
 #define VAULT_MAX_PKCS11_PATHS 4
+#define VAULT_MAX_CLASSES 64
+
+/* A retention class ([class NAME] sections, docs/operations.md "Retention classes"). */
+enum vault_class_start {
+        VAULT_START_DOCUMENT_DATE,   /* the document's date (?document_date=, default the ingest day) */
+        VAULT_START_FISCAL_YEAR_END, /* the first fiscal year end on or after the document's date */
+        VAULT_START_INGEST,          /* the instant of ingest */
+};
+enum vault_class_lock {
+        VAULT_LOCK_COMPLIANCE, /* no one deletes before the end, no override */
+        VAULT_LOCK_GOVERNANCE, /* an owner may delete early with a reason (logged) */
+};
+struct vault_class {
+        char name[65];
+        unsigned years, months, days; /* duration = years + months + days, in the calendar */
+        enum vault_class_start start;
+        enum vault_class_lock lock;
+        bool erase_on_expiry; /* on_expiry = erase (the sweeper erases) or review (listed only) */
+};
 
 struct vault_config {
         char vault_id[33];
@@ -60,10 +79,19 @@ struct vault_config {
         unsigned tsa_timeout;            /* [tsa] timeout: seconds for one exchange with it */
         unsigned tsa_retry_max;          /* [tsa] retry_max: longest wait between upgrade attempts, s */
         unsigned checkpoint_ts_interval; /* [audit] checkpoint_timestamp_interval: seconds (0: every checkpoint) */
+        struct vault_class classes[VAULT_MAX_CLASSES]; /* the four defaults, then [class NAME] */
+        size_t n_classes;
+        unsigned fiscal_year_end_month, fiscal_year_end_day; /* [lifecycle] fiscal_year_end = MM-DD */
+        unsigned lifecycle_interval; /* [lifecycle] interval: seconds between sweeps, 0 = none */
 };
 
 /* Whether documents of class are sealed under c. */
 bool vault_config_seals_class(const struct vault_config *c, const char *class_);
+
+/* The class named name, or NULL. */
+const struct vault_class *vault_config_class(const struct vault_config *c, const char *name);
+/* Parses a duration "10y", "6m", "90d" (a number and one unit, or several: "1y6m"). */
+int vault_parse_duration(const char *s, struct vault_class *ret) _warn_unused_;
 
 void vault_config_defaults(struct vault_config *c);
 /* Reads DATA/coffre.conf over the defaults. -EINVAL with a logged line number on a bad file. */

@@ -22,6 +22,7 @@
 #include "crypto/object_stream.h"
 #include "fields.h"
 #include "hex.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "seal/cades.h"
 #include "timeutil.h"
@@ -41,6 +42,7 @@ struct vault_upload {
         char id_hex[STORE_ID_LEN + 1];
         char name[STORE_NAME_MAX + 1];
         char class_[STORE_CLASS_MAX + 1];
+        char document_date[11];
         struct blob_writer *bw;
         struct obj_writer *ow;
         EVP_MD_CTX *md;
@@ -101,11 +103,21 @@ uint64_t vault_upload_size(const struct vault_upload *u) {
 
 int vault_upload_begin(struct vault *v, const struct vault_actor *a, const char *name, const char *class_,
                        const uint8_t *expected_sha256, struct vault_upload **ret) {
+        return vault_upload_begin_dated(v, a, name, class_, NULL, expected_sha256, ret);
+}
+
+int vault_upload_begin_dated(struct vault *v, const struct vault_actor *a, const char *name, const char *class_,
+                             const char *document_date, const uint8_t *expected_sha256, struct vault_upload **ret) {
+        struct store_document probe;
         const char *why;
         int r;
 
         if (vault_check_name(name, &why) < 0 || vault_check_class(class_, &why) < 0)
                 return -EINVAL;
+        /* the class must exist and the date parse before any byte is taken */
+        r = vault_retention_for(v, a->org_id, class_, document_date, vault_now_ms(v), &probe);
+        if (r < 0)
+                return r;
         struct vault_upload *u = calloc(1, sizeof *u);
         if (!u)
                 return -ENOMEM;
@@ -118,6 +130,7 @@ int vault_upload_begin(struct vault *v, const struct vault_actor *a, const char 
         random_id(u->id, u->id_hex);
         snprintf(u->name, sizeof u->name, "%s", name);
         snprintf(u->class_, sizeof u->class_, "%s", class_);
+        snprintf(u->document_date, sizeof u->document_date, "%s", document_date ? document_date : "");
         if (expected_sha256) {
                 u->have_expected = true;
                 memcpy(u->expected, expected_sha256, 32);
@@ -221,7 +234,15 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
         snprintf(d.class_, sizeof d.class_, "%s", u->class_);
         snprintf(d.created_by, sizeof d.created_by, "%s", u->actor.actor_id);
         d.size = u->size;
-        d.created_at = now_ms();
+        d.created_at = vault_now_ms(v);
+        r = vault_retention_for(v, d.org_id, d.class_, u->document_date[0] ? u->document_date : NULL, d.created_at, &d);
+        if (r < 0) {
+                int k = v->blob->ops->remove(v->blob, u->id_hex);
+                if (k < 0)
+                        log_warn("could not remove the object of a failed upload (%s); the next start removes it",
+                                 strerror(-k));
+                goto fail;
+        }
         r = vault_name_seal(v, &d);
         if (r < 0) {
                 log_error("document %s: its name cannot be sealed: %s", d.id, strerror(-r));
@@ -232,16 +253,20 @@ int vault_upload_finish(struct vault_upload *u, const char *request_id, struct s
                 goto fail;
         }
         details = vault_details_json(&d);
+        /* the name in the creation entry: under the document's own key, gone with its DEK */
+        uint8_t dkey[32];
+        vault_document_details_key(u->dek, d.id, dkey);
         if (!details)
                 r = -ENOMEM;
         else if (d.seal) {
                 /* document.create and document.seal: one group, one sync */
-                r = vault_record_created_sealed(v, &d, cms_sha, request_id, details, &index);
+                r = vault_record_created_sealed(v, &d, cms_sha, request_id, details, dkey, &index);
                 if (r >= 0)
                         seal.audit_index = index + 1;
         } else
-                r = vault_record_entry(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id,
-                                       details, &index);
+                r = vault_record_entry_keyed(v, d.org_id, d.created_by, "document.create", d.id, d.sha256, request_id,
+                                             details, dkey, &index);
+        sodium_memzero(dkey, sizeof dkey);
         if (r >= 0) {
                 /* the row, its seal and the references to its entries: one commit (the commit point) */
                 r = v->store->ops->document_insert_ref(v->store, &d, index);

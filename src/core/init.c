@@ -246,6 +246,7 @@ int vault_init(const char *dir, const struct vault_init_options *o, char **ret_t
         randombytes_buf(raw, sizeof raw);
         hex_encode(raw, sizeof raw, org.id);
         snprintf(org.name, sizeof org.name, "%s", o->org_name ? o->org_name : "default");
+        snprintf(org.time_zone, sizeof org.time_zone, "Europe/Paris"); /* retention dates; PATCH changes it */
         r = keyring_kek_create(k, raw);
         if (r < 0)
                 return log_error_errno(r, "cannot create the organisation key: %s", strerror(-r));

@@ -275,9 +275,20 @@ static int row_from_entry(struct vault *v, const struct orphan *f, struct store_
             strlen(e.actor) > STORE_ID_LEN || hex_decode(e.org, kek_id, sizeof kek_id) < 0 ||
             rfc3339_parse(e.time, &d->created_at) < 0)
                 goto out;
-        r = keyring_org_key(v->keyring, kek_id, "audit-details", key);
-        if (r >= 0)
+        /* under the document's own key (derived from its DEK), or the organisation's audit key
+         * for a document created before */
+        uint8_t dek[KEYRING_KEY_SIZE], raw_id[KEYRING_ID_SIZE];
+        r = -ENOENT;
+        if (hex_decode(f->id, raw_id, sizeof raw_id) >= 0 && keyring_dek_get(v->keyring, raw_id, dek) >= 0) {
+                vault_document_details_key(dek, f->id, key);
+                sodium_memzero(dek, sizeof dek);
                 r = audit_entry_open_details(&e, key, &plain);
+        }
+        if (r < 0) {
+                r = keyring_org_key(v->keyring, kek_id, "audit-details", key);
+                if (r >= 0)
+                        r = audit_entry_open_details(&e, key, &plain);
+        }
         sodium_memzero(key, sizeof key);
         if (r < 0) {
                 *ret_why = "the details of its document.create entry cannot be opened (organisation key missing?)";

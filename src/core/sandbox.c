@@ -226,6 +226,9 @@ static int sandbox_landlock(const struct vault *v, int *ret_abi) {
                 r = landlock_allow(rs, "/dev/urandom", LANDLOCK_ACCESS_FS_READ_FILE, handled, true);
         if (r >= 0)
                 r = landlock_allow(rs, "/dev/null", FS_FILE_RW, handled, true);
+        /* the time zones of retention dates (core/retention.c), read-only */
+        if (r >= 0)
+                r = landlock_allow(rs, "/usr/share/zoneinfo", FS_READ, handled, true);
 #ifdef SANDBOX_FOR_SANITIZER
         if (r >= 0)
                 r = landlock_allow(rs, "/proc/self", FS_READ, handled, false);

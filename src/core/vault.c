@@ -59,9 +59,26 @@ bool vault_id_valid(const char *id) {
 
 /* Appends an audit entry (durable on return); its index in *ret_index. details_plain (which may
  * hold personal data) is sealed under the organisation's audit key. */
+void vault_document_details_key(const uint8_t dek[32], const char *id, uint8_t out[32]) {
+        static const char ctx[] = "coffre document audit details v1";
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, dek, 32, 32);
+        crypto_generichash_update(&st, (const uint8_t *) ctx, sizeof ctx);
+        crypto_generichash_update(&st, (const uint8_t *) id, strlen(id));
+        crypto_generichash_final(&st, out, 32);
+        sodium_memzero(&st, sizeof st);
+}
+
 int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id, const char *action,
                        const char *object_id, const uint8_t *sha256, const char *request_id, const char *details_plain,
                        uint64_t *ret_index) {
+        return vault_record_entry_keyed(v, org_id, actor_id, action, object_id, sha256, request_id, details_plain, NULL,
+                                        ret_index);
+}
+
+int vault_record_entry_keyed(struct vault *v, const char *org_id, const char *actor_id, const char *action,
+                             const char *object_id, const uint8_t *sha256, const char *request_id,
+                             const char *details_plain, const uint8_t *details_key, uint64_t *ret_index) {
         char time[32], sha_hex[65], rid[17];
         uint8_t kek_id[KEYRING_ID_SIZE], key[KEYRING_KEY_SIZE];
         bool have_key = false;
@@ -85,7 +102,10 @@ int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id
                 .object_sha256 = sha256 ? sha_hex : NULL,
                 .request_id = (char *) request_id,
         };
-        if (details_plain && hex_decode(org_id, kek_id, sizeof kek_id) >= 0) {
+        if (details_plain && details_key) {
+                memcpy(key, details_key, sizeof key);
+                have_key = true;
+        } else if (details_plain && hex_decode(org_id, kek_id, sizeof kek_id) >= 0) {
                 r = keyring_org_key(v->keyring, kek_id, "audit-details", key);
                 if (r < 0)
                         return log_error_errno(r, "no audit key for organisation %s: %s", org_id, strerror(-r));
@@ -97,7 +117,8 @@ int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id
 }
 
 int vault_record_created_sealed(struct vault *v, const struct store_document *d, const uint8_t seal_sha256[32],
-                                const char *request_id, const char *details_plain, uint64_t *ret_first) {
+                                const char *request_id, const char *details_plain, const uint8_t *details_key,
+                                uint64_t *ret_first) {
         char time[32], sha_hex[65], seal_hex[65], rid[17];
         uint8_t kek_id[KEYRING_ID_SIZE], key[KEYRING_KEY_SIZE];
         int r;
@@ -123,11 +144,15 @@ int vault_record_created_sealed(struct vault *v, const struct store_document *d,
         struct audit_entry seal = create;
         seal.action = (char *) "document.seal";
         seal.object_sha256 = seal_hex;
-        if (hex_decode(d->org_id, kek_id, sizeof kek_id) < 0)
-                return -EINVAL;
-        r = keyring_org_key(v->keyring, kek_id, "audit-details", key);
-        if (r < 0)
-                return log_error_errno(r, "no audit key for organisation %s: %s", d->org_id, strerror(-r));
+        if (details_key)
+                memcpy(key, details_key, sizeof key);
+        else {
+                if (hex_decode(d->org_id, kek_id, sizeof kek_id) < 0)
+                        return -EINVAL;
+                r = keyring_org_key(v->keyring, kek_id, "audit-details", key);
+                if (r < 0)
+                        return log_error_errno(r, "no audit key for organisation %s: %s", d->org_id, strerror(-r));
+        }
         r = ledger_record_pair(v->ledger, &create, key, details_plain, &seal, ret_first);
         sodium_memzero(key, sizeof key);
         return r;
@@ -522,6 +547,17 @@ static int vault_open_parts(struct vault *v) {
         r = vault_seals_open(v);
         if (r < 0)
                 return r;
+#ifdef COFFRE_TEST_HOOKS
+        /* test builds only: the offline commands (coffre lifecycle run) on a moved clock */
+        const char *shift = getenv("COFFRE_TEST_CLOCK_SHIFT_MS");
+        if (shift) {
+                char *end = NULL;
+                long long d = strtoll(shift, &end, 10);
+                if (!*shift || *end)
+                        return log_error_errno(-EINVAL, "COFFRE_TEST_CLOCK_SHIFT_MS is not an integer");
+                accounts_clock_shift(v->accounts, (int64_t) d);
+        }
+#endif
         return ledger_recover_tail(v->ledger);
 }
 
@@ -582,7 +618,8 @@ int vault_open(const char *dir, struct vault **ret) {
         v->ref_gap = UINT64_MAX;
         r = vault_config_load(conf, &v->config);
         if (r == -ENOENT)
-                return log_error_errno(r, "%s is not a coffre vault (no coffre.conf); create one with coffre init", dir);
+                return log_error_errno(r, "%s is not a coffre vault (no coffre.conf); create one with coffre init",
+                                       dir);
         if (r < 0)
                 return r;
         r = vault_open_parts(v);
@@ -730,21 +767,24 @@ void vault_durability_stats(struct vault *v, struct vault_durability_stats *ret)
 
 /* ---- deletion and keys ---- */
 
-int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) {
-        struct store_document d;
+int vault_document_erase(struct vault *v, const char *actor_id, const struct store_document *d, const char *why,
+                         const char *reason, int64_t now, const char *request_id) {
         uint8_t raw[16];
         int r;
 
-        r = vault_document_get(v, a, id, &d);
-        if (r < 0)
-                return r;
-        if (hex_decode(d.id, raw, sizeof raw) < 0)
+        if (hex_decode(d->id, raw, sizeof raw) < 0)
                 return -EINVAL;
-        /* logged before it happens: a deletion is never unrecorded, even if cut short */
-        _cleanup_(vault_free_secret_stringp) char *details = vault_details_json(&d);
-        r = details ? vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details) : -ENOMEM;
+        /* logged before it happens: a deletion is never unrecorded, even if cut short. No name
+         * here: the creation entry has it already. */
+        json_t *o = json_pack("{s:s, s:I, s:s}", "class", d->class_, "size", (json_int_t) d->size, "why", why);
+        if (o && reason && json_object_set_new(o, "reason", json_string(reason)) < 0)
+                json_decref(TAKE_PTR(o));
+        _cleanup_(vault_free_secret_stringp) char *details = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(o);
+        r = details ? vault_record(v, d->org_id, actor_id, "document.delete", d->id, d->sha256, request_id, details)
+                    : -ENOMEM;
         if (r == -ENOSPC && reserve_release(v))
-                r = vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details);
+                r = vault_record(v, d->org_id, actor_id, "document.delete", d->id, d->sha256, request_id, details);
         if (r < 0)
                 return r;
         /* Crypto-shredding first: once the DEK is gone the ciphertext is noise, even in backups. */
@@ -754,18 +794,29 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         if (r < 0 && r != -ENOENT) {
                 /* nothing destroyed: the log must not say the document is gone (best effort; the
                  * next start records it otherwise) */
-                if (vault_record(v, a->org_id, a->actor_id, "document.delete_cancelled", d.id, NULL, request_id, NULL) < 0)
-                        log_warn("document %s: cancelled deletion not logged; the next start logs it", d.id);
+                if (vault_record(v, d->org_id, actor_id, "document.delete_cancelled", d->id, NULL, request_id, NULL) <
+                    0)
+                        log_warn("document %s: cancelled deletion not logged; the next start logs it", d->id);
                 return r;
         }
-        r = v->store->ops->document_delete(v->store, a->org_id, d.id);
+        struct store_tombstone t = { .created_at = d->created_at, .retain_until = d->retain_until, .erased_at = now };
+        snprintf(t.id, sizeof t.id, "%s", d->id);
+        snprintf(t.org_id, sizeof t.org_id, "%s", d->org_id);
+        snprintf(t.class_, sizeof t.class_, "%s", d->class_);
+        snprintf(t.why, sizeof t.why, "%s", why);
+        memcpy(t.sha256, d->sha256, sizeof t.sha256);
+        r = v->store->ops->document_erase(v->store, &t);
         if (r < 0)
                 return r;
         atomic_fetch_sub(&v->n_documents, 1);
-        atomic_fetch_sub(&v->n_bytes, d.size);
-        r = v->blob->ops->remove(v->blob, d.id);
+        atomic_fetch_sub(&v->n_bytes, d->size);
+        r = v->blob->ops->remove(v->blob, d->id);
         if (r < 0 && r != -ENOENT)
-                log_warn("document %s: object not removed (%s); its key is destroyed", d.id, strerror(-r));
+                log_warn("document %s: object not removed (%s); its key is destroyed", d->id, strerror(-r));
+        char done[96];
+        snprintf(done, sizeof done, "{\"why\":\"%s\"}", why);
+        if (vault_record(v, d->org_id, actor_id, "document.erase", d->id, d->sha256, request_id, done) < 0)
+                log_warn("document %s: erased, but its document.erase entry is not logged", d->id);
         reserve_take(v); /* again, now that there may be room */
         return 0;
 }

@@ -104,6 +104,12 @@ bool vault_id_valid(const char *id);
 struct vault_upload;
 int vault_upload_begin(struct vault *v, const struct vault_actor *a, const char *name, const char *class_,
                        const uint8_t *expected_sha256, struct vault_upload **ret) _warn_unused_;
+/* As vault_upload_begin, with the date the retention starts from (YYYY-MM-DD in the organisation's
+ * time zone; NULL = the ingest day). -ENOENT for a class that is not configured, -EINVAL for a
+ * malformed date. */
+int vault_upload_begin_dated(struct vault *v, const struct vault_actor *a, const char *name, const char *class_,
+                             const char *document_date, const uint8_t *expected_sha256, struct vault_upload **ret)
+        _warn_unused_;
 /* -ENOSPC when the disk is full; after an error only vault_upload_abort is allowed. */
 int vault_upload_write(struct vault_upload *u, const void *p, size_t n) _warn_unused_;
 uint64_t vault_upload_size(const struct vault_upload *u);
@@ -112,7 +118,8 @@ uint64_t vault_upload_size(const struct vault_upload *u);
 int vault_upload_finish(struct vault_upload *u, const char *request_id, struct store_document *ret) _warn_unused_;
 void vault_upload_abort(struct vault_upload *u);
 
-int vault_document_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_document *ret) _warn_unused_;
+int vault_document_get(struct vault *v, const struct vault_actor *a, const char *id, struct store_document *ret)
+        _warn_unused_;
 /* The organisation's documents matching f (its org_id and name_index are set here) and, when name
  * is not NULL, of exactly that name (found through its blind index). The names are decrypted;
  * free *ret with vault_document_list_free, which wipes them. -EBADMSG when a stored name does not
@@ -120,7 +127,7 @@ int vault_document_get(struct vault *v, const struct vault_actor *a, const char 
 int vault_document_list(struct vault *v, const struct vault_actor *a, struct store_document_filter *f, const char *name,
                         struct store_document **ret, size_t *ret_n, char **ret_cursor) _warn_unused_;
 void vault_document_list_free(struct store_document *docs, size_t n);
-int vault_document_delete(struct vault *v, const struct vault_actor *a, const char *id, const char *request_id) _warn_unused_;
+/* Deletion is in lifecycle.h (vault_document_delete_checked): retention and holds first. */
 /* Counts the documents and their bytes in the store; run once at start, before serving. */
 int vault_stats_load(struct vault *v) _warn_unused_;
 /* The counts from vault_stats_load, kept up to date by uploads and deletions: no query. */

@@ -75,13 +75,27 @@ int vault_record(struct vault *v, const char *org_id, const char *actor_id, cons
 int vault_record_entry(struct vault *v, const char *org_id, const char *actor_id, const char *action,
                        const char *object_id, const uint8_t *sha256, const char *request_id, const char *details_plain,
                        uint64_t *ret_index) _warn_unused_;
-/* A sealed document's document.create (details sealed as vault_record_entry does) and
+/* A sealed document's document.create (details sealed as vault_record_entry_keyed does) and
  * document.seal (object_sha256: the seal's SHA-256) entries, in one group: *ret_first is the
  * create's index, the seal's is the next. The caller stores both references. */
 int vault_record_created_sealed(struct vault *v, const struct store_document *d, const uint8_t seal_sha256[32],
-                                const char *request_id, const char *details_plain, uint64_t *ret_first) _warn_unused_;
+                                const char *request_id, const char *details_plain, const uint8_t *details_key,
+                                uint64_t *ret_first) _warn_unused_;
+/* As vault_record_entry, the details sealed under details_key (32 bytes) instead of the
+ * organisation's audit key: a document's own key, so that erasing it makes them unreadable. */
+int vault_record_entry_keyed(struct vault *v, const char *org_id, const char *actor_id, const char *action,
+                             const char *object_id, const uint8_t *sha256, const char *request_id,
+                             const char *details_plain, const uint8_t *details_key, uint64_t *ret_index) _warn_unused_;
+/* The key of a document's document.create details: a keyed BLAKE2b of its id under its DEK, so
+ * it dies with the DEK (erasure) and is never stored. */
+void vault_document_details_key(const uint8_t dek[32], const char *id, uint8_t out[32]);
 /* {"class","name","size"} of a document, for an audit entry's details. malloc'd. */
 char *vault_details_json(const struct store_document *d);
+/* Erases document d (of its organisation): logged (document.delete, with why and reason), DEK
+ * destroyed, row replaced by its tombstone, ciphertext removed, then logged as document.erase.
+ * The caller has checked retention and holds. */
+int vault_document_erase(struct vault *v, const char *actor_id, const struct store_document *d, const char *why,
+                         const char *reason, int64_t now, const char *request_id) _warn_unused_;
 /* For _cleanup_: wipes and frees a string that may hold personal data. */
 void vault_free_secret_stringp(char **s);
 /* Indexes the log entries past the last stored audit reference (lost in a crash, or a restored

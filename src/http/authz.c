@@ -63,6 +63,13 @@ const struct authz_rule authz_rules[] = {
         { "documents.audit", .roles = O | A | U, .scopes = S_AR, .creds = TOK | SES },
         { "documents.seal", .roles = O | A | C | V | U, .scopes = S_DR, .creds = TOK | SES },
         { "documents.evidence", .roles = O | A | C | V, .scopes = S_DR, .creds = TOK | SES },
+        /* retention and legal holds: owner and admin act (an early deletion under a governance
+         * lock is the owner's alone, in core/lifecycle.c); the auditor sees the active holds */
+        { "documents.update", .roles = O | A, .scopes = S_DW, .creds = TOK | SES },
+        { "holds.create", .roles = O | A, .scopes = S_DW, .creds = TOK | SES },
+        { "holds.delete", .roles = O | A, .scopes = S_DW, .creds = TOK | SES },
+        { "holds.create_many", .roles = O | A, .scopes = S_DW, .creds = TOK | SES },
+        { "holds.list", .roles = O | A | U, .scopes = S_DR, .creds = TOK | SES },
 
         { "tsa.timestamp", .public_ = true }, /* [tsa] access decides, in the handler */
         { "tsa.certificate", .public_ = true },

@@ -499,6 +499,13 @@ static const struct store_ops sqlite_ops = {
         .audit_ref_add = audit_ref_add,
         .audit_ref_list = audit_ref_list,
         .audit_ref_max = audit_ref_max,
+        .document_set_retention = sqlite_document_set_retention,
+        .document_erase = sqlite_document_erase,
+        .tombstone_get = sqlite_tombstone_get,
+        .document_expired = sqlite_document_expired,
+        .hold_insert = sqlite_hold_insert,
+        .hold_release = sqlite_hold_release,
+        .hold_list = sqlite_hold_list,
 };
 
 int store_sqlite_open(const char *path, bool create, struct store **ret) {

@@ -40,6 +40,9 @@ static int insert_row(struct sqlite_conn *c, const struct store_document *d) {
         sqlite3_bind_blob(q, 6, d->sha256, sizeof d->sha256, SQLITE_STATIC);
         sqlite3_bind_int64(q, 7, d->created_at);
         sqlite3_bind_text(q, 8, d->created_by, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 10, d->retain_until);
+        sqlite3_bind_text(q, 11, d->lock[0] ? d->lock : "compliance", -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 12, d->document_date, -1, SQLITE_STATIC);
         return sqlite_step_done(q);
 }
 
@@ -228,7 +231,7 @@ int sqlite_document_insert_ref(struct store *st, const struct store_document *d,
 
 /* A row in DOC_COLUMNS order. The name is a sealed BLOB with its index, or (a row written before
  * names were sealed, and not sealed yet) clear TEXT with no index: anything else is damage. */
-static int document_from_row(sqlite3_stmt *q, struct store_document *d) {
+int sqlite_document_from_row(sqlite3_stmt *q, struct store_document *d) {
         int r;
         /* field by field rather than a memset of the whole row: on a page of 1000 rows, the two
          * name buffers are most of the bytes, and only their used part is written */
@@ -262,7 +265,10 @@ static int document_from_row(sqlite3_stmt *q, struct store_document *d) {
         d->size = (uint64_t) size;
         memcpy(d->sha256, sqlite3_column_blob(q, 5), sizeof d->sha256);
         d->created_at = sqlite3_column_int64(q, 6);
-        return 0;
+        d->retain_until = sqlite3_column_int64(q, 9);
+        if ((r = sqlite_column_copy(q, 10, d->lock, sizeof d->lock)) < 0)
+                return r;
+        return sqlite_column_copy(q, 11, d->document_date, sizeof d->document_date);
 }
 
 static int document_get_conn(struct sqlite_conn *c, const char *org_id, const char *id, struct store_document *ret) {
@@ -278,7 +284,7 @@ static int document_get_conn(struct sqlite_conn *c, const char *org_id, const ch
                 return -ENOENT;
         if (rc != SQLITE_ROW)
                 return sqlite_errno(rc);
-        r = document_from_row(q, &d);
+        r = sqlite_document_from_row(q, &d);
         if (r < 0)
                 return r;
         *ret = d;
@@ -370,7 +376,7 @@ static int document_list_conn(struct sqlite_conn *c, const struct store_document
                         *ret_more = true;
                         return 0;
                 }
-                r = document_from_row(q, &rows[n]);
+                r = sqlite_document_from_row(q, &rows[n]);
                 if (r < 0)
                         return r;
                 n++;
@@ -537,7 +543,7 @@ int sqlite_document_clear_names(struct store *st, size_t limit, struct store_doc
                                 r = sqlite_errno(rc);
                                 break;
                         }
-                        r = document_from_row(q, &rows[n]);
+                        r = sqlite_document_from_row(q, &rows[n]);
                         if (r >= 0 && rows[n].name_sealed_len != 0)
                                 r = -EBADMSG; /* a sealed name without its index */
                         if (r >= 0)

@@ -107,7 +107,7 @@ int sqlite_seal_list_level(struct store *st, const char *level, size_t max, stru
 
 /* Brings the schema up to date (PRAGMA user_version), in one transaction. */
 int sqlite_schema_migrate(struct sqlite_conn *c, bool create) _warn_unused_;
-#define SQLITE_SCHEMA_VERSION 5
+#define SQLITE_SCHEMA_VERSION 6
 
 /* A queued document insert, on its caller's stack until the leader marks it done. */
 #define SQLITE_NO_REF UINT64_MAX /* an insert without an audit reference */
@@ -182,6 +182,20 @@ int sqlite_document_stats(struct store *st, uint64_t *ret_count, uint64_t *ret_b
 int sqlite_document_clear_names(struct store *st, size_t limit, struct store_document **ret, size_t *ret_n);
 int sqlite_document_seal_names(struct store *st, const struct store_document *docs, size_t n);
 int sqlite_store_compact(struct store *st);
+/* Reads a row of DOC_COLUMNS. */
+int sqlite_document_from_row(sqlite3_stmt *q, struct store_document *d) _warn_unused_;
+
+/* Retention, holds, tombstones (sqlite_lifecycle.c). */
+int sqlite_document_set_retention(struct store *st, const char *org_id, const char *id, const char *class_,
+                                  int64_t retain_until, const char *lock);
+int sqlite_document_erase(struct store *st, const struct store_tombstone *t);
+int sqlite_tombstone_get(struct store *st, const char *org_id, const char *id, struct store_tombstone *ret);
+int sqlite_document_expired(struct store *st, int64_t now, int64_t after_until, const char *after_id, size_t limit,
+                            struct store_document **ret, size_t *ret_n);
+int sqlite_hold_insert(struct store *st, const struct store_hold *h);
+int sqlite_hold_release(struct store *st, const char *org_id, const char *document_id, const char *id, int64_t now);
+int sqlite_hold_list(struct store *st, const char *org_id, const char *document_id, size_t max, struct store_hold **ret,
+                     size_t *ret_n);
 
 /* The account operations (sqlite_accounts.c), and the row readers sqlite.c shares with them. */
 int sqlite_org_from_row(sqlite3_stmt *q, struct store_org *o) _warn_unused_;

@@ -21,7 +21,8 @@
         "totp_enabled, totp_last_step, logged_in, created_at"
 
 /* The columns of a document row, in the order document_from_row reads them. */
-#define DOC_COLUMNS "id, org_id, name, class, size, sha256, created_at, created_by, name_bi"
+#define DOC_COLUMNS \
+        "id, org_id, name, class, size, sha256, created_at, created_by, name_bi, retain_until, lock, document_date"
 
 /* Every statement the store runs, one per use, prepared once per connection. */
 static const char *const stmt_sql[_STMT_MAX] = {
@@ -31,8 +32,10 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_ORG_ALL] = "SELECT " ORG_COLUMNS " FROM orgs ORDER BY id",
         [STMT_ORG_UPDATE] = "UPDATE orgs SET name = ?2, status = ?3, require_2fa = ?4, default_class = ?5, "
                             "time_zone = ?6 WHERE id = ?1",
-        [STMT_DOC_INSERT] = "INSERT INTO documents (id, org_id, name, name_bi, class, size, sha256, created_at, "
-                            "created_by) VALUES (?1, ?2, ?3, ?9, ?4, ?5, ?6, ?7, ?8)",
+        [STMT_DOC_INSERT] =
+                "INSERT INTO documents (id, org_id, name, name_bi, class, size, sha256, created_at, "
+                "created_by, retain_until, lock, document_date) VALUES (?1, ?2, ?3, ?9, ?4, ?5, ?6, ?7, ?8, ?10, ?11, "
+                "?12)",
         [STMT_DOC_GET] = "SELECT " DOC_COLUMNS " FROM documents WHERE id = ?1 AND org_id = ?2",
         /* Keyset pagination, newest first: rows strictly below the bound (created_at, id), which is
          * the cursor, or (created_before, '') on the first page. One row-value bound lets SQLite
@@ -220,6 +223,36 @@ static const char *const migrations[SQLITE_SCHEMA_VERSION] = {
         "  signing_time INTEGER NOT NULL,"
         "  timestamp_time INTEGER NOT NULL,"
         "  sealed BLOB NOT NULL CHECK (length(sealed) BETWEEN 1 AND 65536)) WITHOUT ROWID;",
+        /* 6: retention, legal holds and tombstones. The rows of an older vault had no retention:
+         * they are kept ten years from their ingest (the longest default), under a governance
+         * lock so that an owner can still delete one early with a reason. Hold reasons and cases
+         * are field ciphertexts. */
+        "ALTER TABLE documents ADD COLUMN retain_until INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE documents ADD COLUMN lock TEXT NOT NULL DEFAULT 'governance' "
+        "  CHECK (lock IN ('compliance', 'governance'));"
+        "ALTER TABLE documents ADD COLUMN document_date TEXT NOT NULL DEFAULT '';"
+        "UPDATE documents SET retain_until = created_at + 315569520000;"
+        "CREATE INDEX documents_by_retention ON documents (retain_until, id);"
+        "CREATE TABLE tombstones ("
+        "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"
+        "  org_id TEXT NOT NULL REFERENCES orgs (id),"
+        "  class TEXT NOT NULL,"
+        "  sha256 BLOB NOT NULL CHECK (length(sha256) = 32),"
+        "  created_at INTEGER NOT NULL,"
+        "  retain_until INTEGER NOT NULL,"
+        "  erased_at INTEGER NOT NULL,"
+        "  why TEXT NOT NULL);"
+        "CREATE TABLE holds ("
+        "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"
+        "  org_id TEXT NOT NULL REFERENCES orgs (id),"
+        "  document_id TEXT NOT NULL CHECK (length(document_id) = 32),"
+        "  reason BLOB NOT NULL,"
+        "  case_ref BLOB NOT NULL,"
+        "  created_at INTEGER NOT NULL,"
+        "  created_by TEXT NOT NULL,"
+        "  released_at INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX holds_by_document ON holds (document_id, released_at);"
+        "CREATE INDEX holds_by_org ON holds (org_id, released_at, created_at);",
 };
 
 int sqlite_errno(int rc) {

@@ -50,6 +50,36 @@ struct store_document {
         int64_t created_at;             /* Unix time, milliseconds */
         char created_by[STORE_ID_LEN + 1]; /* opaque actor id (token id) */
         const struct store_seal *seal;     /* insert only: stored with the row, in its transaction; NULL: none */
+        int64_t retain_until;              /* ms: deletable from then on (core/retention.c) */
+        char lock[16];                     /* "compliance" or "governance", fixed at ingest */
+        char document_date[11];            /* YYYY-MM-DD the retention starts from ("" before version 6) */
+};
+
+/* What is left of an erased document (no name, no content, no key). */
+#define STORE_WHY_MAX 64
+struct store_tombstone {
+        char id[STORE_ID_LEN + 1];
+        char org_id[STORE_ID_LEN + 1];
+        char class_[STORE_CLASS_MAX + 1];
+        uint8_t sha256[32];
+        int64_t created_at, retain_until, erased_at;
+        char why[STORE_WHY_MAX + 1]; /* "deleted", "deleted-early", "retention-ended" */
+};
+
+/* A legal hold on one document; reason and case are field ciphertexts (core/ seals them). */
+#define STORE_HOLD_TEXT_MAX 1024
+#define STORE_HOLD_SEALED_MAX (STORE_HOLD_TEXT_MAX + 29)
+struct store_hold {
+        char id[STORE_ID_LEN + 1];
+        char org_id[STORE_ID_LEN + 1];
+        char document_id[STORE_ID_LEN + 1];
+        uint8_t reason[STORE_HOLD_SEALED_MAX];
+        size_t reason_n;
+        uint8_t case_[STORE_HOLD_SEALED_MAX];
+        size_t case_n;
+        int64_t created_at;
+        char created_by[STORE_ID_LEN + 1];
+        int64_t released_at; /* 0 = active */
 };
 
 struct store_document_filter {
@@ -161,8 +191,8 @@ struct store_ops {
         /* -ENOENT when absent or in another organisation. */
         int (*document_get)(struct store *s, const char *org_id, const char *id, struct store_document *ret);
         /* Newest first. *ret is malloc'd (free()); *ret_next_cursor malloc'd or NULL at the end. */
-        int (*document_list)(struct store *s, const struct store_document_filter *f,
-                             struct store_document **ret, size_t *ret_n, char **ret_next_cursor);
+        int (*document_list)(struct store *s, const struct store_document_filter *f, struct store_document **ret,
+                             size_t *ret_n, char **ret_next_cursor);
         /* Durable when it returns 0; -ENOENT when absent. */
         int (*document_delete)(struct store *s, const char *org_id, const char *id);
         /* true when a document row with this id exists (any organisation), for orphan sweeps. */
@@ -237,6 +267,26 @@ struct store_ops {
         int (*audit_ref_list)(struct store *s, const char *object_id, uint64_t **ret, size_t *ret_n);
         /* 1 + the largest index recorded (any object), 0 when none: where a re-index resumes. */
         int (*audit_ref_max)(struct store *s, uint64_t *ret_next);
+
+        /* ---- retention, holds, erasure (sqlite_lifecycle.c) ---- */
+        /* Sets class, retain_until and lock if retain_until is not earlier than the stored one:
+         * -ESTALE otherwise, -ENOENT when absent. */
+        int (*document_set_retention)(struct store *s, const char *org_id, const char *id, const char *class_,
+                                      int64_t retain_until, const char *lock);
+        /* Deletes the row and inserts the tombstone, in one durable transaction. -ENOENT when absent. */
+        int (*document_erase)(struct store *s, const struct store_tombstone *t);
+        int (*tombstone_get)(struct store *s, const char *org_id, const char *id, struct store_tombstone *ret);
+        /* Up to limit documents (any organisation) with retain_until <= now and no active hold,
+         * oldest end first, after (retain_until, id) of the last one seen (after_id "" first). */
+        int (*document_expired)(struct store *s, int64_t now, int64_t after_until, const char *after_id, size_t limit,
+                                struct store_document **ret, size_t *ret_n);
+        int (*hold_insert)(struct store *s, const struct store_hold *h);
+        /* Marks an active hold released at now. -ENOENT when absent, elsewhere, or released already. */
+        int (*hold_release)(struct store *s, const char *org_id, const char *document_id, const char *id, int64_t now);
+        /* Active holds of an organisation (of one document when document_id is not NULL), newest
+         * first, at most max. *ret malloc'd. */
+        int (*hold_list)(struct store *s, const char *org_id, const char *document_id, size_t max,
+                         struct store_hold **ret, size_t *ret_n);
 };
 
 struct store {

@@ -148,10 +148,15 @@ def vm_hwm_kib(pid):
     return None
 
 
+# Classes without retention that the harness declares (see Vault.scratch_classes).
+SCRATCH_CLASSES = (["scratch", "fill", "a", "batch", "power", "crash", "big-test", "bench", "bench-big", "growth"]
+                   + ["t-%02d" % i for i in range(48)])
+
+
 class Vault:
     """A temporary vault and its server. Use as a context manager."""
 
-    def __init__(self, binary, base=None, serve_args=(), init=True, owner=True):
+    def __init__(self, binary, base=None, serve_args=(), init=True, owner=True, scratch_classes=True):
         self.binary = os.path.abspath(binary)
         self.owns_base = base is None
         self.base = base or tempfile.mkdtemp(prefix="coffre-itest-")
@@ -175,6 +180,11 @@ class Vault:
         self.log_base = 0  # audit entries the owner set-up added (see setup_owner)
         self.clock_offset = 0.0  # seconds the server's test clock was moved (shift_clock)
         self._users = 0
+        # Retention: coffre refuses to delete a retained document and to take an unknown class.
+        # Tests that are not about retention get classes without any (scratch, the default, and
+        # the ones they name), declared in coffre.conf; scratch_classes=False keeps the shipped
+        # defaults alone (test_lifecycle.py).
+        self.scratch_classes = scratch_classes
         atexit.register(self.close)
         if init:
             self.init()
@@ -186,6 +196,12 @@ class Vault:
                            capture_output=True, timeout=120)
         check(r.returncode == 0, "coffre init failed (exit %d)" % r.returncode,
               r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
+        if self.scratch_classes:
+            with open(os.path.join(self.data, "coffre.conf"), "a") as f:
+                for name in SCRATCH_CLASSES:
+                    f.write("\n[class %s]\nduration = 0d\nstart = ingest\nlock = governance\n"
+                            "on_expiry = review\n" % name)
+                f.write("\n[vault]\ndefault_class = scratch\n")
         with open(os.path.join(self.data, "bootstrap-token")) as f:
             content = f.read()
         check(content.endswith("\n") and content.count("\n") == 1 and len(content) > 16,

@@ -241,7 +241,7 @@ def test_every_action_is_logged():
 
     # each document's trail: exactly its own actions, in order, with the document's hash
     want = {0: ["document.create", "document.seal", "document.read"], 1: ["document.create", "document.seal"],
-            2: ["document.create", "document.seal", "document.delete"]}
+            2: ["document.create", "document.seal", "document.delete", "document.erase"]}
     top = 0
     for i, d in enumerate(docs):
         trail = doc_audit(d["id"])
@@ -271,7 +271,7 @@ def test_every_action_is_logged():
         check(from_log == [e["index"] for e in doc_audit(d["id"])["entries"]],
               "the document's trail is not exactly the log's entries about it", d["id"], from_log)
     # the deleted document's trail outlives it
-    check(V.request("GET", "/v1/documents/%s" % docs[2]["id"]).status == 404, "deleted document still there")
+    check(V.request("GET", "/v1/documents/%s" % docs[2]["id"]).status == 410, "deleted document still there")
 
 
 def test_checkpoint_is_signed_note():

@@ -231,6 +231,15 @@ class Matrix:
             i = obj(kind, make_own)
             return req(method, prefix + i, want_own if own else 404, body, i)
 
+        def hold_delete():
+            def make():
+                d = self.upload(self.v.token)
+                r = self.v.json_request("POST", "/v1/documents/%s/holds" % d, {"reason": "m", "case": "c"})
+                check(r.status == 201, "a hold to release", r)
+                return d, r.json()["id"]
+            d, h = (fid["document"], MISSING_ID) if foreign else make() if admitted else (MISSING_ID, MISSING_ID)
+            return req("DELETE", "/v1/documents/%s/holds/%s" % (d, h), 204 if own else 404, {"reason": "r"}, d)
+
         def org(method, body=None):
             o = self.org_a if own else self.org_b
             return req(method, "/v1/orgs/" + o, 200 if own or operator else 404, body, o)
@@ -259,6 +268,15 @@ class Matrix:
             "tsa.certificate": lambda: req("GET", "/v1/tsa/certificate", tsa),
             "documents.delete": lambda: with_id("DELETE", "/v1/documents/", "document",
                                                 lambda: self.upload(self.v.token), 204),
+            "documents.update": lambda: with_id("PATCH", "/v1/documents/", "document",
+                                                lambda: self.upload(self.v.token), 200, {"class": "accounting-10y"}),
+            "holds.create": lambda: (lambda d: req("POST", "/v1/documents/%s/holds" % d, 201 if own else 404,
+                                                   {"reason": "m", "case": "c"}, d))(
+                obj("document", lambda: self.upload(self.v.token))),
+            "holds.delete": hold_delete,
+            "holds.list": lambda: req("GET", "/v1/holds", 200),
+            "holds.create_many": lambda: req("POST", "/v1/holds", 201,
+                                             {"reason": "m", "case": "c", "filter": {"name": "no-such.pdf"}}),
             "audit.checkpoint": lambda: req("GET", "/v1/audit/checkpoint", 200),
             "audit.checkpoint_timestamp": lambda: req("GET", "/v1/audit/checkpoint/timestamp", 200),
             "audit.verifier_key": lambda: req("GET", "/v1/audit/verifier-key", 200),
@@ -293,7 +311,7 @@ class Matrix:
 
     # routes that name an object of an organisation (own and foreign variants)
     WITH_OBJECT = {"documents.get", "documents.content", "documents.audit", "documents.seal", "documents.evidence",
-                   "documents.delete", "users.get",
+                   "documents.delete", "documents.update", "holds.create", "holds.delete", "users.get",
                    "users.update", "users.delete", "tokens.delete", "orgs.get", "orgs.update", "users.create"}
     # last, in this order: they end the credential
     ENDING = ["auth.logout", "auth.logout_all"]

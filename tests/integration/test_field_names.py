@@ -207,7 +207,9 @@ def downgrade_meta(data, names_by_id):
     try:
         rows = db.execute("SELECT id, org_id, class, size, sha256, created_at, created_by FROM documents").fetchall()
         check(len(rows) == len(names_by_id), "rows in meta.db: %d" % len(rows))
-        db.executescript("BEGIN; DROP TABLE seals; DROP TABLE documents;" + DOCUMENTS_V2 +
+        # the tables of later versions (seals; retention: holds, tombstones) go too
+        db.executescript("BEGIN; DROP TABLE seals; DROP TABLE documents; DROP TABLE holds; DROP TABLE tombstones;" +
+                         DOCUMENTS_V2 +
                          "DELETE FROM schema_migrations WHERE version > %d;"
                          "DELETE FROM settings WHERE key = 'document_names'; COMMIT;" % PRE_NAMES_VERSION)
         with db:

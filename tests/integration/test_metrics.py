@@ -99,7 +99,7 @@ def test_document_counters():
         check(gauge(body, "coffre_documents_stored") == 1 and gauge(body, "coffre_bytes_stored") == 234,
               "counters after a deletion", body[-400:])
         r = v.request("DELETE", "/v1/documents/" + a["id"])
-        check(r.status == 404, "second DELETE: %d" % r.status)
+        check(r.status == 410, "second DELETE: %d" % r.status)  # erased: the tombstone answers
         body = v.request("GET", "/metrics").body
         check(gauge(body, "coffre_documents_stored") == 1, "a failed deletion moved the counter")
         check(v.stop() == 0, "SIGTERM did not exit 0")

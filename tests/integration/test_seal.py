@@ -26,6 +26,7 @@ Usage: test_seal.py PATH/TO/coffre
 
 import hashlib
 import os
+import sqlite3
 import re
 import subprocess
 import sys
@@ -222,8 +223,28 @@ def test_seal_certificate():
     check(mode == 0o600, "keys/ca.key is mode %o" % mode)
 
 
+def test_erasure_takes_the_seal():
+    """Erasure deletes the ciphertext and the seal: the seal route answers 410 like the
+    content, and meta.db keeps no seals row for the id."""
+    r = V.upload(b"to be erased", name="erased.pdf")
+    check(r.status == 201 and r.json().get("seal_level") == "B-T", "upload sealed", r)
+    doc = r.json()["id"]
+    check(V.request("GET", "/v1/documents/%s/seal" % doc).status == 200, "the seal before erasure")
+    r = V.json_request("DELETE", "/v1/documents/" + doc, {"reason": "test"})
+    check(r.status in (200, 204), "delete: %d" % r.status, r)
+    for rel in ("seal", "evidence", "content"):
+        p = expect_problem(V.request("GET", "/v1/documents/%s/%s" % (doc, rel)), 410, "erased")
+        check(p.get("id") == doc and "seal" not in p, "the tombstone of %s" % rel, p)
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(V.data, "meta.db"), uri=True, timeout=30)
+    try:
+        n = db.execute("SELECT count(*) FROM seals WHERE document_id = ?", (doc,)).fetchone()[0]
+    finally:
+        db.close()
+    check(n == 0, "the seal row outlived its document")
+
+
 def test_exempt_class_unsealed():
-    r = V.upload(b"scratch", name="scratch.txt", cls="scratch")
+    r = V.upload(b"scratch", name="scratch.txt", cls="fill")
     check(r.status == 201, "upload: %d" % r.status, r)
     check(r.json().get("seal_level") is None, "an exempt class was sealed", r.json())
     s = V.request("GET", "/v1/documents/%s/seal" % r.json()["id"])
@@ -427,9 +448,10 @@ def main():
         conf = os.path.join(v.data, "coffre.conf")
         text = open(conf).read()
         with open(conf, "w") as f:
-            f.write(text.replace("[seal]\n", "[seal]\nexempt_classes = scratch, tmp\n", 1))
+            f.write(text.replace("[seal]\n", "[seal]\nexempt_classes = fill, tmp\n", 1))
         v.start()
-        rc = run_tests([test_seal_verifies_with_openssl, test_seal_certificate, test_exempt_class_unsealed,
+        rc = run_tests([test_seal_verifies_with_openssl, test_seal_certificate, test_erasure_takes_the_seal,
+                        test_exempt_class_unsealed,
                         test_tsa_certificate_chain, test_tsa_replies_verify, test_tsa_hostile_queries,
                         test_tsa_public_access, test_checkpoint_timestamps,
                         test_certificate_expiry_metrics_and_warning])
