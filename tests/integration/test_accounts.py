@@ -124,6 +124,12 @@ def test_bad_input_names_field():
         r = post("/v1/users", body)
         doc = expect_problem(r, 400, "bad-request")
         check("'%s'" % field in doc["detail"], "400 does not name %r" % field, body, doc)
+    # an over-long password is named as too long (the message is chosen before the body is wiped)
+    for path, body in (("/v1/users", dict(good, password="p" * 1025)),
+                       ("/v1/auth/login", {"email": "fine@example.com", "password": "p" * 1025})):
+        r = post(path, body)
+        doc = expect_problem(r, 400, "bad-request")
+        check("'password' is too long" in doc["detail"], "over-long password at %s" % path, doc)
     for raw in (b"{", b"[]", b'{"email":"a@example.com","email":"b@example.com"}', b"\xff\xfe"):
         r = V.request("POST", "/v1/users", body=raw, headers={"Content-Type": "application/json"})
         expect_problem(r, 400, "bad-request")
