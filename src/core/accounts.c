@@ -421,6 +421,19 @@ int accounts_user_create(struct accounts *a, const struct vault_actor *actor, co
                 if (!in->org_id)
                         return *ret_field = "org_id", -EINVAL;
                 org_id = in->org_id;
+                /* only in an organisation it made (never the instance's own) that has no owner
+                 * yet: once an owner exists the organisation manages its own people, and the
+                 * operator never reaches its documents through an account it made */
+                if (!vault_id_valid(org_id))
+                        return -ENOENT;
+                if (strcmp(org_id, a->default_org) == 0)
+                        return -EPERM;
+                uint64_t owners = 0;
+                r = a->store->ops->user_count_role(a->store, org_id, "owner", &owners);
+                if (r < 0)
+                        return r;
+                if (owners > 0)
+                        return -EPERM;
         } else if (in->org_id && strcmp(in->org_id, actor->org_id) != 0)
                 return -ENOENT; /* another organisation: as if it did not exist */
         if (!vault_id_valid(org_id))

@@ -296,6 +296,14 @@ def test_organisations_and_isolation():
     # the operator makes org B's owner; that owner lives in B only
     owner_b = V.create_user("owner", token=op, org_id=org_b)
     check(owner_b["org_id"] == org_b, "owner of B in B", owner_b)
+    # once B has an owner, the operator makes no one there (an owner it made would read B's
+    # documents), nor in the instance's own organisation
+    before = user_ids()
+    for org, role in ((org_b, "owner"), (org_b, "viewer"), (mine[0]["id"], "owner")):
+        r = post("/v1/users", {"email": "sneak-%s@example.com" % role, "password": "a-sneaky-password-7",
+                               "role": role, "org_id": org}, token=op)
+        expect_problem(r, 403, "forbidden")
+    check(user_ids() == before, "a refused create changed the users")
     sb = V.session_for(owner_b)
     tb = post("/v1/tokens", {"name": "b", "scopes": ["documents:read"]}, token=sb).json()
     doc_b = V.upload(b"org b's", name="b.pdf", token=post("/v1/tokens", {"name": "bw", "scopes": ALL_SCOPES},
