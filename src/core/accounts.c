@@ -445,6 +445,15 @@ int accounts_user_create(struct accounts *a, const struct vault_actor *actor, co
                         return r;
                 if (owners > 0)
                         return -EPERM;
+                /* and one operator at most: more are made with the CLI on the host */
+                uint64_t operators = 0;
+                if (is_role(in->role, "operator")) {
+                        r = a->store->ops->user_count_role(a->store, NULL, "operator", &operators);
+                        if (r < 0)
+                                return r;
+                        if (operators > 0)
+                                return -EPERM;
+                }
         }
         r = user_create_in(a, org_id, actor->actor_id, in->role, in, request_id, ret, ret_field);
         if (r < 0)

@@ -43,6 +43,15 @@ def user_ids():
     return sorted(u["id"] for u in r.json()["users"])
 
 
+def check_bootstrap_token_makes_one_operator():
+    r = post("/v1/users", {"email": "op2@example.com", "password": "a-long-password-2", "role": "operator"},
+             token=V.bootstrap_token)
+    expect_problem(r, 403, "forbidden")
+    r = post("/v1/users", {"email": "op3@example.com", "password": "a-long-password-3", "role": "operator"},
+             token=V.bootstrap_token)
+    expect_problem(r, 403, "forbidden")
+
+
 def test_bootstrap_token_stops_after_first_owner():
     r = post("/v1/users", {"email": "late@example.com", "password": "a-long-password-1", "role": "owner"},
              token=V.bootstrap_token)
@@ -437,6 +446,8 @@ def main():
         V.start()
         op = V.create_user("operator", token=V.bootstrap_token, email="operator@example.org")
         OPERATOR.update(op)
+        # before the owner exists (the token still works): it makes no second operator
+        check_bootstrap_token_makes_one_operator()
         V.setup_owner()
         OPERATOR["session"] = V.session_for(op)
         return run_tests([
