@@ -567,7 +567,8 @@ int vault_open(const char *dir, struct vault **ret) {
         v->ref_gap = UINT64_MAX;
         r = vault_config_load(conf, &v->config);
         if (r == -ENOENT)
-                return log_error_errno(r, "%s is not a coffre vault (no coffre.conf); create one with coffre init", dir);
+                return log_error_errno(r, "%s is not a coffre vault (no coffre.conf); create one with coffre init",
+                                       dir);
         if (r < 0)
                 return r;
         r = vault_open_parts(v);
@@ -606,7 +607,8 @@ void vault_close(struct vault *v) {
 /* ---- authentication ---- */
 
 int vault_authenticate(struct vault *v, const char *token, struct vault_actor *ret) {
-        return accounts_authenticate(v->accounts, token, accounts_now_ms(v->accounts), ret);
+        int r = accounts_authenticate(v->accounts, token, accounts_now_ms(v->accounts), ret);
+        return r == -ENOKEY ? -EACCES : r; /* a token waiting for its user's enrolment */
 }
 
 /* ---- reading ---- */
@@ -727,7 +729,8 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
                 return -EINVAL;
         /* logged before it happens: a deletion is never unrecorded, even if cut short */
         _cleanup_(vault_free_secret_stringp) char *details = vault_details_json(&d);
-        r = details ? vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details) : -ENOMEM;
+        r = details ? vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details)
+                    : -ENOMEM;
         if (r == -ENOSPC && reserve_release(v))
                 r = vault_record(v, a->org_id, a->actor_id, "document.delete", d.id, d.sha256, request_id, details);
         if (r < 0)
@@ -739,7 +742,8 @@ int vault_document_delete(struct vault *v, const struct vault_actor *a, const ch
         if (r < 0 && r != -ENOENT) {
                 /* nothing destroyed: the log must not say the document is gone (best effort; the
                  * next start records it otherwise) */
-                if (vault_record(v, a->org_id, a->actor_id, "document.delete_cancelled", d.id, NULL, request_id, NULL) < 0)
+                if (vault_record(v, a->org_id, a->actor_id, "document.delete_cancelled", d.id, NULL, request_id, NULL) <
+                    0)
                         log_warn("document %s: cancelled deletion not logged; the next start logs it", d.id);
                 return r;
         }

@@ -255,6 +255,36 @@ def test_sessions_revoked_on_changes():
     check(me(s6) == 401, "the session survived the role change")
 
 
+def test_second_factor_rule_binds_existing_credentials():
+    docs = lambda tok: V.request("GET", "/v1/documents", headers=V.auth_headers(tok))  # noqa: E731
+    # (a) an accountant (no second factor) made admin: its token waits for the enrolment
+    acc = V.create_user("accountant")
+    tok = post("/v1/tokens", {"name": "t", "scopes": ["documents:read"]}, token=V.session_for(acc)).json()["token"]
+    check(docs(tok).status == 200, "the accountant's token")
+    r = V.json_request("PATCH", "/v1/users/" + acc["id"], {"role": "admin"})
+    check(r.status == 200, "promote", r)
+    expect_problem(docs(tok), 403, "totp-enrolment-required")
+    expect_problem(V.request("GET", "/v1/users", headers=V.auth_headers(tok)), 403, "totp-enrolment-required")
+    # (b) the organisation starts requiring a second factor: a viewer's token and session stop
+    viewer = V.create_user("viewer")
+    vs = V.session_for(viewer)
+    vt = post("/v1/tokens", {"name": "v", "scopes": ["documents:read"]}, token=vs).json()["token"]
+    check(docs(vt).status == 200 and docs(vs).status == 200, "the viewer's credentials")
+    org = V.request("GET", "/v1/users/me").json()["org_id"]
+    r = V.json_request("PATCH", "/v1/orgs/" + org, {"require_2fa": True})
+    check(r.status == 200, "require_2fa", r)
+    try:
+        expect_problem(docs(vt), 403, "totp-enrolment-required")
+        expect_problem(docs(vs), 401, "unauthorized")
+        check(docs(V.owner_session).status == 200, "the enrolled owner was refused")
+    finally:
+        r = V.json_request("PATCH", "/v1/orgs/" + org, {"require_2fa": False})
+        check(r.status == 200, "require_2fa off", r)
+    # the session was revoked, not suspended; the token works again once the rule is lifted
+    expect_problem(docs(vs), 401, "unauthorized")
+    check(docs(vt).status == 200, "the viewer's token after the rule was lifted")
+
+
 def test_tokens():
     acc = V.create_user("accountant")
     s = V.session_for(acc)
@@ -457,6 +487,7 @@ def main():
             test_bad_input_names_field,
             test_login_and_second_factor,
             test_sessions_revoked_on_changes,
+            test_second_factor_rule_binds_existing_credentials,
             test_tokens,
             test_organisations_and_isolation,
             test_audit_records_every_event,
