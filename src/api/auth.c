@@ -136,10 +136,13 @@ int api_auth_login(struct http_request *r) {
                 snprintf(addr, sizeof addr, "ip:unknown");
         account_key(api_json_str(o, "email"), akey);
         uint64_t now = (uint64_t) accounts_now_ms(a);
+        /* the account's bucket only once the address's allows the attempt: a refused flood of
+         * e-mails from one address touches no account entry */
         uint32_t wait = ratelimit_take(by_address, addr, now);
-        uint32_t wait_account = ratelimit_take(by_account, akey, now);
-        if (wait || wait_account)
-                return rate_limited(r, MAX(wait, wait_account));
+        if (!wait)
+                wait = ratelimit_take(by_account, akey, now);
+        if (wait)
+                return rate_limited(r, wait);
         struct accounts_login in = {
                 .email = api_json_str(o, "email"),
                 .password = api_json_str(o, "password"),
