@@ -160,11 +160,12 @@ int api_auth_login(struct http_request *r) {
         }
         if (k < 0)
                 return api_accounts_problem(r, k, NULL, "login failed");
-        ratelimit_success(by_account, akey);
+        /* the password alone clears nothing: only a login that passed every factor the user has */
         if (result == ACCOUNTS_LOGIN_TOTP_REQUIRED)
                 return http_respond_problem(r, 401, "totp-required", "Second factor required",
                                             "Give the current code of the authenticator app as 'totp', or a "
                                             "recovery code as 'recovery_code'.");
+        ratelimit_success(by_account, akey);
         char exp[RFC3339_MAX], csrf[ACCOUNTS_CSRF_LEN + 1];
         rfc3339_format(expires_at, exp);
         if (browser) {
