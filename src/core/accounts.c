@@ -512,14 +512,16 @@ int accounts_user_get(struct accounts *a, const struct vault_actor *actor, const
 }
 
 /* -ENOTEMPTY when u is the organisation's last owner. */
+/* Whether the organisation keeps an active owner besides u (disabled owners manage nothing). */
 static int not_last_owner(struct accounts *a, const struct store_user *u) {
         uint64_t owners = 0;
         if (!is_role(u->role, "owner"))
                 return 0;
-        int r = a->store->ops->user_count_role(a->store, u->org_id, "owner", &owners);
+        int r = a->store->ops->user_count_active_role(a->store, u->org_id, "owner", &owners);
         if (r < 0)
                 return r;
-        return owners <= 1 ? -ENOTEMPTY : 0;
+        uint64_t others = owners - (is_role(u->status, "active") && owners > 0 ? 1 : 0);
+        return others == 0 ? -ENOTEMPTY : 0;
 }
 
 int accounts_user_update(struct accounts *a, const struct vault_actor *actor, const char *id,

@@ -110,6 +110,17 @@ def test_role_grant_refusals():
     expect_problem(r, 409, "conflict")
     r = V.request("DELETE", "/v1/users/" + V.owner_id)
     expect_problem(r, 409, "conflict")
+    # a disabled owner does not count: the active one stays while the other is disabled
+    second = V.create_user("owner")
+    r = V.json_request("PATCH", "/v1/users/" + second["id"], {"status": "disabled"})
+    check(r.status == 200 and r.json()["status"] == "disabled", "disabling a second owner", r)
+    for body in ({"status": "disabled"}, {"role": "admin"}):
+        expect_problem(V.json_request("PATCH", "/v1/users/" + V.owner_id, body), 409, "conflict")
+    expect_problem(V.request("DELETE", "/v1/users/" + V.owner_id), 409, "conflict")
+    check(V.request("GET", "/v1/users/me").status == 200, "the active owner")
+    # the disabled owner itself may go (it leaves the active one)
+    r = V.request("DELETE", "/v1/users/" + second["id"])
+    check(r.status == 204, "removing a disabled owner", r)
 
 
 def test_bad_input_names_field():
