@@ -641,7 +641,11 @@ int accounts_password_change(struct accounts *a, const struct vault_actor *actor
                 return r;
         r = password_verify(a->pool, u.password_hash, current, strlen(current), NULL);
         if (r == -EACCES) {
+                /* a wrong guess at the password of a logged-in account is worth an audit entry */
                 *ret_field = "current_password";
+                if (accounts_record(a, u.org_id, actor->actor_id, "user.password_change_failed", u.id, request_id,
+                                    NULL) < 0)
+                        log_warn("a failed password change was not audited; it is refused anyway");
                 goto out;
         }
         if (r < 0)

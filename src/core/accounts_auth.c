@@ -499,6 +499,9 @@ int accounts_totp_disable(struct accounts *a, const struct vault_actor *actor, c
                 goto out;
         }
         r = check_code(a, &u, code);
+        if (r == -EACCES)
+                if (accounts_record(a, u.org_id, u.id, "user.totp_failed", u.id, request_id, NULL) < 0)
+                        log_warn("a failed second-factor check was not audited; it is refused anyway");
         if (r < 0)
                 goto out;
         u.totp_enabled = false;

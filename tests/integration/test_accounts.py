@@ -296,6 +296,32 @@ def test_second_factor_rule_binds_existing_credentials():
     check(docs(vt).status == 200, "the viewer's token after the rule was lifted")
 
 
+def test_own_secret_checks_limited():
+    """A wrong current password or second-factor code is limited like a login and audited."""
+    user = V.create_user("viewer")
+    s = V.session_for(user)
+    change = lambda cur: V.json_request("POST", "/v1/users/me/password",  # noqa: E731
+                                        {"current_password": cur, "new_password": "another-password-88"}, token=s)
+    for i in range(4):  # three free failures, the fourth starts a delay
+        expect_problem(change("wrong-password-%d" % i), 400, "bad-request")
+    r = change(user["password"])
+    expect_problem(r, 429, "rate-limited")
+    check(r.header("Retry-After") == "1", "Retry-After", r)
+    V.shift_clock(1)
+    check(change(user["password"]).status == 204, "the change once the delay is over")
+    admin = V.create_user("admin")
+    sa = V.session_for(admin)
+    next_step()
+    code = V.totp_code(admin["secret"])
+    wrong = "%06d" % ((int(code) + 500000) % 1000000)
+    disable = lambda c: V.json_request("DELETE", "/v1/users/me/totp", {"code": c}, token=sa)  # noqa: E731
+    for i in range(4):
+        expect_problem(disable(wrong), 400, "bad-request")
+    expect_problem(disable(code), 429, "rate-limited")
+    check(V.request("GET", "/v1/users/me", headers=V.auth_headers(sa)).json()["totp_enabled"] is True,
+          "a refused disable changed the second factor")
+
+
 def test_tokens():
     acc = V.create_user("accountant")
     s = V.session_for(acc)
@@ -398,7 +424,7 @@ def test_organisations_and_isolation():
 REQUIRED_ACTIONS = {"user.login", "user.login_failed", "user.logout", "user.logout_all", "user.totp_enrolled",
                     "user.totp_disabled", "user.recovery_code_used", "user.password_changed", "user.role_changed",
                     "user.created", "user.removed", "token.created", "token.revoked", "org.created", "org.suspended",
-                    "org.updated"}
+                    "org.updated", "user.password_change_failed", "user.totp_failed"}
 
 
 def test_audit_records_every_event():
@@ -499,6 +525,7 @@ def main():
             test_login_and_second_factor,
             test_sessions_revoked_on_changes,
             test_second_factor_rule_binds_existing_credentials,
+            test_own_secret_checks_limited,
             test_tokens,
             test_organisations_and_isolation,
             test_audit_records_every_event,
