@@ -372,6 +372,12 @@ def test_organisations_and_isolation():
     # the operator makes org B's owner; that owner lives in B only
     owner_b = V.create_user("owner", token=op, org_id=org_b)
     check(owner_b["org_id"] == org_b, "owner of B in B", owner_b)
+    # an address taken in B answers an owner of A exactly as one taken in A: no organisation named
+    taken_b = post("/v1/users", {"email": owner_b["email"].upper(), "password": "a-probe-password-5", "role": "viewer"})
+    taken_a = post("/v1/users", {"email": V.owner_email, "password": "a-probe-password-5", "role": "viewer"})
+    expect_problem(taken_b, 409, "conflict")
+    expect_problem(taken_a, 409, "conflict")
+    check(body_sans_id(taken_b) == body_sans_id(taken_a), "a taken address tells where", taken_b.body, taken_a.body)
     # once B has an owner, the operator makes no one there (an owner it made would read B's
     # documents), nor in the instance's own organisation
     before = user_ids()
