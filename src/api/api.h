@@ -84,6 +84,13 @@ json_t *api_json_parse(struct http_request *r, const struct api_field *fields, s
 const char *api_json_str(json_t *o, const char *name);
 /* For _cleanup_: wipes the strings of a parsed body (passwords, codes) and frees it. */
 void api_json_free_secret(json_t **o);
+
+/* A check of the caller's own secret (current password, second-factor code) under the login
+ * limiter, per account: begin answers 429 with Retry-After (or 503) and returns 1 when the
+ * attempt is refused, 0 to go on, negative on failure; end records the outcome. */
+#define API_OWN_LIMIT_KEY_MAX 48
+int api_own_secret_check_begin(struct http_request *r) _warn_unused_;
+void api_own_secret_check_end(struct http_request *r, bool failed);
 int api_bad_request(struct http_request *r, const char *detail);
 /* For _cleanup_ of a parsed body without secrets. */
 static inline void api_json_decrefp(json_t **o) {

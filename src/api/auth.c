@@ -45,6 +45,13 @@ static struct accounts *acc(struct http_request *r) {
         return vault_accounts(http_vault(r));
 }
 
+/* The limiters, made at first use from coffre.conf: 0, or -ENOMEM when they could not be made. */
+static int limits_ready(struct http_request *r) {
+        limits_config = vault_get_config(http_vault(r));
+        pthread_once(&limits_once, limits_init);
+        return by_account && by_address ? 0 : -ENOMEM;
+}
+
 static int rate_limited(struct http_request *r, uint32_t wait_ms) {
         char s[16];
         snprintf(s, sizeof s, "%u", (wait_ms + 999) / 1000);
@@ -128,18 +135,19 @@ int api_auth_login(struct http_request *r) {
         bool browser = cookie && json_is_true(cookie);
         if (browser && login_csrf_refused(r))
                 return 0;
-        limits_config = vault_get_config(http_vault(r));
-        pthread_once(&limits_once, limits_init);
-        if (!by_account || !by_address)
+        if (limits_ready(r) < 0)
                 return http_respond_problem(r, 503, "busy", "Service unavailable", "Logins are unavailable.");
         if (http_peer_address(r, addr + 3, sizeof addr - 3) < 0)
                 snprintf(addr, sizeof addr, "ip:unknown");
         account_key(api_json_str(o, "email"), akey);
         uint64_t now = (uint64_t) accounts_now_ms(a);
+        /* the account's bucket only once the address's allows the attempt: a refused flood of
+         * e-mails from one address touches no account entry */
         uint32_t wait = ratelimit_take(by_address, addr, now);
-        uint32_t wait_account = ratelimit_take(by_account, akey, now);
-        if (wait || wait_account)
-                return rate_limited(r, MAX(wait, wait_account));
+        if (!wait)
+                wait = ratelimit_take(by_account, akey, now);
+        if (wait)
+                return rate_limited(r, wait);
         struct accounts_login in = {
                 .email = api_json_str(o, "email"),
                 .password = api_json_str(o, "password"),
@@ -157,11 +165,12 @@ int api_auth_login(struct http_request *r) {
         }
         if (k < 0)
                 return api_accounts_problem(r, k, NULL, "login failed");
-        ratelimit_success(by_account, akey);
+        /* the password alone clears nothing: only a login that passed every factor the user has */
         if (result == ACCOUNTS_LOGIN_TOTP_REQUIRED)
                 return http_respond_problem(r, 401, "totp-required", "Second factor required",
                                             "Give the current code of the authenticator app as 'totp', or a "
                                             "recovery code as 'recovery_code'.");
+        ratelimit_success(by_account, akey);
         char exp[RFC3339_MAX], csrf[ACCOUNTS_CSRF_LEN + 1];
         rfc3339_format(expires_at, exp);
         if (browser) {
@@ -194,6 +203,35 @@ int api_auth_login(struct http_request *r) {
                 return k;
         }
         return http_respond_json(r, 200, json_pack("{s:s, s:s}", "token", token, "expires_at", exp));
+}
+
+/* The caller's own account in the login limiter's table (keyed by user id, as a logged-in check
+ * knows no e-mail). */
+static void own_key(struct http_request *r, char out[API_OWN_LIMIT_KEY_MAX]) {
+        snprintf(out, API_OWN_LIMIT_KEY_MAX, "u:%s", http_actor(r)->actor_id);
+}
+
+int api_own_secret_check_begin(struct http_request *r) {
+        char key[API_OWN_LIMIT_KEY_MAX];
+        if (limits_ready(r) < 0) {
+                int k = http_respond_problem(r, 503, "busy", "Service unavailable", "Checks are unavailable.");
+                return k < 0 ? k : 1;
+        }
+        own_key(r, key);
+        uint32_t wait = ratelimit_take(by_account, key, (uint64_t) accounts_now_ms(acc(r)));
+        if (!wait)
+                return 0;
+        int k = rate_limited(r, wait);
+        return k < 0 ? k : 1;
+}
+
+void api_own_secret_check_end(struct http_request *r, bool failed) {
+        char key[API_OWN_LIMIT_KEY_MAX];
+        own_key(r, key);
+        if (failed)
+                ratelimit_failure(by_account, key, (uint64_t) accounts_now_ms(acc(r)));
+        else
+                ratelimit_success(by_account, key);
 }
 
 int api_auth_logout(struct http_request *r) {
@@ -293,7 +331,12 @@ int api_totp_disable(struct http_request *r) {
         _cleanup_(api_json_free_secret) json_t *o = api_json_parse(r, code_fields, ELEMENTSOF(code_fields));
         if (!o)
                 return 0;
-        int k = accounts_totp_disable(acc(r), http_actor(r), api_json_str(o, "code"), http_request_id(r));
+        int k = api_own_secret_check_begin(r);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        k = accounts_totp_disable(acc(r), http_actor(r), api_json_str(o, "code"), http_request_id(r));
+        if (k == -EACCES || k >= 0)
+                api_own_secret_check_end(r, k == -EACCES);
         if (k == -ENOENT)
                 return http_respond_problem(r, 409, "conflict", "Conflict", "No second factor is enrolled.");
         if (k < 0)

@@ -85,7 +85,7 @@ json_t *api_json_parse(struct http_request *r, const struct api_field *fields, s
         json_t *o = json_loadb((const char *) jb->b.data, jb->b.len, JSON_REJECT_DUPLICATES, &err);
         sodium_memzero(&err, sizeof err); /* it may quote the body */
         if (!o || !json_is_object(o)) {
-                json_decref(o);
+                api_json_free_secret(&o);
                 answered(api_bad_request(r, "The body is not a JSON object."));
                 return NULL;
         }
@@ -102,7 +102,7 @@ json_t *api_json_parse(struct http_request *r, const struct api_field *fields, s
                         for (const char *p = key; plain && *p; p++)
                                 plain = *p > 0x20 && *p < 0x7f && *p != '\'';
                         snprintf(d, sizeof d, "Unknown field '%s'; nothing was changed.", plain ? key : "?");
-                        json_decref(o);
+                        api_json_free_secret(&o);
                         answered(api_bad_request(r, d));
                         return NULL;
                 }
@@ -115,7 +115,7 @@ json_t *api_json_parse(struct http_request *r, const struct api_field *fields, s
                 if (f->nullable && json_is_null(val))
                         ok = true;
                 if (!ok) {
-                        json_decref(o);
+                        api_json_free_secret(&o);
                         answered(bad_field(r, f->name,
                                            f->type == JSON_TRUE      ? "must be true or false"
                                            : f->type == JSON_INTEGER ? "must be an integer"
@@ -126,20 +126,21 @@ json_t *api_json_parse(struct http_request *r, const struct api_field *fields, s
                 }
                 if (json_is_string(val) &&
                     (json_string_length(val) > f->max || strlen(json_string_value(val)) != json_string_length(val))) {
-                        json_decref(o);
-                        answered(bad_field(r, f->name,
-                                           json_string_length(val) > f->max ? "is too long" : "holds a NUL"));
+                        /* choose the message before the body (and val with it) is wiped and freed */
+                        const char *what = json_string_length(val) > f->max ? "is too long" : "holds a NUL";
+                        api_json_free_secret(&o);
+                        answered(bad_field(r, f->name, what));
                         return NULL;
                 }
                 if (json_is_array(val) && json_array_size(val) > f->max) {
-                        json_decref(o);
+                        api_json_free_secret(&o);
                         answered(bad_field(r, f->name, "has too many elements"));
                         return NULL;
                 }
         }
         for (size_t i = 0; i < n; i++)
                 if (fields[i].required && !json_object_get(o, fields[i].name)) {
-                        json_decref(o);
+                        api_json_free_secret(&o);
                         answered(bad_field(r, fields[i].name, "is required"));
                         return NULL;
                 }

@@ -174,8 +174,13 @@ int api_users_password(struct http_request *r) {
         _cleanup_(api_json_free_secret) json_t *o = api_json_parse(r, password_fields, ELEMENTSOF(password_fields));
         if (!o)
                 return 0;
-        int k = accounts_password_change(acc(r), http_actor(r), api_json_str(o, "current_password"),
-                                         api_json_str(o, "new_password"), http_request_id(r), &field);
+        int k = api_own_secret_check_begin(r);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        k = accounts_password_change(acc(r), http_actor(r), api_json_str(o, "current_password"),
+                                     api_json_str(o, "new_password"), http_request_id(r), &field);
+        if (k == -EACCES || k >= 0)
+                api_own_secret_check_end(r, k == -EACCES);
         if (k == -EINVAL && field && strcmp(field, "new_password") == 0 &&
             password_refused(r, field, api_json_str(o, "new_password")))
                 return 0;

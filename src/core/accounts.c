@@ -422,6 +422,19 @@ int accounts_user_create(struct accounts *a, const struct vault_actor *actor, co
                 if (!in->org_id)
                         return *ret_field = "org_id", -EINVAL;
                 org_id = in->org_id;
+                /* only in an organisation it made (never the instance's own) that has no owner
+                 * yet: once an owner exists the organisation manages its own people, and the
+                 * operator never reaches its documents through an account it made */
+                if (!vault_id_valid(org_id))
+                        return -ENOENT;
+                if (strcmp(org_id, a->default_org) == 0)
+                        return -EPERM;
+                uint64_t owners = 0;
+                r = a->store->ops->user_count_role(a->store, org_id, "owner", &owners);
+                if (r < 0)
+                        return r;
+                if (owners > 0)
+                        return -EPERM;
         } else if (in->org_id && strcmp(in->org_id, actor->org_id) != 0)
                 return -ENOENT; /* another organisation: as if it did not exist */
         if (!vault_id_valid(org_id))
@@ -433,6 +446,15 @@ int accounts_user_create(struct accounts *a, const struct vault_actor *actor, co
                         return r;
                 if (owners > 0)
                         return -EPERM;
+                /* and one operator at most: more are made with the CLI on the host */
+                uint64_t operators = 0;
+                if (is_role(in->role, "operator")) {
+                        r = a->store->ops->user_count_role(a->store, NULL, "operator", &operators);
+                        if (r < 0)
+                                return r;
+                        if (operators > 0)
+                                return -EPERM;
+                }
         }
         r = user_create_in(a, org_id, actor->actor_id, in->role, in, request_id, ret, ret_field);
         if (r < 0)
@@ -491,14 +513,16 @@ int accounts_user_get(struct accounts *a, const struct vault_actor *actor, const
 }
 
 /* -ENOTEMPTY when u is the organisation's last owner. */
+/* Whether the organisation keeps an active owner besides u (disabled owners manage nothing). */
 static int not_last_owner(struct accounts *a, const struct store_user *u) {
         uint64_t owners = 0;
         if (!is_role(u->role, "owner"))
                 return 0;
-        int r = a->store->ops->user_count_role(a->store, u->org_id, "owner", &owners);
+        int r = a->store->ops->user_count_active_role(a->store, u->org_id, "owner", &owners);
         if (r < 0)
                 return r;
-        return owners <= 1 ? -ENOTEMPTY : 0;
+        uint64_t others = owners - (is_role(u->status, "active") && owners > 0 ? 1 : 0);
+        return others == 0 ? -ENOTEMPTY : 0;
 }
 
 int accounts_user_update(struct accounts *a, const struct vault_actor *actor, const char *id,
@@ -618,7 +642,11 @@ int accounts_password_change(struct accounts *a, const struct vault_actor *actor
                 return r;
         r = password_verify(a->pool, u.password_hash, current, strlen(current), NULL);
         if (r == -EACCES) {
+                /* a wrong guess at the password of a logged-in account is worth an audit entry */
                 *ret_field = "current_password";
+                if (accounts_record(a, u.org_id, actor->actor_id, "user.password_change_failed", u.id, request_id,
+                                    NULL) < 0)
+                        log_warn("a failed password change was not audited; it is refused anyway");
                 goto out;
         }
         if (r < 0)

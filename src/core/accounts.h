@@ -61,7 +61,9 @@ void accounts_clock_shift(struct accounts *a, int64_t delta_ms);
 
 /* The credential behind a bearer (API token, session, enrol-only session or the bootstrap
  * token) at now_ms: 0, -EACCES for an unknown, expired or revoked one, or one whose user is gone
- * or whose organisation is suspended; other negative errnos for failures. */
+ * or whose organisation is suspended (a full session of a user who must enrol a second factor
+ * and has not is revoked and -EACCES too); -ENOKEY for an API token of such a user; other
+ * negative errnos for failures. */
 int accounts_authenticate(struct accounts *a, const char *bearer, int64_t now_ms, struct vault_actor *ret)
         _warn_unused_;
 

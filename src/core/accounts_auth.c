@@ -70,7 +70,8 @@ static bool needs_second_factor(const struct store_user *u, const struct store_o
 /* ---- authentication ---- */
 
 /* The user behind a credential, still active, in an active organisation. */
-static int live_user(struct accounts *a, const char *org_id, const char *user_id, struct store_user *ret) {
+static int live_user(struct accounts *a, const char *org_id, const char *user_id, struct store_user *ret,
+                     bool *ret_must_enrol) {
         struct store_org o;
         int r = a->store->ops->org_get(a->store, org_id, &o);
         if (r == -ENOENT)
@@ -88,6 +89,8 @@ static int live_user(struct accounts *a, const char *org_id, const char *user_id
                 sodium_memzero(ret, sizeof *ret);
                 return -EACCES;
         }
+        /* checked at each use: a role or organisation rule that came after the credential binds it */
+        *ret_must_enrol = needs_second_factor(ret, &o) && !ret->totp_enabled;
         return 0;
 }
 
@@ -121,9 +124,16 @@ static int authenticate_token(struct accounts *a, const struct store_token *t, i
         }
         if (strcmp(t->kind, STORE_TOKEN_API) != 0 || !t->user_id[0])
                 return -EACCES;
-        r = live_user(a, t->org_id, t->user_id, &u);
+        bool must_enrol = false;
+        r = live_user(a, t->org_id, t->user_id, &u, &must_enrol);
         if (r < 0)
                 return r;
+        if (must_enrol) {
+                /* a user who must have a second factor and has none does nothing but enrol,
+                 * which takes a login: the token waits for the enrolment */
+                sodium_memzero(&u, sizeof u);
+                return -ENOKEY;
+        }
         /* the role is the user's now: a token loses what its user lost */
         actor_fill(ret, t->org_id, u.id, t->id, u.role, VAULT_CRED_TOKEN, t->scopes & accounts_role_scopes(u.role));
         sodium_memzero(&u, sizeof u);
@@ -137,10 +147,18 @@ static int authenticate_session(struct accounts *a, const struct store_session *
         struct store_user u;
         if (se->revoked_at || se->expires_at <= now || se->last_seen + a->session_idle_ms <= now)
                 return -EACCES;
-        int r = live_user(a, se->org_id, se->user_id, &u);
+        bool must_enrol = false;
+        int r = live_user(a, se->org_id, se->user_id, &u, &must_enrol);
         if (r < 0)
                 return r;
         bool enrol = strcmp(se->kind, STORE_SESSION_ENROL) == 0;
+        if (must_enrol && !enrol) {
+                /* a full session of a user who now must enrol: revoked, the next login is enrol-only */
+                sodium_memzero(&u, sizeof u);
+                if (a->store->ops->session_revoke(a->store, se->id, now) < 0)
+                        log_warn("session %s: not revoked; refused anyway", se->id);
+                return -EACCES;
+        }
         actor_fill(ret, se->org_id, u.id, se->id, u.role, enrol ? VAULT_CRED_ENROL : VAULT_CRED_SESSION,
                    enrol ? 0 : VAULT_SCOPE_ALL);
         sodium_memzero(&u, sizeof u);
@@ -481,6 +499,9 @@ int accounts_totp_disable(struct accounts *a, const struct vault_actor *actor, c
                 goto out;
         }
         r = check_code(a, &u, code);
+        if (r == -EACCES)
+                if (accounts_record(a, u.org_id, u.id, "user.totp_failed", u.id, request_id, NULL) < 0)
+                        log_warn("a failed second-factor check was not audited; it is refused anyway");
         if (r < 0)
                 goto out;
         u.totp_enabled = false;

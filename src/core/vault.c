@@ -658,7 +658,8 @@ void vault_close(struct vault *v) {
 /* ---- authentication ---- */
 
 int vault_authenticate(struct vault *v, const char *token, struct vault_actor *ret) {
-        return accounts_authenticate(v->accounts, token, accounts_now_ms(v->accounts), ret);
+        int r = accounts_authenticate(v->accounts, token, accounts_now_ms(v->accounts), ret);
+        return r == -ENOKEY ? -EACCES : r; /* a token waiting for its user's enrolment */
 }
 
 /* ---- reading ---- */

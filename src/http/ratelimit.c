@@ -1,5 +1,6 @@
 /* ratelimit.c: token buckets and failure delays per key, in a hash table of at most max_keys
- * entries kept in least-recently-used order (the oldest is evicted for a new key). Keys come from
+ * entries kept in least-recently-used order (the oldest not delaying its key is evicted for a
+ * new key; with none, the new key is refused as limited). Keys come from
  * clients (addresses, blind indexes of e-mails), so buckets are chosen with keyed SipHash. */
 #include "ratelimit.h"
 
@@ -122,8 +123,10 @@ static struct entry *entry_find(struct ratelimit *rl, const char *key, size_t le
         return NULL;
 }
 
-/* The key's entry, made (with a full bucket) when missing, and marked most recently used. NULL
- * when out of memory. */
+/* The key's entry, made (with a full bucket) when missing, and marked most recently used. A full
+ * table makes room by evicting the least recently used entry that is not delaying its key: a
+ * flood of new keys must not wipe a locked key's delay. NULL when out of memory, or when the
+ * table is full of delaying entries (the caller refuses the new key as limited). */
 static struct entry *entry_get(struct ratelimit *rl, const char *key, size_t len, uint64_t now_ms) {
         struct entry *e = entry_find(rl, key, len);
         if (e) {
@@ -131,8 +134,14 @@ static struct entry *entry_get(struct ratelimit *rl, const char *key, size_t len
                 lru_push_front(rl, e);
                 return e;
         }
-        if (rl->n_keys >= rl->o.max_keys)
-                entry_remove(rl, rl->lru_tail);
+        if (rl->n_keys >= rl->o.max_keys) {
+                struct entry *victim = rl->lru_tail;
+                while (victim && now_ms < victim->blocked_until_ms)
+                        victim = victim->lru_prev;
+                if (!victim)
+                        return NULL;
+                entry_remove(rl, victim);
+        }
         e = calloc(1, sizeof *e + len + 1);
         if (!e)
                 return NULL;
@@ -179,7 +188,8 @@ uint32_t ratelimit_take(struct ratelimit *rl, const char *key, uint64_t now_ms) 
         pthread_mutex_lock(&rl->lock);
         struct entry *e = entry_get(rl, key, len, now_ms);
         if (!e)
-                wait = 1000; /* out of memory: refuse for now rather than let it through unlimited */
+                wait = 1000; /* out of memory, or a table full of delaying keys: refuse for now
+                              * rather than let it through unlimited */
         else {
                 entry_advance(rl, e, now_ms);
                 if (now_ms < e->blocked_until_ms)

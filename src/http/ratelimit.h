@@ -1,5 +1,5 @@
 /* ratelimit.h: token buckets keyed by a string (an account's blind index, a source address), in
- * a bounded table (least recently used keys evicted), plus a failure count per key that grows the
+ * a bounded table (least recently used keys evicted, never one whose failure delay is running), plus a failure count per key that grows the
  * delay before the next attempt. Thread-safe. Time is passed in (milliseconds), never read here. */
 #pragma once
 
@@ -9,13 +9,13 @@
 #include "macro.h"
 
 struct ratelimit_options {
-        double rate;               /* tokens per second refilled */
-        double burst;              /* bucket size */
-        unsigned fail_free;        /* failures before any delay */
-        uint32_t fail_delay_ms;    /* first delay after fail_free failures, doubled per failure... */
+        double rate;                /* tokens per second refilled */
+        double burst;               /* bucket size */
+        unsigned fail_free;         /* failures before any delay */
+        uint32_t fail_delay_ms;     /* first delay after fail_free failures, doubled per failure... */
         uint32_t fail_delay_max_ms; /* ...up to this */
-        uint32_t fail_window_ms;   /* failures are forgotten this long after the last one's delay ended */
-        size_t max_keys;           /* table bound */
+        uint32_t fail_window_ms;    /* failures are forgotten this long after the last one's delay ended */
+        size_t max_keys;            /* table bound */
 };
 
 struct ratelimit;

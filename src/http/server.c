@@ -30,7 +30,7 @@
 #include "timeutil.h"
 
 /* TLS 1.3 and 1.2 only, AEAD ciphers only, ECDHE only, X25519 first. */
-#define TLS_PRIORITIES                                                                                         \
+#define TLS_PRIORITIES                                                                                    \
         "NONE:+VERS-TLS1.3:+VERS-TLS1.2:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:+AEAD:+ECDHE-ECDSA:" \
         "+ECDHE-RSA:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE"
 
@@ -423,6 +423,8 @@ int http_authenticate(struct http_request *r) {
                 return -EACCES;
         struct accounts *a = vault_accounts(r->server->o.vault);
         int k = accounts_authenticate(a, tok, accounts_now_ms(a), &r->actor);
+        if (k == -ENOKEY)
+                return -EACCES; /* a token waiting for its user's enrolment */
         if (k < 0)
                 return k;
         if (cookie && !csrf_ok(r, tok))
@@ -490,8 +492,7 @@ static enum MHD_Result sent(struct http_request *r, int k) {
         return MHD_NO;
 }
 
-static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url,
-                                  const char *method) {
+static enum MHD_Result first_call(struct http_server *s, struct http_request *r, const char *url, const char *method) {
         _cleanup_buf_ struct buf allow = {}; /* freed on the early 503 return */
         bool path_matched;
 
@@ -523,6 +524,11 @@ static enum MHD_Result first_call(struct http_server *s, struct http_request *r,
                 const char *tok = credential(r, &cookie);
                 struct accounts *a = vault_accounts(s->o.vault);
                 int k = tok ? accounts_authenticate(a, tok, accounts_now_ms(a), &r->actor) : -EACCES;
+                if (k == -ENOKEY)
+                        return sent(r, http_respond_problem(r, 403, "totp-enrolment-required",
+                                                            "Second factor enrolment required",
+                                                            "This token's user must enrol a second factor "
+                                                            "(log in to enrol); until then the token is refused."));
                 if (k < 0) {
                         if (k != -EACCES)
                                 log_error("token check failed: %s", strerror(-k));
@@ -722,8 +728,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 *upload_data_size = 0;
                 r->bytes_in += n;
                 if (body_too_slow(s, r, n)) {
-                        log_warn("request %s: body slower than %u bytes/s over %u s, connection closed",
-                                 r->request_id, s->o.body_min_rate, s->o.body_rate_window);
+                        log_warn("request %s: body slower than %u bytes/s over %u s, connection closed", r->request_id,
+                                 s->o.body_min_rate, s->o.body_rate_window);
                         metrics_count_cut(s->metrics, false, 1);
                         r->status = 408;
                         return MHD_NO;
@@ -788,8 +794,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         unsigned status = r->status ? r->status : 499;
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && status < 400)
                 status = 499; /* the client did not get the whole answer */
-        metrics_observe(s->metrics, r->route_name ? r->route_name : "unknown", status, secs, r->bytes_in,
-                        r->bytes_out);
+        metrics_observe(s->metrics, r->route_name ? r->route_name : "unknown", status, secs, r->bytes_in, r->bytes_out);
         char st[16], dur[24], in[24], out[24];
         snprintf(st, sizeof st, "%u", status);
         snprintf(dur, sizeof dur, "%.3f", secs * 1000);
@@ -917,20 +922,13 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         s->daemon = MHD_start_daemon(
                 MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                         MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                0, NULL, NULL, on_request, s,
-                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-                MHD_OPTION_HTTPS_MEM_KEY, o->key_pem,
-                MHD_OPTION_HTTPS_MEM_CERT, o->cert_pem,
-                MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
-                MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
-                MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 256 * 1024,
-                MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t) 16 * 1024,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                MHD_OPTION_END);
+                0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+                s->listen_fd, MHD_OPTION_HTTPS_MEM_KEY, o->key_pem, MHD_OPTION_HTTPS_MEM_CERT, o->cert_pem,
+                MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+                o->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 256 * 1024,
+                MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t) 16 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
         if (!s->daemon) {
                 log_error("cannot start the HTTPS server (bad TLS key or certificate?)");
                 r = -EIO;

@@ -482,6 +482,7 @@ static const struct store_ops sqlite_ops = {
         .user_login_update = sqlite_user_login_update,
         .user_delete = sqlite_user_delete,
         .user_count_role = sqlite_user_count_role,
+        .user_count_active_role = sqlite_user_count_active_role,
         .recovery_set = sqlite_recovery_set,
         .recovery_use = sqlite_recovery_use,
         .recovery_count = sqlite_recovery_count,

@@ -399,6 +399,16 @@ int sqlite_user_count_role(struct store *st, const char *org_id, const char *rol
         return r;
 }
 
+int sqlite_user_count_active_role(struct store *st, const char *org_id, const char *role, uint64_t *ret) {
+        if (!role || !ret || !org_id || !sqlite_id_is_valid(org_id))
+                return -EINVAL;
+        struct count_args a = { STMT_USER_COUNT_ROLE_ACTIVE, org_id, role };
+        int r = with_reader(sqlite_store_of(st), count_fn, &a);
+        if (r >= 0)
+                *ret = a.n;
+        return r;
+}
+
 /* ---- recovery codes ---- */
 
 struct recovery_args {

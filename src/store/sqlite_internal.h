@@ -45,6 +45,7 @@ enum sqlite_stmt_id {
         STMT_USER_DELETE,
         STMT_USER_COUNT_ROLE,
         STMT_USER_COUNT_ROLE_ANY,
+        STMT_USER_COUNT_ROLE_ACTIVE,
         STMT_RECOVERY_INSERT,
         STMT_RECOVERY_DELETE_USER,
         STMT_RECOVERY_USE,
@@ -209,6 +210,7 @@ int sqlite_user_update(struct store *st, const struct store_user *u);
 int sqlite_user_login_update(struct store *st, const struct store_user *u, uint64_t prev_step);
 int sqlite_user_delete(struct store *st, const char *org_id, const char *id);
 int sqlite_user_count_role(struct store *st, const char *org_id, const char *role, uint64_t *ret);
+int sqlite_user_count_active_role(struct store *st, const char *org_id, const char *role, uint64_t *ret);
 int sqlite_recovery_set(struct store *st, const char *user_id, const uint8_t (*hashes)[32], size_t n);
 int sqlite_recovery_use(struct store *st, const char *user_id, const uint8_t hash[32], int64_t now);
 int sqlite_recovery_count(struct store *st, const char *user_id, uint64_t *ret_unused);

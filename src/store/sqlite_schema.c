@@ -78,6 +78,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_USER_DELETE] = "DELETE FROM users WHERE id = ?1 AND org_id = ?2",
         [STMT_USER_COUNT_ROLE] = "SELECT count(*) FROM users WHERE org_id = ?1 AND role = ?2",
         [STMT_USER_COUNT_ROLE_ANY] = "SELECT count(*) FROM users WHERE role = ?1",
+        [STMT_USER_COUNT_ROLE_ACTIVE] =
+                "SELECT count(*) FROM users WHERE org_id = ?1 AND role = ?2 AND status = 'active'",
         [STMT_RECOVERY_INSERT] = "INSERT INTO recovery_codes (user_id, hash) VALUES (?1, ?2)",
         [STMT_RECOVERY_DELETE_USER] = "DELETE FROM recovery_codes WHERE user_id = ?1",
         [STMT_RECOVERY_USE] = "UPDATE recovery_codes SET used_at = ?3 WHERE user_id = ?1 AND hash = ?2 AND used_at = 0",

@@ -45,9 +45,9 @@ struct store_document {
         size_t name_sealed_len;                     /* 1..STORE_NAME_SEALED_MAX */
         uint8_t name_index[STORE_NAME_INDEX_SIZE];  /* blind index of the name (name_bi column) */
         char class_[STORE_CLASS_MAX + 1];
-        uint64_t size;                  /* plaintext bytes */
-        uint8_t sha256[32];             /* of the plaintext */
-        int64_t created_at;             /* Unix time, milliseconds */
+        uint64_t size;                     /* plaintext bytes */
+        uint8_t sha256[32];                /* of the plaintext */
+        int64_t created_at;                /* Unix time, milliseconds */
         char created_by[STORE_ID_LEN + 1]; /* opaque actor id (token id) */
         const struct store_seal *seal;     /* insert only: stored with the row, in its transaction; NULL: none */
         int64_t retain_until;              /* ms: deletable from then on (core/retention.c) */
@@ -83,13 +83,13 @@ struct store_hold {
 };
 
 struct store_document_filter {
-        const char *org_id;      /* required */
-        const char *class_;      /* NULL = any */
+        const char *org_id;        /* required */
+        const char *class_;        /* NULL = any */
         const uint8_t *name_index; /* NULL = any; else STORE_NAME_INDEX_SIZE bytes: that name only */
-        int64_t created_after;   /* ms, inclusive; INT64_MIN = unbounded */
-        int64_t created_before;  /* ms, exclusive; INT64_MAX = unbounded */
-        const char *cursor;      /* opaque, from a previous page; NULL = first page */
-        size_t limit;            /* 1..1000 */
+        int64_t created_after;     /* ms, inclusive; INT64_MIN = unbounded */
+        int64_t created_before;    /* ms, exclusive; INT64_MAX = unbounded */
+        const char *cursor;        /* opaque, from a previous page; NULL = first page */
+        size_t limit;              /* 1..1000 */
 };
 
 /* Credential kinds of the tokens table. */
@@ -101,15 +101,15 @@ struct store_document_filter {
 struct store_token {
         char id[STORE_ID_LEN + 1];
         char org_id[STORE_ID_LEN + 1];
-        char role[32];           /* "bootstrap" for the bootstrap token; an API token takes its user's role */
-        char kind[16];           /* STORE_TOKEN_API or STORE_TOKEN_BOOTSTRAP */
+        char role[32];                  /* "bootstrap" for the bootstrap token; an API token takes its user's role */
+        char kind[16];                  /* STORE_TOKEN_API or STORE_TOKEN_BOOTSTRAP */
         char user_id[STORE_ID_LEN + 1]; /* the creator; "" for the bootstrap token */
         char name[STORE_TOKEN_NAME_MAX + 1]; /* not personal data: stored in clear */
-        uint32_t scopes;         /* VAULT_SCOPE_* */
+        uint32_t scopes;                     /* VAULT_SCOPE_* */
         int64_t created_at;
-        int64_t expires_at;      /* 0 = never */
-        int64_t revoked_at;      /* 0 = not revoked */
-        int64_t last_used;       /* 0 = never */
+        int64_t expires_at; /* 0 = never */
+        int64_t revoked_at; /* 0 = not revoked */
+        int64_t last_used;  /* 0 = never */
 };
 
 #define STORE_ORG_STATUS_ACTIVE "active"
@@ -119,10 +119,10 @@ struct store_org {
         char id[STORE_ID_LEN + 1];
         char name[128];
         int64_t created_at;
-        char status[16];         /* "active" (also when left empty at insert) or "suspended" */
-        bool require_2fa;        /* every member must enrol a second factor */
+        char status[16];                         /* "active" (also when left empty at insert) or "suspended" */
+        bool require_2fa;                        /* every member must enrol a second factor */
         char default_class[STORE_CLASS_MAX + 1]; /* "" = the vault's */
-        char time_zone[64];      /* IANA name; "UTC" by default */
+        char time_zone[64];                      /* IANA name; "UTC" by default */
 };
 
 /* Personal fields of a user are stored as field ciphertexts (crypto/field.h): the store keeps
@@ -133,9 +133,9 @@ struct store_org {
 struct store_user {
         char id[STORE_ID_LEN + 1];
         char org_id[STORE_ID_LEN + 1];
-        char role[32];                 /* owner, admin, accountant, viewer, auditor, operator */
-        char status[16];               /* "active" or "disabled" */
-        uint8_t email_index[32];       /* blind index of the lower-case e-mail, instance-wide (unique) */
+        char role[32];           /* owner, admin, accountant, viewer, auditor, operator */
+        char status[16];         /* "active" or "disabled" */
+        uint8_t email_index[32]; /* blind index of the lower-case e-mail, instance-wide (unique) */
         uint8_t email[STORE_FIELD_CT_MAX];
         size_t email_n;
         uint8_t display_name[STORE_FIELD_CT_MAX]; /* email_n etc. = 0 when absent */
@@ -146,8 +146,8 @@ struct store_user {
         uint8_t totp_secret[STORE_FIELD_CT_MAX]; /* ciphertext; pending until totp_enabled */
         size_t totp_secret_n;
         bool totp_enabled;
-        uint64_t totp_last_step;       /* the last TOTP step accepted (replays refused) */
-        bool logged_in;                /* has logged in once: 2FA now required for owner/admin/operator */
+        uint64_t totp_last_step; /* the last TOTP step accepted (replays refused) */
+        bool logged_in;          /* has logged in once: 2FA now required for owner/admin/operator */
         int64_t created_at;
 };
 
@@ -160,7 +160,7 @@ struct store_session {
         char org_id[STORE_ID_LEN + 1];
         char kind[16];
         int64_t created_at, last_seen, expires_at; /* expires_at: the absolute end */
-        int64_t revoked_at;                         /* 0 = live */
+        int64_t revoked_at;                        /* 0 = live */
 };
 
 struct store;
@@ -234,6 +234,8 @@ struct store_ops {
         int (*user_delete)(struct store *s, const char *org_id, const char *id);
         /* Users of org_id with role (org_id NULL: any organisation). */
         int (*user_count_role)(struct store *s, const char *org_id, const char *role, uint64_t *ret);
+        /* Active (not disabled) users of org_id with role. */
+        int (*user_count_active_role)(struct store *s, const char *org_id, const char *role, uint64_t *ret);
         /* Replaces the user's recovery codes by n new hashes. */
         int (*recovery_set)(struct store *s, const char *user_id, const uint8_t (*hashes)[32], size_t n);
         /* Marks an unused code used at now: 0, or -ENOENT when no unused code has this hash. */

@@ -43,6 +43,15 @@ def user_ids():
     return sorted(u["id"] for u in r.json()["users"])
 
 
+def check_bootstrap_token_makes_one_operator():
+    r = post("/v1/users", {"email": "op2@example.com", "password": "a-long-password-2", "role": "operator"},
+             token=V.bootstrap_token)
+    expect_problem(r, 403, "forbidden")
+    r = post("/v1/users", {"email": "op3@example.com", "password": "a-long-password-3", "role": "operator"},
+             token=V.bootstrap_token)
+    expect_problem(r, 403, "forbidden")
+
+
 def test_bootstrap_token_stops_after_first_owner():
     r = post("/v1/users", {"email": "late@example.com", "password": "a-long-password-1", "role": "owner"},
              token=V.bootstrap_token)
@@ -101,6 +110,17 @@ def test_role_grant_refusals():
     expect_problem(r, 409, "conflict")
     r = V.request("DELETE", "/v1/users/" + V.owner_id)
     expect_problem(r, 409, "conflict")
+    # a disabled owner does not count: the active one stays while the other is disabled
+    second = V.create_user("owner")
+    r = V.json_request("PATCH", "/v1/users/" + second["id"], {"status": "disabled"})
+    check(r.status == 200 and r.json()["status"] == "disabled", "disabling a second owner", r)
+    for body in ({"status": "disabled"}, {"role": "admin"}):
+        expect_problem(V.json_request("PATCH", "/v1/users/" + V.owner_id, body), 409, "conflict")
+    expect_problem(V.request("DELETE", "/v1/users/" + V.owner_id), 409, "conflict")
+    check(V.request("GET", "/v1/users/me").status == 200, "the active owner")
+    # the disabled owner itself may go (it leaves the active one)
+    r = V.request("DELETE", "/v1/users/" + second["id"])
+    check(r.status == 204, "removing a disabled owner", r)
 
 
 def test_bad_input_names_field():
@@ -124,6 +144,12 @@ def test_bad_input_names_field():
         r = post("/v1/users", body)
         doc = expect_problem(r, 400, "bad-request")
         check("'%s'" % field in doc["detail"], "400 does not name %r" % field, body, doc)
+    # an over-long password is named as too long (the message is chosen before the body is wiped)
+    for path, body in (("/v1/users", dict(good, password="p" * 1025)),
+                       ("/v1/auth/login", {"email": "fine@example.com", "password": "p" * 1025})):
+        r = post(path, body)
+        doc = expect_problem(r, 400, "bad-request")
+        check("'password' is too long" in doc["detail"], "over-long password at %s" % path, doc)
     for raw in (b"{", b"[]", b'{"email":"a@example.com","email":"b@example.com"}', b"\xff\xfe"):
         r = V.request("POST", "/v1/users", body=raw, headers={"Content-Type": "application/json"})
         expect_problem(r, 400, "bad-request")
@@ -240,6 +266,62 @@ def test_sessions_revoked_on_changes():
     check(me(s6) == 401, "the session survived the role change")
 
 
+def test_second_factor_rule_binds_existing_credentials():
+    docs = lambda tok: V.request("GET", "/v1/documents", headers=V.auth_headers(tok))  # noqa: E731
+    # (a) an accountant (no second factor) made admin: its token waits for the enrolment
+    acc = V.create_user("accountant")
+    tok = post("/v1/tokens", {"name": "t", "scopes": ["documents:read"]}, token=V.session_for(acc)).json()["token"]
+    check(docs(tok).status == 200, "the accountant's token")
+    r = V.json_request("PATCH", "/v1/users/" + acc["id"], {"role": "admin"})
+    check(r.status == 200, "promote", r)
+    expect_problem(docs(tok), 403, "totp-enrolment-required")
+    expect_problem(V.request("GET", "/v1/users", headers=V.auth_headers(tok)), 403, "totp-enrolment-required")
+    # (b) the organisation starts requiring a second factor: a viewer's token and session stop
+    viewer = V.create_user("viewer")
+    vs = V.session_for(viewer)
+    vt = post("/v1/tokens", {"name": "v", "scopes": ["documents:read"]}, token=vs).json()["token"]
+    check(docs(vt).status == 200 and docs(vs).status == 200, "the viewer's credentials")
+    org = V.request("GET", "/v1/users/me").json()["org_id"]
+    r = V.json_request("PATCH", "/v1/orgs/" + org, {"require_2fa": True})
+    check(r.status == 200, "require_2fa", r)
+    try:
+        expect_problem(docs(vt), 403, "totp-enrolment-required")
+        expect_problem(docs(vs), 401, "unauthorized")
+        check(docs(V.owner_session).status == 200, "the enrolled owner was refused")
+    finally:
+        r = V.json_request("PATCH", "/v1/orgs/" + org, {"require_2fa": False})
+        check(r.status == 200, "require_2fa off", r)
+    # the session was revoked, not suspended; the token works again once the rule is lifted
+    expect_problem(docs(vs), 401, "unauthorized")
+    check(docs(vt).status == 200, "the viewer's token after the rule was lifted")
+
+
+def test_own_secret_checks_limited():
+    """A wrong current password or second-factor code is limited like a login and audited."""
+    user = V.create_user("viewer")
+    s = V.session_for(user)
+    change = lambda cur: V.json_request("POST", "/v1/users/me/password",  # noqa: E731
+                                        {"current_password": cur, "new_password": "another-password-88"}, token=s)
+    for i in range(4):  # three free failures, the fourth starts a delay
+        expect_problem(change("wrong-password-%d" % i), 400, "bad-request")
+    r = change(user["password"])
+    expect_problem(r, 429, "rate-limited")
+    check(r.header("Retry-After") == "1", "Retry-After", r)
+    V.shift_clock(1)
+    check(change(user["password"]).status == 204, "the change once the delay is over")
+    admin = V.create_user("admin")
+    sa = V.session_for(admin)
+    next_step()
+    code = V.totp_code(admin["secret"])
+    wrong = "%06d" % ((int(code) + 500000) % 1000000)
+    disable = lambda c: V.json_request("DELETE", "/v1/users/me/totp", {"code": c}, token=sa)  # noqa: E731
+    for i in range(4):
+        expect_problem(disable(wrong), 400, "bad-request")
+    expect_problem(disable(code), 429, "rate-limited")
+    check(V.request("GET", "/v1/users/me", headers=V.auth_headers(sa)).json()["totp_enabled"] is True,
+          "a refused disable changed the second factor")
+
+
 def test_tokens():
     acc = V.create_user("accountant")
     s = V.session_for(acc)
@@ -290,6 +372,20 @@ def test_organisations_and_isolation():
     # the operator makes org B's owner; that owner lives in B only
     owner_b = V.create_user("owner", token=op, org_id=org_b)
     check(owner_b["org_id"] == org_b, "owner of B in B", owner_b)
+    # an address taken in B answers an owner of A exactly as one taken in A: no organisation named
+    taken_b = post("/v1/users", {"email": owner_b["email"].upper(), "password": "a-probe-password-5", "role": "viewer"})
+    taken_a = post("/v1/users", {"email": V.owner_email, "password": "a-probe-password-5", "role": "viewer"})
+    expect_problem(taken_b, 409, "conflict")
+    expect_problem(taken_a, 409, "conflict")
+    check(body_sans_id(taken_b) == body_sans_id(taken_a), "a taken address tells where", taken_b.body, taken_a.body)
+    # once B has an owner, the operator makes no one there (an owner it made would read B's
+    # documents), nor in the instance's own organisation
+    before = user_ids()
+    for org, role in ((org_b, "owner"), (org_b, "viewer"), (mine[0]["id"], "owner")):
+        r = post("/v1/users", {"email": "sneak-%s@example.com" % role, "password": "a-sneaky-password-7",
+                               "role": role, "org_id": org}, token=op)
+        expect_problem(r, 403, "forbidden")
+    check(user_ids() == before, "a refused create changed the users")
     sb = V.session_for(owner_b)
     tb = post("/v1/tokens", {"name": "b", "scopes": ["documents:read"]}, token=sb).json()
     doc_b = V.upload(b"org b's", name="b.pdf", token=post("/v1/tokens", {"name": "bw", "scopes": ALL_SCOPES},
@@ -334,7 +430,7 @@ def test_organisations_and_isolation():
 REQUIRED_ACTIONS = {"user.login", "user.login_failed", "user.logout", "user.logout_all", "user.totp_enrolled",
                     "user.totp_disabled", "user.recovery_code_used", "user.password_changed", "user.role_changed",
                     "user.created", "user.removed", "token.created", "token.revoked", "org.created", "org.suspended",
-                    "org.updated"}
+                    "org.updated", "user.password_change_failed", "user.totp_failed"}
 
 
 def test_audit_records_every_event():
@@ -423,6 +519,8 @@ def main():
         V.start()
         op = V.create_user("operator", token=V.bootstrap_token, email="operator@example.org")
         OPERATOR.update(op)
+        # before the owner exists (the token still works): it makes no second operator
+        check_bootstrap_token_makes_one_operator()
         V.setup_owner()
         OPERATOR["session"] = V.session_for(op)
         return run_tests([
@@ -432,6 +530,8 @@ def main():
             test_bad_input_names_field,
             test_login_and_second_factor,
             test_sessions_revoked_on_changes,
+            test_second_factor_rule_binds_existing_credentials,
+            test_own_secret_checks_limited,
             test_tokens,
             test_organisations_and_isolation,
             test_audit_records_every_event,

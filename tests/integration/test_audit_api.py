@@ -183,9 +183,12 @@ def add_token(role, org=None):
             else:
                 db.execute("INSERT OR IGNORE INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
                            (org, "Other SARL", now))
-            db.execute("INSERT INTO users (id, org_id, role, email_index, email, password_hash, created_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (user, org, role, secrets.token_bytes(32), b"placeholder", "placeholder", now))
+            # owners, admins and operators must have a second factor for their tokens to work:
+            # marked enrolled (no secret; nothing here logs in)
+            enrolled = 1 if role in ("owner", "admin", "operator") else 0
+            db.execute("INSERT INTO users (id, org_id, role, email_index, email, password_hash, created_at, "
+                       "totp_enabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (user, org, role, secrets.token_bytes(32), b"placeholder", "placeholder", now, enrolled))
             db.execute("INSERT INTO tokens (hash, id, org_id, role, created_at, expires_at, kind, user_id, name, scopes) "
                        "VALUES (?, ?, ?, ?, ?, 0, 'api', ?, 'test', 31)",
                        (hashlib.sha256(token.encode()).digest(), secrets.token_hex(16), org, role, now, user))

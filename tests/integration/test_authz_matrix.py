@@ -225,7 +225,10 @@ class Matrix:
                     "role": "viewer"}
             if operator or foreign:
                 body["org_id"] = self.org_a if own else self.org_b
-            return req("POST", "/v1/users", 201 if own or operator else 404, body, body.get("org_id"))
+            # the operator makes people only in an organisation it made that has no owner yet:
+            # org A is the instance's own, org B has its owner
+            want = 403 if operator else (201 if own else 404)
+            return req("POST", "/v1/users", want, body, body.get("org_id"))
 
         def with_id(method, prefix, kind, make_own, want_own, body=None):
             i = obj(kind, make_own)

@@ -390,6 +390,34 @@ def test_default_failures_forgotten_after_15_minutes():
         check(retry_after(r) == 1, "the first delay again", r)
 
 
+def test_password_alone_does_not_clear_second_factor_failures():
+    """Only a full login clears failures: the right password without its code does not."""
+    with Vault(BINARY) as v:
+        v.start()
+        admin = v.create_user("admin")
+        v.session_for(admin)  # enrols a second factor
+        v.shift_clock(30)
+        code = v.totp_code(admin["secret"])
+        wrong = "%06d" % ((int(code) + 500000) % 1000000)
+        for i in range(3):
+            r = v.login(admin["email"], admin["password"], totp=wrong)
+            expect_problem(r, 401, "unauthorized")
+        expect_problem(v.login(admin["email"], admin["password"]), 401, "totp-required")
+        # the fourth failure is not free: the password alone cleared nothing
+        expect_problem(v.login(admin["email"], admin["password"], totp=wrong), 401, "unauthorized")
+        r = v.login(admin["email"], admin["password"], totp=code)
+        expect_problem(r, 429, "rate-limited")
+        check(retry_after(r) == 1, "the first delay", r)
+        v.shift_clock(30)
+        r = v.login(admin["email"], admin["password"], totp=v.totp_code(admin["secret"]))
+        check(r.status == 200, "the full login: %d" % r.status, r)
+        # the full login cleared them: three free failures again
+        v.shift_clock(30)
+        for i in range(4):
+            expect_problem(v.login(admin["email"], admin["password"], totp=wrong), 401, "unauthorized")
+        expect_problem(v.login(admin["email"], admin["password"], totp=wrong), 429, "rate-limited")
+
+
 def test_default_account_bucket():
     """10 attempts at once per e-mail address, then 6 a minute, failures or not."""
     with Vault(BINARY) as v:
@@ -414,6 +442,7 @@ def main():
         return run_tests([
             test_default_delays_double_up_to_15_minutes,
             test_default_failures_forgotten_after_15_minutes,
+            test_password_alone_does_not_clear_second_factor_failures,
             test_default_account_bucket,
         ])
     return run_tests([

@@ -140,6 +140,33 @@ static void test_table_bound_evicts_least_recently_used(void **state) {
         assert_int_equal(ratelimit_take(rl, "k0", 5), 0);
 }
 
+static void test_table_bound_keeps_delaying_keys(void **state) {
+        _cleanup_(ratelimit_freep) struct ratelimit *rl = make(1000, 1000, 3);
+        char key[32];
+
+        /* "victim" is locked for 60 s, then becomes the least recently used entry */
+        for (int i = 0; i < 20; i++)
+                ratelimit_failure(rl, "victim", 0);
+        assert_int_equal(ratelimit_take(rl, "victim", 0), 60000);
+        /* a flood of new keys evicts the others, never the delaying one */
+        for (int i = 0; i < 1000; i++) {
+                snprintf(key, sizeof key, "flood%d", i);
+                assert_int_equal(ratelimit_take(rl, key, 1), 0);
+        }
+        assert_int_equal(ratelimit_take(rl, "victim", 1), 59999);
+        /* a table full of delaying keys refuses new keys as limited, and keeps its entries */
+        for (int i = 0; i < 20; i++) {
+                ratelimit_failure(rl, "x", 2);
+                ratelimit_failure(rl, "y", 2);
+        }
+        assert_int_equal(ratelimit_take(rl, "new", 3), 1000);
+        assert_int_equal(ratelimit_take(rl, "victim", 3), 59997);
+        assert_int_equal(ratelimit_take(rl, "x", 3), 59999);
+        assert_int_equal(ratelimit_take(rl, "y", 3), 59999);
+        /* once the delays end, entries are evictable again */
+        assert_int_equal(ratelimit_take(rl, "new", 70000), 0);
+}
+
 static void test_bad_options(void **state) {
         struct ratelimit *rl = NULL;
         struct ratelimit_options o = {
@@ -209,6 +236,7 @@ int main(void) {
                 cmocka_unit_test(test_failure_delay_grows_and_resets),
                 cmocka_unit_test(test_failures_forgotten_after_window),
                 cmocka_unit_test(test_table_bound_evicts_least_recently_used),
+                cmocka_unit_test(test_table_bound_keeps_delaying_keys),
                 cmocka_unit_test(test_bad_options),
                 cmocka_unit_test(test_threads),
         };

@@ -217,6 +217,17 @@ static void test_accounts(void **state) {
         assert_int_equal(got.display_name_n, 0);
         assert_int_equal(s->ops->user_count_role(s, a.org_id, "owner", &n), 0);
         assert_int_equal(n, 1);
+        assert_int_equal(s->ops->user_count_active_role(s, a.org_id, "owner", &n), 0);
+        assert_int_equal(n, 1);
+        /* a disabled owner is an owner, not an active one */
+        struct store_user off = make_user(4, ORG_A, "owner");
+        snprintf(off.status, sizeof off.status, "disabled");
+        assert_int_equal(s->ops->user_insert(s, &off), 0);
+        assert_int_equal(s->ops->user_count_role(s, a.org_id, "owner", &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(s->ops->user_count_active_role(s, a.org_id, "owner", &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(s->ops->user_delete(s, a.org_id, off.id), 0);
         assert_int_equal(s->ops->user_delete(s, a.org_id, b.id), -ENOENT);
 
         /* a login's update only wins over the step it read */
