@@ -55,6 +55,7 @@ struct ctx {
         int64_t seal_time; /* the seal's time-stamp, seconds */
 };
 
+static int failv(struct ctx *c, const char *check, const char *fmt, va_list ap) _printf_(3, 0);
 static int failv(struct ctx *c, const char *check, const char *fmt, va_list ap) {
         char why[200];
         vsnprintf(why, sizeof why, fmt, ap);

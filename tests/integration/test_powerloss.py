@@ -456,7 +456,9 @@ def verify(v, ledger, audit, pool, reader, rng, round_no, everything=False):
     gone = sorted(ledger.deleted)
     for i in rng.sample(gone, min(3, len(gone))):
         status, body = reader.get("/v1/documents/%s/content" % i)
-        check(status == 404, "deleted document %s: GET content %d, expected 404" % (i, status))
+        # 410 with its tombstone; 404 where recovery finished a deletion the cut interrupted
+        # (that path keeps no tombstone yet)
+        check(status in (404, 410), "deleted document %s: GET content %d, expected 410 or 404" % (i, status))
 
     # the audit log: only grows, and holds every acknowledged action
     audit.update(v, full=everything)
