@@ -511,7 +511,8 @@ int ledger_set_checkpoint_timestamps(struct ledger *l, X509_STORE *trust, int64_
         size_t skip = n > TIMESTAMPS_KEPT ? n - TIMESTAMPS_KEPT : 0;
         for (size_t i = 0; i < skip; i++)
                 free(v[i].reply);
-        memmove(v, v + skip, (n - skip) * sizeof *v);
+        if (skip > 0) /* v is NULL when there are none */
+                memmove(v, v + skip, (n - skip) * sizeof *v);
         checkpoint_ts_free(l->ts, l->n_ts);
         l->ts = v;
         l->n_ts = n - skip;
