@@ -172,6 +172,18 @@ def metric(body, name):
     return int(m.group(1))
 
 
+def under_asan(pid):
+    """True when the server process carries the AddressSanitizer runtime."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            if "asan" in f.read():
+                return True
+        with open("/proc/%d/exe" % pid, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def test_concurrent_logins_bounded():
     slots, mem, n = 2, 64 * MIB, 200
     with Vault(BINARY) as v:
@@ -240,6 +252,11 @@ def test_concurrent_logins_bounded():
         check(busy >= 1, "no 503 with %d slots, no wait and %d logins at once" % (slots, n))
         peak = vm_hwm_kib(v.proc.pid)
         margin = n * 256 + 32 * 1024  # KiB: one 256 KiB connection buffer per login, + 32 MiB
+        # AddressSanitizer keeps freed memory in quarantine and adds shadow memory and redzones to
+        # every allocation and thread stack: in such a build (.ci/run's second pass) the margin is
+        # doubled; the budget itself is not. The production-like build checks the plain bound.
+        if under_asan(v.proc.pid):
+            margin *= 2
         limit = base + slots * mem // 1024 + margin
         check(peak <= limit, "peak RSS %d KiB over base %d + budget %d + margin %d KiB"
               % (peak, base, slots * mem // 1024, margin))
